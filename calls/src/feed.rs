@@ -1,0 +1,130 @@
+//! The live call-state feed: what the backend sends to one user's widget.
+//!
+//! Every change to a call the user can see becomes a [`FeedEvent`] carrying
+//! the *whole* call as it now is ([`CallView`]), with an offset that only
+//! grows for that user. Sending snapshots rather than deltas means a widget
+//! that sees an event twice, or misses one and sees the next, still shows the
+//! truth; the offset lets it resume exactly where it stopped.
+//!
+//! Endpoints (relative to the backend's base URL):
+//! - `POST /widget/ticket` with header `X-Auth-Token` (Kommo's one-time JWT)
+//!   → [`Ticket`].
+//! - `GET /widget/feed?ticket=…&since=N` upgrades to a WebSocket that sends
+//!   [`FeedMessage`]s as JSON text frames, starting after offset `N`.
+//! - `GET /widget/feed/poll?ticket=…&since=N` → [`PollAnswer`], the same
+//!   events for networks that block WebSockets.
+//! - `GET /widget/calls?ticket=…` → [`CurrentCalls`], to start over after a gap.
+
+use crate::call::{Call, CallStatus};
+use crate::entity::EntityRef;
+use serde::{Deserialize, Serialize};
+
+/// A short-lived credential for the feed, bound to one account and user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub ticket: String,
+    pub account_id: u64,
+    pub user_id: u64,
+    /// Unix milliseconds after which the ticket no longer opens a feed.
+    pub expires_at: i64,
+}
+
+/// What caller ID found for the external number.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CallerId {
+    /// Not looked up yet.
+    #[default]
+    Pending,
+    /// No contact or company has this number.
+    Unknown,
+    /// The record to open and the name to show.
+    Known { name: String, entity: EntityRef },
+}
+
+/// A call as one user's widget sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallView {
+    #[serde(flatten)]
+    pub call: Call,
+    pub status: CallStatus,
+    /// The Kommo user the extension belongs to.
+    pub user_id: Option<u64>,
+    #[serde(default)]
+    pub caller: CallerId,
+    /// The record the call is logged on, once it is.
+    #[serde(default)]
+    pub entity: Option<EntityRef>,
+    /// Whether the manager has already saved a call result.
+    #[serde(default)]
+    pub has_result: bool,
+}
+
+impl CallView {
+    pub fn new(call: Call, user_id: Option<u64>) -> Self {
+        let status = call.status();
+        Self { call, status, user_id, caller: CallerId::Pending, entity: None, has_result: false }
+    }
+}
+
+/// One change, numbered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedEvent {
+    pub offset: u64,
+    pub call: CallView,
+}
+
+/// A WebSocket text frame from the backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FeedMessage {
+    Event(FeedEvent),
+    /// The requested offset is older than the kept history: fetch
+    /// `/widget/calls` and continue from `latest_offset`.
+    Gap { latest_offset: u64 },
+    /// Sent every few seconds so both sides notice a dead connection.
+    Heartbeat { latest_offset: u64 },
+}
+
+/// The polling answer: events after `since`, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollAnswer {
+    pub events: Vec<FeedEvent>,
+    /// True when `since` is older than the kept history.
+    pub gap: bool,
+    pub latest_offset: u64,
+}
+
+/// The user's calls that still matter (ringing, talking, or ended without a
+/// result), to rebuild the widget's state after a gap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentCalls {
+    pub calls: Vec<CallView>,
+    pub latest_offset: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{CallEvent, CallEventKind, Direction};
+
+    #[test]
+    fn a_feed_event_round_trips_as_flat_json() {
+        let call = Call::from_event(&CallEvent {
+            kind: CallEventKind::Ringing,
+            call_id: "c1".into(),
+            direction: Direction::Inbound,
+            external_number: "+18305703077".into(),
+            extension: "101".into(),
+            occurred_at: 1_763_691_600_123,
+        });
+        let msg = FeedMessage::Event(FeedEvent { offset: 7, call: CallView::new(call, Some(42)) });
+        let json = serde_json::to_value(&msg).unwrap();
+        assert_eq!(json["type"], "event");
+        assert_eq!(json["call"]["call_id"], "c1");
+        assert_eq!(json["call"]["status"], "ringing");
+        assert_eq!(json["call"]["caller"]["state"], "pending");
+        let back: FeedMessage = serde_json::from_value(json).unwrap();
+        assert_eq!(back, msg);
+    }
+}

@@ -1,0 +1,32 @@
+//! # callcard-calls
+//!
+//! The vocabulary every part of callcard shares, as plain Rust types and pure
+//! functions with no I/O, so the backend (native) and the widget (wasm) use the
+//! very same rules and the rules are unit-tested natively.
+//!
+//! Layout, one concept per file:
+//!
+//! - [`phone`]: phone numbers as PBXs and CRMs write them, and Kommo's
+//!   "last N digits" matching.
+//! - [`event`]: the PBX webhook contract: ringing, answered, ended,
+//!   recording ready, and the batch of finished calls.
+//! - [`call`]: the call itself, folded from its events in any order: the call
+//!   state machine that makes retried and reordered webhooks harmless.
+//! - [`entity`]: references to Kommo entities (lead, contact, company, customer).
+//! - [`feed`]: what the backend pushes to a user's widget, with offsets.
+//! - [`extensions`]: the widget's `users` setting mapping Kommo users to PBX
+//!   extensions, parsed and validated.
+//! - [`result`]: the manager's call result from the Call summary modal.
+
+pub mod call;
+pub mod entity;
+pub mod event;
+pub mod extensions;
+pub mod feed;
+pub mod phone;
+pub mod result;
+
+pub use call::{Call, CallStatus};
+pub use entity::{EntityKind, EntityRef};
+pub use event::{CallEvent, CallEventKind, Direction, Outcome};
+pub use phone::PhoneNumber;
