@@ -28,9 +28,7 @@ impl EntityKind {
 
     /// Parses a REST collection name (`"leads"`).
     pub fn from_api_path(s: &str) -> Option<Self> {
-        [Self::Contact, Self::Lead, Self::Company, Self::Customer]
-            .into_iter()
-            .find(|k| k.api_path() == s)
+        [Self::Contact, Self::Lead, Self::Company, Self::Customer].into_iter().find(|k| k.api_path() == s)
     }
 
     /// The numeric element type of the v2 events API: 1 contact, 2 lead,

@@ -74,9 +74,7 @@ impl Outcome {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Answered, Self::Missed, Self::Busy, Self::Failed, Self::NoAnswer]
-            .into_iter()
-            .find(|o| o.as_str() == s)
+        [Self::Answered, Self::Missed, Self::Busy, Self::Failed, Self::NoAnswer].into_iter().find(|o| o.as_str() == s)
     }
 
     /// Whether the manager actually talked: only then does the call keep its

@@ -81,9 +81,13 @@ pub enum FeedMessage {
     Event(FeedEvent),
     /// The requested offset is older than the kept history: fetch
     /// `/widget/calls` and continue from `latest_offset`.
-    Gap { latest_offset: u64 },
+    Gap {
+        latest_offset: u64,
+    },
     /// Sent every few seconds so both sides notice a dead connection.
-    Heartbeat { latest_offset: u64 },
+    Heartbeat {
+        latest_offset: u64,
+    },
 }
 
 /// The polling answer: events after `since`, oldest first.

@@ -17,6 +17,7 @@
 //! - [`extensions`]: the widget's `users` setting mapping Kommo users to PBX
 //!   extensions, parsed and validated.
 //! - [`result`]: the manager's call result from the Call summary modal.
+//! - [`signature`]: HMAC-SHA256 webhook signatures with a replay window.
 
 pub mod call;
 pub mod entity;
@@ -25,6 +26,7 @@ pub mod extensions;
 pub mod feed;
 pub mod phone;
 pub mod result;
+pub mod signature;
 
 pub use call::{Call, CallStatus};
 pub use entity::{EntityKind, EntityRef};

@@ -1,0 +1,283 @@
+/*
+ * The "PBX" panel: the demo's control surface. It drives the demo's PBX
+ * simulator, which fills in times, duration and the recording URL, signs the
+ * webhook and posts it to the backend:
+ *
+ *   POST /pbx-simulator/events
+ *   {"event": "ringing"|"answered"|"ended"|"recording_ready",
+ *    "call_id": "<from the ringing answer; omitted on ringing>",
+ *    "direction": "inbound"|"outbound", "external_number": "...",
+ *    "extension": "...", "outcome": "answered"|"missed"|"busy"|"failed"|"no_answer" (ended only)}
+ *   -> {"call_id": "...", "status": "..."}
+ *
+ * Every event repeats the call's direction, number and extension as they
+ * were when it rang (the webhook contract wants each event to stand alone).
+ * The calls placed here are kept in sessionStorage so switching users
+ * (a page reload) keeps them.
+ *
+ * DOM hooks: #pbx-panel, #pbx-external-number, #pbx-extension (text),
+ *   #pbx-extension-pick (select of users' extensions), #pbx-direction,
+ *   #pbx-outcome, #pbx-ring, #pbx-answer, #pbx-hangup, #pbx-recording,
+ *   #pbx-clear, #pbx-error (role=alert, [hidden] when empty),
+ *   #pbx-calls tbody tr.pbx-call[data-call-id][data-state][aria-selected]
+ *     (.pbx-call-id .pbx-call-direction .pbx-call-number .pbx-call-extension
+ *      .pbx-call-state .pbx-call-status; row buttons .pbx-row-answer
+ *      .pbx-row-hangup .pbx-row-recording),
+ *   #pbx-log li.pbx-log-entry(.pbx-log-error).
+ */
+(function () {
+  'use strict';
+
+  var H = window.CallcardHost;
+  var el = H.el;
+  var ENDPOINT = '/pbx-simulator/events';
+  var STORE = 'callcard.pbx.calls';
+  var DEFAULT_NUMBER = '+1 830 570 3077';
+  var OUTCOMES = ['answered', 'missed', 'busy', 'failed', 'no_answer'];
+
+  var calls = load(); // newest first: {call_id, direction, external_number, extension, state, status, at}
+  var selected = calls.length ? calls[0].call_id : null;
+  var busy = false;
+  var ui = {};
+
+  function load() {
+    try {
+      var v = JSON.parse(window.sessionStorage.getItem(STORE) || '[]');
+      return Array.isArray(v) ? v : [];
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function save() {
+    try {
+      window.sessionStorage.setItem(STORE, JSON.stringify(calls.slice(0, 50)));
+    } catch (e) {
+      // Private mode etc.: the list just will not survive a reload.
+    }
+  }
+
+  function find(id) {
+    for (var i = 0; i < calls.length; i++) {
+      if (calls[i].call_id === id) {
+        return calls[i];
+      }
+    }
+    return null;
+  }
+
+  function showError(text) {
+    ui.error.textContent = text || '';
+    ui.error.hidden = !text;
+  }
+
+  function logLine(text, isError) {
+    var now = new Date();
+    ui.log.insertBefore(
+      el('li', { class: 'pbx-log-entry' + (isError ? ' pbx-log-error' : '') }, [
+        el('time', { datetime: now.toISOString() }, [now.toLocaleTimeString()]),
+        ' ',
+        text
+      ]),
+      ui.log.firstChild
+    );
+    while (ui.log.children.length > 30) {
+      ui.log.removeChild(ui.log.lastChild);
+    }
+  }
+
+  function stateAfter(event, outcome) {
+    switch (event) {
+      case 'ringing':
+        return 'ringing';
+      case 'answered':
+        return 'answered';
+      case 'ended':
+        return 'ended (' + outcome + ')';
+      case 'recording_ready':
+        return 'recording delivered';
+      default:
+        return event;
+    }
+  }
+
+  function setBusy(b) {
+    busy = b;
+    ui.panel.setAttribute('aria-busy', b ? 'true' : 'false');
+    ui.panel.querySelectorAll('button').forEach(function (btn) {
+      btn.disabled = b;
+    });
+  }
+
+  // Sends one event; `call` is null for a new (ringing) call.
+  function send(event, call) {
+    if (busy) {
+      return;
+    }
+    showError('');
+    var body;
+    if (call) {
+      body = { event: event, call_id: call.call_id, direction: call.direction, external_number: call.external_number, extension: call.extension };
+    } else {
+      body = { event: event, direction: ui.direction.value, external_number: ui.number.value.trim(), extension: ui.extension.value.trim() };
+      if (!body.external_number || !body.extension) {
+        showError('Enter an external number and an extension first.');
+        return;
+      }
+    }
+    if (event === 'ended') {
+      body.outcome = ui.outcome.value;
+    }
+    setBusy(true);
+    H.fetchJSON('POST', ENDPOINT, body)
+      .then(
+        function (answer) {
+          var id = answer && answer.call_id !== undefined && answer.call_id !== null ? String(answer.call_id) : call && call.call_id;
+          var status = answer && answer.status !== undefined ? String(answer.status) : '';
+          if (!id) {
+            throw new Error('The PBX simulator answered without a call_id: ' + JSON.stringify(answer));
+          }
+          var c = call || find(id);
+          if (!c) {
+            c = { call_id: id, direction: body.direction, external_number: body.external_number, extension: body.extension, at: Date.now() };
+            calls.unshift(c);
+          }
+          c.state = stateAfter(event, body.outcome);
+          c.event = event;
+          c.status = status;
+          selected = id;
+          save();
+          render();
+          logLine(event + ' ' + id + (status ? ' → ' + status : ''), false);
+        },
+        function (err) {
+          var text = 'The PBX simulator refused "' + event + '"' + (call ? ' for call ' + call.call_id : '') + ': ' + err.message;
+          if (call) {
+            call.status = 'error: ' + err.message;
+            save();
+            render();
+          }
+          throw new Error(text);
+        }
+      )
+      .then(null, function (err) {
+        showError(err.message);
+        logLine(err.message, true);
+      })
+      .then(function () {
+        setBusy(false);
+      });
+  }
+
+  function onSelected(event) {
+    var call = find(selected);
+    if (!call) {
+      showError('Ring a call first (or pick one in the list below).');
+      return;
+    }
+    send(event, call);
+  }
+
+  function render() {
+    var tbody = H.clear(ui.tbody);
+    ui.empty.hidden = calls.length > 0;
+    calls.forEach(function (c) {
+      var isSel = c.call_id === selected;
+      var row = el('tr', { class: 'pbx-call' + (isSel ? ' pbx-call-selected' : ''), 'data-call-id': c.call_id, 'data-state': c.event || '', 'aria-selected': isSel ? 'true' : 'false' }, [
+        el('td', {}, [el('input', { type: 'radio', name: 'pbx-call-select', class: 'pbx-call-select', 'aria-label': 'Select call ' + c.call_id, checked: isSel })]),
+        el('td', { class: 'pbx-call-id' }, [c.call_id]),
+        el('td', { class: 'pbx-call-direction' }, [c.direction]),
+        el('td', { class: 'pbx-call-number' }, [c.external_number]),
+        el('td', { class: 'pbx-call-extension' }, [c.extension]),
+        el('td', { class: 'pbx-call-state' }, [c.state || '']),
+        el('td', { class: 'pbx-call-status' }, [c.status || '']),
+        el('td', { class: 'pbx-call-actions' }, [
+          el('button', { type: 'button', class: 'button button-small pbx-row-answer', onclick: function (ev) { ev.stopPropagation(); send('answered', c); } }, ['Answer']),
+          el('button', { type: 'button', class: 'button button-small pbx-row-hangup', onclick: function (ev) { ev.stopPropagation(); send('ended', c); } }, ['Hang up']),
+          el('button', { type: 'button', class: 'button button-small pbx-row-recording', onclick: function (ev) { ev.stopPropagation(); send('recording_ready', c); } }, ['Recording'])
+        ])
+      ]);
+      row.addEventListener('click', function () {
+        selected = c.call_id;
+        render();
+      });
+      tbody.appendChild(row);
+    });
+    ui.selectedLabel.textContent = selected ? 'Acting on call ' + selected : 'No call yet';
+  }
+
+  // users: [{id, name, extension}], current: the current user or null.
+  H.mountPbx = function (container, users, current) {
+    var options = [el('option', { value: '' }, ['Pick a user\u2019s extension…'])];
+    users.forEach(function (u) {
+      if (u.extension) {
+        options.push(el('option', { value: u.extension }, [u.extension + ' — ' + u.name]));
+      }
+    });
+    var defaultExt = (current && current.extension) || (users.filter(function (u) { return u.extension; })[0] || {}).extension || '';
+
+    ui.number = el('input', { id: 'pbx-external-number', type: 'tel', value: DEFAULT_NUMBER, autocomplete: 'off' });
+    ui.extension = el('input', { id: 'pbx-extension', type: 'text', value: defaultExt, autocomplete: 'off', placeholder: 'e.g. 101' });
+    ui.pick = el('select', { id: 'pbx-extension-pick', 'aria-label': 'Users\u2019 extensions' }, options);
+    ui.pick.addEventListener('change', function () {
+      if (ui.pick.value) {
+        ui.extension.value = ui.pick.value;
+      }
+    });
+    ui.direction = el('select', { id: 'pbx-direction' }, [el('option', { value: 'inbound' }, ['inbound']), el('option', { value: 'outbound' }, ['outbound'])]);
+    ui.outcome = el('select', { id: 'pbx-outcome', 'aria-label': 'Outcome' }, OUTCOMES.map(function (o) {
+      return el('option', { value: o }, [o]);
+    }));
+    ui.error = el('div', { id: 'pbx-error', class: 'pbx-error', role: 'alert', hidden: true });
+    ui.tbody = el('tbody');
+    ui.empty = el('p', { class: 'pbx-empty' }, ['No calls yet: press Ring.']);
+    ui.log = el('ol', { id: 'pbx-log', class: 'pbx-log', reversed: true });
+    ui.selectedLabel = el('span', { class: 'pbx-selected' });
+
+    var field = function (label, control, extra) {
+      return el('label', { class: 'pbx-field' }, [el('span', { class: 'pbx-label' }, [label]), control, extra]);
+    };
+
+    ui.panel = H.clear(container);
+    H.append(container, [
+      el('div', { class: 'card-head' }, [
+        el('h2', {}, ['PBX']),
+        el('p', { class: 'card-hint' }, ['A pretend phone system: each button sends one event to the PBX simulator, which signs it and posts it to the callcard backend.'])
+      ]),
+      el('div', { class: 'pbx-form' }, [
+        field('External number', ui.number),
+        el('div', { class: 'pbx-field' }, [el('label', { class: 'pbx-label', for: 'pbx-extension' }, ['Extension']), el('div', { class: 'pbx-ext' }, [ui.extension, ui.pick])]),
+        field('Direction', ui.direction)
+      ]),
+      el('div', { class: 'pbx-buttons' }, [
+        el('button', { type: 'button', id: 'pbx-ring', class: 'button button-primary', onclick: function () { send('ringing', null); } }, ['Ring']),
+        el('button', { type: 'button', id: 'pbx-answer', class: 'button', onclick: function () { onSelected('answered'); } }, ['Answer']),
+        el('span', { class: 'pbx-hangup-group' }, [
+          el('button', { type: 'button', id: 'pbx-hangup', class: 'button button-danger', onclick: function () { onSelected('ended'); } }, ['Hang up']),
+          ui.outcome
+        ]),
+        el('button', { type: 'button', id: 'pbx-recording', class: 'button', onclick: function () { onSelected('recording_ready'); } }, ['Deliver recording']),
+        ui.selectedLabel
+      ]),
+      ui.error,
+      el('table', { id: 'pbx-calls', class: 'pbx-calls' }, [
+        el('thead', {}, [el('tr', {}, ['', 'Call', 'Direction', 'Number', 'Ext.', 'State', 'Simulator', ''].map(function (h) {
+          return el('th', {}, [h]);
+        }))]),
+        ui.tbody
+      ]),
+      ui.empty,
+      el('div', { class: 'pbx-foot' }, [
+        el('details', { class: 'pbx-log-box' }, [el('summary', {}, ['Simulator log']), ui.log]),
+        el('button', { type: 'button', id: 'pbx-clear', class: 'button button-small', onclick: function () {
+          calls = [];
+          selected = null;
+          save();
+          render();
+          showError('');
+        } }, ['Clear list'])
+      ])
+    ]);
+    render();
+  };
+})();

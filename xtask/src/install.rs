@@ -1,0 +1,140 @@
+//! Install steps. Each checks first and does nothing when the right thing is
+//! already there, so `cargo xtask demo` and `cargo xtask test` can call them
+//! every time. Everything comes from this machine's package registries:
+//! rustup, crates.io, Debian and npm; nothing is downloaded at test time.
+
+use crate::repo_root;
+use crate::shell::{has, output_line, run};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::sync::Once;
+
+/// The wasm target for the widget.
+pub fn wasm_target() -> Result<()> {
+    let installed = output_line_all("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        return Ok(());
+    }
+    run(&repo_root(), "rustup", &["target", "add", "wasm32-unknown-unknown"], &[])
+}
+
+/// `wasm-bindgen` at exactly the version in Cargo.lock: the CLI and the
+/// library must agree byte for byte on the generated glue.
+pub fn wasm_bindgen() -> Result<()> {
+    let wanted = locked_version("wasm-bindgen")?;
+    let have = output_line("wasm-bindgen", &["--version"]);
+    if have.as_deref() == Some(&format!("wasm-bindgen {wanted}")) {
+        return Ok(());
+    }
+    // Not `--locked`: this machine's registry mirror lacks one of the locked
+    // dependencies of wasm-bindgen-cli.
+    run(&repo_root(), "cargo", &["install", "wasm-bindgen-cli", "--version", &wanted, "--force"], &[])
+}
+
+/// `wasm-opt`, from Debian's binaryen.
+pub fn wasm_opt() -> Result<()> {
+    if has("wasm-opt") {
+        return Ok(());
+    }
+    apt_install(&["binaryen"])
+}
+
+/// `wasm-pack`, from crates.io.
+pub fn wasm_pack() -> Result<()> {
+    if has("wasm-pack") {
+        return Ok(());
+    }
+    run(&repo_root(), "cargo", &["install", "wasm-pack"], &[])
+}
+
+/// Debian's Chromium and its matching ChromeDriver.
+pub fn chromium() -> Result<()> {
+    if has("chromium") && has("chromedriver") {
+        return Ok(());
+    }
+    apt_install(&["chromium", "chromium-driver"])
+}
+
+/// RequireJS and jQuery from the npm registry, for the host page.
+pub fn npm_packages() -> Result<()> {
+    let www = repo_root().join("www");
+    let present = ["node_modules/requirejs/require.js", "node_modules/jquery/dist/jquery.min.js"]
+        .iter()
+        .all(|f| www.join(f).is_file());
+    if present {
+        return Ok(());
+    }
+    if !has("npm") {
+        apt_install(&["nodejs", "npm"])?;
+    }
+    let args: &[&str] = if www.join("package-lock.json").is_file() {
+        &["ci", "--no-audit", "--no-fund"]
+    } else {
+        &["install", "--no-audit", "--no-fund"]
+    };
+    run(&www, "npm", args, &[])
+}
+
+/// The local PostgreSQL server the store tests use (started if it is down).
+pub fn postgres_running() -> Result<()> {
+    if output_line("pg_isready", &["-h", "127.0.0.1", "-p", "5432"]).is_some() {
+        return Ok(());
+    }
+    let versions = std::fs::read_dir("/etc/postgresql")
+        .context("PostgreSQL is not installed (no /etc/postgresql); the store tests need it on 127.0.0.1:5432")?;
+    for version in versions.flatten() {
+        let version = version.file_name().to_string_lossy().to_string();
+        run(Path::new("/"), "pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "start"], &[])?;
+    }
+    for _ in 0..50 {
+        if output_line("pg_isready", &["-h", "127.0.0.1", "-p", "5432"]).is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    bail!("PostgreSQL did not come up on 127.0.0.1:5432")
+}
+
+/// The version of `package` recorded in Cargo.lock.
+pub fn locked_version(package: &str) -> Result<String> {
+    let lock = std::fs::read_to_string(repo_root().join("Cargo.lock")).context("reading Cargo.lock")?;
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let start = lock.find(&needle).with_context(|| format!("{package} is not in Cargo.lock"))? + needle.len();
+    let end = lock[start..].find('"').context("malformed Cargo.lock")? + start;
+    Ok(lock[start..end].to_string())
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    static UPDATE: Once = Once::new();
+    let root = output_line("id", &["-u"]).as_deref() == Some("0");
+    let (program, prefix): (&str, &[&str]) = if root { ("apt-get", &[]) } else { ("sudo", &["apt-get"]) };
+    let mut update_result = Ok(());
+    UPDATE.call_once(|| {
+        let args: Vec<&str> = prefix.iter().copied().chain(["update", "-qq"]).collect();
+        update_result = run(Path::new("/"), program, &args, &[]);
+    });
+    update_result?;
+    let args: Vec<&str> =
+        prefix.iter().copied().chain(["install", "-y", "-qq"]).chain(packages.iter().copied()).collect();
+    run(Path::new("/"), program, &args, &[("DEBIAN_FRONTEND", "noninteractive")])
+}
+
+fn output_line_all(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_locked_wasm_bindgen_version_is_the_pinned_one() {
+        let locked = locked_version("wasm-bindgen").unwrap();
+        let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains(&format!("wasm-bindgen = \"={locked}\"")),
+            "Cargo.toml must pin wasm-bindgen exactly to the locked {locked}"
+        );
+    }
+}

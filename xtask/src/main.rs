@@ -1,0 +1,44 @@
+//! The `cargo xtask` command line; the commands live in the library.
+
+use anyhow::{bail, Result};
+use xtask::{logo, repo_root, tasks, Options};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_else(|| "help".into());
+    let mut options = Options::default();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"));
+        match flag.as_str() {
+            "--addr" => options.addr = value()?,
+            "--backend-url" => options.backend_url = value()?,
+            other => bail!("unknown option {other}\n{USAGE}"),
+        }
+    }
+    match command.as_str() {
+        "demo" => tasks::demo(&options),
+        "test" => tasks::test(&options),
+        "dist" => tasks::dist(&options).map(|_| ()),
+        "logos" => logo::write_logos(&repo_root().join("images")),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other}\n{USAGE}"),
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <command> [options]
+
+commands:
+  demo   [--addr 127.0.0.1:8080]   build the widget and run the whole product locally
+  test                             fmt, clippy, native, browser and end-to-end tests
+  dist   [--backend-url URL]       build dist/widget.zip for Kommo
+  logos                            redraw images/*.png";

@@ -1,0 +1,109 @@
+//! The commands. Each begins with the install steps it needs.
+
+use crate::shell::run;
+use crate::{install, package, repo_root, widget_build, Options};
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// `cargo xtask dist`: the widget package, unzipped in `dist/widget/` (what the
+/// demo serves) and zipped in `dist/widget.zip` (what Kommo receives).
+pub fn dist(options: &Options) -> Result<PathBuf> {
+    install::wasm_target()?;
+    install::wasm_bindgen()?;
+    install::wasm_opt()?;
+    let bundle = widget_build::build_release(&options.backend_url)?;
+    let out = repo_root().join("dist");
+    let report = package::assemble(&repo_root(), &bundle, &out)?;
+    package::check_package(&report.zip_path)?;
+    println!("{report}");
+    Ok(out)
+}
+
+/// `cargo xtask demo`: the whole product on one address.
+pub fn demo(options: &Options) -> Result<()> {
+    install::npm_packages()?;
+    let dist = dist(options)?;
+    let root = repo_root();
+    let widget_dir = dist.join("widget").to_string_lossy().to_string();
+    let www = root.join("www").to_string_lossy().to_string();
+    run(
+        &root,
+        "cargo",
+        &[
+            "run",
+            "--package",
+            "callcard-demo",
+            "--",
+            "--addr",
+            &options.addr,
+            "--www",
+            &www,
+            "--widget-dir",
+            &widget_dir,
+        ],
+        &[],
+    )
+}
+
+/// `cargo xtask test`: everything CI checks, in order of cost.
+pub fn test(options: &Options) -> Result<()> {
+    let root = repo_root();
+    install::wasm_target()?;
+    install::wasm_bindgen()?;
+    install::wasm_opt()?;
+    install::wasm_pack()?;
+    install::chromium()?;
+    install::npm_packages()?;
+    install::postgres_running()?;
+
+    run(&root, "cargo", &["fmt", "--all", "--check"], &[])?;
+    run(
+        &root,
+        "cargo",
+        &["clippy", "--workspace", "--exclude", "callcard-widget", "--all-targets", "--", "-D", "warnings"],
+        &[],
+    )?;
+    run(
+        &root,
+        "cargo",
+        &[
+            "clippy",
+            "--package",
+            "callcard-widget",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+
+    // The release package first: its structure test and the end-to-end tests use it.
+    let dist = dist(options)?;
+    let zip = dist.join("widget.zip").to_string_lossy().to_string();
+    let widget_dir = dist.join("widget").to_string_lossy().to_string();
+
+    run(
+        &root,
+        "cargo",
+        &["test", "--workspace", "--exclude", "callcard-widget", "--exclude", "callcard-e2e"],
+        &[("CALLCARD_DIST_ZIP", &zip)],
+    )?;
+    run(&root, "cargo", &["test", "--package", "callcard-widget", "--lib"], &[])?;
+    run(
+        &root.join("widget"),
+        "wasm-pack",
+        &["test", "--headless", "--chrome", "--mode", "no-install"],
+        &[("CHROMEDRIVER", "/usr/bin/chromedriver")],
+    )?;
+    run(
+        &root,
+        "cargo",
+        &["test", "--package", "callcard-e2e", "--", "--test-threads", "1"],
+        &[("CALLCARD_WIDGET_DIR", &widget_dir)],
+    )?;
+    println!("xtask test: everything passed");
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! Building the widget's wasm bundle: `cargo build` for wasm32, then
+//! `wasm-bindgen --target web` (an ES module script.js can `import()`), then
+//! `wasm-opt -Oz` for size, since every Kommo page load downloads it.
+
+use crate::shell::run;
+use crate::{repo_root, target_dir};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+/// The file stem of the bundle: `pkg/callcard_widget.js` + `_bg.wasm`.
+pub const BUNDLE_NAME: &str = "callcard_widget";
+
+/// Builds the release bundle and returns the folder holding
+/// `callcard_widget.js` and `callcard_widget_bg.wasm`.
+pub fn build_release(backend_url: &str) -> Result<PathBuf> {
+    let root = repo_root();
+    run(
+        &root,
+        "cargo",
+        &["build", "--package", "callcard-widget", "--release", "--target", "wasm32-unknown-unknown"],
+        &[("CALLCARD_BACKEND_URL", backend_url)],
+    )?;
+    let wasm = target_dir().join("wasm32-unknown-unknown/release/callcard_widget.wasm");
+    let out = target_dir().join("widget-bundle");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).context("clearing the old bundle")?;
+    }
+    let out_str = out.to_string_lossy().to_string();
+    let wasm_str = wasm.to_string_lossy().to_string();
+    run(
+        &root,
+        "wasm-bindgen",
+        &["--target", "web", "--no-typescript", "--out-name", BUNDLE_NAME, "--out-dir", &out_str, &wasm_str],
+        &[],
+    )?;
+    let bg = out.join(format!("{BUNDLE_NAME}_bg.wasm")).to_string_lossy().to_string();
+    run(
+        &root,
+        "wasm-opt",
+        &[
+            "-Oz",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+            "--enable-multivalue",
+            "--strip-debug",
+            "-o",
+            &bg,
+            &bg,
+        ],
+        &[],
+    )?;
+    Ok(out)
+}
