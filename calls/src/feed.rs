@@ -75,6 +75,9 @@ pub struct FeedEvent {
 }
 
 /// A WebSocket text frame from the backend.
+// Messages are built, serialized and dropped at once: boxing the big variant
+// would cost an allocation and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FeedMessage {
