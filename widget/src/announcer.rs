@@ -1,0 +1,92 @@
+//! Turning call snapshots into Kommo notifications, once each.
+//!
+//! The browser half of [`crate::ledger`]: keeps the ledger in
+//! `localStorage` (key `callcard.notices.<user_id>`, merged with what other
+//! tabs wrote before every decision and saved *before* anything is shown),
+//! composes with [`crate::notification`], and calls `APP.notifications`.
+
+use crate::kommo::{KommoWidget, Notifications};
+use crate::ledger::{Notice, NotificationLedger};
+use crate::notification::{completed_call, ringing_popup};
+use callcard_calls::feed::CallView;
+use std::rc::Rc;
+
+/// What the widget does when an ended call wants a Call summary.
+pub type SummaryOpener = Rc<dyn Fn(&CallView)>;
+
+/// Decides and shows notifications for one user.
+pub struct Announcer {
+    me: u64,
+    ledger: NotificationLedger,
+    on_summary: Option<SummaryOpener>,
+}
+
+/// The `localStorage` key of a user's ledger.
+pub fn storage_key(me: u64) -> String {
+    format!("callcard.notices.{me}")
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+/// The current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+impl Announcer {
+    pub fn new(me: u64, on_summary: Option<SummaryOpener>) -> Self {
+        let mut a = Self { me, ledger: NotificationLedger::new(), on_summary };
+        a.reload();
+        a
+    }
+
+    pub fn me(&self) -> u64 {
+        self.me
+    }
+
+    /// Merges what is stored (other tabs, earlier page loads).
+    fn reload(&mut self) {
+        let stored = storage()
+            .and_then(|s| s.get_item(&storage_key(self.me)).ok().flatten())
+            .and_then(|json| serde_json::from_str::<NotificationLedger>(&json).ok());
+        if let Some(stored) = stored {
+            self.ledger.merge(&stored);
+        }
+    }
+
+    fn save(&self) {
+        if let (Some(s), Ok(json)) = (storage(), serde_json::to_string(&self.ledger)) {
+            let _ = s.set_item(&storage_key(self.me), &json);
+        }
+    }
+
+    /// Shows what is due for this snapshot; returns what was shown.
+    pub fn announce(&mut self, view: &CallView, widget: &KommoWidget) -> Vec<Notice> {
+        self.reload();
+        let before = self.ledger.len();
+        let now = now_ms();
+        let due = self.ledger.decide(view, self.me, now);
+        if self.ledger.len() != before {
+            self.save();
+        }
+        let notifications = Notifications::get();
+        for notice in &due {
+            let shown = match notice {
+                Notice::Ringing => notifications.as_ref().map(|n| n.show_notification(&ringing_popup(view, widget))),
+                Notice::Completed => notifications.as_ref().map(|n| n.add_call(&completed_call(view, widget, now))),
+                Notice::Summary => {
+                    if let Some(open) = &self.on_summary {
+                        open(view);
+                    }
+                    Some(Ok(()))
+                }
+            };
+            if let Some(Err(e)) = shown {
+                web_sys::console::warn_2(&"callcard: notification failed".into(), &e);
+            }
+        }
+        due
+    }
+}

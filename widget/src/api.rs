@@ -1,0 +1,183 @@
+//! The backend's HTTP and WebSocket routes, as the widget calls them.
+//!
+//! The base URL is compiled in from `CALLCARD_BACKEND_URL` (default
+//! `/backend`); a relative base is resolved against the page's origin, and
+//! the feed's WebSocket URL swaps `http(s)` for `ws(s)`. The URL arithmetic is
+//! pure and unit-tested; the calls need a browser.
+//!
+//! Credentials: `POST /widget/ticket`, `PUT /widget/settings` and the call
+//! result go through Kommo's `$authorizedAjax` (which adds the one-time
+//! `X-Auth-Token`); the feed routes carry the ticket in the query string.
+
+use crate::kommo::{AjaxError, AjaxRequest, KommoWidget};
+use callcard_calls::extensions::ExtensionMap;
+use callcard_calls::feed::{CurrentCalls, PollAnswer, Ticket};
+use callcard_calls::result::CallResult;
+use serde::de::DeserializeOwned;
+
+/// The backend base URL this build talks to.
+pub fn configured_base() -> &'static str {
+    option_env!("CALLCARD_BACKEND_URL").unwrap_or("/backend")
+}
+
+/// Percent-encodes a query-string value (everything but RFC 3986 unreserved).
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The backend's routes, from an absolute `http(s)` base.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    base: String,
+}
+
+impl Backend {
+    /// `base` absolute (`https://api.example/callcard`), protocol-relative
+    /// (`//api.example`) or a path (`/backend`) resolved against `origin`
+    /// (`http://127.0.0.1:8080`).
+    pub fn new(base: &str, origin: &str) -> Self {
+        let base = base.trim().trim_end_matches('/');
+        let origin = origin.trim_end_matches('/');
+        let base = if base.starts_with("http://") || base.starts_with("https://") {
+            base.to_owned()
+        } else if let Some(rest) = base.strip_prefix("//") {
+            let scheme = origin.split("://").next().unwrap_or("https");
+            format!("{scheme}://{rest}")
+        } else if base.starts_with('/') {
+            format!("{origin}{base}")
+        } else {
+            format!("{origin}/{base}")
+        };
+        Self { base }
+    }
+
+    /// The configured backend, resolved against this page's location.
+    pub fn from_page() -> Self {
+        let origin = web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
+        Self::new(configured_base(), &origin)
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn ticket_url(&self) -> String {
+        format!("{}/widget/ticket", self.base)
+    }
+
+    /// `ws(s)://…/widget/feed?ticket=…&since=N`.
+    pub fn feed_socket_url(&self, ticket: &str, since: u64) -> String {
+        let ws = if let Some(rest) = self.base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.base.clone()
+        };
+        format!("{ws}/widget/feed?ticket={}&since={since}", encode_component(ticket))
+    }
+
+    pub fn poll_url(&self, ticket: &str, since: u64) -> String {
+        format!("{}/widget/feed/poll?ticket={}&since={since}", self.base, encode_component(ticket))
+    }
+
+    pub fn calls_url(&self, ticket: &str) -> String {
+        format!("{}/widget/calls?ticket={}", self.base, encode_component(ticket))
+    }
+
+    pub fn settings_url(&self) -> String {
+        format!("{}/widget/settings", self.base)
+    }
+
+    pub fn result_url(&self, call_id: &str) -> String {
+        format!("{}/widget/calls/{}/result", self.base, encode_component(call_id))
+    }
+
+    /// A feed ticket for the current user.
+    pub async fn ticket(&self, widget: &KommoWidget) -> Result<Ticket, AjaxError> {
+        let request = AjaxRequest { url: self.ticket_url(), method: "POST", body: None };
+        let value = widget.authorized_ajax(&request).await?;
+        serde_wasm_bindgen::from_value(value).map_err(|e| AjaxError::new(0, format!("bad ticket: {e}")))
+    }
+
+    /// Events after `since`, for when the socket does not work.
+    pub async fn poll(&self, ticket: &str, since: u64) -> Result<PollAnswer, AjaxError> {
+        get_json(&self.poll_url(ticket, since)).await
+    }
+
+    /// The calls that still matter, to start over.
+    pub async fn current_calls(&self, ticket: &str) -> Result<CurrentCalls, AjaxError> {
+        get_json(&self.calls_url(ticket)).await
+    }
+
+    /// `PUT /widget/settings {"users": …}`.
+    pub async fn save_settings(&self, widget: &KommoWidget, users: &ExtensionMap) -> Result<(), AjaxError> {
+        let body = serde_json::json!({ "users": users });
+        let request = AjaxRequest { url: self.settings_url(), method: "PUT", body: Some(body) };
+        widget.authorized_ajax(&request).await.map(drop)
+    }
+
+    /// `POST /widget/calls/{call_id}/result`.
+    pub async fn save_result(&self, widget: &KommoWidget, call_id: &str, result: &CallResult) -> Result<(), AjaxError> {
+        let body = serde_json::to_value(result).map_err(|e| AjaxError::new(0, e.to_string()))?;
+        let request = AjaxRequest { url: self.result_url(call_id), method: "POST", body: Some(body) };
+        widget.authorized_ajax(&request).await.map(drop)
+    }
+}
+
+/// `GET url` answering JSON, with problem+json errors read into [`AjaxError`].
+pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, AjaxError> {
+    let response = gloo_net::http::Request::get(url)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| AjaxError::new(0, e.to_string()))?;
+    if !response.ok() {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("detail").or_else(|| v.get("title")).and_then(|d| d.as_str()).map(str::to_owned))
+            .unwrap_or(text);
+        return Err(AjaxError::new(status, message));
+    }
+    response.json::<T>().await.map_err(|e| AjaxError::new(0, format!("bad answer from {url}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_bases_follow_the_page() {
+        let b = Backend::new("/backend/", "http://127.0.0.1:8080");
+        assert_eq!(b.base(), "http://127.0.0.1:8080/backend");
+        assert_eq!(b.ticket_url(), "http://127.0.0.1:8080/backend/widget/ticket");
+        assert_eq!(b.feed_socket_url("t 1&x", 7), "ws://127.0.0.1:8080/backend/widget/feed?ticket=t%201%26x&since=7");
+        let s = Backend::new("//api.example/cc", "https://acme.kommo.com");
+        assert_eq!(s.feed_socket_url("t", 0), "wss://api.example/cc/widget/feed?ticket=t&since=0");
+    }
+
+    #[test]
+    fn absolute_bases_are_kept() {
+        let b = Backend::new("https://callcard.example", "https://acme.kommo.com");
+        assert_eq!(b.poll_url("abc", 3), "https://callcard.example/widget/feed/poll?ticket=abc&since=3");
+        assert_eq!(b.calls_url("abc"), "https://callcard.example/widget/calls?ticket=abc");
+        assert_eq!(b.result_url("c/1"), "https://callcard.example/widget/calls/c%2F1/result");
+        assert_eq!(b.settings_url(), "https://callcard.example/widget/settings");
+        assert_eq!(b.feed_socket_url("t", 1), "wss://callcard.example/widget/feed?ticket=t&since=1");
+    }
+
+    #[test]
+    fn encoding_leaves_unreserved_alone() {
+        assert_eq!(encode_component("aZ0-_.~"), "aZ0-_.~");
+        assert_eq!(encode_component("a+b/c=é"), "a%2Bb%2Fc%3D%C3%A9");
+    }
+}

@@ -1,0 +1,211 @@
+//! Deciding, exactly once per call, what to show.
+//!
+//! The feed sends whole-call snapshots, possibly twice (reconnects, polling,
+//! a resync after a gap, several tabs). [`NotificationLedger`] remembers which
+//! `(call_id, notice)` pairs were already shown and answers, for each
+//! snapshot, which notices are due now. It is plain data: the leader tab
+//! stores it in `localStorage` before showing anything, so a tab that takes
+//! over reads it back and never repeats a pop-up.
+//!
+//! Rules:
+//! - Only calls of this user (or calls no user is known for) are shown.
+//! - [`Notice::Ringing`]: the first snapshot of a call that is still ringing,
+//!   rang less than [`RINGING_FRESH_MS`] ago and was not seen past ringing.
+//! - [`Notice::Completed`]: the first snapshot of an ended call that ended
+//!   less than [`COMPLETED_FRESH_MS`] ago.
+//! - [`Notice::Summary`]: with `Completed`, for a call of this user that has
+//!   no saved result yet (opens the Call summary modal).
+//! - A call seen answered or ended never rings afterwards.
+
+use callcard_calls::feed::CallView;
+use callcard_calls::CallStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// A ringing snapshot older than this is history, not a ringing phone.
+pub const RINGING_FRESH_MS: i64 = 2 * 60 * 1000;
+/// An ended call older than this (for example found after a long night
+/// offline) is not announced any more.
+pub const COMPLETED_FRESH_MS: i64 = 30 * 60 * 1000;
+/// How many entries are remembered; the oldest are forgotten first.
+pub const CAPACITY: usize = 500;
+
+/// Something shown to the manager about one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notice {
+    /// `show_notification`, while ringing.
+    Ringing,
+    /// `add_call`, when ended.
+    Completed,
+    /// The Call summary modal.
+    Summary,
+}
+
+/// The remembered notices, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationLedger {
+    shown: VecDeque<(String, Notice)>,
+}
+
+impl NotificationLedger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The notices due for this snapshot, recorded as shown. `me` is the
+    /// current user; `now_ms` the browser's clock.
+    pub fn decide(&mut self, view: &CallView, me: u64, now_ms: i64) -> Vec<Notice> {
+        if view.user_id.is_some_and(|u| u != me) {
+            return Vec::new();
+        }
+        let id = view.call.call_id.as_str();
+        let mut due = Vec::new();
+        match view.status {
+            CallStatus::Ringing => {
+                let fresh = view.call.ringing_at.is_none_or(|at| now_ms - at <= RINGING_FRESH_MS);
+                if self.record(id, Notice::Ringing) && fresh {
+                    due.push(Notice::Ringing);
+                }
+            }
+            CallStatus::Answered => {
+                self.record(id, Notice::Ringing);
+            }
+            CallStatus::Ended => {
+                self.record(id, Notice::Ringing);
+                let ended_at = view.call.ending.as_ref().map(|e| e.at);
+                let fresh = ended_at.is_none_or(|at| now_ms - at <= COMPLETED_FRESH_MS);
+                if self.record(id, Notice::Completed) && fresh {
+                    due.push(Notice::Completed);
+                }
+                let mine = view.user_id == Some(me);
+                if mine && !view.has_result && self.record(id, Notice::Summary) && fresh {
+                    due.push(Notice::Summary);
+                }
+            }
+        }
+        due
+    }
+
+    /// Whether the notice was already shown for the call.
+    pub fn was_shown(&self, call_id: &str, notice: Notice) -> bool {
+        self.shown.iter().any(|(id, n)| id == call_id && *n == notice)
+    }
+
+    /// Records a notice; false when it was already there.
+    pub fn record(&mut self, call_id: &str, notice: Notice) -> bool {
+        if self.was_shown(call_id, notice) {
+            return false;
+        }
+        if self.shown.len() >= CAPACITY {
+            self.shown.pop_front();
+        }
+        self.shown.push_back((call_id.to_owned(), notice));
+        true
+    }
+
+    /// Adds what another tab recorded.
+    pub fn merge(&mut self, other: &NotificationLedger) {
+        for (id, n) in &other.shown {
+            self.record(id, *n);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shown.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shown.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notification::tests::{ended, view};
+    use callcard_calls::{CallEventKind, Direction, Outcome};
+
+    const ME: u64 = 8320148;
+    const T0: i64 = 1_763_691_600_000;
+
+    #[test]
+    fn a_ringing_call_pops_up_once() {
+        let mut ledger = NotificationLedger::new();
+        let v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
+        assert_eq!(ledger.decide(&v, ME, T0 + 1_000), vec![Notice::Ringing]);
+        assert_eq!(ledger.decide(&v, ME, T0 + 2_000), vec![]);
+        let answered = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing, CallEventKind::Answered]);
+        assert_eq!(ledger.decide(&answered, ME, T0 + 3_000), vec![]);
+    }
+
+    #[test]
+    fn an_ended_call_is_announced_once_with_a_summary() {
+        let mut ledger = NotificationLedger::new();
+        let v = view(Direction::Inbound, "+1830", &[CallEventKind::Ringing, ended(Outcome::Answered, 30)]);
+        assert_eq!(ledger.decide(&v, ME, T0 + 20_000), vec![Notice::Completed, Notice::Summary]);
+        assert_eq!(ledger.decide(&v, ME, T0 + 20_000), vec![]);
+        // A replayed ringing snapshot of the same call stays quiet.
+        let ringing = view(Direction::Inbound, "+1830", &[CallEventKind::Ringing]);
+        assert_eq!(ledger.decide(&ringing, ME, T0 + 21_000), vec![]);
+    }
+
+    #[test]
+    fn a_call_with_a_result_gets_no_summary() {
+        let mut ledger = NotificationLedger::new();
+        let mut v = view(Direction::Inbound, "+1830", &[ended(Outcome::Answered, 30)]);
+        v.has_result = true;
+        assert_eq!(ledger.decide(&v, ME, T0), vec![Notice::Completed]);
+    }
+
+    #[test]
+    fn other_users_calls_are_not_shown() {
+        let mut ledger = NotificationLedger::new();
+        let mut v = view(Direction::Inbound, "+1830", &[CallEventKind::Ringing]);
+        v.user_id = Some(1);
+        assert_eq!(ledger.decide(&v, ME, T0), vec![]);
+        // Unassigned calls ring, but only the owner gets a summary.
+        v.user_id = None;
+        assert_eq!(ledger.decide(&v, ME, T0), vec![Notice::Ringing]);
+        let mut e = view(Direction::Inbound, "+1830", &[ended(Outcome::Answered, 30)]);
+        e.user_id = None;
+        assert_eq!(ledger.decide(&e, ME, T0), vec![Notice::Completed]);
+    }
+
+    #[test]
+    fn stale_snapshots_are_history() {
+        let mut ledger = NotificationLedger::new();
+        let v = view(Direction::Inbound, "+1830", &[CallEventKind::Ringing]);
+        assert_eq!(ledger.decide(&v, ME, T0 + RINGING_FRESH_MS + 1), vec![]);
+        let e = view(Direction::Inbound, "+1830", &[ended(Outcome::Answered, 30)]);
+        assert_eq!(ledger.decide(&e, ME, T0 + COMPLETED_FRESH_MS + 1), vec![]);
+        // and they are remembered, so they stay quiet later too
+        assert!(ledger.was_shown("c1", Notice::Completed));
+    }
+
+    #[test]
+    fn the_ledger_survives_a_round_trip_and_merges() {
+        let mut a = NotificationLedger::new();
+        a.record("c1", Notice::Ringing);
+        let json = serde_json::to_string(&a).unwrap();
+        let mut b: NotificationLedger = serde_json::from_str(&json).unwrap();
+        assert_eq!(a, b);
+        let mut c = NotificationLedger::new();
+        c.record("c2", Notice::Completed);
+        b.merge(&c);
+        b.merge(&c);
+        assert_eq!(b.len(), 2);
+        assert!(b.was_shown("c2", Notice::Completed));
+    }
+
+    #[test]
+    fn the_ledger_is_bounded() {
+        let mut l = NotificationLedger::new();
+        for i in 0..CAPACITY + 10 {
+            l.record(&format!("c{i}"), Notice::Ringing);
+        }
+        assert_eq!(l.len(), CAPACITY);
+        assert!(!l.was_shown("c0", Notice::Ringing));
+        assert!(l.was_shown(&format!("c{}", CAPACITY + 9), Notice::Ringing));
+    }
+}

@@ -1,0 +1,98 @@
+//! # callcard-widget
+//!
+//! The callcard widget: Leptos (client-side rendering) compiled to wasm and
+//! loaded into Kommo by `www/script.js`, which forwards Kommo's widget
+//! callbacks to the exports below (contract: `docs/design.md`).
+//!
+//! Layout, one concept per file. Pure rules (unit-tested natively):
+//!
+//! - [`escape`]: HTML escaping of CRM/PBX strings, safe recording links.
+//! - [`texts`]: i18n keys with English fallbacks, `{placeholder}` filling.
+//! - [`notification`]: the `show_notification` / `add_call` payloads.
+//! - [`ledger`]: which notices are due, exactly once per call.
+//! - [`backoff`]: reconnect delays with jitter; when to poll.
+//! - [`cursor`]: feed offsets, repeats, gaps.
+//! - [`feed_state`]: `connecting | live | polling | offline`.
+//! - [`summary`]: the Call summary draft → `CallResult`, and its queue.
+//! - [`outbox`]: unsent call results (the storage part needs a browser).
+//! - [`search`]: lead/customer search answers (the fetch needs a browser).
+//!
+//! Browser parts (compile natively, run in a browser):
+//!
+//! - [`kommo`]: typed access to Kommo's `self` and `APP.notifications`.
+//! - [`api`]: the backend's routes (URLs are pure and tested).
+//! - [`announcer`]: the ledger in `localStorage`, calling `APP.notifications`.
+//! - [`feed`]: ticket, WebSocket, polling fallback, resync.
+//! - [`leader`]: one feed per browser via Web Locks; [`tabs`]: the
+//!   `BroadcastChannel` between tabs.
+//! - [`session`]: mount/unmount, the lifecycle behind `init`/`destroy`.
+//! - [`settings`]: the settings hint and `onSave` validation.
+//! - [`app`]: the root view; [`summary_view`]: the Call summary modal.
+
+pub mod announcer;
+pub mod api;
+pub mod app;
+pub mod backoff;
+pub mod cursor;
+pub mod escape;
+pub mod feed;
+pub mod feed_state;
+pub mod kommo;
+pub mod leader;
+pub mod ledger;
+pub mod notification;
+pub mod outbox;
+pub mod search;
+pub mod session;
+pub mod settings;
+pub mod summary;
+pub mod summary_view;
+pub mod tabs;
+pub mod texts;
+
+use wasm_bindgen::prelude::*;
+
+fn install_panic_hook() {
+    use std::sync::Once;
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            web_sys::console::error_1(&format!("callcard panicked: {info}").into());
+        }));
+    });
+}
+
+/// Kommo's `init`: mounts the root once and starts the call feed.
+#[wasm_bindgen]
+pub fn widget_init(self_: JsValue) {
+    install_panic_hook();
+    session::init(self_);
+}
+
+/// Kommo's `bind_actions`: nothing to bind yet; keeps `self` current.
+#[wasm_bindgen]
+pub fn widget_bind_actions(self_: JsValue) {
+    session::refresh(&self_);
+}
+
+/// Kommo's `settings($modal_body)`: adds the extensions hint to the modal.
+/// `element` may be the jQuery object or a DOM element.
+#[wasm_bindgen]
+pub fn widget_settings(self_: JsValue, element: JsValue) {
+    install_panic_hook();
+    settings::render_hint(&kommo::KommoWidget::new(self_), &element);
+}
+
+/// Kommo's `onSave({active, fields})`: validates the extensions; `false`
+/// refuses the save (with an error message).
+#[wasm_bindgen]
+pub fn widget_on_save(self_: JsValue, data: JsValue) -> bool {
+    install_panic_hook();
+    settings::on_save(&kommo::KommoWidget::new(self_), &data)
+}
+
+/// Kommo's `destroy`: closes the feed and removes everything the widget added.
+#[wasm_bindgen]
+pub fn widget_destroy(_self_: JsValue) {
+    session::destroy();
+}

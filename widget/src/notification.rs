@@ -1,0 +1,274 @@
+//! What the widget hands to `APP.notifications`, composed from a call.
+//!
+//! - [`CallPopup`] for `show_notification({text:{header, text}, type:"call"})`
+//!   while a call rings: the header says incoming or outgoing in the user's
+//!   language, the text is the caller's name when caller ID knows it, else the
+//!   number.
+//! - [`CompletedCall`] for `add_call({...})` when a call ends, following
+//!   Kommo's documented example: `header` is "Internal number: …" when `from`
+//!   is shorter than 4 characters, "Incoming call: …" otherwise; `element`
+//!   points at the record the call is logged on (or caller ID's record);
+//!   `link` is the recording; `date` is Unix seconds.
+//!
+//! Every name and number is HTML-escaped here (see [`crate::escape`]), so the
+//! values are safe whatever the host page does with them.
+
+use crate::escape::{escape_html, safe_link};
+use crate::texts::Texts;
+use callcard_calls::feed::{CallView, CallerId};
+use callcard_calls::{Direction, EntityRef, PhoneNumber};
+use serde::Serialize;
+
+/// `{header, text}` of a pop-up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PopupText {
+    pub header: String,
+    pub text: String,
+}
+
+/// The argument of `APP.notifications.show_notification`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CallPopup {
+    pub text: PopupText,
+    /// Always `"call"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Unix seconds of the first ring, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<i64>,
+}
+
+/// `element` of `add_call`: the record a click opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct NotificationElement {
+    pub id: u64,
+    /// `contact`, `lead`, `company` or `customer`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+impl From<EntityRef> for NotificationElement {
+    fn from(e: EntityRef) -> Self {
+        Self { id: e.id, kind: e.kind.as_str() }
+    }
+}
+
+/// The argument of `APP.notifications.add_call`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CompletedCall {
+    pub text: String,
+    pub header: String,
+    /// Unix seconds of the end of the call.
+    pub date: i64,
+    pub from: String,
+    pub to: String,
+    /// Seconds talked (zero for a call nobody took).
+    pub duration: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub element: Option<NotificationElement>,
+}
+
+/// The caller's name (when caller ID found one) or the external number, escaped.
+pub fn display_party(view: &CallView) -> String {
+    match &view.caller {
+        CallerId::Known { name, .. } if !name.trim().is_empty() => escape_html(name.trim()),
+        _ => escape_html(view.call.external_number.as_str()),
+    }
+}
+
+/// The pop-up for a ringing call.
+pub fn ringing_popup(view: &CallView, texts: &dyn Texts) -> CallPopup {
+    let header = match view.call.direction {
+        Direction::Inbound => texts.text("call.incoming"),
+        Direction::Outbound => texts.text("call.outgoing"),
+    };
+    CallPopup {
+        text: PopupText { header, text: display_party(view) },
+        kind: "call",
+        date: view.call.ringing_at.map(|ms| ms.div_euclid(1000)),
+    }
+}
+
+/// The record a completed-call notification opens: where the call is logged,
+/// else caller ID's record.
+pub fn call_element(view: &CallView) -> Option<EntityRef> {
+    view.entity.or(match &view.caller {
+        CallerId::Known { entity, .. } => Some(*entity),
+        _ => None,
+    })
+}
+
+/// The completed-call notification for an ended call; `now_ms` dates a call
+/// the PBX never timed.
+pub fn completed_call(view: &CallView, texts: &dyn Texts, now_ms: i64) -> CompletedCall {
+    let call = &view.call;
+    let extension = escape_html(&call.extension);
+    let external = escape_html(call.external_number.as_str());
+    let (from_raw, from, to) = match call.direction {
+        Direction::Inbound => (call.external_number.clone(), external, extension),
+        Direction::Outbound => (PhoneNumber::new(call.extension.clone()), extension, external),
+    };
+    // Kommo's rule is on the length of `from`; digits are what make a number
+    // short, so "+1 23" style noise does not turn an internal number external.
+    let internal =
+        from_raw.looks_internal() || (from_raw.as_str().chars().count() < 4 && !from_raw.as_str().is_empty());
+    let header = if internal {
+        texts.fill("call.header_internal", &[("number", &from)])
+    } else {
+        texts.fill("call.header_incoming", &[("number", &from)])
+    };
+    let party = display_party(view);
+    let connected = call.ending.as_ref().is_some_and(|e| e.outcome.was_connected());
+    let body = match (call.direction, connected) {
+        (Direction::Inbound, true) => texts.fill("call.completed_from", &[("name", &party)]),
+        (Direction::Inbound, false) => texts.fill("call.missed_from", &[("name", &party)]),
+        (Direction::Outbound, _) => texts.fill("call.completed_to", &[("name", &party)]),
+    };
+    let widget = texts.text("widget.name");
+    let ended_ms = call.ending.as_ref().map_or(now_ms, |e| e.at);
+    CompletedCall {
+        text: format!("{}: {body}", escape_html(&widget)),
+        header,
+        date: ended_ms.div_euclid(1000),
+        from,
+        to,
+        duration: call.billable_seconds(),
+        link: call.recording_url().and_then(safe_link),
+        element: call_element(view).map(Into::into),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::texts::English;
+    use callcard_calls::{Call, CallEvent, CallEventKind, EntityKind, Outcome};
+    use std::collections::HashMap;
+
+    pub(crate) fn view(direction: Direction, number: &str, kinds: &[CallEventKind]) -> CallView {
+        let mut at = 1_763_691_600_000;
+        let mut call: Option<Call> = None;
+        for kind in kinds {
+            let e = CallEvent {
+                kind: kind.clone(),
+                call_id: "c1".into(),
+                direction,
+                external_number: number.into(),
+                extension: "101".into(),
+                occurred_at: at,
+            };
+            at += 10_000;
+            match &mut call {
+                None => call = Some(Call::from_event(&e)),
+                Some(c) => {
+                    c.apply(&e);
+                }
+            }
+        }
+        CallView::new(call.expect("at least one event"), Some(8320148))
+    }
+
+    pub(crate) fn ended(outcome: Outcome, duration: u32) -> CallEventKind {
+        CallEventKind::Ended { duration, outcome }
+    }
+
+    fn known(name: &str) -> CallerId {
+        CallerId::Known { name: name.into(), entity: EntityRef::new(EntityKind::Contact, 77) }
+    }
+
+    #[test]
+    fn ringing_popup_names_the_known_caller() {
+        let mut v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
+        let p = ringing_popup(&v, &English);
+        assert_eq!(p.text, PopupText { header: "Incoming call".into(), text: "+18305703077".into() });
+        assert_eq!(p.kind, "call");
+        assert_eq!(p.date, Some(1_763_691_600));
+        v.caller = known("Bruno <b>Costa</b>");
+        assert_eq!(ringing_popup(&v, &English).text.text, "Bruno &lt;b&gt;Costa&lt;/b&gt;");
+        let out = view(Direction::Outbound, "+18305703077", &[CallEventKind::Ringing]);
+        assert_eq!(ringing_popup(&out, &English).text.header, "Outgoing call");
+    }
+
+    #[test]
+    fn popup_header_is_translated() {
+        let mut es = HashMap::new();
+        es.insert("call.incoming".to_owned(), "Llamada entrante".to_owned());
+        let v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
+        assert_eq!(ringing_popup(&v, &es).text.header, "Llamada entrante");
+    }
+
+    #[test]
+    fn popup_json_has_kommos_shape() {
+        let v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
+        let json = serde_json::to_value(ringing_popup(&v, &English)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"text": {"header": "Incoming call", "text": "+18305703077"}, "type": "call", "date": 1_763_691_600})
+        );
+    }
+
+    #[test]
+    fn completed_inbound_call_follows_the_documented_example() {
+        let mut v = view(
+            Direction::Inbound,
+            "+18305703077",
+            &[
+                CallEventKind::Ringing,
+                CallEventKind::Answered,
+                ended(Outcome::Answered, 40),
+                CallEventKind::RecordingReady { recording_url: "https://pbx.example/r.mp3".into() },
+            ],
+        );
+        v.caller = known("Anna & Co");
+        v.entity = Some(EntityRef::new(EntityKind::Lead, 5));
+        let n = completed_call(&v, &English, 0);
+        assert_eq!(n.header, "Incoming call: +18305703077");
+        assert_eq!(n.from, "+18305703077");
+        assert_eq!(n.to, "101");
+        assert_eq!(n.duration, 40);
+        assert_eq!(n.link.as_deref(), Some("https://pbx.example/r.mp3"));
+        assert_eq!(n.element, Some(NotificationElement { id: 5, kind: "lead" }));
+        assert_eq!(n.text, "Callcard: Call from Anna &amp; Co");
+        assert_eq!(n.date, 1_763_691_620);
+        let json = serde_json::to_value(&n).unwrap();
+        assert_eq!(json["element"], serde_json::json!({"id": 5, "type": "lead"}));
+    }
+
+    #[test]
+    fn short_from_is_an_internal_number() {
+        let v = view(Direction::Inbound, "117", &[CallEventKind::Ringing, ended(Outcome::Missed, 9)]);
+        let n = completed_call(&v, &English, 0);
+        assert_eq!(n.header, "Internal number: 117");
+        assert_eq!(n.duration, 0, "a missed call bills nothing");
+        assert_eq!(n.text, "Callcard: Missed call from 117");
+        assert_eq!(n.link, None);
+        assert_eq!(n.element, None);
+        // An outbound call is from the manager's extension.
+        let out = view(Direction::Outbound, "+18305703077", &[ended(Outcome::Answered, 3)]);
+        let n = completed_call(&out, &English, 0);
+        assert_eq!((n.from.as_str(), n.to.as_str()), ("101", "+18305703077"));
+        assert_eq!(n.header, "Internal number: 101");
+        assert_eq!(n.text, "Callcard: Call to +18305703077");
+    }
+
+    #[test]
+    fn caller_id_record_is_the_fallback_element_and_hostile_values_are_escaped() {
+        let mut v = view(
+            Direction::Inbound,
+            "<script>1234</script>",
+            &[
+                ended(Outcome::Answered, 5),
+                CallEventKind::RecordingReady { recording_url: "javascript:alert(1)".into() },
+            ],
+        );
+        v.caller = known("\"><img onerror=x>");
+        let n = completed_call(&v, &English, 0);
+        assert_eq!(n.element, Some(NotificationElement { id: 77, kind: "contact" }));
+        assert_eq!(n.from, "&lt;script&gt;1234&lt;/script&gt;");
+        assert_eq!(n.header, "Incoming call: &lt;script&gt;1234&lt;/script&gt;");
+        assert_eq!(n.text, "Callcard: Call from &quot;&gt;&lt;img onerror=x&gt;");
+        assert_eq!(n.link, None);
+    }
+}

@@ -1,0 +1,122 @@
+//! Call results that could not be sent (offline), kept until they can.
+//!
+//! The queue lives in `localStorage` under [`STORAGE_KEY`]; one entry per
+//! call (saving again replaces it). It is flushed when the feed comes back
+//! and when the browser reports `online`; an entry the backend refuses for
+//! good (4xx other than 401/403/408/429) is dropped so it cannot block the rest.
+
+use callcard_calls::result::CallResult;
+use serde::{Deserialize, Serialize};
+
+/// The `localStorage` key.
+pub const STORAGE_KEY: &str = "callcard.outbox";
+
+/// One unsent result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub call_id: String,
+    pub result: CallResult,
+}
+
+/// The queue, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbox {
+    pending: Vec<Pending>,
+}
+
+impl Outbox {
+    /// Queues a result, replacing an older one for the same call.
+    pub fn push(&mut self, call_id: &str, result: CallResult) {
+        self.pending.retain(|p| p.call_id != call_id);
+        self.pending.push(Pending { call_id: call_id.to_owned(), result });
+    }
+
+    pub fn remove(&mut self, call_id: &str) {
+        self.pending.retain(|p| p.call_id != call_id);
+    }
+
+    pub fn pending(&self) -> &[Pending] {
+        &self.pending
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    pub fn contains(&self, call_id: &str) -> bool {
+        self.pending.iter().any(|p| p.call_id == call_id)
+    }
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+/// The stored queue (empty when unreadable).
+pub fn load() -> Outbox {
+    storage()
+        .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default()
+}
+
+/// Stores the queue (removes the key when empty).
+pub fn store(outbox: &Outbox) {
+    let Some(s) = storage() else { return };
+    if outbox.is_empty() {
+        let _ = s.remove_item(STORAGE_KEY);
+    } else if let Ok(json) = serde_json::to_string(outbox) {
+        let _ = s.set_item(STORAGE_KEY, &json);
+    }
+}
+
+/// Queues one result in storage.
+pub fn enqueue(call_id: &str, result: CallResult) {
+    let mut outbox = load();
+    outbox.push(call_id, result);
+    store(&outbox);
+}
+
+/// Sends what is queued; returns how many were delivered.
+pub async fn flush(widget: &crate::kommo::KommoWidget, backend: &crate::api::Backend) -> usize {
+    let mut sent = 0;
+    for item in load().pending().to_vec() {
+        match backend.save_result(widget, &item.call_id, &item.result).await {
+            Ok(()) => sent += 1,
+            Err(e) if e.is_transient() || e.is_auth() => break,
+            Err(e) => {
+                web_sys::console::warn_1(&format!("callcard: dropping refused call result: {e}").into());
+            }
+        }
+        // Re-read: another tab may have changed the queue meanwhile.
+        let mut outbox = load();
+        outbox.remove(&item.call_id);
+        store(&outbox);
+    }
+    sent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callcard_calls::{EntityKind, EntityRef};
+
+    fn result(note: &str) -> CallResult {
+        CallResult { entity: EntityRef::new(EntityKind::Lead, 5), note: note.into(), task: None }
+    }
+
+    #[test]
+    fn one_entry_per_call_in_order() {
+        let mut o = Outbox::default();
+        o.push("a", result("1"));
+        o.push("b", result("2"));
+        o.push("a", result("3"));
+        let ids: Vec<_> = o.pending().iter().map(|p| p.call_id.as_str()).collect();
+        assert_eq!(ids, ["b", "a"]);
+        assert_eq!(o.pending()[1].result.note, "3");
+        o.remove("b");
+        assert!(!o.contains("b") && o.contains("a"));
+        let back: Outbox = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
+        assert_eq!(back, o);
+    }
+}

@@ -1,0 +1,219 @@
+//! The widget's life in a page: `init` starts it once, `destroy` ends it.
+//!
+//! A [`Session`] owns the root element (`<div id="callcard-root">` at the end
+//! of `<body>`), the mounted Leptos view, the tab channel and the feed task.
+//! `widget_init` on a page that already has a session only refreshes the
+//! widget object (Kommo may call `init` again); `widget_destroy` drops the
+//! session, which aborts the feed (closing the socket and releasing the
+//! leader lock), closes the channel, unmounts the view and removes the root.
+
+use crate::announcer::Announcer;
+use crate::api::Backend;
+use crate::app::App;
+use crate::feed::FeedLoop;
+use crate::feed_state::FeedState;
+use crate::kommo::KommoWidget;
+use crate::leader;
+use crate::outbox;
+use crate::summary::SummaryQueue;
+use crate::tabs::{TabChannel, TabMessage};
+use crate::texts::Translations;
+use callcard_calls::feed::CallView;
+use futures::future::{abortable, AbortHandle};
+use leptos::prelude::*;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
+
+/// The id of the root element.
+pub const ROOT_ID: &str = "callcard-root";
+
+thread_local! {
+    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+}
+
+/// What the page shows about this tab and its feed.
+#[derive(Clone)]
+struct Display {
+    root: web_sys::HtmlElement,
+    state: ArcRwSignal<FeedState>,
+    leader: Rc<Cell<bool>>,
+}
+
+impl Display {
+    fn show_state(&self, state: FeedState) {
+        let _ = self.root.set_attribute("data-feed", state.as_str());
+        self.state.set(state);
+    }
+
+    fn show_role(&self, leader: bool) {
+        self.leader.set(leader);
+        let _ = self.root.set_attribute("data-role", if leader { "leader" } else { "follower" });
+    }
+}
+
+/// One running widget.
+pub struct Session {
+    widget: Rc<RefCell<KommoWidget>>,
+    display: Display,
+    feed: AbortHandle,
+    tabs: Rc<RefCell<Option<TabChannel>>>,
+    summaries: SummaryQueue,
+    view: Option<Box<dyn Any>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.feed.abort();
+        self.tabs.borrow_mut().take();
+        self.view.take();
+        self.display.root.remove();
+    }
+}
+
+/// `widget_init`: starts the widget, or refreshes `self` if it runs already.
+pub fn init(this: JsValue) {
+    let running = SESSION.with(|s| {
+        if let Some(session) = s.borrow().as_ref() {
+            *session.widget.borrow_mut() = KommoWidget::new(this.clone());
+            true
+        } else {
+            false
+        }
+    });
+    if running {
+        return;
+    }
+    match Session::start(KommoWidget::new(this)) {
+        Some(session) => SESSION.with(|s| *s.borrow_mut() = Some(session)),
+        None => web_sys::console::error_1(&"callcard: no document body to mount into".into()),
+    }
+}
+
+/// `widget_destroy`: stops everything and removes the root.
+pub fn destroy() {
+    let session = SESSION.with(|s| s.borrow_mut().take());
+    drop(session);
+}
+
+/// Updates the widget object if a session runs (`bind_actions`, `settings`…).
+pub fn refresh(this: &JsValue) {
+    SESSION.with(|s| {
+        if let Some(session) = s.borrow().as_ref() {
+            *session.widget.borrow_mut() = KommoWidget::new(this.clone());
+        }
+    });
+}
+
+/// The widget object of the running session.
+pub fn current_widget() -> Option<KommoWidget> {
+    SESSION.with(|s| s.borrow().as_ref().map(|session| session.widget.borrow().clone()))
+}
+
+/// The Call summary queue of the running session (open one with
+/// [`SummaryQueue::open`]).
+pub fn summaries() -> Option<SummaryQueue> {
+    SESSION.with(|s| s.borrow().as_ref().map(|session| session.summaries.clone()))
+}
+
+/// Whether a session runs.
+pub fn is_running() -> bool {
+    SESSION.with(|s| s.borrow().is_some())
+}
+
+impl Session {
+    fn start(widget: KommoWidget) -> Option<Self> {
+        let document = web_sys::window()?.document()?;
+        let body = document.body()?;
+        // A root left by an earlier instance (hot reload) would double the UI.
+        while let Some(stale) = document.get_element_by_id(ROOT_ID) {
+            stale.remove();
+        }
+        let root: web_sys::HtmlElement = document.create_element("div").ok()?.dyn_into().ok()?;
+        root.set_id(ROOT_ID);
+        root.set_class_name("callcard");
+        body.append_child(&root).ok()?;
+
+        let display =
+            Display { root: root.clone(), state: ArcRwSignal::new(FeedState::Connecting), leader: Rc::default() };
+        display.show_state(FeedState::Connecting);
+        display.show_role(false);
+
+        let texts = Translations::resolve(&widget);
+        let view_state = display.state.clone();
+        let summaries = SummaryQueue::new();
+        let view_summaries = summaries.clone();
+        let handle = leptos::mount::mount_to(root, move || {
+            view! { <App state=view_state summaries=view_summaries texts=texts /> }
+        });
+
+        let widget = Rc::new(RefCell::new(widget));
+        let tabs: Rc<RefCell<Option<TabChannel>>> = Rc::default();
+        *tabs.borrow_mut() = TabChannel::open({
+            let display = display.clone();
+            let tabs = Rc::downgrade(&tabs);
+            move |msg| match msg {
+                TabMessage::Hello => {
+                    if display.leader.get() {
+                        if let Some(t) = tabs.upgrade() {
+                            if let Some(channel) = t.borrow().as_ref() {
+                                channel.post(&TabMessage::State { state: display.state.get_untracked() });
+                            }
+                        }
+                    }
+                }
+                TabMessage::State { state } => {
+                    if !display.leader.get() {
+                        display.show_state(state);
+                    }
+                }
+            }
+        });
+        if let Some(channel) = tabs.borrow().as_ref() {
+            channel.post(&TabMessage::Hello);
+        }
+
+        let report: Rc<dyn Fn(FeedState)> = Rc::new({
+            let display = display.clone();
+            let tabs = tabs.clone();
+            let widget = widget.clone();
+            move |state| {
+                display.show_state(state);
+                if let Some(channel) = tabs.borrow().as_ref() {
+                    channel.post(&TabMessage::State { state });
+                }
+                if state == FeedState::Live {
+                    // Back online: send the call results saved meanwhile.
+                    let widget = widget.borrow().clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        outbox::flush(&widget, &Backend::from_page()).await;
+                    });
+                }
+            }
+        });
+        let queue = summaries.clone();
+        let on_call: Rc<dyn Fn(&CallView)> = Rc::new({
+            let summaries = summaries.clone();
+            move |view| summaries.refresh(view)
+        });
+        let open_summary = move |me| {
+            let summaries = summaries.clone();
+            Announcer::new(me, Some(Rc::new(move |view: &CallView| summaries.open(view))))
+        };
+        let feed = FeedLoop::new(widget.clone(), Backend::from_page(), report, Some(on_call), Box::new(open_summary));
+        let lead_display = display.clone();
+        let task = async move {
+            let lease = leader::lead().await;
+            lead_display.show_role(true);
+            feed.run().await;
+            drop(lease);
+        };
+        let (task, feed_handle) = abortable(task);
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = task.await;
+        });
+
+        Some(Self { widget, display, feed: feed_handle, tabs, summaries: queue, view: Some(Box::new(handle)) })
+    }
+}

@@ -1,0 +1,182 @@
+//! The widget's strings: i18n keys with built-in English fallbacks.
+//!
+//! Kommo's `self.i18n(group)` returns one top-level object of the widget's
+//! `i18n/<lang>.json`; a key here is `group.name` (for example
+//! `call.incoming`). [`Texts`] is implemented by the Kommo wrapper (which
+//! walks that object) and by plain maps in tests; a missing translation falls
+//! back to [`english`], so a stale i18n file never shows a raw key.
+//!
+//! Templates use `{name}` placeholders, filled by [`fill`]. The template comes
+//! from the widget's own i18n files (trusted); the values are escaped by the
+//! caller when they come from a CRM or PBX.
+
+use std::collections::HashMap;
+
+/// Every key the widget uses, with its English text.
+pub const ENGLISH: &[(&str, &str)] = &[
+    ("widget.name", "Callcard"),
+    ("call.incoming", "Incoming call"),
+    ("call.outgoing", "Outgoing call"),
+    ("call.header_internal", "Internal number: {number}"),
+    ("call.header_incoming", "Incoming call: {number}"),
+    ("call.completed_from", "Call from {name}"),
+    ("call.completed_to", "Call to {name}"),
+    ("call.missed_from", "Missed call from {name}"),
+    ("feed.connecting", "Connecting to the phone system…"),
+    ("feed.live", "Connected to the phone system"),
+    ("feed.polling", "Connected (slow mode)"),
+    ("feed.offline", "Phone system unreachable, retrying…"),
+    ("errors.settings_header", "Callcard settings"),
+    ("errors.not_an_object", "The extensions setting could not be read."),
+    ("errors.bad_user_id", "\"{user}\" is not a Kommo user."),
+    ("errors.not_digits", "Extension \"{extension}\" must be 1 to 16 digits."),
+    ("errors.duplicate_extension", "Extension {extension} is given to two users."),
+    ("errors.settings_not_saved", "The extensions were not sent to the phone system. Please save again."),
+    ("settings.hint", "Enter each manager's PBX extension (digits only). Leave it empty for managers without a phone."),
+    ("summary.title", "Call summary"),
+    ("summary.with", "Call with {name}"),
+    ("summary.linked_entity", "Linked record"),
+    ("summary.no_entity", "No record linked yet"),
+    ("summary.search_label", "Lead or customer"),
+    ("summary.search_placeholder", "Search leads and customers"),
+    ("summary.searching", "Searching…"),
+    ("summary.no_matches", "Nothing found"),
+    ("summary.kind_lead", "Lead"),
+    ("summary.kind_customer", "Customer"),
+    ("summary.kind_contact", "Contact"),
+    ("summary.kind_company", "Company"),
+    ("summary.recording", "Recording"),
+    ("summary.recording_pending", "The recording is not ready yet."),
+    ("summary.duration", "Duration: {duration}"),
+    ("summary.note_label", "Note"),
+    ("summary.add_task", "Add a follow-up task"),
+    ("summary.task_when", "Due"),
+    ("summary.task_text", "Task"),
+    ("summary.save", "Save"),
+    ("summary.cancel", "Cancel"),
+    ("summary.saving", "Saving…"),
+    ("summary.saved", "Call result saved"),
+    ("summary.queued", "You are offline: the call result will be sent when the connection is back."),
+    ("summary.error", "The call result was not saved: {reason}"),
+    ("summary.pick_entity", "Choose the record the call belongs on."),
+    ("summary.task_text_required", "Describe the task."),
+    ("summary.task_when_required", "Choose when the task is due."),
+    ("summary.note_too_long", "The note is too long."),
+];
+
+/// The built-in English text for a key.
+pub fn english(key: &str) -> Option<&'static str> {
+    ENGLISH.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+/// Looks up translated strings.
+pub trait Texts {
+    /// The translation of `key` (`group.name`), if the host has one.
+    fn lookup(&self, key: &str) -> Option<String>;
+
+    /// The translation, else the English text, else the key itself.
+    fn text(&self, key: &str) -> String {
+        self.lookup(key)
+            .filter(|s| !s.is_empty())
+            .or_else(|| english(key).map(str::to_owned))
+            .unwrap_or_else(|| key.to_owned())
+    }
+
+    /// [`Texts::text`] with `{placeholder}`s filled.
+    fn fill(&self, key: &str, vars: &[(&str, &str)]) -> String {
+        fill(&self.text(key), vars)
+    }
+}
+
+/// No translations: English everywhere.
+pub struct English;
+
+impl Texts for English {
+    fn lookup(&self, _key: &str) -> Option<String> {
+        None
+    }
+}
+
+impl Texts for HashMap<String, String> {
+    fn lookup(&self, key: &str) -> Option<String> {
+        self.get(key).cloned()
+    }
+}
+
+/// Every key of [`ENGLISH`] resolved once through `texts`: a plain,
+/// thread-safe value the views can hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Translations(HashMap<String, String>);
+
+impl Translations {
+    pub fn resolve(texts: &dyn Texts) -> Self {
+        Self(ENGLISH.iter().map(|(k, _)| ((*k).to_owned(), texts.text(k))).collect())
+    }
+}
+
+impl Texts for Translations {
+    fn lookup(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+}
+
+/// Replaces each `{name}` in `template` with its value (in one pass, so a
+/// value containing `{other}` is left as it is).
+pub fn fill(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                let name = &after[..close];
+                match vars.iter().find(|(k, _)| *k == name) {
+                    Some((_, v)) => out.push_str(v),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_once() {
+        assert_eq!(fill("Call from {name}", &[("name", "{number}")]), "Call from {number}");
+        assert_eq!(fill("{a}-{b}-{c}", &[("a", "1"), ("b", "2")]), "1-2-{c}");
+        assert_eq!(fill("open { brace", &[]), "open { brace");
+    }
+
+    #[test]
+    fn translations_win_and_english_is_the_fallback() {
+        let mut es = HashMap::new();
+        es.insert("call.incoming".to_owned(), "Llamada entrante".to_owned());
+        es.insert("call.outgoing".to_owned(), String::new());
+        assert_eq!(es.text("call.incoming"), "Llamada entrante");
+        assert_eq!(es.text("call.outgoing"), "Outgoing call");
+        assert_eq!(es.text("no.such"), "no.such");
+    }
+
+    #[test]
+    fn keys_are_unique_and_grouped() {
+        for (i, (k, _)) in ENGLISH.iter().enumerate() {
+            assert!(k.contains('.'), "{k} has no group");
+            assert!(ENGLISH[i + 1..].iter().all(|(o, _)| o != k), "{k} twice");
+        }
+    }
+}

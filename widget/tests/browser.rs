@@ -1,0 +1,256 @@
+//! Browser tests: a fake Kommo page (`APP`, the widget's `self`) records what
+//! the widget does, through the real exports and the real notification path.
+//!
+//! Run with `wasm-pack test --headless --chrome --mode no-install` in `widget/`.
+//! Not covered here: the feed against a real backend (socket, polling,
+//! resync), which needs a local server.
+
+#![cfg(target_arch = "wasm32")]
+
+use callcard_calls::feed::{CallView, CallerId};
+use callcard_calls::{Call, CallEvent, CallEventKind, Direction, EntityKind, EntityRef, Outcome};
+use callcard_widget::announcer::{storage_key, Announcer};
+use callcard_widget::kommo::{prop, KommoWidget};
+use callcard_widget::ledger::Notice;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const ME: u64 = 8320148;
+
+/// Installs `window.APP` and `window.fakeSelf`; calls land in `window.calls`
+/// (`[method, arg]`), ajax options in `window.ajax`.
+fn install_fakes(ajax_answer: &str) -> JsValue {
+    let js = format!(
+        r#"
+        window.calls = [];
+        window.ajax = [];
+        const record = (name) => function (arg) {{ window.calls.push([name, arg]); }};
+        window.APP = {{
+            notifications: {{
+                show_notification: record('show_notification'),
+                add_call: record('add_call'),
+                show_message: record('show_message'),
+                show_message_error: record('show_message_error'),
+            }},
+            constant: function (k) {{ return k === 'user' ? {{ id: {ME} }} : {{}}; }},
+        }};
+        window.fakeSelf = {{
+            get_settings: function () {{ return {{ path: '/upl/callcard/widget', version: '0.1.0' }}; }},
+            i18n: function (group) {{
+                return ({{
+                    call: {{ incoming: 'Llamada entrante', header_incoming: 'Llamada entrante: {{number}}' }},
+                    widget: {{ name: 'Callcard' }},
+                }})[group];
+            }},
+            $authorizedAjax: function (opts) {{ window.ajax.push(opts); return {ajax_answer}; }},
+        }};
+        window.fakeSelf
+        "#
+    );
+    js_sys::eval(&js).expect("fakes install")
+}
+
+fn recorded() -> Vec<(String, JsValue)> {
+    let calls: js_sys::Array = prop(&js_sys::global(), "calls").into();
+    calls
+        .iter()
+        .map(|c| {
+            let pair: js_sys::Array = c.into();
+            (pair.get(0).as_string().unwrap(), pair.get(1))
+        })
+        .collect()
+}
+
+fn text_at(obj: &JsValue, path: &str) -> Option<String> {
+    let mut node = obj.clone();
+    for part in path.split('.') {
+        node = prop(&node, part);
+    }
+    node.as_string()
+}
+
+fn num_at(obj: &JsValue, path: &str) -> Option<f64> {
+    let mut node = obj.clone();
+    for part in path.split('.') {
+        node = prop(&node, part);
+    }
+    node.as_f64()
+}
+
+fn call(id: &str, number: &str, kinds: &[CallEventKind]) -> CallView {
+    let mut at = js_sys::Date::now() as i64 - 30_000;
+    let mut call: Option<Call> = None;
+    for kind in kinds {
+        let e = CallEvent {
+            kind: kind.clone(),
+            call_id: id.into(),
+            direction: Direction::Inbound,
+            external_number: number.into(),
+            extension: "101".into(),
+            occurred_at: at,
+        };
+        at += 5_000;
+        match &mut call {
+            None => call = Some(Call::from_event(&e)),
+            Some(c) => {
+                c.apply(&e);
+            }
+        }
+    }
+    CallView::new(call.unwrap(), Some(ME))
+}
+
+fn clear_ledger() {
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    storage.remove_item(&storage_key(ME)).unwrap();
+}
+
+#[wasm_bindgen_test]
+fn a_ringing_call_pops_up_once_with_the_name_escaped() {
+    let this = install_fakes("Promise.reject({status: 503})");
+    clear_ledger();
+    let widget = KommoWidget::new(this);
+    let mut announcer = Announcer::new(ME, None);
+    let mut v = call("ring-1", "+18305703077", &[CallEventKind::Ringing]);
+    v.caller = CallerId::Known {
+        name: "<img src=x onerror=alert(1)>Eve".into(),
+        entity: EntityRef::new(EntityKind::Contact, 9),
+    };
+    assert_eq!(announcer.announce(&v, &widget), vec![Notice::Ringing]);
+    assert_eq!(announcer.announce(&v, &widget), vec![]);
+    // Another tab (a fresh announcer reading localStorage) stays quiet too.
+    assert_eq!(Announcer::new(ME, None).announce(&v, &widget), vec![]);
+
+    let calls = recorded();
+    assert_eq!(calls.len(), 1, "exactly one pop-up");
+    let (method, arg) = &calls[0];
+    assert_eq!(method, "show_notification");
+    assert_eq!(text_at(arg, "type").as_deref(), Some("call"));
+    assert_eq!(text_at(arg, "text.header").as_deref(), Some("Llamada entrante"));
+    assert_eq!(text_at(arg, "text.text").as_deref(), Some("&lt;img src=x onerror=alert(1)&gt;Eve"));
+}
+
+#[wasm_bindgen_test]
+fn an_ended_call_is_added_once_in_kommos_shape() {
+    let this = install_fakes("Promise.reject({status: 503})");
+    clear_ledger();
+    let widget = KommoWidget::new(this);
+    let opened = std::rc::Rc::new(std::cell::Cell::new(0));
+    let seen = opened.clone();
+    let mut announcer = Announcer::new(ME, Some(std::rc::Rc::new(move |_v: &CallView| seen.set(seen.get() + 1))));
+    let mut v = call(
+        "end-1",
+        "\"><script>x</script>",
+        &[
+            CallEventKind::Ringing,
+            CallEventKind::Answered,
+            CallEventKind::Ended { duration: 42, outcome: Outcome::Answered },
+            CallEventKind::RecordingReady { recording_url: "https://pbx.example/r/1.mp3".into() },
+        ],
+    );
+    v.entity = Some(EntityRef::new(EntityKind::Lead, 5));
+    assert_eq!(announcer.announce(&v, &widget), vec![Notice::Completed, Notice::Summary]);
+    assert_eq!(announcer.announce(&v, &widget), vec![]);
+    assert_eq!(opened.get(), 1, "the summary opens once");
+
+    let calls = recorded();
+    assert_eq!(calls.len(), 1);
+    let (method, arg) = &calls[0];
+    assert_eq!(method, "add_call");
+    assert_eq!(text_at(arg, "from").as_deref(), Some("&quot;&gt;&lt;script&gt;x&lt;/script&gt;"));
+    assert_eq!(text_at(arg, "header").as_deref(), Some("Llamada entrante: &quot;&gt;&lt;script&gt;x&lt;/script&gt;"));
+    assert_eq!(text_at(arg, "to").as_deref(), Some("101"));
+    assert_eq!(num_at(arg, "duration"), Some(42.0));
+    assert_eq!(text_at(arg, "link").as_deref(), Some("https://pbx.example/r/1.mp3"));
+    assert_eq!(num_at(arg, "element.id"), Some(5.0));
+    assert_eq!(text_at(arg, "element.type").as_deref(), Some("lead"));
+    let date = num_at(arg, "date").unwrap();
+    assert!(date > 1.7e9 && date < 1.0e10, "unix seconds, got {date}");
+}
+
+#[wasm_bindgen_test]
+fn an_internal_caller_gets_the_internal_header() {
+    let this = install_fakes("Promise.reject({status: 503})");
+    clear_ledger();
+    let widget = KommoWidget::new(this);
+    let v = call("int-1", "117", &[CallEventKind::Ended { duration: 3, outcome: Outcome::Missed }]);
+    Announcer::new(ME, None).announce(&v, &widget);
+    let calls = recorded();
+    assert_eq!(text_at(&calls[0].1, "header").as_deref(), Some("Internal number: 117"));
+    assert_eq!(num_at(&calls[0].1, "duration"), Some(0.0));
+}
+
+fn roots() -> u32 {
+    web_sys::window().unwrap().document().unwrap().query_selector_all("#callcard-root").unwrap().length()
+}
+
+#[wasm_bindgen_test]
+async fn init_mounts_once_and_destroy_removes_everything() {
+    let this = install_fakes("Promise.reject({status: 503, responseText: 'down'})");
+    callcard_widget::widget_init(this.clone());
+    callcard_widget::widget_init(this.clone());
+    callcard_widget::widget_bind_actions(this.clone());
+    leptos::task::tick().await;
+    assert_eq!(roots(), 1);
+    let document = web_sys::window().unwrap().document().unwrap();
+    let root = document.get_element_by_id("callcard-root").unwrap();
+    let feed = root.get_attribute("data-feed").unwrap();
+    assert!(["connecting", "offline"].contains(&feed.as_str()), "data-feed={feed}");
+    let status = document.query_selector("#callcard-root .callcard-status[role=status]").unwrap();
+    assert!(status.is_some(), "status line rendered");
+    // The ticket is asked for through $authorizedAjax.
+    gloo_timers::future::TimeoutFuture::new(50).await;
+    let ajax: js_sys::Array = prop(&js_sys::global(), "ajax").into();
+    assert!(ajax.length() >= 1, "a ticket was requested");
+    let first = ajax.get(0);
+    assert!(text_at(&first, "url").unwrap().ends_with("/backend/widget/ticket"));
+    assert_eq!(text_at(&first, "method").as_deref(), Some("POST"));
+
+    callcard_widget::widget_destroy(this.clone());
+    leptos::task::tick().await;
+    assert_eq!(roots(), 0);
+    callcard_widget::widget_destroy(this.clone());
+    // And it can start again.
+    callcard_widget::widget_init(this.clone());
+    leptos::task::tick().await;
+    assert_eq!(roots(), 1);
+    callcard_widget::widget_destroy(this);
+    assert_eq!(roots(), 0);
+}
+
+#[wasm_bindgen_test]
+async fn on_save_refuses_duplicates_and_sends_good_extensions() {
+    let this = install_fakes("Promise.resolve(null)");
+    let bad = js_sys::eval(r#"({active: 'Y', fields: {users: {"1": "101", "2": "101"}}})"#).unwrap();
+    assert!(!callcard_widget::widget_on_save(this.clone(), bad));
+    let calls = recorded();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0, "show_message_error");
+    assert_eq!(text_at(&calls[0].1, "text").as_deref(), Some("Extension 101 is given to two users."));
+
+    let hostile = js_sys::eval(r#"({active: 'Y', fields: {users: {"1": "<b>1</b>"}}})"#).unwrap();
+    assert!(!callcard_widget::widget_on_save(this.clone(), hostile));
+    assert!(text_at(&recorded()[1].1, "text").unwrap().contains("&lt;b&gt;1&lt;/b&gt;"));
+
+    let good = js_sys::eval(r#"({active: 'Y', fields: {users: '{"8320148":"101","8375357":"102"}'}})"#).unwrap();
+    assert!(callcard_widget::widget_on_save(this.clone(), good));
+    gloo_timers::future::TimeoutFuture::new(20).await;
+    let ajax: js_sys::Array = prop(&js_sys::global(), "ajax").into();
+    let put = ajax.iter().find(|o| text_at(o, "method").as_deref() == Some("PUT")).expect("PUT sent");
+    assert!(text_at(&put, "url").unwrap().ends_with("/backend/widget/settings"));
+    let body: serde_json::Value = serde_json::from_str(&text_at(&put, "data").unwrap()).unwrap();
+    assert_eq!(body, serde_json::json!({"users": {"8320148": "101", "8375357": "102"}}));
+    assert_eq!(recorded().len(), 2, "no error for a good save");
+}
+
+#[wasm_bindgen_test]
+fn settings_hint_is_added_once() {
+    let this = install_fakes("Promise.reject({status: 503})");
+    let document = web_sys::window().unwrap().document().unwrap();
+    let body = document.create_element("div").unwrap();
+    callcard_widget::widget_settings(this.clone(), body.clone().into());
+    callcard_widget::widget_settings(this, body.clone().into());
+    assert_eq!(body.query_selector_all(".callcard-settings-hint").unwrap().length(), 1);
+}

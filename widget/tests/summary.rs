@@ -1,0 +1,237 @@
+//! Browser tests of the Call summary modal, through the running widget:
+//! a fake `self.$authorizedAjax` answers the result post, a fake `fetch`
+//! answers Kommo's lead/customer search.
+
+#![cfg(target_arch = "wasm32")]
+
+use callcard_calls::feed::{CallView, CallerId};
+use callcard_calls::{Call, CallEvent, CallEventKind, Direction, EntityKind, EntityRef, Outcome};
+use callcard_widget::kommo::prop;
+use gloo_timers::future::TimeoutFuture;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// `window.resultAnswer` is evaluated for each result post.
+fn install_fakes(result_answer: &str) -> JsValue {
+    let js = format!(
+        r#"
+        window.calls = [];
+        window.ajax = [];
+        const record = (name) => function (arg) {{ window.calls.push([name, arg]); }};
+        window.APP = {{
+            notifications: {{
+                show_notification: record('show_notification'), add_call: record('add_call'),
+                show_message: record('show_message'), show_message_error: record('show_message_error'),
+            }},
+            constant: function (k) {{ return k === 'user' ? {{ id: 8320148 }} : {{}}; }},
+        }};
+        window.resultAnswer = function () {{ return {result_answer}; }};
+        if (!window.realFetch) window.realFetch = window.fetch;
+        window.fetch = function (input, init) {{
+            const url = typeof input === 'string' ? input : input.url;
+            if (url.indexOf('/api/v4/leads') >= 0) {{
+                return Promise.resolve(new Response(JSON.stringify({{_embedded: {{leads: [
+                    {{id: 5, name: 'Quote <for> ACME'}}]}}}}), {{status: 200, headers: {{'Content-Type': 'application/hal+json'}}}}));
+            }}
+            if (url.indexOf('/api/v4/customers') >= 0) {{
+                return Promise.resolve(new Response(null, {{status: 204}}));
+            }}
+            return window.realFetch(input, init);
+        }};
+        window.fakeSelf = {{
+            get_settings: function () {{ return {{}}; }},
+            i18n: function () {{ return undefined; }},
+            $authorizedAjax: function (opts) {{
+                window.ajax.push(opts);
+                if (opts.url.endsWith('/result')) return window.resultAnswer();
+                return Promise.reject({{status: 503}});
+            }},
+        }};
+        window.fakeSelf
+        "#
+    );
+    js_sys::eval(&js).expect("fakes install")
+}
+
+fn ended_call(id: &str, recording: bool) -> CallView {
+    let now = js_sys::Date::now() as i64;
+    let mut events = vec![
+        CallEventKind::Ringing,
+        CallEventKind::Answered,
+        CallEventKind::Ended { duration: 65, outcome: Outcome::Answered },
+    ];
+    if recording {
+        events.push(CallEventKind::RecordingReady { recording_url: "https://pbx.example/r.mp3".into() });
+    }
+    let mut call: Option<Call> = None;
+    for (i, kind) in events.into_iter().enumerate() {
+        let e = CallEvent {
+            kind,
+            call_id: id.into(),
+            direction: Direction::Inbound,
+            external_number: "+18305703077".into(),
+            extension: "101".into(),
+            occurred_at: now - 60_000 + i as i64 * 1_000,
+        };
+        match &mut call {
+            None => call = Some(Call::from_event(&e)),
+            Some(c) => {
+                c.apply(&e);
+            }
+        }
+    }
+    let mut v = CallView::new(call.unwrap(), Some(8320148));
+    v.caller = CallerId::Known { name: "Anna <b>Petrova</b>".into(), entity: EntityRef::new(EntityKind::Contact, 7) };
+    v
+}
+
+fn doc() -> web_sys::Document {
+    web_sys::window().unwrap().document().unwrap()
+}
+
+fn el(selector: &str) -> Option<web_sys::HtmlElement> {
+    doc().query_selector(selector).unwrap().map(|e| e.unchecked_into())
+}
+
+fn type_into(selector: &str, value: &str) {
+    let e = el(selector).unwrap_or_else(|| panic!("{selector} missing"));
+    js_sys::Reflect::set(&e, &"value".into(), &value.into()).unwrap();
+    let init = web_sys::EventInit::new();
+    init.set_bubbles(true);
+    e.dispatch_event(&web_sys::Event::new_with_event_init_dict("input", &init).unwrap()).unwrap();
+}
+
+fn state() -> String {
+    el("#callcard-summary").and_then(|e| e.get_attribute("data-state")).unwrap_or_default()
+}
+
+async fn settle(ms: u32) {
+    TimeoutFuture::new(ms).await;
+    leptos::task::tick().await;
+}
+
+fn result_posts() -> Vec<JsValue> {
+    let ajax: js_sys::Array = prop(&js_sys::global(), "ajax").into();
+    ajax.iter().filter(|o| prop(o, "url").as_string().is_some_and(|u| u.ends_with("/result"))).collect()
+}
+
+#[wasm_bindgen_test]
+async fn the_summary_saves_a_result_for_the_chosen_lead() {
+    let this = install_fakes("Promise.resolve(null)");
+    callcard_widget::widget_init(this.clone());
+    let queue = callcard_widget::session::summaries().expect("running");
+    queue.open(&ended_call("c-save", false));
+    settle(0).await;
+
+    let dialog = el("#callcard-summary").expect("the modal opened");
+    assert_eq!(dialog.get_attribute("role").as_deref(), Some("dialog"));
+    assert_eq!(dialog.get_attribute("data-call-id").as_deref(), Some("c-save"));
+    assert_eq!(el("#callcard-summary-title").unwrap().text_content().as_deref(), Some("Call summary"));
+    // Names are text, not markup.
+    assert!(el(".callcard-summary-party").unwrap().text_content().unwrap().contains("Anna <b>Petrova</b>"));
+    assert_eq!(
+        el(".callcard-summary-entity").unwrap().text_content().as_deref(),
+        Some("Contact · Anna <b>Petrova</b>")
+    );
+    assert!(el(".callcard-summary-recording-pending").is_some(), "recording not ready yet");
+    assert!(el(".callcard-summary-recording").unwrap().text_content().unwrap().contains("1:05"));
+    for id in ["callcard-summary-search", "callcard-summary-note", "callcard-summary-task"] {
+        assert!(doc().query_selector(&format!("label[for={id}]")).unwrap().is_some(), "{id} is labelled");
+    }
+
+    // The recording arrives while the modal is open.
+    queue.refresh(&ended_call("c-save", true));
+    settle(0).await;
+    let audio = doc().query_selector("#callcard-summary audio").unwrap().expect("player");
+    assert_eq!(audio.get_attribute("src").as_deref(), Some("https://pbx.example/r.mp3"));
+
+    // Search (debounced) and pick a lead.
+    type_into("#callcard-summary-search", "quo");
+    settle(500).await;
+    let hit = el(".callcard-summary-hit").expect("a hit");
+    assert_eq!(hit.get_attribute("data-entity-type").as_deref(), Some("lead"));
+    assert_eq!(hit.get_attribute("data-entity-id").as_deref(), Some("5"));
+    hit.click();
+    settle(0).await;
+    assert_eq!(el(".callcard-summary-entity").unwrap().text_content().as_deref(), Some("Lead · Quote <for> ACME"));
+
+    type_into("#callcard-summary-note", "Wants a quote");
+    el("#callcard-summary-task").unwrap().click();
+    settle(0).await;
+    type_into("#callcard-summary-task-when", "2030-01-02T10:30");
+    type_into("#callcard-summary-task-text", "Send the quote");
+    el("#callcard-summary-save").unwrap().click();
+    settle(50).await;
+
+    let posts = result_posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(prop(&posts[0], "method").as_string().as_deref(), Some("POST"));
+    assert!(prop(&posts[0], "url").as_string().unwrap().ends_with("/backend/widget/calls/c-save/result"));
+    let body: serde_json::Value = serde_json::from_str(&prop(&posts[0], "data").as_string().unwrap()).unwrap();
+    assert_eq!(body["entity"], serde_json::json!({"kind": "lead", "id": 5}));
+    assert_eq!(body["note"], "Wants a quote");
+    assert_eq!(body["task"]["text"], "Send the quote");
+    assert!(body["task"]["complete_till"].as_i64().unwrap() > 1_890_000_000);
+    assert!(el("#callcard-summary").is_none(), "closed after saving");
+    callcard_widget::widget_destroy(this);
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_save_keeps_the_input_and_an_offline_one_is_queued() {
+    let this = install_fakes("Promise.reject({status: 422, responseJSON: {title: 'Invalid', detail: 'entity gone'}})");
+    web_sys::window().unwrap().local_storage().unwrap().unwrap().remove_item("callcard.outbox").unwrap();
+    callcard_widget::widget_init(this.clone());
+    let queue = callcard_widget::session::summaries().unwrap();
+    queue.open(&ended_call("c-err", false));
+    settle(0).await;
+
+    type_into("#callcard-summary-note", "Keep me");
+    el("#callcard-summary-task").unwrap().click();
+    settle(0).await;
+    el("#callcard-summary-save").unwrap().click();
+    settle(0).await;
+    assert_eq!(state(), "error", "a task needs a date");
+    assert_eq!(el(".callcard-summary-error").unwrap().text_content().as_deref(), Some("Choose when the task is due."));
+    assert!(result_posts().is_empty());
+    el("#callcard-summary-task").unwrap().click();
+    settle(0).await;
+
+    el("#callcard-summary-save").unwrap().click();
+    settle(50).await;
+    assert_eq!(result_posts().len(), 1);
+    assert_eq!(state(), "error");
+    assert!(el(".callcard-summary-error").unwrap().text_content().unwrap().contains("entity gone"));
+    let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
+    assert_eq!(note.value(), "Keep me");
+
+    // Offline now: the result is queued and the modal closes.
+    js_sys::eval("window.resultAnswer = function () { return Promise.reject({status: 0, statusText: 'error'}); }")
+        .unwrap();
+    el("#callcard-summary-save").unwrap().click();
+    settle(50).await;
+    assert!(el("#callcard-summary").is_none());
+    let stored = web_sys::window().unwrap().local_storage().unwrap().unwrap().get_item("callcard.outbox").unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&stored.expect("queued")).unwrap();
+    assert_eq!(stored["pending"][0]["call_id"], "c-err");
+    assert_eq!(stored["pending"][0]["result"]["note"], "Keep me");
+    callcard_widget::widget_destroy(this);
+}
+
+#[wasm_bindgen_test]
+async fn escape_cancels() {
+    let this = install_fakes("Promise.resolve(null)");
+    callcard_widget::widget_init(this.clone());
+    callcard_widget::session::summaries().unwrap().open(&ended_call("c-esc", false));
+    settle(0).await;
+    let init = web_sys::KeyboardEventInit::new();
+    init.set_key("Escape");
+    init.set_bubbles(true);
+    let ev = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
+    el("#callcard-summary-note").unwrap().dispatch_event(&ev).unwrap();
+    settle(0).await;
+    assert!(el("#callcard-summary").is_none());
+    assert!(result_posts().is_empty());
+    callcard_widget::widget_destroy(this);
+}
