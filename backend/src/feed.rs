@@ -1,0 +1,309 @@
+//! The live call-state feed, read with a ticket (see [`crate::ticket`]).
+//!
+//! - `GET /widget/feed?ticket=…&since=N`: a WebSocket of
+//!   [`FeedMessage`] JSON text frames.
+//! - `GET /widget/feed/poll?ticket=…&since=N&wait=S`: the same events as a
+//!   [`PollAnswer`], for networks that block WebSockets (`wait` up to 25 s
+//!   turns it into a long poll).
+//! - `GET /widget/calls?ticket=…`: [`CurrentCalls`], the state to start from.
+//!
+//! Offsets: every event a user can receive has an offset, gapless and
+//! increasing per (account, user) across all instances (allocated in the
+//! database, [`crate::store::feed_log`]). `since=N` means "I have seen
+//! everything up to N": the feed first replays N+1… from the kept history,
+//! then streams live events. If N+1 is no longer kept (or N was never handed
+//! out), the feed says [`FeedMessage::Gap`] (or `gap: true`) with the latest
+//! offset, and the widget refetches `/widget/calls`. Without `since` the feed
+//! starts at the latest offset.
+//!
+//! A connection only ever subscribes to its ticket's own (account, user)
+//! channel and only ever reads that user's history: that is the whole of the
+//! isolation between users and accounts.
+//!
+//! Liveness: every `heartbeat_interval` the server sends a WebSocket ping and
+//! a [`FeedMessage::Heartbeat`]; a peer that sent nothing (not even a pong)
+//! for two intervals is dropped. The same tick compares the connection's
+//! offset with the database, which repairs anything the fan-out lost.
+
+use crate::backend::App;
+use crate::problem::Problem;
+use crate::store::credentials::TicketOwner;
+use crate::store::now_ms;
+use crate::ticket;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use callcard_calls::feed::{CurrentCalls, FeedEvent, FeedMessage, PollAnswer};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+
+/// How many history events one read returns.
+const PAGE: i64 = 500;
+/// The longest long poll.
+const MAX_WAIT_SECONDS: u64 = 25;
+/// How far back `/widget/calls` looks for calls that still matter.
+const CURRENT_CALLS_WINDOW_MS: i64 = 12 * 60 * 60 * 1000;
+/// The most calls `/widget/calls` returns.
+const CURRENT_CALLS_MAX: i64 = 100;
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+fn params(query: Params) -> Result<HashMap<String, String>, Problem> {
+    query.map(|Query(q)| q).map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, "malformed-query", "The query string is malformed", e.body_text())
+    })
+}
+
+fn parse_since(q: &HashMap<String, String>) -> Result<Option<u64>, Problem> {
+    match q.get("since").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| Problem::invalid("since", "since must be a feed offset (a non-negative integer)")),
+    }
+}
+
+/// `GET /widget/feed`: upgrades to the feed WebSocket.
+pub async fn websocket(
+    State(app): State<Arc<App>>,
+    query: Params,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let result = async {
+        let q = params(query)?;
+        let owner = ticket::redeem(&app.store, q.get("ticket").map(String::as_str)).await?;
+        let since = parse_since(&q)?;
+        let upgrade = upgrade.map_err(|e| {
+            Problem::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "websocket-required",
+                "This endpoint is a WebSocket",
+                e.body_text(),
+            )
+        })?;
+        if app.is_shutting_down() {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting-down",
+                "The backend is shutting down",
+                "reconnect; another instance will serve the feed",
+            ));
+        }
+        Ok(upgrade.on_upgrade(move |socket| run(app, socket, owner, since)))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Why a feed connection ends.
+enum End {
+    /// The peer left, died, or the socket failed.
+    Peer,
+    /// The store failed; the client should reconnect (maybe elsewhere).
+    Store(sqlx::Error),
+}
+
+/// One connection's position in its user's feed.
+struct Cursor {
+    app: Arc<App>,
+    owner: TicketOwner,
+    /// The last offset sent (or skipped by a gap).
+    last: u64,
+}
+
+impl Cursor {
+    async fn send(&self, socket: &mut WebSocket, message: &FeedMessage) -> Result<(), End> {
+        let text = serde_json::to_string(message).unwrap_or_default();
+        socket.send(Message::Text(text.into())).await.map_err(|_| End::Peer)?;
+        if matches!(message, FeedMessage::Event(_)) {
+            self.app.metrics.pushed_websocket.inc();
+        }
+        Ok(())
+    }
+
+    /// Sends everything after `last` from the history, or a gap.
+    async fn catch_up(&mut self, socket: &mut WebSocket) -> Result<(), End> {
+        loop {
+            let slice = self
+                .app
+                .store
+                .feed_after(self.owner.account_id, self.owner.user_id, self.last, PAGE)
+                .await
+                .map_err(End::Store)?;
+            if slice.gap {
+                self.last = slice.latest_offset;
+                return self.send(socket, &FeedMessage::Gap { latest_offset: slice.latest_offset }).await;
+            }
+            let full_page = slice.events.len() as i64 == PAGE;
+            for event in slice.events {
+                self.last = event.offset;
+                self.send(socket, &FeedMessage::Event(event)).await?;
+            }
+            if !full_page {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Delivers a live event: in order, or by catching up if some are missing.
+    async fn deliver(&mut self, socket: &mut WebSocket, event: &FeedEvent) -> Result<(), End> {
+        if event.offset <= self.last {
+            Ok(())
+        } else if event.offset == self.last + 1 {
+            self.last = event.offset;
+            self.send(socket, &FeedMessage::Event(event.clone())).await
+        } else {
+            self.catch_up(socket).await
+        }
+    }
+}
+
+/// Counts open feeds for the metrics and for draining at shutdown.
+struct OpenFeed(Arc<App>);
+
+impl OpenFeed {
+    fn new(app: Arc<App>) -> Self {
+        app.metrics.connected_clients.inc();
+        Self(app)
+    }
+}
+
+impl Drop for OpenFeed {
+    fn drop(&mut self) {
+        self.0.metrics.connected_clients.dec();
+        self.0.feed_closed.notify_waiters();
+    }
+}
+
+async fn run(app: Arc<App>, mut socket: WebSocket, owner: TicketOwner, since: Option<u64>) {
+    let _open = OpenFeed::new(app.clone());
+    tracing::debug!(account_id = owner.account_id, user_id = owner.user_id, ?since, "feed connected");
+    let end = stream(app.clone(), &mut socket, owner, since).await;
+    let (code, reason) = match end {
+        Ok(()) => (1001, "the backend is shutting down"),
+        Err(End::Peer) => return,
+        Err(End::Store(e)) => {
+            tracing::warn!(error = %e, "feed closed: store unavailable");
+            (1011, "store unavailable; reconnect")
+        }
+    };
+    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+/// Streams until shutdown (`Ok`) or the connection ends (`Err`).
+async fn stream(app: Arc<App>, socket: &mut WebSocket, owner: TicketOwner, since: Option<u64>) -> Result<(), End> {
+    // Subscribe before reading the history, so nothing committed in between
+    // is missed (duplicates are skipped by offset).
+    let mut subscription = app.hub.subscribe(owner.account_id, owner.user_id);
+    let mut shutdown = app.shutdown_signal();
+    let heartbeat = app.config.heartbeat_interval;
+    let mut cursor = Cursor { app: app.clone(), owner, last: 0 };
+    match since {
+        Some(since) => {
+            cursor.last = since;
+            cursor.catch_up(socket).await?;
+        }
+        None => {
+            cursor.last = app.store.latest_offset(owner.account_id, owner.user_id).await.map_err(End::Store)?;
+        }
+    }
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            received = subscription.recv() => match received {
+                Ok(event) => cursor.deliver(socket, &event).await?,
+                // Fell behind the channel: the history has everything.
+                Err(RecvError::Lagged(_)) => cursor.catch_up(socket).await?,
+                Err(RecvError::Closed) => return Err(End::Peer),
+            },
+            message = socket.recv() => match message {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Err(End::Peer),
+                // Pongs, and anything the widget chooses to send, prove it alive.
+                Some(Ok(_)) => last_heard = Instant::now(),
+            },
+            _ = tick.tick() => {
+                if last_heard.elapsed() > heartbeat * 2 {
+                    tracing::debug!(account_id = owner.account_id, user_id = owner.user_id, "feed peer is silent; dropping");
+                    return Err(End::Peer);
+                }
+                cursor.catch_up(socket).await?;
+                cursor.send(socket, &FeedMessage::Heartbeat { latest_offset: cursor.last }).await?;
+                socket.send(Message::Ping(Vec::new().into())).await.map_err(|_| End::Peer)?;
+            }
+        }
+    }
+}
+
+/// `GET /widget/feed/poll`.
+pub async fn poll(State(app): State<Arc<App>>, query: Params) -> Result<Json<PollAnswer>, Problem> {
+    let q = params(query)?;
+    let owner = ticket::redeem(&app.store, q.get("ticket").map(String::as_str)).await?;
+    let since = parse_since(&q)?;
+    let wait = match q.get("wait").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => 0,
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .filter(|&w| w <= MAX_WAIT_SECONDS)
+            .ok_or_else(|| Problem::invalid("wait", format!("wait must be 0 to {MAX_WAIT_SECONDS} seconds")))?,
+    };
+    let Some(since) = since else {
+        let latest = app.store.latest_offset(owner.account_id, owner.user_id).await?;
+        return Ok(Json(PollAnswer { events: Vec::new(), gap: false, latest_offset: latest }));
+    };
+    // Subscribe first so an event committed between the read and the wait
+    // wakes the poll.
+    let mut subscription = (wait > 0).then(|| app.hub.subscribe(owner.account_id, owner.user_id));
+    let mut slice = app.store.feed_after(owner.account_id, owner.user_id, since, PAGE).await?;
+    if let Some(subscription) = subscription.as_mut() {
+        if !slice.gap && slice.events.is_empty() {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+            let mut shutdown = app.shutdown_signal();
+            // Another instance's event reaches this hub only if someone here
+            // listens; the subscription is that someone. Re-check the
+            // database now and then in case a notification was lost.
+            loop {
+                let woke = tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => false,
+                    _ = shutdown.changed() => false,
+                    r = tokio::time::timeout(Duration::from_secs(5), subscription.recv()) => {
+                        matches!(r, Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) | Err(_))
+                    }
+                };
+                slice = app.store.feed_after(owner.account_id, owner.user_id, since, PAGE).await?;
+                if !woke || slice.gap || !slice.events.is_empty() || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
+    }
+    app.metrics.pushed_poll.add(slice.events.len() as u64);
+    Ok(Json(PollAnswer { events: slice.events, gap: slice.gap, latest_offset: slice.latest_offset }))
+}
+
+/// `GET /widget/calls`.
+pub async fn current_calls(State(app): State<Arc<App>>, query: Params) -> Result<Json<CurrentCalls>, Problem> {
+    let q = params(query)?;
+    let owner = ticket::redeem(&app.store, q.get("ticket").map(String::as_str)).await?;
+    // The offset is read before the calls: resuming from it may replay an
+    // event already reflected in the state, which snapshots make harmless,
+    // but never skips one.
+    let latest_offset = app.store.latest_offset(owner.account_id, owner.user_id).await?;
+    let calls = app
+        .store
+        .current_calls(owner.account_id, owner.user_id, now_ms() - CURRENT_CALLS_WINDOW_MS, CURRENT_CALLS_MAX)
+        .await?;
+    Ok(Json(CurrentCalls { calls: calls.iter().map(|c| c.view()).collect(), latest_offset }))
+}

@@ -1,0 +1,232 @@
+//! Fan-out: getting a committed feed event to the live connections of its
+//! user, on this instance and on every other.
+//!
+//! In-process, the [`Hub`] keeps one `tokio::sync::broadcast` channel per
+//! (account, user) that has a connected widget; nobody else's channel ever
+//! sees the event, which is what keeps users and accounts apart.
+//!
+//! With PostgreSQL, several instances share one database. The transaction
+//! that records an event also runs `pg_notify('callcard_feed',
+//! 'instance:account:user:offset')`; every instance runs [`listen`], and on a
+//! notification from another instance for a user connected here, reads the
+//! event back from the feed history and publishes it locally. The payload
+//! carries only keys, so it stays far below NOTIFY's 8000-byte limit.
+//!
+//! Nothing depends on this path being perfect: a connection that notices an
+//! offset jump, lags behind its channel, or sees a newer offset in the
+//! database at a heartbeat, reads what it missed from the history.
+
+use crate::metrics::Metrics;
+use crate::store::feed_log::FEED_CHANNEL;
+use crate::store::Store;
+use callcard_calls::feed::FeedEvent;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+/// How many events a slow connection may fall behind before it catches up
+/// from the database instead.
+const CHANNEL_CAPACITY: usize = 64;
+
+type Key = (u64, u64);
+
+/// Per-user broadcast channels.
+#[derive(Default)]
+pub struct Hub {
+    channels: Mutex<HashMap<Key, broadcast::Sender<Arc<FeedEvent>>>>,
+}
+
+/// A live subscription to one user's events; leaving removes the channel
+/// when it was the last.
+pub struct Subscription {
+    hub: Arc<Hub>,
+    key: Key,
+    rx: Option<broadcast::Receiver<Arc<FeedEvent>>>,
+}
+
+impl Subscription {
+    pub async fn recv(&mut self) -> Result<Arc<FeedEvent>, broadcast::error::RecvError> {
+        match self.rx.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => Err(broadcast::error::RecvError::Closed),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        let mut channels = self.hub.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if channels.get(&self.key).is_some_and(|tx| tx.receiver_count() == 0) {
+            channels.remove(&self.key);
+        }
+    }
+}
+
+impl Hub {
+    pub fn subscribe(self: &Arc<Self>, account_id: u64, user_id: u64) -> Subscription {
+        let key = (account_id, user_id);
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let rx = channels.entry(key).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).subscribe();
+        Subscription { hub: Arc::clone(self), key, rx: Some(rx) }
+    }
+
+    /// Hands the event to the user's connections on this instance; returns
+    /// how many there were.
+    pub fn publish(&self, account_id: u64, user_id: u64, event: FeedEvent) -> usize {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        match channels.get(&(account_id, user_id)) {
+            Some(tx) => tx.send(Arc::new(event)).unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    pub fn has_subscribers(&self, account_id: u64, user_id: u64) -> bool {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.contains_key(&(account_id, user_id))
+    }
+
+    /// Events published but not yet taken by every receiver (the metrics'
+    /// queue depth).
+    pub fn queue_depth(&self) -> usize {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.values().map(broadcast::Sender::len).sum()
+    }
+}
+
+/// A parsed `pg_notify` payload.
+#[derive(Debug, PartialEq, Eq)]
+struct Notice<'a> {
+    instance: &'a str,
+    account_id: u64,
+    user_id: u64,
+    offset: u64,
+}
+
+fn parse_notice(payload: &str) -> Option<Notice<'_>> {
+    let mut parts = payload.rsplitn(4, ':');
+    let offset = parts.next()?.parse().ok()?;
+    let user_id = parts.next()?.parse().ok()?;
+    let account_id = parts.next()?.parse().ok()?;
+    let instance = parts.next()?;
+    Some(Notice { instance, account_id, user_id, offset })
+}
+
+/// The PostgreSQL listener: runs until `shutdown` turns true, reconnecting
+/// with backoff when the connection drops.
+pub async fn listen(
+    store: Store,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    instance: String,
+    mut shutdown: watch::Receiver<bool>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let connected = async {
+            let mut listener = sqlx::postgres::PgListener::connect(store.url()).await?;
+            listener.listen(FEED_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            _ = shutdown.changed() => return,
+            result = connected => match result {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "feed listener cannot connect; retrying");
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            }
+        };
+        backoff = Duration::from_millis(200);
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+        tracing::debug!("feed listener connected");
+        loop {
+            let notification = tokio::select! {
+                _ = shutdown.changed() => return,
+                n = listener.try_recv() => n,
+            };
+            match notification {
+                Ok(Some(n)) => {
+                    let Some(notice) = parse_notice(n.payload()) else {
+                        tracing::warn!(payload = n.payload(), "unreadable feed notification");
+                        continue;
+                    };
+                    if notice.instance == instance || !hub.has_subscribers(notice.account_id, notice.user_id) {
+                        continue;
+                    }
+                    metrics.notifications_received.inc();
+                    match store.feed_event(notice.account_id, notice.user_id, notice.offset).await {
+                        Ok(Some(event)) => {
+                            hub.publish(notice.account_id, notice.user_id, event);
+                        }
+                        // Already trimmed: the connection's catch-up will
+                        // report the gap.
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot read a notified feed event"),
+                    }
+                }
+                // The connection dropped; notifications in between are lost,
+                // which the connections' heartbeat catch-up repairs.
+                Ok(None) => tracing::warn!("feed listener lost its connection; reconnecting"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "feed listener failed; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callcard_calls::feed::CallView;
+    use callcard_calls::{Call, CallEvent, CallEventKind, Direction};
+
+    fn event(offset: u64) -> FeedEvent {
+        let call = Call::from_event(&CallEvent {
+            kind: CallEventKind::Ringing,
+            call_id: "c".into(),
+            direction: Direction::Inbound,
+            external_number: "+1555".into(),
+            extension: "101".into(),
+            occurred_at: 1_763_691_600_000,
+        });
+        FeedEvent { offset, call: CallView::new(call, Some(1)) }
+    }
+
+    #[test]
+    fn notices_round_trip_even_with_colons_in_the_instance() {
+        assert_eq!(
+            parse_notice("host:1:31415926:8320148:17"),
+            Some(Notice { instance: "host:1", account_id: 31415926, user_id: 8320148, offset: 17 })
+        );
+        assert_eq!(parse_notice("x:1:2"), None);
+        assert_eq!(parse_notice("x:a:2:3"), None);
+    }
+
+    #[tokio::test]
+    async fn events_reach_only_their_user_and_channels_are_dropped_with_the_last_subscriber() {
+        let hub = Arc::new(Hub::default());
+        let mut anna = hub.subscribe(1, 10);
+        let mut other_account = hub.subscribe(2, 10);
+        assert_eq!(hub.publish(1, 10, event(1)), 1);
+        assert_eq!(hub.publish(1, 11, event(1)), 0);
+        assert_eq!(anna.recv().await.unwrap().offset, 1);
+        assert!(tokio::time::timeout(Duration::from_millis(50), other_account.recv()).await.is_err());
+        drop(anna);
+        assert!(!hub.has_subscribers(1, 10));
+        assert!(hub.has_subscribers(2, 10));
+    }
+}

@@ -1,0 +1,293 @@
+//! Call intake: the PBX's webhooks.
+//!
+//! - `POST /pbx/{account_id}/events`: one [`CallEvent`] (ringing, answered,
+//!   ended, recording ready).
+//! - `POST /pbx/{account_id}/calls`: `{"calls":[FinishedCall, …]}`, many
+//!   finished calls at once in the spirit of Kommo's `calls/add`, answered
+//!   with a per-call [`BatchAnswer`].
+//!
+//! Every request is checked in the same order, and refused at the first
+//! failure with a problem document, before anything is stored: the account id
+//! in the path, the body size, the account's existence, the signature
+//! (`callcard_calls::signature`: HMAC-SHA256 over `"<timestamp>.<raw body>"`
+//! with the account's webhook secret, 300 s replay window), the JSON, and the
+//! values. The answer is sent only after the transaction that stored the
+//! event committed, so a PBX that sees 200 may forget the event; anything else
+//! it should retry, and retries are harmless (see [`crate::store::calls`]).
+
+use crate::backend::App;
+use crate::problem::{self, Problem};
+use crate::store::{now_ms, Account};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use callcard_calls::event::{BatchAnswer, FieldError, FinishedCall};
+use callcard_calls::signature::{self, SignatureError};
+use callcard_calls::{CallEvent, CallEventKind, Direction, Outcome, PhoneNumber};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The largest single event accepted.
+pub const EVENT_BODY_LIMIT: usize = 64 * 1024;
+/// The largest batch accepted.
+pub const BATCH_BODY_LIMIT: usize = 1024 * 1024;
+/// The most calls in one batch.
+pub const BATCH_MAX_CALLS: usize = 1000;
+
+/// The answer to one stored event.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventAck {
+    pub call_id: String,
+    pub status: callcard_calls::CallStatus,
+    /// False when the event was already known (a retry).
+    pub changed: bool,
+}
+
+pub async fn post_event(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let (account, body) = authenticate(&app, path, &headers, body, EVENT_BODY_LIMIT).await?;
+        let event = parse_event(&body)?;
+        event.validate().map_err(field_problem)?;
+        let recorded = app.store.record_events(&account, std::slice::from_ref(&event), &app.instance).await?;
+        app.after_record(account.account_id, &recorded);
+        Ok::<_, Problem>(EventAck {
+            call_id: recorded.call.call.call_id.clone(),
+            status: recorded.call.call.status(),
+            changed: recorded.changed,
+        })
+    }
+    .await;
+    match result {
+        Ok(ack) => Json(ack).into_response(),
+        Err(p) => {
+            app.metrics.events_rejected.inc();
+            p.into_response()
+        }
+    }
+}
+
+pub async fn post_batch(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let (account, body) = authenticate(&app, path, &headers, body, BATCH_BODY_LIMIT).await?;
+        let items = parse_batch(&body)?;
+        let mut answer = BatchAnswer::default();
+        for (index, item) in items.into_iter().enumerate() {
+            let key = item
+                .get("uuid")
+                .and_then(|u| u.as_str())
+                .filter(|u| !u.trim().is_empty())
+                .map_or_else(|| format!("calls[{index}]"), str::to_string);
+            match parse_finished(item) {
+                Ok(call) => {
+                    let recorded = app.store.record_events(&account, &call.into_events(), &app.instance).await?;
+                    app.after_record(account.account_id, &recorded);
+                    answer.success.push(key);
+                }
+                Err(reason) => {
+                    app.metrics.events_rejected.inc();
+                    answer.errors.entry(key).or_default().push(reason);
+                }
+            }
+        }
+        Ok::<_, Problem>(answer)
+    }
+    .await;
+    match result {
+        Ok(answer) => Json(answer).into_response(),
+        Err(p) => {
+            app.metrics.events_rejected.inc();
+            p.into_response()
+        }
+    }
+}
+
+/// Path, size, account and signature: everything before the body is read as JSON.
+async fn authenticate(
+    app: &App,
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(Account, Bytes), Problem> {
+    let account_id = path
+        .ok()
+        .and_then(|Path(raw)| raw.parse::<u64>().ok())
+        .filter(|&id| id > 0 && i64::try_from(id).is_ok())
+        .ok_or_else(|| Problem::invalid("account_id", "the account id in the path must be a Kommo account id"))?;
+    let body = read_body(headers, body, limit).await?;
+    let account = app.store.account(account_id).await?.ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown-account",
+            "Unknown account",
+            "no account with this id is provisioned",
+        )
+        .with_field("account_id")
+    })?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    signature::verify(
+        account.webhook_secret.as_bytes(),
+        header(signature::TIMESTAMP_HEADER),
+        header(signature::SIGNATURE_HEADER),
+        &body,
+        now_ms() / 1000,
+    )
+    .map_err(signature_problem)?;
+    Ok((account, body))
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with a 413 problem.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Problem> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(Problem::too_large(limit));
+    }
+    // A failure here is either the limit or a client that went away
+    // mid-body; in the second case nobody reads the answer.
+    axum::body::to_bytes(body, limit).await.map_err(|_| Problem::too_large(limit))
+}
+
+fn signature_problem(e: SignatureError) -> Problem {
+    let field = match e {
+        SignatureError::MissingTimestamp | SignatureError::MalformedTimestamp | SignatureError::Stale { .. } => {
+            "X-Callcard-Timestamp"
+        }
+        _ => "X-Callcard-Signature",
+    };
+    let (slug, title) = match e {
+        SignatureError::Stale { .. } => ("stale-request", "The request is outside the replay window"),
+        _ => ("bad-signature", "The request signature was refused"),
+    };
+    Problem::unauthorized(slug, title, e.to_string()).with_field(field)
+}
+
+fn field_problem(e: FieldError) -> Problem {
+    Problem::invalid(e.field, e.reason)
+}
+
+/// The event as it travels, without `#[serde(flatten)]`, so every error
+/// names its exact field.
+#[derive(Deserialize)]
+struct WireEvent {
+    event: EventName,
+    call_id: String,
+    direction: Direction,
+    external_number: String,
+    extension: String,
+    occurred_at: i64,
+    #[serde(default)]
+    duration: Option<u32>,
+    #[serde(default)]
+    outcome: Option<Outcome>,
+    #[serde(default)]
+    recording_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum EventName {
+    Ringing,
+    Answered,
+    Ended,
+    RecordingReady,
+}
+
+/// Parses one event, naming the offending field on failure.
+pub fn parse_event(body: &[u8]) -> Result<CallEvent, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let wire: WireEvent = serde_path_to_error::deserialize(de).map_err(|e| problem::from_json_error(e, ""))?;
+    let kind = match wire.event {
+        EventName::Ringing => CallEventKind::Ringing,
+        EventName::Answered => CallEventKind::Answered,
+        EventName::Ended => CallEventKind::Ended {
+            duration: wire.duration.ok_or_else(|| Problem::invalid("duration", "an ended event needs its duration"))?,
+            outcome: wire.outcome.ok_or_else(|| Problem::invalid("outcome", "an ended event needs its outcome"))?,
+        },
+        EventName::RecordingReady => CallEventKind::RecordingReady {
+            recording_url: wire
+                .recording_url
+                .ok_or_else(|| Problem::invalid("recording_url", "a recording_ready event needs its URL"))?,
+        },
+    };
+    Ok(CallEvent {
+        kind,
+        call_id: wire.call_id,
+        direction: wire.direction,
+        external_number: PhoneNumber::new(wire.external_number),
+        extension: wire.extension,
+        occurred_at: wire.occurred_at,
+    })
+}
+
+/// Parses the batch envelope; the items are parsed one by one so one bad
+/// call does not refuse the others.
+fn parse_batch(body: &[u8]) -> Result<Vec<serde_json::Value>, Problem> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        calls: Vec<serde_json::Value>,
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let envelope: Envelope = serde_path_to_error::deserialize(de).map_err(|e| problem::from_json_error(e, ""))?;
+    if envelope.calls.len() > BATCH_MAX_CALLS {
+        return Err(Problem::invalid("calls", format!("a batch holds at most {BATCH_MAX_CALLS} calls")));
+    }
+    Ok(envelope.calls)
+}
+
+/// One batch item, or the reason it was refused (`"field: reason"`).
+fn parse_finished(item: serde_json::Value) -> Result<FinishedCall, String> {
+    let call: FinishedCall = serde_path_to_error::deserialize(item).map_err(|e| {
+        let message = e.inner().to_string();
+        let path = e.path().to_string();
+        if path == "." || path.is_empty() {
+            message
+        } else {
+            format!("{path}: {message}")
+        }
+    })?;
+    call.validate().map_err(|e| e.to_string())?;
+    Ok(call)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_parse_failure_names_its_field() {
+        let field = |body: &str| parse_event(body.as_bytes()).unwrap_err().field;
+        let base = r#""call_id":"c","direction":"inbound","external_number":"+1555","extension":"101","occurred_at":1763691600000"#;
+        assert_eq!(field(&format!(r#"{{"event":"ended",{base},"outcome":"answered"}}"#)).as_deref(), Some("duration"));
+        assert_eq!(
+            field(&format!(r#"{{"event":"ended",{base},"duration":-1,"outcome":"answered"}}"#)).as_deref(),
+            Some("duration")
+        );
+        assert_eq!(field(&format!(r#"{{"event":"exploded",{base}}}"#)).as_deref(), Some("event"));
+        assert_eq!(field(r#"{"event":"ringing","call_id":"c"}"#).as_deref(), Some("direction"));
+        assert_eq!(field(&format!(r#"{{"event":"recording_ready",{base}}}"#)).as_deref(), Some("recording_url"));
+        let syntax = parse_event(b"{\"event\":").unwrap_err();
+        assert_eq!(syntax.status, 400);
+    }
+
+    #[test]
+    fn batch_items_explain_themselves() {
+        let err = parse_finished(serde_json::json!({"uuid":"u","direction":"sideways"})).unwrap_err();
+        assert!(err.starts_with("direction:"), "{err}");
+    }
+}

@@ -1,0 +1,78 @@
+//! # callcard-backend
+//!
+//! The integration side of callcard: the PBX tells it about calls, it keeps
+//! every call, and it pushes call state to the widget of the right Kommo user
+//! in real time. The contracts with the other parts are in `docs/design.md`;
+//! the shared vocabulary (events, the order-free call fold, feed messages,
+//! the extension map, webhook signatures) is the `callcard-calls` crate.
+//!
+//! ```text
+//!  PBX ──signed webhook──▶ intake ──▶ store (calls + feed history, one tx)
+//!                                        │ commit
+//!                                        ▼
+//!                          hub (per-user channels) ◀── PostgreSQL NOTIFY
+//!                                        │             from other instances
+//!                                        ▼
+//!  widget ◀── WebSocket / poll ── feed (ticket from a one-time token)
+//! ```
+//!
+//! Layout, one concept per file, roughly in the order a call flows:
+//!
+//! - [`config`]: defaults, TOML file, `CALLCARD_*` environment; secrets redacted.
+//! - [`backend`]: [`Backend`]: start, routes, provisioning, shutdown.
+//! - [`intake`]: the PBX webhooks (single events and batches), checked in a
+//!   fixed order and acknowledged only after commit.
+//! - [`store`]: SQLite or PostgreSQL through one `sqlx::Any` code path:
+//!   accounts, calls (merged order-free in a transaction), the feed history,
+//!   used token ids and tickets.
+//! - [`hub`]: in-process per-user fan-out, and the PostgreSQL listener that
+//!   brings other instances' events in.
+//! - [`one_time_token`]: Kommo's `X-Auth-Token` JWT, verified completely.
+//! - [`ticket`]: short-lived feed tickets traded for a one-time token.
+//! - [`widget`]: the widget's token-authenticated calls and CORS.
+//! - [`feed`]: the WebSocket, polling and current-calls endpoints, offsets,
+//!   gaps and heartbeats.
+//! - [`problem`]: `application/problem+json`, the shape of every refusal.
+//! - [`metrics`]: Prometheus counters and gauges.
+//! - [`openapi`]: the document served at `/openapi.json`.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use callcard_backend::{AccountSetup, Backend, Config};
+//! let backend = Backend::start(Config::default()).await?;
+//! backend
+//!     .provision_account(AccountSetup {
+//!         account_id: 31415926,
+//!         origin: "http://127.0.0.1:8080".into(),
+//!         webhook_secret: "pbx-secret".into(),
+//!     })
+//!     .await?;
+//! let app = axum::Router::new().nest("/backend", backend.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let closing = backend.clone();
+//! axum::serve(listener, app)
+//!     .with_graceful_shutdown(async move {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!         closing.close_feeds().await;
+//!     })
+//!     .await?;
+//! backend.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod backend;
+pub mod config;
+pub mod feed;
+pub mod hub;
+pub mod intake;
+pub mod metrics;
+pub mod one_time_token;
+pub mod openapi;
+pub mod problem;
+pub mod store;
+pub mod ticket;
+pub mod widget;
+
+pub use backend::Backend;
+pub use config::{AccountSetup, Config};
+pub use problem::Problem;

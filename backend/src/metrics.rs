@@ -1,0 +1,123 @@
+//! Prometheus metrics, in the text exposition format at `GET /metrics`.
+//!
+//! A handful of atomics are all this service needs, so they are written by
+//! hand rather than through a metrics framework.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// A monotonically increasing count.
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Default, Debug)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything the backend counts.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    /// PBX events stored that changed a call.
+    pub events_stored: Counter,
+    /// PBX events that were retries (stored, nothing changed).
+    pub events_unchanged: Counter,
+    /// PBX requests refused (signature, account, body).
+    pub events_rejected: Counter,
+    /// Feed events sent over WebSockets.
+    pub pushed_websocket: Counter,
+    /// Feed events answered to polls.
+    pub pushed_poll: Counter,
+    /// Feed events announced by other instances.
+    pub notifications_received: Counter,
+    /// Open feed WebSockets.
+    pub connected_clients: Gauge,
+    /// Answers with a 4xx status.
+    pub client_errors: Counter,
+    /// Answers with a 5xx status.
+    pub server_errors: Counter,
+}
+
+impl Metrics {
+    /// Renders the text format; `queue_depth` is sampled by the caller.
+    pub fn render(&self, queue_depth: usize) -> String {
+        let mut out = String::new();
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        family(
+            "callcard_events_received_total",
+            "counter",
+            "PBX events received, by result.",
+            &[
+                ("{result=\"stored\"}", self.events_stored.get().to_string()),
+                ("{result=\"unchanged\"}", self.events_unchanged.get().to_string()),
+                ("{result=\"rejected\"}", self.events_rejected.get().to_string()),
+            ],
+        );
+        family(
+            "callcard_feed_events_pushed_total",
+            "counter",
+            "Feed events delivered to widgets, by transport.",
+            &[
+                ("{transport=\"websocket\"}", self.pushed_websocket.get().to_string()),
+                ("{transport=\"poll\"}", self.pushed_poll.get().to_string()),
+            ],
+        );
+        family(
+            "callcard_feed_notifications_total",
+            "counter",
+            "Feed events announced by other instances (PostgreSQL NOTIFY).",
+            &[("", self.notifications_received.get().to_string())],
+        );
+        family(
+            "callcard_connected_clients",
+            "gauge",
+            "Open feed WebSockets.",
+            &[("", self.connected_clients.get().to_string())],
+        );
+        family(
+            "callcard_feed_queue_depth",
+            "gauge",
+            "Feed events waiting in in-process channels.",
+            &[("", queue_depth.to_string())],
+        );
+        family(
+            "callcard_errors_total",
+            "counter",
+            "Error answers, by class.",
+            &[
+                ("{class=\"client\"}", self.client_errors.get().to_string()),
+                ("{class=\"server\"}", self.server_errors.get().to_string()),
+            ],
+        );
+        out
+    }
+}

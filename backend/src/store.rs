@@ -1,0 +1,147 @@
+//! The durable store: accounts, calls, the feed history and the credentials
+//! that must hold across instances (used token ids, feed tickets).
+//!
+//! One code path serves SQLite (the embedded default, a WAL-mode file) and
+//! PostgreSQL (several instances behind a load balancer): every query goes
+//! through `sqlx::Any` with `$n` placeholders and SQL both dialects accept,
+//! and the single migration directory `backend/migrations` is applied at
+//! start. Times are Unix milliseconds in BIGINT columns; Kommo ids are `u64`
+//! in Rust and BIGINT in SQL (they are far below `i64::MAX`).
+//!
+//! The parts, one file each:
+//! - [`accounts`]: provisioned accounts and their extension maps.
+//! - [`calls`]: the call records and the order-free merge of PBX events.
+//! - [`feed_log`]: per-user offsets and the bounded event history.
+//! - [`credentials`]: used one-time-token ids and feed tickets.
+
+pub mod accounts;
+pub mod calls;
+pub mod credentials;
+pub mod feed_log;
+
+pub use accounts::Account;
+pub use calls::{Recorded, StoredCall, SyncState};
+
+use anyhow::Context;
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::Executor;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Which database is behind the `Any` pool; only the fan-out (LISTEN/NOTIFY)
+/// and the connection set-up differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Reads the dialect off a `DATABASE_URL`.
+    pub fn of_url(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            anyhow::bail!("database_url must start with sqlite: or postgres://")
+        }
+    }
+}
+
+/// The embedded migrations (the same files serve both dialects).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+    url: String,
+    /// How many feed events to keep per user.
+    history_per_user: i64,
+}
+
+impl Store {
+    /// Connects (creating an SQLite file if missing) and applies migrations.
+    pub async fn open(url: &str, max_connections: u32, history_per_user: u32) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::of_url(url)?;
+        let url = match dialect {
+            // sqlx opens SQLite files read-write but does not create them
+            // unless asked; an embedded default must just work.
+            Dialect::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets the feed read while intake writes; the busy
+                        // timeout makes concurrent writers wait instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .context("connecting to the database")?;
+        MIGRATOR.run(&pool).await.context("applying database migrations")?;
+        Ok(Self { pool, dialect, url, history_per_user: i64::from(history_per_user) })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The URL the store was opened with (for the PostgreSQL listener).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A trivial query, for `/healthz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Deletes expired tickets and token ids and feed events older than
+    /// `max_age`.
+    pub async fn prune(&self, max_age: Duration) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        sqlx::query("DELETE FROM feed_tickets WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
+        let cutoff = now - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query("DELETE FROM feed_events WHERE created_at < $1").bind(cutoff).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Kommo ids are u64 in Rust, BIGINT in SQL.
+pub(crate) fn sql_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn rust_id(id: i64) -> u64 {
+    u64::try_from(id).unwrap_or(0)
+}

@@ -1,0 +1,148 @@
+//! The feed history: per-user offsets and the bounded list of feed events a
+//! reconnecting widget can resume from.
+//!
+//! Offsets are allocated with an upsert on `feed_offsets` inside the
+//! transaction that changed the call. That row stays locked until commit, so
+//! two transactions for the same user get consecutive offsets *and commit in
+//! offset order*: a reader never sees offset 7 committed while 6 is still to
+//! come. The history is trimmed to the newest `history_per_user` events on
+//! every append and by age in [`Store::prune`].
+
+use super::{sql_id, Store};
+use callcard_calls::feed::{CallView, FeedEvent};
+use sqlx::{AnyConnection, Row};
+
+/// The PostgreSQL channel every instance listens on for new feed events.
+pub const FEED_CHANNEL: &str = "callcard_feed";
+
+/// Feed events after some offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedSlice {
+    /// Oldest first; empty when `gap`.
+    pub events: Vec<FeedEvent>,
+    /// The requested offset is older than the kept history (or newer than
+    /// anything handed out): the client must refetch current state.
+    pub gap: bool,
+    /// The newest offset handed out for the user.
+    pub latest_offset: u64,
+}
+
+impl Store {
+    /// Appends a feed event for the user inside `conn`'s transaction.
+    pub(crate) async fn append_feed_event(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: u64,
+        user_id: u64,
+        view: CallView,
+        now: i64,
+    ) -> Result<FeedEvent, sqlx::Error> {
+        let offset: i64 = sqlx::query(
+            "INSERT INTO feed_offsets (account_id, user_id, last_offset) VALUES ($1, $2, 1)
+             ON CONFLICT (account_id, user_id) DO UPDATE SET last_offset = feed_offsets.last_offset + 1
+             RETURNING last_offset",
+        )
+        .bind(sql_id(account_id))
+        .bind(sql_id(user_id))
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("last_offset")?;
+        let event = FeedEvent { offset: u64::try_from(offset).unwrap_or(0), call: view };
+        let payload = serde_json::to_string(&event.call).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(
+            "INSERT INTO feed_events (account_id, user_id, feed_offset, call_id, payload, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(sql_id(account_id))
+        .bind(sql_id(user_id))
+        .bind(offset)
+        .bind(event.call.call.call_id.clone())
+        .bind(payload)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("DELETE FROM feed_events WHERE account_id = $1 AND user_id = $2 AND feed_offset <= $3")
+            .bind(sql_id(account_id))
+            .bind(sql_id(user_id))
+            .bind(offset - self.history_per_user)
+            .execute(&mut *conn)
+            .await?;
+        Ok(event)
+    }
+
+    /// The newest offset handed out for the user (0: none yet).
+    pub async fn latest_offset(&self, account_id: u64, user_id: u64) -> Result<u64, sqlx::Error> {
+        let row = sqlx::query("SELECT last_offset FROM feed_offsets WHERE account_id = $1 AND user_id = $2")
+            .bind(sql_id(account_id))
+            .bind(sql_id(user_id))
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(row) => u64::try_from(row.try_get::<i64, _>("last_offset")?).unwrap_or(0),
+            None => 0,
+        })
+    }
+
+    /// Up to `limit` of the user's feed events after `since`, or a gap.
+    pub async fn feed_after(
+        &self,
+        account_id: u64,
+        user_id: u64,
+        since: u64,
+        limit: i64,
+    ) -> Result<FeedSlice, sqlx::Error> {
+        let latest = self.latest_offset(account_id, user_id).await?;
+        if since > latest {
+            // An offset we never handed out: the client's state comes from
+            // another database (or was forged); it must start over.
+            return Ok(FeedSlice { events: Vec::new(), gap: true, latest_offset: latest });
+        }
+        if since == latest {
+            return Ok(FeedSlice { events: Vec::new(), gap: false, latest_offset: latest });
+        }
+        let rows = sqlx::query(
+            "SELECT feed_offset, payload FROM feed_events
+             WHERE account_id = $1 AND user_id = $2 AND feed_offset > $3
+             ORDER BY feed_offset LIMIT $4",
+        )
+        .bind(sql_id(account_id))
+        .bind(sql_id(user_id))
+        .bind(sql_id(since))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let events = rows.iter().map(row_to_event).collect::<Result<Vec<_>, _>>()?;
+        // Offsets are gapless, so the history is complete exactly when it
+        // starts right after `since`.
+        if events.first().map(|e| e.offset) != Some(since + 1) {
+            return Ok(FeedSlice { events: Vec::new(), gap: true, latest_offset: latest });
+        }
+        let latest_offset = latest.max(events.last().map_or(0, |e| e.offset));
+        Ok(FeedSlice { events, gap: false, latest_offset })
+    }
+
+    /// One feed event, if still kept.
+    pub async fn feed_event(
+        &self,
+        account_id: u64,
+        user_id: u64,
+        offset: u64,
+    ) -> Result<Option<FeedEvent>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT feed_offset, payload FROM feed_events WHERE account_id = $1 AND user_id = $2 AND feed_offset = $3",
+        )
+        .bind(sql_id(account_id))
+        .bind(sql_id(user_id))
+        .bind(sql_id(offset))
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(row_to_event).transpose()
+    }
+}
+
+fn row_to_event(row: &sqlx::any::AnyRow) -> Result<FeedEvent, sqlx::Error> {
+    let offset: i64 = row.try_get("feed_offset")?;
+    let payload: String = row.try_get("payload")?;
+    let call: CallView = serde_json::from_str(&payload).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(FeedEvent { offset: u64::try_from(offset).unwrap_or(0), call })
+}
