@@ -230,7 +230,7 @@ pub(crate) mod tests {
         assert_eq!(n.duration, 40);
         assert_eq!(n.link.as_deref(), Some("https://pbx.example/r.mp3"));
         assert_eq!(n.element, Some(NotificationElement { id: 5, kind: "lead" }));
-        assert_eq!(n.text, "Callcard: Call from Anna &amp; Co");
+        assert_eq!(n.text, "callcard: Call from Anna &amp; Co");
         assert_eq!(n.date, 1_763_691_620);
         let json = serde_json::to_value(&n).unwrap();
         assert_eq!(json["element"], serde_json::json!({"id": 5, "type": "lead"}));
@@ -242,7 +242,7 @@ pub(crate) mod tests {
         let n = completed_call(&v, &English, 0);
         assert_eq!(n.header, "Internal number: 117");
         assert_eq!(n.duration, 0, "a missed call bills nothing");
-        assert_eq!(n.text, "Callcard: Missed call from 117");
+        assert_eq!(n.text, "callcard: Missed call from 117");
         assert_eq!(n.link, None);
         assert_eq!(n.element, None);
         // An outbound call is from the manager's extension.
@@ -250,7 +250,7 @@ pub(crate) mod tests {
         let n = completed_call(&out, &English, 0);
         assert_eq!((n.from.as_str(), n.to.as_str()), ("101", "+18305703077"));
         assert_eq!(n.header, "Internal number: 101");
-        assert_eq!(n.text, "Callcard: Call to +18305703077");
+        assert_eq!(n.text, "callcard: Call to +18305703077");
     }
 
     #[test]
@@ -268,7 +268,7 @@ pub(crate) mod tests {
         assert_eq!(n.element, Some(NotificationElement { id: 77, kind: "contact" }));
         assert_eq!(n.from, "&lt;script&gt;1234&lt;/script&gt;");
         assert_eq!(n.header, "Incoming call: &lt;script&gt;1234&lt;/script&gt;");
-        assert_eq!(n.text, "Callcard: Call from &quot;&gt;&lt;img onerror=x&gt;");
+        assert_eq!(n.text, "callcard: Call from &quot;&gt;&lt;img onerror=x&gt;");
         assert_eq!(n.link, None);
     }
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 /// Every key the widget uses, with its English text.
 pub const ENGLISH: &[(&str, &str)] = &[
-    ("widget.name", "Callcard"),
+    ("widget.name", "callcard"),
     ("call.incoming", "Incoming call"),
     ("call.outgoing", "Outgoing call"),
     ("call.header_internal", "Internal number: {number}"),
@@ -26,7 +26,7 @@ pub const ENGLISH: &[(&str, &str)] = &[
     ("feed.live", "Connected to the phone system"),
     ("feed.polling", "Connected (slow mode)"),
     ("feed.offline", "Phone system unreachable, retrying…"),
-    ("errors.settings_header", "Callcard settings"),
+    ("errors.settings_header", "callcard settings"),
     ("errors.not_an_object", "The extensions setting could not be read."),
     ("errors.bad_user_id", "\"{user}\" is not a Kommo user."),
     ("errors.not_digits", "Extension \"{extension}\" must be 1 to 16 digits."),
@@ -170,6 +170,63 @@ mod tests {
         assert_eq!(es.text("call.incoming"), "Llamada entrante");
         assert_eq!(es.text("call.outgoing"), "Outgoing call");
         assert_eq!(es.text("no.such"), "no.such");
+    }
+
+    /// The shipped locale files, as Kommo gets them.
+    const LOCALES: &[(&str, &str)] = &[
+        ("en", include_str!("../../i18n/en.json")),
+        ("es", include_str!("../../i18n/es.json")),
+        ("pt", include_str!("../../i18n/pt.json")),
+        ("tr", include_str!("../../i18n/tr.json")),
+        ("id", include_str!("../../i18n/id.json")),
+        ("ru", include_str!("../../i18n/ru.json")),
+    ];
+
+    /// The `{name}` placeholders of a text.
+    fn placeholders(text: &str) -> std::collections::BTreeSet<&str> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else { break };
+            let name = &after[..close];
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                out.insert(name);
+            }
+            rest = &after[close + 1..];
+        }
+        out
+    }
+
+    /// `group.name` in a locale file, walked the way the Kommo wrapper does.
+    fn locale_text<'a>(root: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+        key.split('.').try_fold(root, |node, part| node.get(part))?.as_str()
+    }
+
+    #[test]
+    fn every_string_is_translated_in_every_locale() {
+        let mut problems = Vec::new();
+        for (locale, json) in LOCALES {
+            let root: serde_json::Value =
+                serde_json::from_str(json).unwrap_or_else(|e| panic!("i18n/{locale}.json is not JSON: {e}"));
+            for (key, english) in ENGLISH {
+                let Some(text) = locale_text(&root, key).filter(|t| !t.trim().is_empty()) else {
+                    problems.push(format!("i18n/{locale}.json: {key} is missing or empty"));
+                    continue;
+                };
+                if placeholders(text) != placeholders(english) {
+                    problems.push(format!(
+                        "i18n/{locale}.json: {key} has placeholders {:?}, English has {:?}",
+                        placeholders(text),
+                        placeholders(english)
+                    ));
+                }
+                if *locale == "en" && text != *english {
+                    problems.push(format!("i18n/en.json: {key} is {text:?}, the built-in English is {english:?}"));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "locale files out of step with ENGLISH:\n{}", problems.join("\n"));
     }
 
     #[test]

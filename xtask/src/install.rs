@@ -2,11 +2,12 @@
 //! already there, so `cargo xtask demo` and `cargo xtask test` can call them
 //! every time. Everything comes from this machine's package registries:
 //! rustup, crates.io, Debian and npm; nothing is downloaded at test time.
+//! Node.js and npm come from Debian when missing.
 
 use crate::repo_root;
 use crate::shell::{has, output_line, run};
 use anyhow::{bail, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 /// The wasm target for the widget.
@@ -31,12 +32,19 @@ pub fn wasm_bindgen() -> Result<()> {
     run(&repo_root(), "cargo", &["install", "wasm-bindgen-cli", "--version", &wanted, "--force"], &[])
 }
 
-/// `wasm-opt`, from Debian's binaryen.
-pub fn wasm_opt() -> Result<()> {
-    if has("wasm-opt") {
-        return Ok(());
+/// `wasm-opt`, from binaryen on the npm registry (run by Node).
+///
+/// Not Debian's binaryen: its version 108 predates the reference-types
+/// output of today's rustc and wasm-bindgen, and produces a module whose
+/// externref table the browser refuses (`WebAssembly.Table.set(): Argument 1
+/// is invalid`). The npm build is current and pinned in `www/package.json`.
+pub fn wasm_opt() -> Result<PathBuf> {
+    npm_packages()?;
+    let wasm_opt = repo_root().join("www/node_modules/binaryen/bin/wasm-opt");
+    if !wasm_opt.is_file() {
+        bail!("{} is missing after `npm ci` in www/", wasm_opt.display());
     }
-    apt_install(&["binaryen"])
+    Ok(wasm_opt)
 }
 
 /// `wasm-pack`, from crates.io.
@@ -58,9 +66,13 @@ pub fn chromium() -> Result<()> {
 /// RequireJS and jQuery from the npm registry, for the host page.
 pub fn npm_packages() -> Result<()> {
     let www = repo_root().join("www");
-    let present = ["node_modules/requirejs/require.js", "node_modules/jquery/dist/jquery.min.js"]
-        .iter()
-        .all(|f| www.join(f).is_file());
+    let present = [
+        "node_modules/requirejs/require.js",
+        "node_modules/jquery/dist/jquery.min.js",
+        "node_modules/binaryen/bin/wasm-opt",
+    ]
+    .iter()
+    .all(|f| www.join(f).is_file());
     if present {
         return Ok(());
     }

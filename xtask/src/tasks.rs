@@ -10,8 +10,8 @@ use std::path::PathBuf;
 pub fn dist(options: &Options) -> Result<PathBuf> {
     install::wasm_target()?;
     install::wasm_bindgen()?;
-    install::wasm_opt()?;
-    let bundle = widget_build::build_release(&options.backend_url)?;
+    let wasm_opt = install::wasm_opt()?;
+    let bundle = widget_build::build_release(&options.backend_url, &wasm_opt)?;
     let out = repo_root().join("dist");
     let report = package::assemble(&repo_root(), &bundle, &out)?;
     package::check_package(&report.zip_path)?;
@@ -50,7 +50,6 @@ pub fn test(options: &Options) -> Result<()> {
     let root = repo_root();
     install::wasm_target()?;
     install::wasm_bindgen()?;
-    install::wasm_opt()?;
     install::wasm_pack()?;
     install::chromium()?;
     install::npm_packages()?;

@@ -1,18 +1,19 @@
 //! Building the widget's wasm bundle: `cargo build` for wasm32, then
 //! `wasm-bindgen --target web` (an ES module script.js can `import()`), then
-//! `wasm-opt -Oz` for size, since every Kommo page load downloads it.
+//! `wasm-opt -Oz` for size, since every Kommo page load downloads it (see
+//! [`crate::install::wasm_opt`] for which wasm-opt).
 
 use crate::shell::run;
 use crate::{repo_root, target_dir};
 use anyhow::{Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The file stem of the bundle: `pkg/callcard_widget.js` + `_bg.wasm`.
 pub const BUNDLE_NAME: &str = "callcard_widget";
 
 /// Builds the release bundle and returns the folder holding
 /// `callcard_widget.js` and `callcard_widget_bg.wasm`.
-pub fn build_release(backend_url: &str) -> Result<PathBuf> {
+pub fn build_release(backend_url: &str, wasm_opt: &Path) -> Result<PathBuf> {
     let root = repo_root();
     run(
         &root,
@@ -34,9 +35,10 @@ pub fn build_release(backend_url: &str) -> Result<PathBuf> {
         &[],
     )?;
     let bg = out.join(format!("{BUNDLE_NAME}_bg.wasm")).to_string_lossy().to_string();
+    let wasm_opt = wasm_opt.to_string_lossy().to_string();
     run(
         &root,
-        "wasm-opt",
+        &wasm_opt,
         &[
             "-Oz",
             "--enable-bulk-memory",

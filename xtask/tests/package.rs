@@ -172,10 +172,10 @@ fn the_dist_package_passes_the_checks() {
 fn a_locale_missing_a_key_is_refused() {
     let text = complaint(|w| {
         edit_json(&w.join("i18n/tr.json"), |v| {
-            v["modal"].as_object_mut().unwrap().remove("title");
+            v["summary"].as_object_mut().unwrap().remove("title");
         })
     });
-    assert_mentions(&text, "i18n/tr.json: missing key modal.title");
+    assert_mentions(&text, "i18n/tr.json: missing key summary.title");
 }
 
 #[test]
@@ -183,11 +183,11 @@ fn a_locale_with_an_extra_or_reshaped_key_is_refused() {
     let text = complaint(|w| {
         edit_json(&w.join("i18n/es.json"), |v| {
             v["call"]["ringtone"] = Value::from("Tono");
-            v["modal"]["save"] = serde_json::json!({"label": "Guardar"});
+            v["summary"]["save"] = serde_json::json!({"label": "Guardar"});
         })
     });
     assert_mentions(&text, "i18n/es.json: extra key call.ringtone");
-    assert_mentions(&text, "i18n/es.json: modal.save must be a string, not a section");
+    assert_mentions(&text, "i18n/es.json: summary.save must be a string, not a section");
 }
 
 #[test]
