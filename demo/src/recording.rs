@@ -27,7 +27,7 @@ pub fn wav(seconds: u32) -> Vec<u8> {
         // Each half-second "phrase" alternates speaker pitch; each phrase fades in and out.
         let phrase = (t * 2.0) as u32;
         let within = t * 2.0 - phrase as f32;
-        let pitch = if phrase % 2 == 0 { 220.0 } else { 330.0 };
+        let pitch = if phrase.is_multiple_of(2) { 220.0 } else { 330.0 };
         let envelope = (within * std::f32::consts::PI).sin();
         let value = (t * pitch * std::f32::consts::TAU).sin() * envelope * 0.3;
         out.extend_from_slice(&((value * i16::MAX as f32) as i16).to_le_bytes());
