@@ -2,12 +2,16 @@
 //! and its shutdown.
 
 use crate::config::{AccountSetup, Config, DEMO_INTEGRATION_SECRET};
-use crate::hub::{self, Hub};
+use crate::hub::{self, Hub, Publisher};
+use crate::kommo_access::{InstallError, KommoAccess};
 use crate::metrics::Metrics;
 use crate::one_time_token::Verifier;
 use crate::problem::Problem;
+use crate::queue::Queue;
 use crate::store::{Dialect, Recorded, Store, StoredCall};
-use crate::{feed, intake, openapi, widget};
+use crate::sync::caller_id::CallerIdService;
+use crate::sync::SyncContext;
+use crate::{feed, intake, kommo_access, openapi, ops, results_api, widget};
 use anyhow::Context;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -24,6 +28,8 @@ use tokio::task::JoinHandle;
 
 /// How often expired tickets, token ids and old feed events are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How long finished jobs are kept (dead ones stay until an operator acts).
+const JOBS_KEPT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// How long shutdown waits for feed connections to close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -36,6 +42,12 @@ pub struct App {
     pub(crate) verifier: Verifier,
     /// Tags this instance's NOTIFYs so it does not deliver its own events twice.
     pub(crate) instance: String,
+    /// The durable job queue (enqueue, wake the workers).
+    pub(crate) queue: Queue,
+    /// Tokens, budget and clients for every account's Kommo.
+    pub(crate) access: KommoAccess,
+    /// Caller ID's answers and names (`crate::sync::caller_id`).
+    pub(crate) caller_id: CallerIdService,
     shutdown: watch::Sender<bool>,
     shutting_down: AtomicBool,
     /// Woken whenever a feed connection closes (for draining).
@@ -61,6 +73,9 @@ impl App {
         }
         if let Some((user_id, event)) = &recorded.feed {
             self.hub.publish(account_id, *user_id, event.clone());
+        }
+        if recorded.job.is_some() {
+            self.queue.wake();
         }
     }
 }
@@ -88,17 +103,35 @@ impl Backend {
         if config.integration_secret == DEMO_INTEGRATION_SECRET {
             tracing::warn!("running with the demo integration secret; set CALLCARD_INTEGRATION_SECRET in production");
         }
-        let store = Store::open(&config.database_url, config.max_db_connections, config.feed_history_per_user).await?;
+        if config.secret_key.is_none() {
+            tracing::warn!("running with the published demo secret key; set CALLCARD_SECRET_KEY in production");
+        }
+        let store = Store::open(
+            &config.database_url,
+            config.max_db_connections,
+            config.feed_history_per_user,
+            config.secrets()?,
+        )
+        .await?;
         for account in &config.accounts {
             store.upsert_account(account).await.context("provisioning configured accounts")?;
         }
         let (shutdown, _) = watch::channel(false);
+        let instance = format!("{}", uuid::Uuid::new_v4().simple());
+        let hub = Arc::new(Hub::default());
+        let metrics = Arc::new(Metrics::default());
+        let publisher = Publisher { hub: hub.clone(), instance: instance.clone() };
+        store.set_publisher(publisher.clone());
+        let access = KommoAccess::new(&config, store.clone(), publisher, metrics.clone(), &instance)?;
         let app = Arc::new(App {
             verifier: Verifier::new(&config.integration_secret, &config.public_base_url),
             store: store.clone(),
-            hub: Arc::new(Hub::default()),
-            metrics: Arc::new(Metrics::default()),
-            instance: format!("{}", uuid::Uuid::new_v4().simple()),
+            hub,
+            metrics,
+            instance,
+            queue: Queue::new(store.clone()),
+            access,
+            caller_id: CallerIdService::new(config.caller_id_cache_ttl, config.caller_name_cache_ttl),
             shutdown,
             shutting_down: AtomicBool::new(false),
             feed_closed: Notify::new(),
@@ -106,6 +139,13 @@ impl Backend {
         });
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(prune(app.clone())));
+        tasks.extend(app.queue.start_workers(
+            &app.config.queue,
+            app.access.clone(),
+            app.metrics.clone(),
+            &app.instance,
+            app.shutdown_signal(),
+        ));
         if store.dialect() == Dialect::Postgres {
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
             tasks.push(tokio::spawn(hub::listen(
@@ -141,14 +181,22 @@ impl Backend {
             .route("/widget/feed", get(feed::websocket))
             .route("/widget/feed/poll", get(feed::poll))
             .route("/widget/calls", get(feed::current_calls))
+            .route("/widget/calls/{call_id}/result", post(results_api::post_result))
+            .route("/widget/status", get(widget::get_status))
             .method_not_allowed_fallback(method_not_allowed)
             .layer(widget::cors(app.clone()));
+        let kommo = Router::new()
+            .route("/kommo/install", get(kommo_access::get_install))
+            .route("/ops/jobs", get(ops::list_jobs))
+            .route("/ops/jobs/{id}/retry", post(ops::retry_job))
+            .method_not_allowed_fallback(method_not_allowed);
         let operations = Router::new()
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(|| async { Json(openapi::document()) }))
             .method_not_allowed_fallback(method_not_allowed);
         pbx.merge(widget)
+            .merge(kommo)
             .merge(operations)
             .fallback(not_found)
             .layer(middleware::from_fn_with_state(app.clone(), count_errors))
@@ -175,6 +223,42 @@ impl Backend {
         let found = self.app.store.set_extensions(account_id, &extensions).await?;
         anyhow::ensure!(found, "account {account_id} is not provisioned");
         Ok(())
+    }
+
+    /// Completes the account's Kommo installation with an authorization
+    /// `code` from the Kommo at `base_url` (what `GET /kommo/install` does
+    /// with Kommo's redirect; the demo calls it with a code from the
+    /// sandbox). The account must be provisioned, and `code` must be its.
+    pub async fn install_account(&self, account_id: u64, code: &str, base_url: &str) -> Result<(), InstallError> {
+        self.app.access.install_at(Some(account_id), code, base_url).await?;
+        self.app.queue.wake();
+        Ok(())
+    }
+
+    /// Tokens, budget and clients for every account's Kommo.
+    pub fn kommo(&self) -> &KommoAccess {
+        &self.app.access
+    }
+
+    /// The durable job queue.
+    pub fn queue(&self) -> &Queue {
+        &self.app.queue
+    }
+
+    /// What a job handler for `account_id` works with (for tests and tools
+    /// that run sync code outside the workers).
+    pub async fn sync_context(&self, account_id: u64) -> anyhow::Result<SyncContext> {
+        Ok(SyncContext {
+            store: self.app.store.clone(),
+            kommo: self.app.access.kommo_client(account_id).await?,
+            account_id,
+            publisher: self.app.access.publisher(),
+        })
+    }
+
+    /// This instance's id (the lease owner prefix of its workers).
+    pub fn instance(&self) -> &str {
+        &self.app.instance
     }
 
     /// The store, for the parts of the product that build on the calls
@@ -220,7 +304,8 @@ impl Backend {
         self.close_feeds().await;
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for task in tasks {
-            if tokio::time::timeout(Duration::from_secs(2), task).await.is_err() {
+            // Workers may spend a few seconds finishing their current job.
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
                 tracing::warn!("a background task did not stop in time");
             }
         }
@@ -239,6 +324,10 @@ async fn prune(app: Arc<App>) {
                 if let Err(e) = app.store.prune(app.config.feed_history_max_age).await {
                     tracing::warn!(error = %e, "pruning failed");
                 }
+                if let Err(e) = app.store.prune_jobs(JOBS_KEPT).await {
+                    tracing::warn!(error = %e, "pruning jobs failed");
+                }
+                sample_job_depth(&app).await;
             }
         }
     }
@@ -257,7 +346,19 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// Refreshes the queue-depth gauge from the store.
+async fn sample_job_depth(app: &App) {
+    match app.store.job_counts().await {
+        Ok(counts) => {
+            let depth = counts.into_iter().map(|(state, n)| (state.as_str(), n)).collect();
+            *app.metrics.job_depth.lock().unwrap_or_else(|e| e.into_inner()) = depth;
+        }
+        Err(e) => tracing::warn!(error = %e, "sampling the job queue failed"),
+    }
+}
+
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    sample_job_depth(&app).await;
     let body = app.metrics.render(app.hub.queue_depth());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

@@ -78,6 +78,71 @@ pub struct Config {
     pub accounts: Vec<AccountSetup>,
     /// Connections in the database pool.
     pub max_db_connections: u32,
+    /// How long a caller-ID answer (number → record and name) is reused
+    /// for the next calls from the same number (`crate::sync::caller_id`).
+    pub caller_id_cache_ttl: Duration,
+    /// How long a record's name is reused by caller ID.
+    pub caller_name_cache_ttl: Duration,
+    /// The master key sealing credentials at rest (`crate::secrets`): 32
+    /// bytes as 64 hex digits or base64. Required, except in demo mode (the
+    /// demo integration secret), which falls back to the published
+    /// [`crate::secrets::DEMO_SECRET_KEY`].
+    pub secret_key: Option<String>,
+    /// Where Kommo's API is for every account (the demo: the sandbox's
+    /// origin). `None`: the account's own `https://{subdomain}.kommo.com`,
+    /// learned at installation.
+    pub kommo_base_url: Option<String>,
+    /// The integration's OAuth `client_id`.
+    pub client_id: String,
+    /// The integration's redirect URI as registered in Kommo (where Kommo
+    /// sends the admin after installation: `GET {base}/kommo/install`).
+    pub redirect_uri: String,
+    /// The bearer token of the operator endpoints (`/ops/...`). `None`:
+    /// those endpoints do not exist (404).
+    pub ops_token: Option<String>,
+    /// The durable job queue: workers, retries, leases.
+    pub queue: QueueConfig,
+    /// Timeouts and retries of every Kommo request.
+    pub kommo: kommo_client::ClientConfig,
+    /// Access tokens are refreshed once they expire within this long.
+    pub token_refresh_ahead: Duration,
+}
+
+/// How the durable job queue ([`crate::queue`]) runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Worker tasks per instance (0: this instance runs no jobs).
+    pub workers: usize,
+    /// Attempts before a job is parked as dead.
+    pub max_attempts: u32,
+    /// How long a claimed job is leased to its worker; a worker that dies
+    /// holds the job at most this long. Handlers renew nothing, so it must
+    /// exceed the longest job (Kommo calls with retries).
+    pub lease: Duration,
+    /// The first retry waits about this long, doubling per attempt (with jitter).
+    pub backoff_base: Duration,
+    /// The longest wait between attempts.
+    pub backoff_cap: Duration,
+    /// How often an idle worker looks for due jobs (enqueueing on this
+    /// instance wakes the workers at once).
+    pub poll_interval: Duration,
+    /// How long a job waits before looking again while its account needs
+    /// re-authorization (the job is not failed meanwhile).
+    pub reauthorization_wait: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            max_attempts: 8,
+            lease: Duration::from_secs(300),
+            backoff_base: Duration::from_secs(2),
+            backoff_cap: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(1),
+            reauthorization_wait: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for Config {
@@ -93,6 +158,16 @@ impl Default for Config {
             feed_history_max_age: Duration::from_secs(24 * 60 * 60),
             accounts: Vec::new(),
             max_db_connections: 8,
+            caller_id_cache_ttl: Duration::from_secs(60),
+            caller_name_cache_ttl: Duration::from_secs(600),
+            secret_key: None,
+            kommo_base_url: None,
+            client_id: String::new(),
+            redirect_uri: "http://127.0.0.1:8080/backend/kommo/install".into(),
+            ops_token: None,
+            queue: QueueConfig::default(),
+            kommo: kommo_client::ClientConfig::default(),
+            token_refresh_ahead: Duration::from_secs(300),
         }
     }
 }
@@ -110,6 +185,16 @@ impl fmt::Debug for Config {
             .field("feed_history_max_age", &self.feed_history_max_age)
             .field("accounts", &self.accounts)
             .field("max_db_connections", &self.max_db_connections)
+            .field("caller_id_cache_ttl", &self.caller_id_cache_ttl)
+            .field("caller_name_cache_ttl", &self.caller_name_cache_ttl)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<redacted>"))
+            .field("kommo_base_url", &self.kommo_base_url)
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("ops_token", &self.ops_token.as_ref().map(|_| "<redacted>"))
+            .field("queue", &self.queue)
+            .field("kommo", &self.kommo)
+            .field("token_refresh_ahead", &self.token_refresh_ahead)
             .finish()
     }
 }
@@ -127,6 +212,16 @@ struct FileConfig {
     feed_history_per_user: Option<u32>,
     feed_history_max_age_seconds: Option<u64>,
     max_db_connections: Option<u32>,
+    caller_id_cache_ttl_seconds: Option<u64>,
+    caller_name_cache_ttl_seconds: Option<u64>,
+    secret_key: Option<String>,
+    kommo_base_url: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    ops_token: Option<String>,
+    workers: Option<usize>,
+    job_max_attempts: Option<u32>,
+    job_lease_seconds: Option<u64>,
     accounts: Vec<AccountSetup>,
 }
 
@@ -181,6 +276,36 @@ impl Config {
         if let Some(v) = file.max_db_connections {
             self.max_db_connections = v;
         }
+        if let Some(v) = file.caller_id_cache_ttl_seconds {
+            self.caller_id_cache_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = file.caller_name_cache_ttl_seconds {
+            self.caller_name_cache_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = file.secret_key {
+            self.secret_key = Some(v);
+        }
+        if let Some(v) = file.kommo_base_url {
+            self.kommo_base_url = Some(v);
+        }
+        if let Some(v) = file.client_id {
+            self.client_id = v;
+        }
+        if let Some(v) = file.redirect_uri {
+            self.redirect_uri = v;
+        }
+        if let Some(v) = file.ops_token {
+            self.ops_token = Some(v);
+        }
+        if let Some(v) = file.workers {
+            self.queue.workers = v;
+        }
+        if let Some(v) = file.job_max_attempts {
+            self.queue.max_attempts = v;
+        }
+        if let Some(v) = file.job_lease_seconds {
+            self.queue.lease = Duration::from_secs(v);
+        }
         self.accounts.extend(file.accounts);
         Ok(())
     }
@@ -218,6 +343,36 @@ impl Config {
         if let Some(v) = get("CALLCARD_MAX_DB_CONNECTIONS") {
             self.max_db_connections = v.trim().parse().context("CALLCARD_MAX_DB_CONNECTIONS must be a count")?;
         }
+        if let Some(v) = get("CALLCARD_CALLER_ID_CACHE_TTL_SECONDS") {
+            self.caller_id_cache_ttl = secs("CALLCARD_CALLER_ID_CACHE_TTL_SECONDS", v)?;
+        }
+        if let Some(v) = get("CALLCARD_CALLER_NAME_CACHE_TTL_SECONDS") {
+            self.caller_name_cache_ttl = secs("CALLCARD_CALLER_NAME_CACHE_TTL_SECONDS", v)?;
+        }
+        if let Some(v) = get("CALLCARD_SECRET_KEY") {
+            self.secret_key = Some(v);
+        }
+        if let Some(v) = get("CALLCARD_KOMMO_BASE_URL") {
+            self.kommo_base_url = Some(v);
+        }
+        if let Some(v) = get("CALLCARD_CLIENT_ID") {
+            self.client_id = v;
+        }
+        if let Some(v) = get("CALLCARD_REDIRECT_URI") {
+            self.redirect_uri = v;
+        }
+        if let Some(v) = get("CALLCARD_OPS_TOKEN") {
+            self.ops_token = Some(v);
+        }
+        if let Some(v) = get("CALLCARD_WORKERS") {
+            self.queue.workers = v.trim().parse().context("CALLCARD_WORKERS must be a count")?;
+        }
+        if let Some(v) = get("CALLCARD_JOB_MAX_ATTEMPTS") {
+            self.queue.max_attempts = v.trim().parse().context("CALLCARD_JOB_MAX_ATTEMPTS must be a count")?;
+        }
+        if let Some(v) = get("CALLCARD_JOB_LEASE_SECONDS") {
+            self.queue.lease = secs("CALLCARD_JOB_LEASE_SECONDS", v)?;
+        }
         Ok(())
     }
 
@@ -229,7 +384,32 @@ impl Config {
         anyhow::ensure!(!self.ticket_ttl.is_zero(), "ticket_ttl must be positive");
         anyhow::ensure!(self.feed_history_per_user > 0, "feed_history_per_user must be positive");
         anyhow::ensure!(self.max_db_connections > 0, "max_db_connections must be positive");
+        anyhow::ensure!(self.queue.max_attempts > 0, "job_max_attempts must be positive");
+        anyhow::ensure!(!self.queue.lease.is_zero(), "job_lease_seconds must be positive");
+        anyhow::ensure!(
+            self.ops_token.as_ref().is_none_or(|t| t.len() >= 16),
+            "ops_token must be at least 16 characters"
+        );
+        if let Some(url) = &self.kommo_base_url {
+            anyhow::ensure!(
+                url.starts_with("https://") || url.starts_with("http://"),
+                "kommo_base_url must be an http(s) URL"
+            );
+        }
+        self.secrets()?;
         Ok(())
+    }
+
+    /// The master key for credentials at rest: the configured one, or in
+    /// demo mode only (the demo integration secret) the published demo key.
+    pub fn secrets(&self) -> anyhow::Result<crate::secrets::Secrets> {
+        match &self.secret_key {
+            Some(text) => crate::secrets::Secrets::from_key_text(text),
+            None if self.integration_secret == DEMO_INTEGRATION_SECRET => Ok(crate::secrets::Secrets::demo()),
+            None => anyhow::bail!(
+                "secret_key (CALLCARD_SECRET_KEY: 32 bytes as 64 hex digits or base64) is required outside demo mode"
+            ),
+        }
     }
 }
 

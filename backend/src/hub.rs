@@ -95,6 +95,35 @@ impl Hub {
     }
 }
 
+/// What a committed call change is handed to on this instance: the hub and
+/// the instance tag its NOTIFYs carry (so the listener skips them). Changes
+/// made outside intake (the CRM sync, the call results) go through
+/// [`crate::store::Store::update_call_crm`], which uses the store's
+/// publisher, so every path reaches the widget the same way.
+#[derive(Clone)]
+pub struct Publisher {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) instance: String,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").field("instance", &self.instance).finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// The tag this instance's NOTIFYs carry.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Hands a committed feed event to the user's connections here.
+    pub fn publish(&self, account_id: u64, user_id: u64, event: FeedEvent) {
+        self.hub.publish(account_id, user_id, event);
+    }
+}
+
 /// A parsed `pg_notify` payload.
 #[derive(Debug, PartialEq, Eq)]
 struct Notice<'a> {

@@ -18,6 +18,7 @@
 use crate::backend::App;
 use crate::problem::{self, Problem};
 use crate::store::{now_ms, Account};
+use crate::sync::caller_id;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -56,8 +57,15 @@ pub async fn post_event(
         let (account, body) = authenticate(&app, path, &headers, body, EVENT_BODY_LIMIT).await?;
         let event = parse_event(&body)?;
         event.validate().map_err(field_problem)?;
-        let recorded = app.store.record_events(&account, std::slice::from_ref(&event), &app.instance).await?;
+        // Caller ID never delays the push: a warm cache names the caller in
+        // the first feed event, else a background lookup sends a second one.
+        let cached = caller_id::cached_caller(&app, account.account_id, &event);
+        let recorded = app
+            .store
+            .record_events_with_caller(&account, std::slice::from_ref(&event), &app.instance, cached.as_ref())
+            .await?;
         app.after_record(account.account_id, &recorded);
+        caller_id::after_record(&app, account.account_id, &recorded);
         Ok::<_, Problem>(EventAck {
             call_id: recorded.call.call.call_id.clone(),
             status: recorded.call.call.status(),

@@ -33,6 +33,16 @@
 //! - [`feed`]: the WebSocket, polling and current-calls endpoints, offsets,
 //!   gaps and heartbeats.
 //! - [`problem`]: `application/problem+json`, the shape of every refusal.
+//! - [`secrets`]: credentials sealed at rest (ChaCha20-Poly1305).
+//! - [`queue`]: the durable job queue in the call store: leases, retries with
+//!   backoff, dead letters, workers. [`ops`]: the operator's view of it.
+//! - [`kommo_access`]: installation (OAuth), tokens refreshed once across
+//!   instances, the shared 7 rps budget, a `KommoClient` per account.
+//! - [`sync`]: what the jobs do in Kommo: call logging and late data
+//!   ([`sync::logging`]), call results ([`sync::results`]); and caller ID
+//!   for the ringing card ([`sync::caller_id`]: cached, single-flight).
+//! - [`results_api`]: `POST /widget/calls/{call_id}/result`, the Call
+//!   summary's Save: checked, stored, enqueued, answered 202.
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`openapi`]: the document served at `/openapi.json`.
 //!
@@ -65,14 +75,21 @@ pub mod config;
 pub mod feed;
 pub mod hub;
 pub mod intake;
+pub mod kommo_access;
 pub mod metrics;
 pub mod one_time_token;
 pub mod openapi;
+pub mod ops;
 pub mod problem;
+pub mod queue;
+pub mod results_api;
+pub mod secrets;
 pub mod store;
+pub mod sync;
 pub mod ticket;
 pub mod widget;
 
 pub use backend::Backend;
-pub use config::{AccountSetup, Config};
+pub use config::{AccountSetup, Config, QueueConfig};
 pub use problem::Problem;
+pub use queue::{Job, Queue};

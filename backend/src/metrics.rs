@@ -59,6 +59,16 @@ pub struct Metrics {
     pub client_errors: Counter,
     /// Answers with a 5xx status.
     pub server_errors: Counter,
+    /// Jobs completed.
+    pub jobs_done: Counter,
+    /// Job attempts that failed (retried or not).
+    pub jobs_failed: Counter,
+    /// Jobs parked as dead.
+    pub jobs_dead: Counter,
+    /// Kommo token refreshes this instance made.
+    pub token_refreshes: Counter,
+    /// Jobs per state, as last sampled from the store.
+    pub job_depth: std::sync::Mutex<Vec<(&'static str, i64)>>,
 }
 
 impl Metrics {
@@ -117,6 +127,27 @@ impl Metrics {
                 ("{class=\"client\"}", self.client_errors.get().to_string()),
                 ("{class=\"server\"}", self.server_errors.get().to_string()),
             ],
+        );
+        family(
+            "callcard_jobs_total",
+            "counter",
+            "CRM-sync job outcomes on this instance.",
+            &[
+                ("{outcome=\"done\"}", self.jobs_done.get().to_string()),
+                ("{outcome=\"failed\"}", self.jobs_failed.get().to_string()),
+                ("{outcome=\"dead\"}", self.jobs_dead.get().to_string()),
+            ],
+        );
+        let depth = self.job_depth.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let samples: Vec<(String, String)> =
+            depth.iter().map(|(state, n)| (format!("{{state=\"{state}\"}}"), n.to_string())).collect();
+        let samples: Vec<(&str, String)> = samples.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
+        family("callcard_jobs", "gauge", "Jobs in the durable queue, by state (all instances).", &samples);
+        family(
+            "callcard_kommo_token_refreshes_total",
+            "counter",
+            "Kommo access-token refreshes made by this instance.",
+            &[("", self.token_refreshes.get().to_string())],
         );
         out
     }

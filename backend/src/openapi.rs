@@ -14,6 +14,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/widget/feed"),
     ("get", "/widget/feed/poll"),
     ("get", "/widget/calls"),
+    ("post", "/widget/calls/{call_id}/result"),
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
@@ -130,6 +131,21 @@ pub fn document() -> Value {
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CurrentCalls"}}}}}),
                     problem_responses(&[("401", "Ticket refused")])),
             }},
+            "/widget/calls/{call_id}/result": {"post": {
+                "summary": "Save the manager's call result (the Call summary modal); applied in Kommo by a queued job",
+                "description": "Checks that the call is the token user's and the chosen record exists in Kommo, stores \
+                    the result, enqueues the job and answers at once. Saving again replaces the result and reruns the job, \
+                    which is idempotent. If the job cannot apply it, the call's `result_error` says why (in the feed).",
+                "parameters": [token[0].clone(),
+                    {"name": "call_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CallResult"}}}},
+                "responses": merge(json!({"202": {"description": "Stored and enqueued: the call as the widget now sees it",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CallView"}}}}}),
+                    problem_responses(&[("400", "Not JSON"), ("401", "Token refused"),
+                        ("403", "Origin is not the account's, or the call rang another user (field: call_id)"),
+                        ("404", "No such call in the account (field: call_id)"),
+                        ("422", "Bad value (field: e.g. entity.kind, task.complete_till), or no such record in Kommo (field: entity.id)")])),
+            }},
             "/healthz": {"get": {"summary": "Liveness and database reachability",
                 "responses": {"200": {"description": "Healthy"}, "503": {"description": "Database unreachable or shutting down"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text exposition format",
@@ -146,7 +162,8 @@ fn schemas() -> Value {
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
             "type": {"type": "string", "description": "/problems/<slug>: bad-signature, stale-request, unknown-account, \
                 malformed-body, invalid-body, invalid-field, body-too-large, invalid-token, wrong-origin, invalid-ticket, \
-                malformed-query, websocket-required, not-found, method-not-allowed, unavailable, shutting-down"},
+                malformed-query, websocket-required, not-found, method-not-allowed, unavailable, shutting-down, \
+                unknown-call, not-your-call"},
             "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
             "field": {"type": "string", "description": "The offending field: a JSON path, header or query parameter"}}},
         "CallEvent": {"type": "object",
@@ -187,7 +204,15 @@ fn schemas() -> Value {
                     "outcome": {"type": "string"}}},
                 "recording": {"type": ["object", "null"], "properties": {"at": ms, "url": {"type": "string"}}},
                 "status": {"enum": ["ringing", "answered", "ended"]}, "user_id": {"type": ["integer", "null"]},
-                "caller": {"type": "object"}, "entity": {"type": ["object", "null"]}, "has_result": {"type": "boolean"}}},
+                "caller": {"type": "object"}, "entity": {"type": ["object", "null"]}, "has_result": {"type": "boolean"},
+                "result_error": {"type": "string", "description": "Why the saved call result could not be applied; absent when fine"}}},
+        "EntityRef": {"type": "object", "required": ["kind", "id"], "properties": {
+            "kind": {"enum": ["lead", "customer", "contact", "company"]}, "id": {"type": "integer", "minimum": 1}}},
+        "CallResult": {"type": "object", "required": ["entity"], "properties": {
+            "entity": {"$ref": "#/components/schemas/EntityRef"},
+            "note": {"type": "string", "maxLength": 10000, "description": "The manager's note (the call note's agent-note section)"},
+            "task": {"type": ["object", "null"], "required": ["complete_till", "text"], "properties": {
+                "complete_till": {"type": "integer", "description": "Unix seconds"}, "text": {"type": "string", "minLength": 1}}}}},
         "FeedEvent": {"type": "object", "properties": {"offset": {"type": "integer"}, "call": {"$ref": "#/components/schemas/CallView"}}},
         "FeedMessage": {"oneOf": [
             {"type": "object", "properties": {"type": {"const": "event"}, "offset": {"type": "integer"},

@@ -13,19 +13,36 @@
 //! - [`calls`]: the call records and the order-free merge of PBX events.
 //! - [`feed_log`]: per-user offsets and the bounded event history.
 //! - [`credentials`]: used one-time-token ids and feed tickets.
+//! - [`crm`]: the CRM side of a call ([`CrmChange`]), changed and announced
+//!   to the widget in one transaction.
+//! - [`tokens`]: the accounts' Kommo OAuth tokens (sealed) and the refresh lease.
+//! - [`budget`]: the shared 7-requests-per-second schedule per account.
+//! - [`jobs`]: the durable job queue's table.
+//!
+//! Credentials (webhook secrets, OAuth tokens) are sealed with
+//! [`crate::secrets::Secrets`] on the way in and opened on the way out; no
+//! other part of the backend sees ciphertext.
 
 pub mod accounts;
+pub mod budget;
 pub mod calls;
 pub mod credentials;
+pub mod crm;
 pub mod feed_log;
+pub mod jobs;
+pub mod tokens;
 
 pub use accounts::Account;
 pub use calls::{Recorded, StoredCall, SyncState};
+pub use crm::CrmChange;
 
+use crate::hub::Publisher;
+use crate::secrets::Secrets;
 use anyhow::Context;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::Executor;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Which database is behind the `Any` pool; only the fan-out (LISTEN/NOTIFY)
@@ -60,11 +77,23 @@ pub struct Store {
     url: String,
     /// How many feed events to keep per user.
     history_per_user: i64,
+    /// Seals and opens credentials.
+    secrets: Secrets,
+    /// Where committed feed events go on this instance (set once by the
+    /// backend; a bare store only NOTIFYs).
+    publisher: Arc<OnceLock<Publisher>>,
 }
 
 impl Store {
-    /// Connects (creating an SQLite file if missing) and applies migrations.
-    pub async fn open(url: &str, max_connections: u32, history_per_user: u32) -> anyhow::Result<Self> {
+    /// Connects (creating an SQLite file if missing), applies migrations and
+    /// seals any credential still stored in plaintext (rows from before
+    /// encryption at rest).
+    pub async fn open(
+        url: &str,
+        max_connections: u32,
+        history_per_user: u32,
+        secrets: Secrets,
+    ) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::of_url(url)?;
         let url = match dialect {
@@ -95,7 +124,31 @@ impl Store {
             .await
             .context("connecting to the database")?;
         MIGRATOR.run(&pool).await.context("applying database migrations")?;
-        Ok(Self { pool, dialect, url, history_per_user: i64::from(history_per_user) })
+        let store = Self {
+            pool,
+            dialect,
+            url,
+            history_per_user: i64::from(history_per_user),
+            secrets,
+            publisher: Arc::new(OnceLock::new()),
+        };
+        store.seal_plaintext_secrets().await.context("sealing plaintext webhook secrets")?;
+        Ok(store)
+    }
+
+    /// Routes committed feed events to this instance's connections (once;
+    /// later calls are ignored).
+    pub(crate) fn set_publisher(&self, publisher: Publisher) {
+        let _ = self.publisher.set(publisher);
+    }
+
+    /// This instance's publisher, if the store belongs to a running backend.
+    pub(crate) fn publisher(&self) -> Option<&Publisher> {
+        self.publisher.get()
+    }
+
+    pub(crate) fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     pub fn dialect(&self) -> Dialect {

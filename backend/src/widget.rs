@@ -4,6 +4,13 @@
 //! - `POST /widget/ticket` → a feed [`Ticket`] for the token's account and user.
 //! - `PUT /widget/settings` `{"users": <Kommo users setting>}` → 204: the
 //!   extension-to-user mapping the widget's `onSave` sends.
+//! - `GET /widget/status` → `{"backend": "ok", "authorized": bool,
+//!   "needs_reauthorization": bool}`: the "check connection" button. The
+//!   account is authorized once the integration's installation reached the
+//!   backend (`GET /kommo/install`), and needs re-authorization when Kommo
+//!   refused its grant (revoked, uninstalled): an admin must install again.
+//! - `POST /widget/calls/{call_id}/result`: the Call summary's result, in
+//!   [`crate::results_api`] (authenticated the same way).
 //!
 //! CORS admits only origins of provisioned accounts, and a request whose
 //! `Origin` is not the token's own account's origin is refused: a page on one
@@ -28,7 +35,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 const SETTINGS_BODY_LIMIT: usize = 64 * 1024;
 
 /// Verifies the token and that the request comes from the account's origin.
-async fn caller(app: &App, headers: &HeaderMap) -> Result<crate::one_time_token::Verified, Problem> {
+pub(crate) async fn caller(app: &App, headers: &HeaderMap) -> Result<crate::one_time_token::Verified, Problem> {
     let verified = app.verifier.verify(headers, &app.store).await?;
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         if normalize_origin(origin) != verified.account.origin {
@@ -42,6 +49,17 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<crate::one_time_token:
         }
     }
     Ok(verified)
+}
+
+/// `GET /widget/status`.
+pub async fn get_status(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {
+    let who = caller(&app, &headers).await?;
+    let status = app.access.status(who.account.account_id).await?;
+    Ok(Json(serde_json::json!({
+        "backend": "ok",
+        "authorized": status.authorized,
+        "needs_reauthorization": status.needs_reauthorization,
+    })))
 }
 
 /// `POST /widget/ticket`.

@@ -58,12 +58,17 @@ pub struct CallView {
     /// Whether the manager has already saved a call result.
     #[serde(default)]
     pub has_result: bool,
+    /// Why the manager's saved result could not be applied in Kommo (e.g. the
+    /// chosen record cannot take a call, or no longer exists): the manager
+    /// should choose again. `None` once a result is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_error: Option<String>,
 }
 
 impl CallView {
     pub fn new(call: Call, user_id: Option<u64>) -> Self {
         let status = call.status();
-        Self { call, status, user_id, caller: CallerId::Pending, entity: None, has_result: false }
+        Self { call, status, user_id, caller: CallerId::Pending, entity: None, has_result: false, result_error: None }
     }
 }
 

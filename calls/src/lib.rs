@@ -17,6 +17,8 @@
 //! - [`extensions`]: the widget's `users` setting mapping Kommo users to PBX
 //!   extensions, parsed and validated.
 //! - [`result`]: the manager's call result from the Call summary modal.
+//! - [`note`]: the call note's text as sections that late data upserts in
+//!   place, switchable per account, the manager's note never overwritten.
 //! - [`signature`]: HMAC-SHA256 webhook signatures with a replay window.
 
 pub mod call;
@@ -24,6 +26,7 @@ pub mod entity;
 pub mod event;
 pub mod extensions;
 pub mod feed;
+pub mod note;
 pub mod phone;
 pub mod result;
 pub mod signature;

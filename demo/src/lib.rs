@@ -25,6 +25,8 @@ use pbx_simulator::PbxSimulator;
 use rand::RngCore;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
 /// What to run and where.
@@ -52,6 +54,11 @@ pub struct Demo {
     pub pbx: PbxSimulator,
     pub backend: Backend,
     pub sandbox: Sandbox,
+    /// Every request that reached the Kommo side with a bearer token (an
+    /// integration's request, as Kommo's budget counts them) or to
+    /// `/oauth2/`, for the benchmarks.
+    pub kommo_requests: KommoRequestLog,
+    refuse_feed_socket: Arc<AtomicBool>,
     server: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -73,7 +80,8 @@ impl Demo {
                 .with_secret(integration_secret.clone())
                 .with_www_dir(config.www_dir.clone())
                 .with_widget_dir(config.widget_dir.clone())
-                .with_seed(true),
+                .with_seed(true)
+                .with_redirect_uri(format!("{backend_url}/kommo/install")),
         );
 
         let account_id = sandbox.account_id();
@@ -81,6 +89,12 @@ impl Demo {
             database_url: config.database_url.clone(),
             integration_secret: integration_secret.clone(),
             public_base_url: backend_url.clone(),
+            // A fresh key per run: the demo's credentials are throwaway.
+            secret_key: Some(callcard_backend::secrets::Secrets::random_key_text()),
+            // Every account's "Kommo" is the sandbox on this very origin.
+            kommo_base_url: Some(base_url.clone()),
+            client_id: sandbox.config().client_id.clone(),
+            redirect_uri: sandbox.config().redirect_uri.clone(),
             ..callcard_backend::Config::default()
         })
         .await
@@ -102,7 +116,16 @@ impl Demo {
             format!("{base_url}/pbx-simulator"),
             webhook_secret.clone(),
         );
-        let app = sandbox.router().nest("/backend", backend.router()).nest("/pbx-simulator", pbx.router());
+        let kommo_requests = KommoRequestLog::default();
+        let refuse_feed_socket = Arc::new(AtomicBool::new(false));
+        let app = sandbox
+            .router()
+            .nest("/backend", backend.router())
+            .nest("/pbx-simulator", pbx.router())
+            .layer(axum::middleware::from_fn_with_state(
+                (kommo_requests.clone(), refuse_feed_socket.clone()),
+                observe,
+            ));
 
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -114,7 +137,31 @@ impl Demo {
                 tracing::error!(error = %e, "demo server stopped");
             }
         });
-        Ok(Demo { addr, base_url, backend_url, webhook_secret, pbx, backend, sandbox, server, stop })
+        // The account's admin installs the integration: Kommo (the sandbox)
+        // sends the backend an authorization code, which it trades for tokens.
+        let admin = sandbox.store().users.iter().find(|u| u.is_admin).map_or(0, |u| u.id);
+        let code = sandbox.authorization_code(admin);
+        backend.install_account(account_id, &code, &base_url).await.context("installing the integration")?;
+        Ok(Demo {
+            addr,
+            base_url,
+            backend_url,
+            webhook_secret,
+            pbx,
+            backend,
+            sandbox,
+            kommo_requests,
+            refuse_feed_socket,
+            server,
+            stop,
+        })
+    }
+
+    /// While `refuse` holds, `GET /backend/widget/feed` (the WebSocket)
+    /// answers 503, as behind a proxy that blocks WebSockets: the widget
+    /// falls back to polling. For the benchmarks of the polling path.
+    pub fn refuse_feed_socket(&self, refuse: bool) {
+        self.refuse_feed_socket.store(refuse, Ordering::SeqCst);
     }
 
     /// Stops accepting connections, drains the open ones and stops the backend.
@@ -124,6 +171,54 @@ impl Demo {
         let _ = self.server.await;
         Ok(())
     }
+}
+
+/// One request an integration made to the Kommo side (bearer token).
+#[derive(Debug, Clone)]
+pub struct KommoRequest {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// Unix milliseconds when the answer was ready.
+    pub at_ms: i64,
+}
+
+/// The integration requests the Kommo side received, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct KommoRequestLog(Arc<Mutex<Vec<KommoRequest>>>);
+
+impl KommoRequestLog {
+    pub fn snapshot(&self) -> Vec<KommoRequest> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+async fn observe(
+    axum::extract::State((log, refuse_feed_socket)): axum::extract::State<(KommoRequestLog, Arc<AtomicBool>)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request.uri().path().to_string();
+    if path == "/backend/widget/feed" && refuse_feed_socket.load(Ordering::SeqCst) {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "WebSockets are blocked (bench switch)").into_response();
+    }
+    let bearer = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    if (bearer && !path.starts_with("/backend/")) || path.starts_with("/oauth2/") {
+        let entry = KommoRequest { method, path, status: response.status().as_u16(), at_ms: pbx_simulator::now_ms() };
+        log.0.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+    }
+    response
 }
 
 fn random_secret() -> String {

@@ -32,6 +32,13 @@ pub struct CallNoteParams {
     /// The other party's number.
     #[serde(default)]
     pub phone: String,
+    /// The call's result as text: what the note shows under the call
+    /// (the backend writes its sectioned call log here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_result: Option<String>,
+    /// Kommo's `call_status` code (see [`crate::CallStatus`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_status: Option<u8>,
 }
 
 /// What a note says, by type. Serialises as Kommo's
@@ -235,6 +242,7 @@ mod tests {
                 source: "callcard".into(),
                 link: Some("https://rec/1.mp3".into()),
                 phone: "+18305703077".into(),
+                ..CallNoteParams::default()
             }),
             created_by: Some(0),
             responsible_user_id: None,

@@ -164,6 +164,15 @@ impl KommoClient {
         embedded(&answer, "unsorted")
     }
 
+    /// `GET /api/v4/leads/unsorted?filter[category][]=sip`, all pages: the
+    /// pending incoming leads from calls. How a caller that may have created
+    /// one (an ambiguous failure, a crash) finds it by `source_uid` before
+    /// creating it again.
+    pub async fn list_sip_unsorted(&self) -> Result<Vec<Unsorted>, KommoError> {
+        let req = ApiRequest::get("/api/v4/leads/unsorted").query("filter[category][]", "sip");
+        self.list_all(req, "unsorted").await
+    }
+
     /// `GET /api/v4/leads/unsorted/{uid}`; [`KommoError::NotFound`] when
     /// there is no such incoming lead (e.g. already accepted or declined).
     pub async fn get_unsorted(&self, uid: &str) -> Result<Unsorted, KommoError> {

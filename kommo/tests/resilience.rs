@@ -507,6 +507,7 @@ async fn add_call_note_once_does_not_duplicate_after_a_lost_answer() {
         source: "callcard".into(),
         link: None,
         phone: "+18305703077".into(),
+        ..CallNoteParams::default()
     }));
     let lead = EntityRef::new(EntityKind::Lead, 7);
     let (r, created) = client(&base, fast_config()).add_call_note_once(lead, &note).await.unwrap();

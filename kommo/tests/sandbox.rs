@@ -161,6 +161,7 @@ async fn notes_are_created_once_listed_and_edited() {
         source: "callcard".into(),
         link: None,
         phone: numbers::CONTACT_ONE_ACTIVE_LEAD.into(),
+        ..CallNoteParams::default()
     };
     let note = NewNote::from(NoteBody::CallOut(params.clone()));
     let (first, created) = k.client.add_call_note_once(lead, &note).await.unwrap();

@@ -3,7 +3,9 @@
 
 use super::{now_ms, rust_id, sql_id, Store};
 use crate::config::AccountSetup;
+use crate::secrets::{webhook_secret_context, Secrets};
 use callcard_calls::extensions::ExtensionMap;
+use callcard_calls::note::LogSettings;
 use sqlx::Row;
 use std::fmt;
 
@@ -14,8 +16,14 @@ pub struct Account {
     /// Where the account's Kommo runs, e.g. `https://acme.kommo.com`: the only
     /// CORS origin allowed for it and the `iss` of its one-time tokens.
     pub origin: String,
+    /// In plaintext here; sealed in the database (`crate::secrets`).
     pub webhook_secret: String,
     pub extensions: ExtensionMap,
+    /// Which call-note sections the CRM sync writes.
+    pub log_settings: LogSettings,
+    /// Where the account's Kommo API is, learned at installation
+    /// (`https://{subdomain}.kommo.com`); `None` before.
+    pub kommo_base_url: Option<String>,
 }
 
 impl fmt::Debug for Account {
@@ -25,6 +33,8 @@ impl fmt::Debug for Account {
             .field("origin", &self.origin)
             .field("webhook_secret", &"<redacted>")
             .field("extensions", &self.extensions)
+            .field("log_settings", &self.log_settings)
+            .field("kommo_base_url", &self.kommo_base_url)
             .finish()
     }
 }
@@ -48,7 +58,7 @@ impl Store {
         )
         .bind(sql_id(setup.account_id))
         .bind(normalize_origin(&setup.origin))
-        .bind(setup.webhook_secret.clone())
+        .bind(self.secrets().seal(&setup.webhook_secret, &webhook_secret_context(setup.account_id)))
         .bind(now)
         .execute(self.pool())
         .await?;
@@ -57,16 +67,27 @@ impl Store {
 
     pub async fn account(&self, account_id: u64) -> Result<Option<Account>, sqlx::Error> {
         let row =
-            sqlx::query("SELECT account_id, origin, webhook_secret, extensions FROM accounts WHERE account_id = $1")
+            sqlx::query("SELECT account_id, origin, webhook_secret, extensions, log_settings, kommo_base_url FROM accounts WHERE account_id = $1")
                 .bind(sql_id(account_id))
                 .fetch_optional(self.pool())
                 .await?;
         let Some(row) = row else { return Ok(None) };
         let extensions: String = row.try_get("extensions")?;
+        let log_settings: Option<String> = row.try_get("log_settings")?;
+        let stored_secret: String = row.try_get("webhook_secret")?;
+        let webhook_secret = if Secrets::is_sealed(&stored_secret) {
+            self.secrets().open(&stored_secret, &webhook_secret_context(account_id))?
+        } else {
+            // Only between an upgrade's migration and the sealing pass at
+            // start ([`Store::seal_plaintext_secrets`]).
+            stored_secret
+        };
         Ok(Some(Account {
             account_id: rust_id(row.try_get("account_id")?),
             origin: row.try_get("origin")?,
-            webhook_secret: row.try_get("webhook_secret")?,
+            webhook_secret,
+            log_settings: log_settings.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+            kommo_base_url: row.try_get("kommo_base_url")?,
             // Only validated maps are ever written, so a parse failure means
             // someone edited the row by hand: treat it as "nobody mapped"
             // rather than mis-routing calls.
@@ -88,6 +109,56 @@ impl Store {
         let json = serde_json::to_string(extensions).unwrap_or_else(|_| "{}".into());
         let done = sqlx::query("UPDATE accounts SET extensions = $1, updated_at = $2 WHERE account_id = $3")
             .bind(json)
+            .bind(now_ms())
+            .bind(sql_id(account_id))
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Seals every webhook secret still stored in plaintext (accounts
+    /// provisioned before encryption at rest). Idempotent; runs at start.
+    pub(crate) async fn seal_plaintext_secrets(&self) -> Result<u64, sqlx::Error> {
+        let rows = sqlx::query("SELECT account_id, webhook_secret FROM accounts").fetch_all(self.pool()).await?;
+        let mut sealed = 0;
+        for row in rows {
+            let account_id = rust_id(row.try_get("account_id")?);
+            let secret: String = row.try_get("webhook_secret")?;
+            if Secrets::is_sealed(&secret) {
+                continue;
+            }
+            // Conditional on the old value: a concurrent provisioning wins.
+            let done =
+                sqlx::query("UPDATE accounts SET webhook_secret = $1 WHERE account_id = $2 AND webhook_secret = $3")
+                    .bind(self.secrets().seal(&secret, &webhook_secret_context(account_id)))
+                    .bind(sql_id(account_id))
+                    .bind(secret)
+                    .execute(self.pool())
+                    .await?;
+            sealed += done.rows_affected();
+        }
+        if sealed > 0 {
+            tracing::info!(accounts = sealed, "sealed plaintext webhook secrets");
+        }
+        Ok(sealed)
+    }
+
+    /// The account's call-note settings ([`LogSettings`]); false for an unknown account.
+    pub async fn set_log_settings(&self, account_id: u64, settings: &LogSettings) -> Result<bool, sqlx::Error> {
+        let json = serde_json::to_string(settings).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let done = sqlx::query("UPDATE accounts SET log_settings = $1, updated_at = $2 WHERE account_id = $3")
+            .bind(json)
+            .bind(now_ms())
+            .bind(sql_id(account_id))
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records where the account's Kommo API is (at installation).
+    pub async fn set_kommo_base_url(&self, account_id: u64, base_url: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE accounts SET kommo_base_url = $1, updated_at = $2 WHERE account_id = $3")
+            .bind(base_url.to_string())
             .bind(now_ms())
             .bind(sql_id(account_id))
             .execute(self.pool())

@@ -11,11 +11,13 @@
 
 use super::feed_log::FEED_CHANNEL;
 use super::{now_ms, rust_id, sql_id, Account, Dialect, Store};
+use crate::queue::Job;
 use callcard_calls::call::{Ending, Recording};
+use callcard_calls::feed::CallerId;
 use callcard_calls::feed::{CallView, FeedEvent};
 use callcard_calls::{Call, CallEvent, CallStatus, Direction, EntityKind, EntityRef, Outcome, PhoneNumber};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 /// Where the call stands with the CRM (owned by the CRM-sync side).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +28,9 @@ pub enum SyncState {
     Synced,
     /// The last attempt failed; to be retried.
     Failed,
+    /// Deliberately not logged in Kommo (an internal call between two
+    /// extensions of the account).
+    Skipped,
 }
 
 impl SyncState {
@@ -34,11 +39,12 @@ impl SyncState {
             Self::Pending => "pending",
             Self::Synced => "synced",
             Self::Failed => "failed",
+            Self::Skipped => "skipped",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Synced, Self::Failed].into_iter().find(|v| v.as_str() == s)
+        [Self::Pending, Self::Synced, Self::Failed, Self::Skipped].into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -58,6 +64,22 @@ pub struct StoredCall {
     /// The manager's call result as JSON (`callcard_calls::result::CallResult`).
     pub manager_result: Option<String>,
     pub sync_state: SyncState,
+    /// What caller ID found for the number.
+    pub caller: CallerId,
+    /// Where the call note is, once written (and its id).
+    pub note_entity: Option<EntityRef>,
+    pub note_id: Option<u64>,
+    /// The call note's params as last written (JSON), to skip no-op PATCHes.
+    pub note_params: Option<String>,
+    /// Set before a non-idempotent create is sent to Kommo: a rerun must
+    /// look for what the earlier run may have created.
+    pub log_intent_at: Option<i64>,
+    /// When the call was first logged in Kommo.
+    pub logged_at: Option<i64>,
+    /// The manager saved a call result.
+    pub has_result: bool,
+    /// Why the saved result could not be applied (`crate::sync::results`).
+    pub result_error: Option<String>,
     /// Bumped on every change; 0 only inside the creating transaction.
     pub version: i64,
     pub created_at: i64,
@@ -69,7 +91,9 @@ impl StoredCall {
     pub fn view(&self) -> CallView {
         let mut view = CallView::new(self.call.clone(), self.kommo_user_id);
         view.entity = self.entity;
-        view.has_result = self.manager_result.is_some();
+        view.caller = self.caller.clone();
+        view.has_result = self.has_result || self.manager_result.is_some();
+        view.result_error = self.result_error.clone();
         view
     }
 }
@@ -84,11 +108,17 @@ pub struct Recorded {
     /// The feed event appended for the call's user, if the call changed and
     /// its extension is mapped.
     pub feed: Option<(u64, FeedEvent)>,
+    /// The CRM-sync job enqueued with the change: [`Job::LogCall`] when the
+    /// call just ended, [`Job::UpdateCallLog`] when an ended call got a
+    /// recording or a corrected end.
+    pub job: Option<Job>,
 }
 
-const COLUMNS: &str = "account_id, call_id, direction, external_number, extension, kommo_user_id, \
+pub(crate) const COLUMNS: &str = "account_id, call_id, direction, external_number, extension, kommo_user_id, \
     ringing_at, answered_at, ended_at, duration, outcome, recording_url, recording_at, entity_kind, entity_id, \
-    unsorted_uid, responsible_user_id, manager_note, manager_result, sync_state, version, created_at, updated_at";
+    unsorted_uid, responsible_user_id, manager_note, manager_result, sync_state, caller, note_entity_kind, \
+    note_entity_id, note_id, note_params, log_intent_at, logged_at, has_result, result_error, version, created_at, \
+    updated_at";
 
 impl Store {
     /// Merges `events` (all of one call) into the stored call, durably.
@@ -100,6 +130,19 @@ impl Store {
         account: &Account,
         events: &[CallEvent],
         instance: &str,
+    ) -> Result<Recorded, sqlx::Error> {
+        self.record_events_with_caller(account, events, instance, None).await
+    }
+
+    /// [`record_events`](Self::record_events), and a call created now starts
+    /// with `caller` (a caller-ID answer intake already has in its cache), so
+    /// its very first feed event names the caller.
+    pub async fn record_events_with_caller(
+        &self,
+        account: &Account,
+        events: &[CallEvent],
+        instance: &str,
+        caller: Option<&CallerId>,
     ) -> Result<Recorded, sqlx::Error> {
         let Some((first, rest)) = events.split_first() else {
             return Err(sqlx::Error::Protocol("record_events needs at least one event".into()));
@@ -120,8 +163,8 @@ impl Store {
         // avoiding a read-then-upgrade deadlock between two writers.
         let row = sqlx::query(&format!(
             "INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
-                                sync_state, version, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8)
+                                sync_state, version, created_at, updated_at, caller)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $9)
              ON CONFLICT (account_id, call_id) DO UPDATE SET version = calls.version
              RETURNING {COLUMNS}"
         ))
@@ -133,10 +176,17 @@ impl Store {
         .bind(mapped_user.map(sql_id))
         .bind(status_str(incoming.status()))
         .bind(now)
+        .bind(match caller {
+            Some(c @ (CallerId::Known { .. } | CallerId::Unknown)) => {
+                Some(serde_json::to_string(c).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+            }
+            _ => None,
+        })
         .fetch_one(&mut *tx)
         .await?;
         let mut stored = row_to_call(&row)?;
         let is_new = stored.version == 0;
+        let (ending_before, recording_before) = (stored.call.ending.clone(), stored.call.recording.clone());
         let merged = stored.call.merge(&incoming);
         // A call that rang an extension mapped only later gets its user now.
         let gained_user = stored.kommo_user_id.is_none() && mapped_user.is_some();
@@ -146,7 +196,7 @@ impl Store {
         let changed = is_new || merged || gained_user;
         if !changed {
             tx.commit().await?;
-            return Ok(Recorded { call: stored, changed: false, feed: None });
+            return Ok(Recorded { call: stored, changed: false, feed: None, job: None });
         }
 
         let call = &stored.call;
@@ -176,21 +226,44 @@ impl Store {
         stored.version += 1;
         stored.updated_at = now;
 
-        let feed = match stored.kommo_user_id {
-            Some(user_id) => {
-                let event = self.append_feed_event(&mut tx, account.account_id, user_id, stored.view(), now).await?;
-                if self.dialect() == Dialect::Postgres {
-                    // NOTIFY is transactional: other instances hear of the
-                    // event only once it is committed and readable.
-                    let payload = format!("{instance}:{}:{user_id}:{}", account.account_id, event.offset);
-                    sqlx::query("SELECT pg_notify($1, $2)").bind(FEED_CHANNEL).bind(payload).execute(&mut *tx).await?;
-                }
-                Some((user_id, event))
+        let feed = self.announce_in_tx(&mut tx, &stored, instance, now).await?;
+        // The CRM sync's work commits with the event that calls for it, so no
+        // ended call is ever left unlogged (`crate::queue`).
+        let call_id = stored.call.call_id.clone();
+        let job = match (&ending_before, &stored.call.ending) {
+            (None, Some(_)) => Some(Job::LogCall { call_id }),
+            (Some(before), Some(after)) if before != after || recording_before != stored.call.recording => {
+                Some(Job::UpdateCallLog { call_id })
             }
-            None => None,
+            _ => None,
         };
+        if let Some(job) = &job {
+            self.enqueue_in_tx(&mut tx, account.account_id, job, now).await?;
+        }
         tx.commit().await?;
-        Ok(Recorded { call: stored, changed: true, feed })
+        Ok(Recorded { call: stored, changed: true, feed, job })
+    }
+
+    /// Appends a feed event with the call as it now is for the call's user
+    /// (if its extension is mapped) inside `conn`'s transaction, and with
+    /// PostgreSQL NOTIFYs the other instances. The one way a call change
+    /// reaches the widget: intake and the CRM side both come through here.
+    pub(crate) async fn announce_in_tx(
+        &self,
+        conn: &mut AnyConnection,
+        stored: &StoredCall,
+        instance: &str,
+        now: i64,
+    ) -> Result<Option<(u64, FeedEvent)>, sqlx::Error> {
+        let Some(user_id) = stored.kommo_user_id else { return Ok(None) };
+        let event = self.append_feed_event(&mut *conn, stored.account_id, user_id, stored.view(), now).await?;
+        if self.dialect() == Dialect::Postgres {
+            // NOTIFY is transactional: other instances hear of the
+            // event only once it is committed and readable.
+            let payload = format!("{instance}:{}:{user_id}:{}", stored.account_id, event.offset);
+            sqlx::query("SELECT pg_notify($1, $2)").bind(FEED_CHANNEL).bind(payload).execute(&mut *conn).await?;
+        }
+        Ok(Some((user_id, event)))
     }
 
     /// The call with this PBX id in this account (the seed's
@@ -241,7 +314,14 @@ fn corrupt(column: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("calls.{column} holds an unknown value {value:?}").into())
 }
 
-fn row_to_call(row: &AnyRow) -> Result<StoredCall, sqlx::Error> {
+pub(crate) fn parse_entity_kind(column: &str, kind: &str) -> Result<EntityKind, sqlx::Error> {
+    [EntityKind::Contact, EntityKind::Lead, EntityKind::Company, EntityKind::Customer]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+        .ok_or_else(|| corrupt(column, kind))
+}
+
+pub(crate) fn row_to_call(row: &AnyRow) -> Result<StoredCall, sqlx::Error> {
     let direction: String = row.try_get("direction")?;
     let direction = match direction.as_str() {
         "inbound" => Direction::Inbound,
@@ -268,14 +348,19 @@ fn row_to_call(row: &AnyRow) -> Result<StoredCall, sqlx::Error> {
     let entity_kind: Option<String> = row.try_get("entity_kind")?;
     let entity_id: Option<i64> = row.try_get("entity_id")?;
     let entity = match (entity_kind, entity_id) {
-        (Some(kind), Some(id)) => Some(EntityRef::new(
-            [EntityKind::Contact, EntityKind::Lead, EntityKind::Company, EntityKind::Customer]
-                .into_iter()
-                .find(|k| k.as_str() == kind)
-                .ok_or_else(|| corrupt("entity_kind", &kind))?,
-            rust_id(id),
-        )),
+        (Some(kind), Some(id)) => Some(EntityRef::new(parse_entity_kind("entity_kind", &kind)?, rust_id(id))),
         _ => None,
+    };
+    let note_kind: Option<String> = row.try_get("note_entity_kind")?;
+    let note_entity_id: Option<i64> = row.try_get("note_entity_id")?;
+    let note_entity = match (note_kind, note_entity_id) {
+        (Some(kind), Some(id)) => Some(EntityRef::new(parse_entity_kind("note_entity_kind", &kind)?, rust_id(id))),
+        _ => None,
+    };
+    let caller: Option<String> = row.try_get("caller")?;
+    let caller = match caller {
+        Some(json) => serde_json::from_str(&json).map_err(|_| corrupt("caller", &json))?,
+        None => CallerId::Pending,
     };
     let sync_state: String = row.try_get("sync_state")?;
     Ok(StoredCall {
@@ -297,6 +382,14 @@ fn row_to_call(row: &AnyRow) -> Result<StoredCall, sqlx::Error> {
         manager_note: row.try_get("manager_note")?,
         manager_result: row.try_get("manager_result")?,
         sync_state: SyncState::parse(&sync_state).ok_or_else(|| corrupt("sync_state", &sync_state))?,
+        caller,
+        note_entity,
+        note_id: row.try_get::<Option<i64>, _>("note_id")?.map(rust_id),
+        note_params: row.try_get("note_params")?,
+        log_intent_at: row.try_get("log_intent_at")?,
+        logged_at: row.try_get("logged_at")?,
+        has_result: row.try_get::<i64, _>("has_result")? != 0,
+        result_error: row.try_get("result_error")?,
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,

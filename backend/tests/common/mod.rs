@@ -15,6 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const INTEGRATION_SECRET: &str = "test-integration-secret";
+/// The master key sealing credentials at rest in tests (64 hex digits).
+pub const SECRET_KEY: &str = "746573742d7365637265742d6b65792d666f722d63616c6c636172642d747374";
 pub const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// Runs a scenario `async fn name(db: Db)` once on SQLite and once on
@@ -84,6 +86,8 @@ pub fn config(db: &Db) -> Config {
         database_url: db.url(),
         integration_secret: INTEGRATION_SECRET.into(),
         public_base_url: "http://backend.test/backend".into(),
+        // One key for every instance on a database, as in a deployment.
+        secret_key: Some(SECRET_KEY.into()),
         ..Config::default()
     }
 }
@@ -230,8 +234,10 @@ pub async fn ticket(base: &str, account: &Account, user_id: u64) -> String {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
-    let t: callcard_calls::feed::Ticket = r.json().await.unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let t: callcard_calls::feed::Ticket = serde_json::from_str(&body).unwrap();
     assert_eq!((t.account_id, t.user_id), (account.id, user_id));
     t.ticket
 }

@@ -1,0 +1,307 @@
+//! The durable job queue: everything the backend must do in Kommo, done at
+//! least once and, because every handler is idempotent, with effect exactly
+//! once.
+//!
+//! Jobs live in the call store ([`crate::store::jobs`] has the SQL and the
+//! claiming rules), so they survive restarts and are shared by every
+//! instance. A job is enqueued in the same transaction as the fact that
+//! calls for it (intake enqueues [`Job::LogCall`] with the `ended` event), so
+//! no call is ever "ended but never logged".
+//!
+//! ```text
+//!  enqueue ─▶ pending ──claim (lease)──▶ running ──ok──────────────▶ done
+//!               ▲  ▲                        │ ├─ transient error ─▶ pending (backoff)
+//!               │  └── lease expired ───────┘ ├─ N attempts / permanent ─▶ dead
+//!               │      (worker died)          └─ needs re-authorization ─▶ pending
+//!               └──────────── operator retry (POST /ops/jobs/{id}/retry) ◀── dead     (not counted)
+//! ```
+//!
+//! - **Crash safety.** A worker that dies mid-job (panic, crash, `kill -9`)
+//!   leaves its lease behind; when it expires ([`QueueConfig::lease`]) the job
+//!   is claimed again. Handlers therefore check before they create (a call
+//!   note is looked up by its `uniq` first, an incoming lead by its call).
+//! - **Retries** wait `backoff_base · 2^(attempt−1)`, capped at
+//!   `backoff_cap`, with full jitter (a random wait between half and all of
+//!   it, so a Kommo outage does not end in a thundering herd), and at least
+//!   what Kommo's `Retry-After` asked. After `max_attempts` the job is
+//!   **dead**: parked for an operator (`GET /ops/jobs?state=dead`,
+//!   `POST /ops/jobs/{id}/retry`, see [`crate::ops`]).
+//! - **Re-authorization.** While an account's grant is refused, its jobs
+//!   wait (released without counting an attempt) instead of failing; a new
+//!   installation makes them due at once.
+//! - **Workers**: [`QueueConfig::workers`] tokio tasks per instance. On
+//!   shutdown each stops claiming, lets its current job finish for a few
+//!   seconds, and otherwise releases it for another instance.
+//!
+//! [`QueueConfig::lease`]: crate::config::QueueConfig::lease
+//! [`QueueConfig::workers`]: crate::config::QueueConfig::workers
+
+use crate::config::QueueConfig;
+use crate::kommo_access::KommoAccess;
+use crate::metrics::Metrics;
+use crate::store::jobs::JobRecord;
+use crate::store::{now_ms, Store};
+use crate::sync::{self, JobFailure, SyncContext};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+/// How long a stopping worker lets its current job finish before releasing it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Something to do in Kommo for one call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    /// The call ended: log it in Kommo (once).
+    LogCall { call_id: String },
+    /// Late data (recording, corrected end, the manager's note): bring the
+    /// call note up to date (logging it first if it is not yet).
+    UpdateCallLog { call_id: String },
+    /// The manager saved a call result (`crate::sync::results`).
+    ApplyCallResult { call_id: String },
+}
+
+impl Job {
+    /// The `kind` column, as in the JSON payload.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::LogCall { .. } => "log_call",
+            Self::UpdateCallLog { .. } => "update_call_log",
+            Self::ApplyCallResult { .. } => "apply_call_result",
+        }
+    }
+
+    pub fn call_id(&self) -> &str {
+        match self {
+            Self::LogCall { call_id } | Self::UpdateCallLog { call_id } | Self::ApplyCallResult { call_id } => call_id,
+        }
+    }
+}
+
+/// The queue's handle: enqueue and wake the workers. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    store: Store,
+    wake: Arc<Notify>,
+}
+
+impl Queue {
+    pub fn new(store: Store) -> Self {
+        Self { store, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Enqueues `job` for the account, due now. A no-op when the same job is
+    /// already pending; when it is running, one more run is scheduled.
+    pub async fn enqueue(&self, account_id: u64, job: Job) -> Result<(), sqlx::Error> {
+        self.store.enqueue_job(account_id, &job, now_ms()).await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Tells this instance's idle workers to look for work now (other
+    /// instances find it at their next poll).
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// Starts `config.workers` workers; they stop when `shutdown` turns true.
+    pub(crate) fn start_workers(
+        &self,
+        config: &QueueConfig,
+        access: KommoAccess,
+        metrics: Arc<Metrics>,
+        instance: &str,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<JoinHandle<()>> {
+        (0..config.workers)
+            .map(|n| {
+                let worker = Worker {
+                    name: format!("{instance}/{n}"),
+                    queue: self.clone(),
+                    config: config.clone(),
+                    access: access.clone(),
+                    metrics: metrics.clone(),
+                };
+                tokio::spawn(worker.run(shutdown.clone()))
+            })
+            .collect()
+    }
+}
+
+/// The backoff before attempt `attempts + 1`: exponential, capped, with
+/// jitter between half and all of it.
+pub fn backoff(config: &QueueConfig, attempts: u32, rng: &mut impl Rng) -> Duration {
+    let exp = attempts.saturating_sub(1).min(30);
+    let ceiling = config.backoff_base.saturating_mul(1 << exp).min(config.backoff_cap);
+    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(rng.gen_range(nanos / 2..=nanos))
+}
+
+/// One worker task.
+struct Worker {
+    /// Unique per worker and instance: the lease owner.
+    name: String,
+    queue: Queue,
+    config: QueueConfig,
+    access: KommoAccess,
+    metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            // Register for a wake-up before looking, so an enqueue between the
+            // look and the wait is not missed.
+            let woken = self.queue.wake.notified();
+            let claimed = match self.queue.store.claim_job(&self.name, self.config.lease).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(worker = %self.name, error = %e, "claiming a job failed");
+                    None
+                }
+            };
+            match claimed {
+                Some(job) => {
+                    let span = tracing::info_span!(
+                        "job",
+                        id = job.id,
+                        account_id = job.account_id,
+                        kind = job.job.kind(),
+                        call_id = job.job.call_id(),
+                        attempt = job.attempts
+                    );
+                    self.handle(job, &mut shutdown).instrument(span).await
+                }
+                None => {
+                    tokio::select! {
+                        _ = shutdown.changed() => {}
+                        _ = woken => {}
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, record: JobRecord, shutdown: &mut watch::Receiver<bool>) {
+        let store = &self.queue.store;
+        let id = record.id;
+        if record.attempts > self.config.max_attempts {
+            // Only a job whose worker kept dying gets here (attempts are
+            // counted at claim): stop feeding it to workers.
+            self.settle(store.bury_job(id, &self.name, "gave up: the job's worker stopped every attempt").await);
+            self.metrics.jobs_dead.inc();
+            return;
+        }
+        let run = self.run_job(&record);
+        tokio::pin!(run);
+        let outcome = tokio::select! {
+            outcome = &mut run => outcome,
+            _ = shutdown.changed() => {
+                match tokio::time::timeout(SHUTDOWN_GRACE, &mut run).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        tracing::info!("shutting down: releasing the unfinished job");
+                        self.settle(store.requeue_job(id, &self.name, now_ms(), None, false).await);
+                        return;
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                self.settle(store.finish_job(id, &self.name).await);
+                self.metrics.jobs_done.inc();
+            }
+            Err(JobFailure::Reauthorize) => {
+                tracing::info!("account needs re-authorization: the job waits");
+                let wait = i64::try_from(self.config.reauthorization_wait.as_millis()).unwrap_or(60_000);
+                let note = "waiting: the account must install the integration again";
+                self.settle(store.requeue_job(id, &self.name, now_ms() + wait, Some(note), false).await);
+            }
+            Err(JobFailure::Permanent(reason)) => {
+                tracing::warn!(%reason, "job failed permanently: parked as dead");
+                self.settle(store.bury_job(id, &self.name, &reason).await);
+                self.metrics.jobs_failed.inc();
+                self.metrics.jobs_dead.inc();
+            }
+            Err(JobFailure::Retry(reason)) => {
+                self.metrics.jobs_failed.inc();
+                if record.attempts >= self.config.max_attempts {
+                    tracing::warn!(%reason, "job failed its last attempt: parked as dead");
+                    self.settle(store.bury_job(id, &self.name, &reason).await);
+                    self.metrics.jobs_dead.inc();
+                } else {
+                    let wait = backoff(&self.config, record.attempts, &mut rand::thread_rng());
+                    tracing::info!(%reason, wait_ms = wait.as_millis() as u64, "job failed: retrying later");
+                    let at = now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4);
+                    self.settle(store.requeue_job(id, &self.name, at, Some(&reason), true).await);
+                }
+            }
+        }
+    }
+
+    /// Builds the job's context and runs it.
+    async fn run_job(&self, record: &JobRecord) -> Result<(), JobFailure> {
+        if self.access.needs_reauthorization(record.account_id).await.map_err(|e| JobFailure::Retry(e.to_string()))? {
+            return Err(JobFailure::Reauthorize);
+        }
+        let kommo = self.access.kommo_client(record.account_id).await?;
+        let ctx = SyncContext {
+            store: self.queue.store.clone(),
+            kommo,
+            account_id: record.account_id,
+            publisher: self.access.publisher(),
+        };
+        sync::run_job(&ctx, &record.job).await
+    }
+
+    /// Logs a bookkeeping failure; the lease makes the job come back anyway.
+    fn settle(&self, result: Result<bool, sqlx::Error>) {
+        match result {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the job's lease was lost (it ran too long); another worker has it"),
+            Err(e) => tracing::warn!(error = %e, "recording the job's outcome failed; its lease will expire"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn jobs_serialise_with_their_kind() {
+        let job = Job::UpdateCallLog { call_id: "c1".into() };
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": "update_call_log", "call_id": "c1"}));
+        assert_eq!(json["kind"], job.kind());
+        assert_eq!(serde_json::from_value::<Job>(json).unwrap(), job);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_cap() {
+        let config = QueueConfig {
+            backoff_base: Duration::from_secs(2),
+            backoff_cap: Duration::from_secs(60),
+            ..QueueConfig::default()
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for attempts in 1..12 {
+            let ceiling = (Duration::from_secs(2) * (1 << (attempts - 1))).min(Duration::from_secs(60));
+            for _ in 0..50 {
+                let wait = backoff(&config, attempts, &mut rng);
+                assert!(wait <= ceiling && wait >= ceiling / 2, "attempt {attempts}: {wait:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! `POST /widget/calls/{call_id}/result`: the Call summary modal's Save.
+//!
+//! The widget posts a [`CallResult`] (the record the call belongs on, the
+//! manager's note, optionally a follow-up task) with Kommo's one-time token in
+//! `X-Auth-Token`, like every other widget call ([`crate::widget`]). The
+//! backend checks it, stores it on the call, enqueues
+//! [`Job::ApplyCallResult`] and answers **202** at once with the call as the
+//! widget now sees it (`has_result: true`); the job does the Kommo work
+//! ([`crate::sync::results`]) and the widget hears of its outcome through
+//! the feed.
+//!
+//! The checks, in order, each refusal a problem document naming its field:
+//!
+//! | problem | status | field |
+//! | --- | --- | --- |
+//! | no or bad token, other account's origin | 401 / 403 | `X-Auth-Token` / `Origin` |
+//! | body too large, not JSON | 413 / 400 | |
+//! | wrong shape or value (`CallResult::validate`) | 422 | e.g. `entity.kind`, `task.complete_till` |
+//! | no such call in the token's account | 404 | `call_id` |
+//! | the call rang another user | 403 | `call_id` |
+//! | the chosen record does not exist in Kommo | 422 | `entity.id` |
+//!
+//! The record is checked with one `GET` through the account's client,
+//! answered from the caller-ID name cache when the record was seen lately.
+//! If Kommo cannot be asked (down, throttled, not authorized), the result is
+//! accepted anyway: losing the manager's work to a Kommo hiccup would be
+//! worse, and the job reports a missing record on the call if it is one.
+//!
+//! Saving again replaces the stored result and runs the job again; the job is
+//! idempotent, so the second run moves what must move and creates nothing
+//! twice.
+
+use crate::backend::App;
+use crate::intake::read_body;
+use crate::problem::{self, Problem};
+use crate::queue::Job;
+use crate::store::CrmChange;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use callcard_calls::result::CallResult;
+use callcard_calls::EntityRef;
+use kommo_client::KommoError;
+use std::sync::Arc;
+
+/// The largest result body accepted (a note is at most 10 000 characters).
+const RESULT_BODY_LIMIT: usize = 128 * 1024;
+
+/// `POST /widget/calls/{call_id}/result`.
+pub async fn post_result(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match save(&app, path, &headers, body).await {
+        Ok(view) => (StatusCode::ACCEPTED, Json(view)).into_response(),
+        Err(p) => p.into_response(),
+    }
+}
+
+async fn save(
+    app: &Arc<App>,
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<callcard_calls::feed::CallView, Problem> {
+    let who = crate::widget::caller(app, headers).await?;
+    let account_id = who.account.account_id;
+    let call_id = path
+        .ok()
+        .map(|Path(id)| id)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Problem::invalid("call_id", "the path must name a call"))?;
+    let body = read_body(headers, body, RESULT_BODY_LIMIT).await?;
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let result: CallResult = serde_path_to_error::deserialize(de).map_err(|e| problem::from_json_error(e, ""))?;
+    result.validate().map_err(|e| Problem::invalid(e.field, e.reason))?;
+
+    let call = app.store.call(account_id, &call_id).await?.ok_or_else(|| {
+        Problem::new(StatusCode::NOT_FOUND, "unknown-call", "Unknown call", "no call with this id in this account")
+            .with_field("call_id")
+    })?;
+    if call.kommo_user_id != Some(who.user_id) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "not-your-call",
+            "The call belongs to another user",
+            "only the user whose extension the call rang can save its result",
+        )
+        .with_field("call_id"));
+    }
+    check_entity_exists(app, account_id, result.entity).await?;
+
+    let json = serde_json::to_string(&result).map_err(|e| Problem::unavailable(&e))?;
+    app.store
+        .update_call_crm(
+            account_id,
+            &call_id,
+            CrmChange {
+                manager_result: Some(json),
+                manager_note: Some(result.note.clone()),
+                has_result: Some(true),
+                ..CrmChange::default()
+            },
+        )
+        .await?;
+    // A new result supersedes the reason the last one failed.
+    let saved = app.store.set_result_error(account_id, &call_id, None).await?;
+    // Stored first, then enqueued: a job that ran before the result was
+    // stored would find nothing to do. If enqueueing fails the widget gets a
+    // 503 and saves again, which is harmless.
+    app.queue.enqueue(account_id, Job::ApplyCallResult { call_id: call_id.clone() }).await?;
+    tracing::info!(account_id, user_id = who.user_id, call_id, entity = ?result.entity, "call result saved");
+    let saved = saved.ok_or_else(|| Problem::unavailable(&"the call disappeared while saving its result"))?;
+    Ok(saved.view())
+}
+
+/// Refuses a record Kommo says does not exist (module docs).
+async fn check_entity_exists(app: &App, account_id: u64, entity: EntityRef) -> Result<(), Problem> {
+    let kommo = match app.access.kommo_client(account_id).await {
+        Ok(kommo) => kommo,
+        Err(e) => {
+            tracing::warn!(account_id, error = %e, "cannot check the chosen record; accepting the result");
+            return Ok(());
+        }
+    };
+    match app.caller_id.names().lookup(&kommo, entity).await {
+        Ok(_) => Ok(()),
+        Err(KommoError::NotFound) => Err(Problem::invalid(
+            "entity.id",
+            format!("there is no {} with id {} in this Kommo account", entity.kind, entity.id),
+        )),
+        Err(e) => {
+            tracing::warn!(account_id, error = %e, "cannot check the chosen record; accepting the result");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Kommo access shared across instances: the request budget, the single
+//! token refresh, and a backend process killed with SIGKILL mid-queue.
+
+mod common;
+
+use callcard_backend::store::jobs::JobState;
+use callcard_backend::{Backend, Config, QueueConfig};
+use common::{Account, Db};
+use kommo_sandbox::seed::numbers;
+use kommo_sandbox::{FaultConfig, Sandbox, SandboxConfig};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const ANNA: u64 = 8_320_148;
+
+async fn sandbox(tweak: impl FnOnce(SandboxConfig) -> SandboxConfig) -> (Sandbox, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let config = SandboxConfig::for_tests(origin.clone())
+        .with_secret(common::INTEGRATION_SECRET)
+        .with_redirect_uri("http://backend.test/backend/kommo/install")
+        .with_seed(true);
+    let sandbox = Sandbox::new(tweak(config));
+    tokio::spawn(sandbox.clone().serve(listener));
+    (sandbox, origin)
+}
+
+fn config(db: &Db, sandbox: &Sandbox, origin: &str, key: &str, workers: usize) -> Config {
+    let mut config = common::config(db);
+    config.secret_key = Some(key.into());
+    config.kommo_base_url = Some(origin.into());
+    config.client_id = sandbox.config().client_id.clone();
+    config.redirect_uri = sandbox.config().redirect_uri.clone();
+    config.queue = QueueConfig { workers, poll_interval: Duration::from_millis(100), ..QueueConfig::default() };
+    config
+}
+
+async fn install(backend: &Backend, sandbox: &Sandbox, origin: &str) -> Account {
+    let account = Account { id: sandbox.account_id(), origin: origin.into(), secret: "whsec-access".into() };
+    account.provision(backend, &[(ANNA, "101")]).await;
+    backend.install_account(account.id, &sandbox.authorization_code(ANNA), origin).await.unwrap();
+    account
+}
+
+/// The most starts in any window `[t, t + w)`.
+fn max_in_window(starts: &[Instant], w: Duration) -> usize {
+    let mut sorted = starts.to_vec();
+    sorted.sort();
+    (0..sorted.len()).map(|i| sorted[i..].iter().take_while(|s| **s < sorted[i] + w).count()).max().unwrap_or(0)
+}
+
+/// Two instances, twelve workers each asking for slots at once: never more
+/// than 7 starts in any second, and the full rate is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_seven_requests_per_second() {
+    let db = Db::postgres().await;
+    let (sandbox, origin) = sandbox(|c| c).await;
+    let key = callcard_backend::secrets::Secrets::random_key_text();
+    let a = Backend::start(config(&db, &sandbox, &origin, &key, 0)).await.unwrap();
+    let b = Backend::start(config(&db, &sandbox, &origin, &key, 0)).await.unwrap();
+    let account = sandbox.account_id();
+    let mut tasks = Vec::new();
+    for backend in [&a, &b] {
+        for _ in 0..12 {
+            let budget = backend.kommo().budget();
+            tasks.push(tokio::spawn(async move {
+                let mut starts = Vec::new();
+                for _ in 0..2 {
+                    budget.acquire(account).await.unwrap();
+                    starts.push(Instant::now());
+                }
+                starts
+            }));
+        }
+    }
+    let mut starts = Vec::new();
+    for t in tasks {
+        starts.extend(t.await.unwrap());
+    }
+    assert_eq!(starts.len(), 48);
+    let most = max_in_window(&starts, Duration::from_secs(1));
+    assert!(most <= 7, "{most} starts in one second");
+    let span = starts.iter().max().unwrap().duration_since(*starts.iter().min().unwrap());
+    // 47 intervals of 157 ms: the budget is used, not wasted.
+    assert!(span < Duration::from_millis(47 * 157 + 1500), "{span:?}");
+    println!("48 starts from 2 instances over {span:?}; at most {most} in any second");
+    a.shutdown().await;
+    b.shutdown().await;
+    db.cleanup().await;
+}
+
+/// An expiring token, two instances, many concurrent requests: exactly one
+/// refresh (a second one would burn the rotated refresh token and fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refresh_across_instances() {
+    let db = Db::postgres().await;
+    let (sandbox, origin) = sandbox(|c| c.with_access_token_ttl(Duration::from_secs(4))).await;
+    let key = callcard_backend::secrets::Secrets::random_key_text();
+    let a = Backend::start(config(&db, &sandbox, &origin, &key, 0)).await.unwrap();
+    let b = Backend::start(config(&db, &sandbox, &origin, &key, 0)).await.unwrap();
+    let account = install(&a, &sandbox, &origin).await;
+    // Fresh for half its life: after 2 s every request wants a refresh.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let mut tasks = Vec::new();
+    for backend in [&a, &b] {
+        for _ in 0..4 {
+            let backend = backend.clone();
+            tasks.push(tokio::spawn(async move {
+                let kommo = backend.kommo().kommo_client(account.id).await.unwrap();
+                kommo.account().await.map(|a| a.id)
+            }));
+        }
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), account.id);
+    }
+    let refreshes = |backend: &Backend| -> u64 {
+        let text = backend.metrics_text();
+        let line = text.lines().find(|l| l.starts_with("callcard_kommo_token_refreshes_total")).unwrap().to_string();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(refreshes(&a) + refreshes(&b), 1, "exactly one refresh across both instances");
+    assert!(!a.kommo().status(account.id).await.unwrap().needs_reauthorization);
+    a.shutdown().await;
+    b.shutdown().await;
+    db.cleanup().await;
+}
+
+/// The `callcard-backend` binary, killed with SIGKILL while it works through
+/// the queue, then restarted: every call ends with exactly one note.
+async fn kill_9_mid_queue(db: Db) {
+    let (sandbox, origin) = sandbox(|c| c).await;
+    let key = callcard_backend::secrets::Secrets::random_key_text();
+    // Provision and install with an in-process backend, as an operator would.
+    let setup = Backend::start(config(&db, &sandbox, &origin, &key, 0)).await.unwrap();
+    let account = install(&setup, &sandbox, &origin).await;
+    // Slow Kommo: every request takes 300 ms, so the kill lands mid-job.
+    sandbox.set_faults(FaultConfig { delay_rate: 1.0, delay_ms: Some(300), ..FaultConfig::default() });
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_callcard-backend"))
+            .env("CALLCARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CALLCARD_DATABASE_URL", db.url())
+            .env("CALLCARD_INTEGRATION_SECRET", common::INTEGRATION_SECRET)
+            .env("CALLCARD_PUBLIC_BASE_URL", "http://backend.test/backend")
+            .env("CALLCARD_SECRET_KEY", &key)
+            .env("CALLCARD_KOMMO_BASE_URL", &origin)
+            .env("CALLCARD_CLIENT_ID", &sandbox.config().client_id)
+            .env("CALLCARD_REDIRECT_URI", &sandbox.config().redirect_uri)
+            .env("CALLCARD_WORKERS", "3")
+            .env("CALLCARD_JOB_LEASE_SECONDS", "2")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the callcard-backend binary starts")
+    };
+    let healthy = |base: String| async move {
+        for _ in 0..200 {
+            if let Ok(r) = common::client().get(format!("{base}/healthz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the backend never became healthy");
+    };
+    let mut child = spawn();
+    healthy(base.clone()).await;
+    let calls: Vec<String> = (0..8).map(|i| format!("k9-{i}")).collect();
+    let phones = [numbers::CONTACT_ONE_ACTIVE_LEAD, numbers::CONTACT_TWO_ACTIVE_LEADS, numbers::UNKNOWN];
+    for (i, call) in calls.iter().enumerate() {
+        let event = json!({"event": "ended", "call_id": call, "direction": "inbound",
+            "external_number": phones[i % phones.len()], "extension": "101", "occurred_at": common::now_ms(),
+            "duration": 20, "outcome": "answered"});
+        common::deliver(&base, &account, &event).await;
+    }
+    let notes = |uniq: &str| -> usize {
+        let doc: Value = sandbox.inspect();
+        ["contacts", "companies", "leads", "customers"]
+            .iter()
+            .flat_map(|k| doc[*k].as_array().cloned().unwrap_or_default())
+            .flat_map(|r| r["notes"].as_array().cloned().unwrap_or_default())
+            .filter(|n| n["params"]["uniq"] == uniq)
+            .count()
+    };
+    // Kill as soon as some (not all) of the work is done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while calls.iter().filter(|c| notes(c) > 0).count() < 2 {
+        assert!(Instant::now() < deadline, "no progress before the kill");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
+    child.wait().unwrap();
+    let done_before = calls.iter().filter(|c| notes(c) > 0).count();
+    sandbox.faults().reset();
+    let mut child = spawn();
+    healthy(base.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let counts = setup.store().job_counts().await.unwrap();
+        let busy: i64 =
+            counts.iter().filter(|(s, _)| matches!(s, JobState::Pending | JobState::Running)).map(|(_, n)| n).sum();
+        if busy == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted backend never drained the queue: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for call in &calls {
+        assert_eq!(notes(call), 1, "exactly one note for {call}");
+    }
+    // The unknown number gets one incoming lead (its first call); its later
+    // calls land on that incoming lead, as Kommo's rule puts them.
+    let doc = sandbox.inspect();
+    let unsorted: Vec<&Value> =
+        doc["unsorted"].as_array().unwrap().iter().filter(|u| u["metadata"]["from"] == numbers::UNKNOWN).collect();
+    assert_eq!(unsorted.len(), 1, "{unsorted:#?}");
+    println!("killed with {done_before}/8 calls logged; all 8 logged once after the restart");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    setup.shutdown().await;
+    db.cleanup().await;
+}
+
+on_both_stores!(kill_9_mid_queue);
