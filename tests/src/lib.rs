@@ -7,9 +7,13 @@
 //!
 //! The widget package must be built first (`cargo xtask test` does it and
 //! passes its folder in `CALLCARD_WIDGET_DIR`; otherwise `dist/widget/`).
+//!
+//! [`widget_server`] (binary `widget_test_server`) is the real backend the
+//! widget's own browser tests (`wasm-pack test` in `widget/`) connect to.
 
 mod browser;
 pub mod product;
+pub mod widget_server;
 
 pub use browser::{Browser, Chromedriver};
 pub use product::Product;

@@ -5,8 +5,8 @@
 //! the feed's WebSocket URL swaps `http(s)` for `ws(s)`. The URL arithmetic is
 //! pure and unit-tested; the calls need a browser.
 //!
-//! Credentials: `POST /widget/ticket`, `PUT /widget/settings` and the call
-//! result go through Kommo's `$authorizedAjax` (which adds the one-time
+//! Credentials: `POST /widget/ticket`, `PUT /widget/settings`,
+//! `GET /widget/status` and the call result go through Kommo's `$authorizedAjax` (which adds the one-time
 //! `X-Auth-Token`); the feed routes carry the ticket in the query string.
 
 use crate::kommo::{AjaxError, AjaxRequest, KommoWidget};
@@ -96,6 +96,10 @@ impl Backend {
         format!("{}/widget/settings", self.base)
     }
 
+    pub fn status_url(&self) -> String {
+        format!("{}/widget/status", self.base)
+    }
+
     pub fn result_url(&self, call_id: &str) -> String {
         format!("{}/widget/calls/{}/result", self.base, encode_component(call_id))
     }
@@ -115,6 +119,13 @@ impl Backend {
     /// The calls that still matter, to start over.
     pub async fn current_calls(&self, ticket: &str) -> Result<CurrentCalls, AjaxError> {
         get_json(&self.calls_url(ticket)).await
+    }
+
+    /// `GET /widget/status`: whether the backend has this account authorized.
+    pub async fn status(&self, widget: &KommoWidget) -> Result<serde_json::Value, AjaxError> {
+        let request = AjaxRequest { url: self.status_url(), method: "GET", body: None };
+        let value = widget.authorized_ajax(&request).await?;
+        serde_wasm_bindgen::from_value(value).map_err(|e| AjaxError::new(0, format!("bad status: {e}")))
     }
 
     /// `PUT /widget/settings {"users": …}`.
@@ -172,6 +183,7 @@ mod tests {
         assert_eq!(b.calls_url("abc"), "https://callcard.example/widget/calls?ticket=abc");
         assert_eq!(b.result_url("c/1"), "https://callcard.example/widget/calls/c%2F1/result");
         assert_eq!(b.settings_url(), "https://callcard.example/widget/settings");
+        assert_eq!(b.status_url(), "https://callcard.example/widget/status");
         assert_eq!(b.feed_socket_url("t", 1), "wss://callcard.example/widget/feed?ticket=t&since=1");
     }
 

@@ -15,6 +15,7 @@
 //! - [`feed_state`]: `connecting | live | polling | offline`.
 //! - [`summary`]: the Call summary draft → `CallResult`, and its queue.
 //! - [`outbox`]: unsent call results (the storage part needs a browser).
+//! - [`drafts`]: an open Call summary's fields, kept across reloads.
 //! - [`search`]: lead/customer search answers (the fetch needs a browser).
 //!
 //! Browser parts (compile natively, run in a browser):
@@ -26,7 +27,7 @@
 //! - [`leader`]: one feed per browser via Web Locks; [`tabs`]: the
 //!   `BroadcastChannel` between tabs.
 //! - [`session`]: mount/unmount, the lifecycle behind `init`/`destroy`.
-//! - [`settings`]: the settings hint and `onSave` validation.
+//! - [`settings`]: the settings page (hint, connection check) and `onSave`.
 //! - [`app`]: the root view; [`summary_view`]: the Call summary modal.
 
 pub mod announcer;
@@ -34,6 +35,7 @@ pub mod api;
 pub mod app;
 pub mod backoff;
 pub mod cursor;
+pub mod drafts;
 pub mod escape;
 pub mod feed;
 pub mod feed_state;
@@ -75,12 +77,13 @@ pub fn widget_bind_actions(self_: JsValue) {
     session::refresh(&self_);
 }
 
-/// Kommo's `settings($modal_body)`: adds the extensions hint to the modal.
-/// `element` may be the jQuery object or a DOM element.
+/// Kommo's `settings($modal_body)`: adds the widget's part (the extensions
+/// hint and "check connection") to the modal. `element` may be the jQuery
+/// object or a DOM element.
 #[wasm_bindgen]
 pub fn widget_settings(self_: JsValue, element: JsValue) {
     install_panic_hook();
-    settings::render_hint(&kommo::KommoWidget::new(self_), &element);
+    settings::render(&kommo::KommoWidget::new(self_), &element);
 }
 
 /// Kommo's `onSave({active, fields})`: validates the extensions; `false`

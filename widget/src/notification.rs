@@ -2,18 +2,21 @@
 //!
 //! - [`CallPopup`] for `show_notification({text:{header, text}, type:"call"})`
 //!   while a call rings: the header says incoming or outgoing in the user's
-//!   language, the text is the caller's name when caller ID knows it, else the
-//!   number.
+//!   language, the text is the caller's name and record kind when caller ID
+//!   knows them, else the number.
 //! - [`CompletedCall`] for `add_call({...})` when a call ends, following
 //!   Kommo's documented example: `header` is "Internal number: …" when `from`
 //!   is shorter than 4 characters, "Incoming call: …" otherwise; `element`
 //!   points at the record the call is logged on (or caller ID's record);
-//!   `link` is the recording; `date` is Unix seconds.
+//!   without one, the text ends with a link to create a contact for the
+//!   number; `link` is the recording; `date` is Unix seconds.
 //!
 //! Every name and number is HTML-escaped here (see [`crate::escape`]), so the
 //! values are safe whatever the host page does with them.
 
+use crate::api::encode_component;
 use crate::escape::{escape_html, safe_link};
+use crate::summary::kind_key;
 use crate::texts::Texts;
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::{Direction, EntityRef, PhoneNumber};
@@ -78,6 +81,34 @@ pub fn display_party(view: &CallView) -> String {
     }
 }
 
+/// Who a ringing call is with: `name · kind` (for example `Anna Petrova ·
+/// Contact`, or a lead's name · Lead when caller ID returned the contact's
+/// only active lead) when caller ID found a record, the number otherwise;
+/// escaped.
+pub fn ringing_party(view: &CallView, texts: &dyn Texts) -> String {
+    match &view.caller {
+        CallerId::Known { name, entity } if !name.trim().is_empty() => {
+            format!("{} · {}", escape_html(name.trim()), escape_html(&texts.text(kind_key(entity.kind))))
+        }
+        _ => escape_html(view.call.external_number.as_str()),
+    }
+}
+
+/// The page where Kommo creates a contact. The path is amoCRM's; whether
+/// Kommo pre-fills the phone from `?phone=` is unconfirmed (the number is
+/// also in the notification, so nothing is lost if it does not).
+pub const CREATE_CONTACT_PATH: &str = "/contacts/add/";
+
+/// `<a href="/contacts/add/?phone=…">Create contact</a>`, for a caller no
+/// record matched; the number is percent-encoded, the label escaped.
+pub fn create_contact_link(number: &PhoneNumber, texts: &dyn Texts) -> String {
+    format!(
+        "<a href=\"{CREATE_CONTACT_PATH}?phone={}\">{}</a>",
+        encode_component(number.as_str()),
+        escape_html(&texts.text("call.create_contact"))
+    )
+}
+
 /// The pop-up for a ringing call.
 pub fn ringing_popup(view: &CallView, texts: &dyn Texts) -> CallPopup {
     let header = match view.call.direction {
@@ -85,7 +116,7 @@ pub fn ringing_popup(view: &CallView, texts: &dyn Texts) -> CallPopup {
         Direction::Outbound => texts.text("call.outgoing"),
     };
     CallPopup {
-        text: PopupText { header, text: display_party(view) },
+        text: PopupText { header, text: ringing_party(view, texts) },
         kind: "call",
         date: view.call.ringing_at.map(|ms| ms.div_euclid(1000)),
     }
@@ -128,15 +159,23 @@ pub fn completed_call(view: &CallView, texts: &dyn Texts, now_ms: i64) -> Comple
     };
     let widget = texts.text("widget.name");
     let ended_ms = call.ending.as_ref().map_or(now_ms, |e| e.at);
+    let element = call_element(view);
+    let number = &call.external_number;
+    // Nobody in the CRM has this (outside) number: offer to create the contact.
+    let create = if element.is_none() && !number.as_str().trim().is_empty() && !number.looks_internal() {
+        format!(" {}", create_contact_link(number, texts))
+    } else {
+        String::new()
+    };
     CompletedCall {
-        text: format!("{}: {body}", escape_html(&widget)),
+        text: format!("{}: {body}{create}", escape_html(&widget)),
         header,
         date: ended_ms.div_euclid(1000),
         from,
         to,
         duration: call.billable_seconds(),
         link: call.recording_url().and_then(safe_link),
-        element: call_element(view).map(Into::into),
+        element: element.map(Into::into),
     }
 }
 
@@ -186,7 +225,9 @@ pub(crate) mod tests {
         assert_eq!(p.kind, "call");
         assert_eq!(p.date, Some(1_763_691_600));
         v.caller = known("Bruno <b>Costa</b>");
-        assert_eq!(ringing_popup(&v, &English).text.text, "Bruno &lt;b&gt;Costa&lt;/b&gt;");
+        assert_eq!(ringing_popup(&v, &English).text.text, "Bruno &lt;b&gt;Costa&lt;/b&gt; · Contact");
+        v.caller = CallerId::Known { name: "Quote for ACME".into(), entity: EntityRef::new(EntityKind::Lead, 5) };
+        assert_eq!(ringing_popup(&v, &English).text.text, "Quote for ACME · Lead");
         let out = view(Direction::Outbound, "+18305703077", &[CallEventKind::Ringing]);
         assert_eq!(ringing_popup(&out, &English).text.header, "Outgoing call");
     }
@@ -242,7 +283,7 @@ pub(crate) mod tests {
         let n = completed_call(&v, &English, 0);
         assert_eq!(n.header, "Internal number: 117");
         assert_eq!(n.duration, 0, "a missed call bills nothing");
-        assert_eq!(n.text, "callcard: Missed call from 117");
+        assert_eq!(n.text, "callcard: Missed call from 117", "no contact to create for a colleague");
         assert_eq!(n.link, None);
         assert_eq!(n.element, None);
         // An outbound call is from the manager's extension.
@@ -250,7 +291,25 @@ pub(crate) mod tests {
         let n = completed_call(&out, &English, 0);
         assert_eq!((n.from.as_str(), n.to.as_str()), ("101", "+18305703077"));
         assert_eq!(n.header, "Internal number: 101");
-        assert_eq!(n.text, "callcard: Call to +18305703077");
+        assert_eq!(
+            n.text,
+            "callcard: Call to +18305703077 <a href=\"/contacts/add/?phone=%2B18305703077\">Create contact</a>"
+        );
+    }
+
+    #[test]
+    fn an_unknown_number_gets_a_create_contact_link() {
+        let v = view(Direction::Inbound, "+1 (830) 570", &[ended(Outcome::NoAnswer, 0)]);
+        let n = completed_call(&v, &English, 0);
+        assert_eq!(n.element, None);
+        assert_eq!(n.header, "Incoming call: +1 (830) 570");
+        assert_eq!(
+            n.text,
+            "callcard: Missed call from +1 (830) 570 <a href=\"/contacts/add/?phone=%2B1%20%28830%29%20570\">Create contact</a>"
+        );
+        let mut es = HashMap::new();
+        es.insert("call.create_contact".to_owned(), "Crear <contacto>".to_owned());
+        assert!(completed_call(&v, &es, 0).text.ends_with(">Crear &lt;contacto&gt;</a>"));
     }
 
     #[test]

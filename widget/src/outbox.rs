@@ -1,9 +1,12 @@
 //! Call results that could not be sent (offline), kept until they can.
 //!
 //! The queue lives in `localStorage` under [`STORAGE_KEY`]; one entry per
-//! call (saving again replaces it). It is flushed when the feed comes back
-//! and when the browser reports `online`; an entry the backend refuses for
-//! good (4xx other than 401/403/408/429) is dropped so it cannot block the rest.
+//! call (saving again replaces it), so a reload loses nothing. The leader tab
+//! flushes it (see [`crate::session`]) when it becomes leader (every `init`
+//! after a reload, or a take-over), when its feed comes back, and when the
+//! browser reports `online`; one tab never runs two flushes at once. An entry
+//! the backend refuses for good (4xx other than 401/403/408/429) is dropped
+//! so it cannot block the rest; anything transient keeps it for next time.
 
 use callcard_calls::result::CallResult;
 use serde::{Deserialize, Serialize};
@@ -77,8 +80,26 @@ pub fn enqueue(call_id: &str, result: CallResult) {
     store(&outbox);
 }
 
-/// Sends what is queued; returns how many were delivered.
+thread_local! {
+    static FLUSHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Clears the in-flight flag however the flush ends (even if dropped).
+struct FlushGuard;
+
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        FLUSHING.with(|f| f.set(false));
+    }
+}
+
+/// Sends what is queued; returns how many were delivered (0 at once when a
+/// flush is already running in this tab).
 pub async fn flush(widget: &crate::kommo::KommoWidget, backend: &crate::api::Backend) -> usize {
+    if FLUSHING.with(|f| f.replace(true)) {
+        return 0;
+    }
+    let _guard = FlushGuard;
     let mut sent = 0;
     for item in load().pending().to_vec() {
         match backend.save_result(widget, &item.call_id, &item.result).await {

@@ -5,14 +5,21 @@
 //! `widget_init` on a page that already has a session only refreshes the
 //! widget object (Kommo may call `init` again); `widget_destroy` drops the
 //! session, which aborts the feed (closing the socket and releasing the
-//! leader lock), closes the channel, unmounts the view and removes the root.
+//! leader lock), closes the channel, removes the `online` listener, unmounts
+//! the view and removes the root.
+//!
+//! Call results saved offline ([`crate::outbox`]) are sent by the leader tab
+//! as soon as it leads (so after a reload too), when the browser goes
+//! `online`, and when the feed is live again. Drafts of Call summaries left
+//! open by a reload ([`crate::drafts`]) are reopened at `init`.
 
 use crate::announcer::Announcer;
 use crate::api::Backend;
 use crate::app::App;
+use crate::drafts;
 use crate::feed::FeedLoop;
 use crate::feed_state::FeedState;
-use crate::kommo::KommoWidget;
+use crate::kommo::{current_user_id, KommoWidget};
 use crate::leader;
 use crate::outbox;
 use crate::summary::SummaryQueue;
@@ -24,6 +31,7 @@ use leptos::prelude::*;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 /// The id of the root element.
@@ -53,6 +61,36 @@ impl Display {
     }
 }
 
+/// A listener on `window`, removed when dropped.
+struct WindowListener {
+    event: &'static str,
+    callback: Closure<dyn FnMut()>,
+}
+
+impl WindowListener {
+    fn add(event: &'static str, f: impl FnMut() + 'static) -> Option<Self> {
+        let callback = Closure::<dyn FnMut()>::new(f);
+        web_sys::window()?.add_event_listener_with_callback(event, callback.as_ref().unchecked_ref()).ok()?;
+        Some(Self { event, callback })
+    }
+}
+
+impl Drop for WindowListener {
+    fn drop(&mut self) {
+        if let Some(w) = web_sys::window() {
+            let _ = w.remove_event_listener_with_callback(self.event, self.callback.as_ref().unchecked_ref());
+        }
+    }
+}
+
+/// Sends the queued call results in the background.
+fn flush_outbox(widget: &Rc<RefCell<KommoWidget>>) {
+    let widget = widget.borrow().clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        outbox::flush(&widget, &Backend::from_page()).await;
+    });
+}
+
 /// One running widget.
 pub struct Session {
     widget: Rc<RefCell<KommoWidget>>,
@@ -61,11 +99,13 @@ pub struct Session {
     tabs: Rc<RefCell<Option<TabChannel>>>,
     summaries: SummaryQueue,
     view: Option<Box<dyn Any>>,
+    _online: Option<WindowListener>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         self.feed.abort();
+        self._online.take();
         self.tabs.borrow_mut().take();
         self.view.take();
         self.display.root.remove();
@@ -185,17 +225,31 @@ impl Session {
                 }
                 if state == FeedState::Live {
                     // Back online: send the call results saved meanwhile.
-                    let widget = widget.borrow().clone();
-                    wasm_bindgen_futures::spawn_local(async move {
-                        outbox::flush(&widget, &Backend::from_page()).await;
-                    });
+                    flush_outbox(&widget);
                 }
             }
         });
+        let online = WindowListener::add("online", {
+            let (display, widget) = (display.clone(), widget.clone());
+            move || {
+                if display.leader.get() {
+                    flush_outbox(&widget);
+                }
+            }
+        });
+        // Summaries a reload interrupted come back with what was typed.
+        for kept in drafts::restore(current_user_id()) {
+            summaries.open(&kept.view);
+        }
         let queue = summaries.clone();
         let on_call: Rc<dyn Fn(&CallView)> = Rc::new({
             let summaries = summaries.clone();
-            move |view| summaries.refresh(view)
+            move |view| {
+                if view.has_result {
+                    drafts::discard(&view.call.call_id);
+                }
+                summaries.refresh(view)
+            }
         });
         let open_summary = move |me| {
             let summaries = summaries.clone();
@@ -203,9 +257,13 @@ impl Session {
         };
         let feed = FeedLoop::new(widget.clone(), Backend::from_page(), report, Some(on_call), Box::new(open_summary));
         let lead_display = display.clone();
+        let lead_widget = widget.clone();
         let task = async move {
             let lease = leader::lead().await;
             lead_display.show_role(true);
+            // Results left unsent by an earlier page (or the tab that led
+            // before) go out now.
+            flush_outbox(&lead_widget);
             feed.run().await;
             drop(lease);
         };
@@ -214,6 +272,14 @@ impl Session {
             let _ = task.await;
         });
 
-        Some(Self { widget, display, feed: feed_handle, tabs, summaries: queue, view: Some(Box::new(handle)) })
+        Some(Self {
+            widget,
+            display,
+            feed: feed_handle,
+            tabs,
+            summaries: queue,
+            view: Some(Box::new(handle)),
+            _online: online,
+        })
     }
 }

@@ -1,20 +1,95 @@
-//! The settings page: a hint under Kommo's `users` field, and `onSave`.
+//! The settings page, and `onSave`.
+//!
+//! Kommo renders the `users` setting itself (one extension field per user);
+//! the widget's `settings` callback adds its part below it
+//! ([`render`]): a hint about extensions and a **check connection** action,
+//! which asks the backend's `GET /widget/status` (through `$authorizedAjax`,
+//! so with the one-time token) whether it is reachable and has this account
+//! authorized, and says so in a status line ([`ConnectionCheck`]).
 //!
 //! `onSave` must answer synchronously, so it validates the extensions with
 //! [`ExtensionMap`] (digits only, no extension twice) and refuses bad input
 //! with an error message; good input is accepted at once and sent to the
 //! backend (`PUT /widget/settings`) in the background, with an error
 //! message if that fails.
+//!
+//! Markup: `.callcard-settings` holding `p.callcard-settings-hint`,
+//! `button.callcard-settings-check`, and
+//! `#callcard-settings-connection[role=status][data-state=idle|checking|ok|not_authorized|unknown|unreachable]`.
 
 use crate::api::Backend;
 use crate::escape::escape_html;
-use crate::kommo::{call_method, prop, KommoWidget, Notifications};
-use crate::texts::Texts;
+use crate::kommo::{call_method, prop, AjaxError, KommoWidget, Notifications};
+use crate::texts::{Texts, Translations};
 use callcard_calls::extensions::{ExtensionMap, ExtensionMapError};
+use leptos::prelude::*;
+use std::cell::RefCell;
 use wasm_bindgen::{JsCast, JsValue};
 
-/// The class of the hint element added to the settings modal.
+/// The class of the widget's part of the settings modal.
+pub const PANEL_CLASS: &str = "callcard-settings";
+/// The class of the hint inside it.
 pub const HINT_CLASS: &str = "callcard-settings-hint";
+
+/// What "check connection" found out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionCheck {
+    /// The backend answers and has this account authorized.
+    Ok,
+    /// The backend answers but refuses the account, or needs it authorized again.
+    NotAuthorized,
+    /// The backend answers but cannot say (a backend without `/widget/status`).
+    Unknown,
+    /// No answer, or the backend is failing.
+    Unreachable,
+}
+
+impl ConnectionCheck {
+    /// Reads `GET /widget/status`'s answer
+    /// (`{"backend":"ok","authorized":bool,"needs_reauthorization":bool}`) or error.
+    pub fn from_answer(answer: Result<serde_json::Value, AjaxError>) -> Self {
+        match answer {
+            Ok(v) => {
+                let authorized = v.get("authorized").and_then(|a| a.as_bool());
+                let reauthorize = v.get("needs_reauthorization").and_then(|a| a.as_bool()).unwrap_or(false);
+                match authorized {
+                    Some(true) if !reauthorize => Self::Ok,
+                    Some(_) => Self::NotAuthorized,
+                    None if reauthorize => Self::NotAuthorized,
+                    None => Self::Unknown,
+                }
+            }
+            Err(e) if e.status == 404 => Self::Unknown,
+            Err(e) if e.is_auth() => Self::NotAuthorized,
+            Err(_) => Self::Unreachable,
+        }
+    }
+
+    /// The i18n key of the message.
+    pub fn text_key(self) -> &'static str {
+        match self {
+            Self::Ok => "settings.connection_ok",
+            Self::NotAuthorized => "settings.not_authorized",
+            Self::Unknown => "settings.status_unknown",
+            Self::Unreachable => "settings.connection_failed",
+        }
+    }
+
+    /// The status line's `data-state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NotAuthorized => "not_authorized",
+            Self::Unknown => "unknown",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
+thread_local! {
+    /// The mounted panel; replaced when the settings open again.
+    static PANEL: RefCell<Option<Box<dyn std::any::Any>>> = const { RefCell::new(None) };
+}
 
 /// The message for a refused mapping, translated; values escaped.
 pub fn error_text(error: &ExtensionMapError, texts: &dyn Texts) -> String {
@@ -46,18 +121,74 @@ fn as_element(value: &JsValue) -> Option<web_sys::Element> {
     first.dyn_into::<web_sys::Element>().ok()
 }
 
-/// `settings($modal_body)`: adds the hint once.
-pub fn render_hint(widget: &KommoWidget, element: &JsValue) {
+/// The widget's part of the settings modal: the hint and the connection check.
+#[component]
+pub fn SettingsPanel(widget: KommoWidget, texts: Translations) -> impl IntoView {
+    let found = RwSignal::new(None::<ConnectionCheck>);
+    let checking = RwSignal::new(false);
+    let check = move |_| {
+        if checking.get_untracked() {
+            return;
+        }
+        checking.set(true);
+        let widget = widget.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let answer = Backend::from_page().status(&widget).await;
+            found.set(Some(ConnectionCheck::from_answer(answer)));
+            checking.set(false);
+        });
+    };
+    let state = move || {
+        if checking.get() {
+            "checking"
+        } else {
+            found.get().map_or("idle", ConnectionCheck::as_str)
+        }
+    };
+    let message = {
+        let texts = texts.clone();
+        move || {
+            if checking.get() {
+                texts.text("settings.checking")
+            } else {
+                found.get().map(|f| texts.text(f.text_key())).unwrap_or_default()
+            }
+        }
+    };
+    view! {
+        <div class=PANEL_CLASS>
+            <p class=HINT_CLASS>{texts.text("settings.hint")}</p>
+            <button type="button" class="button callcard-settings-check"
+                aria-describedby="callcard-settings-connection"
+                disabled=move || checking.get() on:click=check>
+                {texts.text("settings.check_connection")}
+            </button>
+            <p id="callcard-settings-connection" class="callcard-settings-connection" role="status"
+                aria-live="polite" data-state=state>
+                {message}
+            </p>
+        </div>
+    }
+}
+
+/// `settings($modal_body)`: adds the widget's part once per modal.
+pub fn render(widget: &KommoWidget, element: &JsValue) {
     let Some(body) = as_element(element) else { return };
-    if body.query_selector(&format!(".{HINT_CLASS}")).ok().flatten().is_some() {
+    if body.query_selector(&format!(".{PANEL_CLASS}")).ok().flatten().is_some() {
         return;
     }
     let Some(document) = body.owner_document() else { return };
-    if let Ok(hint) = document.create_element("p") {
-        hint.set_class_name(HINT_CLASS);
-        hint.set_text_content(Some(&widget.text("settings.hint")));
-        let _ = body.append_child(&hint);
+    let Some(container) = document.create_element("div").ok().and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+    else {
+        return;
+    };
+    if body.append_child(&container).is_err() {
+        return;
     }
+    let (widget, texts) = (widget.clone(), Translations::resolve(widget));
+    let handle = leptos::mount::mount_to(container, move || view! { <SettingsPanel widget=widget texts=texts /> });
+    // The previous modal is gone with its panel; this one lives until the next.
+    PANEL.with(|p| *p.borrow_mut() = Some(Box::new(handle)));
 }
 
 /// `onSave({active, fields})`: whether Kommo may save.
@@ -96,6 +227,33 @@ pub fn on_save(widget: &KommoWidget, data: &JsValue) -> bool {
 mod tests {
     use super::*;
     use crate::texts::English;
+
+    #[test]
+    fn the_status_answer_reads_as_a_connection_check() {
+        use serde_json::json;
+        let ok = |v| ConnectionCheck::from_answer(Ok(v));
+        let err = |status| ConnectionCheck::from_answer(Err(AjaxError::new(status, "x")));
+        assert_eq!(
+            ok(json!({"backend": "ok", "authorized": true, "needs_reauthorization": false})),
+            ConnectionCheck::Ok
+        );
+        assert_eq!(
+            ok(json!({"backend": "ok", "authorized": true, "needs_reauthorization": true})),
+            ConnectionCheck::NotAuthorized
+        );
+        assert_eq!(
+            ok(json!({"backend": "ok", "authorized": false, "needs_reauthorization": false})),
+            ConnectionCheck::NotAuthorized
+        );
+        assert_eq!(ok(serde_json::Value::Null), ConnectionCheck::Unknown);
+        assert_eq!(err(404), ConnectionCheck::Unknown, "a backend without /widget/status answers");
+        assert_eq!(err(401), ConnectionCheck::NotAuthorized);
+        assert_eq!(err(403), ConnectionCheck::NotAuthorized);
+        assert_eq!(err(0), ConnectionCheck::Unreachable);
+        assert_eq!(err(502), ConnectionCheck::Unreachable);
+        assert_eq!(ConnectionCheck::Unknown.text_key(), "settings.status_unknown");
+        assert_eq!(ConnectionCheck::NotAuthorized.as_str(), "not_authorized");
+    }
 
     #[test]
     fn errors_are_translated_and_escaped() {

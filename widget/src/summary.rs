@@ -8,16 +8,19 @@
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::result::{CallResult, TaskDraft, NOTE_MAX_CHARS};
 use callcard_calls::{EntityKind, EntityRef};
+use serde::{Deserialize, Serialize};
 
 /// The record chosen for the call, with the name to show.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChosenEntity {
     pub entity: EntityRef,
     pub name: String,
 }
 
-/// Everything the manager can fill in.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Everything the manager can fill in (kept in `localStorage` while the
+/// modal is open, see [`crate::drafts`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SummaryDraft {
     pub entity: Option<ChosenEntity>,
     pub note: String,
@@ -91,7 +94,45 @@ pub fn naive_seconds(value: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3_600 + min * 60 + s as i64)
 }
 
+/// A local date as the browser reports it (`Date.getFullYear()`,
+/// `getMonth() + 1`, `getDate()`, `getDay()` with 0 = Sunday).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalDate {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+    pub weekday: u32,
+}
+
+/// How many days after `today` the default follow-up falls: the next working
+/// day, so a call on Friday gets a Monday task, not a Saturday one.
+pub fn days_to_next_working_day(today: LocalDate) -> u32 {
+    match today.weekday {
+        5 => 3, // Friday → Monday
+        6 => 2, // Saturday → Monday
+        _ => 1,
+    }
+}
+
+/// The `datetime-local` value for `date` at `hour`:00.
+pub fn datetime_local(date: LocalDate, hour: u32) -> String {
+    format!("{:04}-{:02}-{:02}T{:02}:00", date.year, date.month, date.day, hour)
+}
+
+/// The hour a default follow-up task is due on its day.
+pub const DEFAULT_TASK_HOUR: u32 = 10;
+
 impl SummaryDraft {
+    /// Ticks "Add a follow-up task". A manager who ticks it has usually not
+    /// decided the exact time yet: when no time is set, it becomes the next
+    /// working day at 10:00 (`next_working_day` is that date, from the browser).
+    pub fn enable_task(&mut self, next_working_day: LocalDate) {
+        self.task = true;
+        if self.task_when.trim().is_empty() {
+            self.task_when = datetime_local(next_working_day, DEFAULT_TASK_HOUR);
+        }
+    }
+
     pub fn for_call(view: &CallView) -> Self {
         Self { entity: default_entity(view), ..Self::default() }
     }
@@ -172,6 +213,7 @@ mod tests {
         d.task = true;
         assert_eq!(d.to_result(naive_seconds), Err(DraftError("summary.task_when_required")));
         d.task_when = "2025-11-21T10:30".into();
+        assert_eq!(d.task_when, "2025-11-21T10:30");
         assert_eq!(d.to_result(naive_seconds), Err(DraftError("summary.task_text_required")));
         d.task_text = "Send quote".into();
         let r = d.to_result(naive_seconds).unwrap();
@@ -280,5 +322,23 @@ mod queue_tests {
         q.open(&v);
         q.close("c1");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_ticked_task_defaults_to_the_next_working_day_at_ten() {
+        let friday = LocalDate { year: 2026, month: 11, day: 20, weekday: 5 };
+        assert_eq!(days_to_next_working_day(friday), 3);
+        assert_eq!(days_to_next_working_day(LocalDate { weekday: 6, ..friday }), 2);
+        assert_eq!(days_to_next_working_day(LocalDate { weekday: 0, ..friday }), 1);
+        assert_eq!(days_to_next_working_day(LocalDate { weekday: 2, ..friday }), 1);
+        let monday = LocalDate { year: 2026, month: 11, day: 23, weekday: 1 };
+        let mut d = SummaryDraft::default();
+        d.enable_task(monday);
+        assert!(d.task);
+        assert_eq!(d.task_when, "2026-11-23T10:00");
+        // A time the manager already chose is kept.
+        d.task_when = "2026-11-24T15:30".into();
+        d.enable_task(monday);
+        assert_eq!(d.task_when, "2026-11-24T15:30");
     }
 }

@@ -12,21 +12,30 @@
 //! `#callcard-summary-task-text`, `#callcard-summary-save`,
 //! `#callcard-summary-cancel`, `.callcard-summary-error[role=alert]`.
 //!
-//! Every control has a label; Escape cancels; the form submits with Enter.
-//! Save posts the result; a network failure queues it ([`crate::outbox`]) and
-//! closes; any other failure keeps the input and shows the reason.
+//! Every control has a label; the dialog is labelled by its title and
+//! described by the call line. Escape cancels; the form submits with Enter;
+//! Tab stays inside the dialog; ArrowDown/ArrowUp move between the search
+//! field and its hits, and choosing a hit returns focus to the field.
+//! Save posts the result; a network failure (or a 5xx, 408, 429) queues it
+//! ([`crate::outbox`]) and closes; any other failure keeps the input and
+//! shows the reason. The fields are kept in `localStorage` as they change
+//! ([`crate::drafts`]) and come back if the page reloads before Save.
 
 use crate::api::Backend;
+use crate::drafts;
 use crate::escape::safe_link;
 use crate::kommo::Notifications;
 use crate::outbox;
 use crate::search::{is_searchable, search, SearchHit, DEBOUNCE_MS};
 use crate::session;
-use crate::summary::{format_duration, kind_key, naive_seconds, ChosenEntity, DraftError, SummaryDraft, SummaryQueue};
+use crate::summary::{
+    days_to_next_working_day, format_duration, kind_key, naive_seconds, ChosenEntity, DraftError, LocalDate,
+    SummaryDraft, SummaryQueue,
+};
 use crate::texts::{Texts, Translations};
 use callcard_calls::feed::CallerId;
 use leptos::prelude::*;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// Where the modal is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +60,45 @@ fn local_to_unix(value: &str) -> Option<i64> {
     let naive = naive_seconds(value)?;
     let offset_min = js_sys::Date::new(&JsValue::from_f64(naive as f64 * 1000.0)).get_timezone_offset();
     Some(naive + (offset_min * 60.0) as i64)
+}
+
+/// The selector of everything Tab can reach inside the dialog.
+const FOCUSABLE: &str = "button:not([disabled]), input:not([disabled]), textarea:not([disabled]), \
+                         audio[controls], [tabindex]:not([tabindex='-1'])";
+
+fn elements(root: &web_sys::Element, selector: &str) -> Vec<web_sys::HtmlElement> {
+    let Ok(list) = root.query_selector_all(selector) else { return Vec::new() };
+    (0..list.length()).filter_map(|i| list.item(i)?.dyn_into::<web_sys::HtmlElement>().ok()).collect()
+}
+
+fn active_element() -> Option<web_sys::Element> {
+    web_sys::window()?.document()?.active_element()
+}
+
+/// Where focus goes when Tab (or Shift+Tab) leaves the dialog's last (first)
+/// control: around to the other end, so focus never leaves the modal.
+pub fn wrap_index(len: usize, current: Option<usize>, backwards: bool) -> Option<usize> {
+    match (len, current, backwards) {
+        (0, _, _) => None,
+        (_, None, false) => Some(0),
+        (_, None, true) => Some(len - 1),
+        (_, Some(0), true) => Some(len - 1),
+        (_, Some(i), false) if i + 1 == len => Some(0),
+        _ => None,
+    }
+}
+
+/// The hit to focus for ArrowUp/ArrowDown from `current` (`None`: the search
+/// field); `None` as the answer means the search field.
+pub fn step_hit(len: usize, current: Option<usize>, down: bool) -> Option<usize> {
+    match (current, down) {
+        (_, _) if len == 0 => None,
+        (None, true) => Some(0),
+        (None, false) => None,
+        (Some(i), true) => Some((i + 1).min(len - 1)),
+        (Some(0), false) => None,
+        (Some(i), false) => Some(i - 1),
+    }
 }
 
 const OVERLAY: &str = "position:fixed;inset:0;background:rgba(0,0,0,.35);z-index:10000;display:flex;\
@@ -81,18 +129,62 @@ fn SummaryDialog(call_id: String, queue: SummaryQueue, texts: Translations) -> i
     };
     let recording = Memo::new(move |_| current.get().and_then(|v| v.call.recording_url().and_then(safe_link)));
 
-    let draft = SummaryDraft::for_call(&initial);
+    // What was typed before a reload, else the call's suggestion.
+    let draft = drafts::find(&call_id).unwrap_or_else(|| SummaryDraft::for_call(&initial));
     let entity = ArcRwSignal::new(draft.entity);
-    let note = RwSignal::new(String::new());
-    let task_on = RwSignal::new(false);
-    let task_when = RwSignal::new(String::new());
-    let task_text = RwSignal::new(String::new());
+    let note = RwSignal::new(draft.note);
+    let task_on = RwSignal::new(draft.task);
+    let task_when = RwSignal::new(draft.task_when);
+    let task_text = RwSignal::new(draft.task_text);
+    // Every change is kept, so a reload before Save loses nothing.
+    Effect::new({
+        let entity = entity.clone();
+        move |_| {
+            let draft = SummaryDraft {
+                entity: entity.get(),
+                note: note.get(),
+                task: task_on.get(),
+                task_when: task_when.get(),
+                task_text: task_text.get(),
+            };
+            if let Some(view) = current.get_untracked() {
+                drafts::save(&view, &draft);
+            }
+        }
+    });
     let query = RwSignal::new(String::new());
     let hits = ArcRwSignal::new(Vec::<SearchHit>::new());
     let searching = ArcRwSignal::new(false);
     let search_gen = ArcRwSignal::new(0u32);
     let phase = ArcRwSignal::new(Phase::Editing);
     let search_ref = NodeRef::<leptos::html::Input>::new();
+    let dialog_ref = NodeRef::<leptos::html::Div>::new();
+    // ArrowUp/ArrowDown between the search field and its hits.
+    let arrow_keys = move |ev: &leptos::ev::KeyboardEvent| {
+        let down = match ev.key().as_str() {
+            "ArrowDown" => true,
+            "ArrowUp" => false,
+            _ => return,
+        };
+        let Some(dialog) = dialog_ref.get_untracked() else { return };
+        let hits = elements(&dialog, ".callcard-summary-hit");
+        let active = active_element();
+        let current = hits.iter().position(|h| active.as_ref() == Some(h.as_ref()));
+        if hits.is_empty() {
+            return;
+        }
+        ev.prevent_default();
+        match step_hit(hits.len(), current, down) {
+            Some(i) => {
+                let _ = hits[i].focus();
+            }
+            None => {
+                if let Some(input) = search_ref.get_untracked() {
+                    let _ = input.focus();
+                }
+            }
+        }
+    };
 
     Effect::new(move |_| {
         if let Some(input) = search_ref.get() {
@@ -113,6 +205,7 @@ fn SummaryDialog(call_id: String, queue: SummaryQueue, texts: Translations) -> i
         move || {
             if phase.get_untracked() != Phase::Saving {
                 queue.close(&id);
+                drafts::discard(&id);
             }
         }
     };
@@ -152,13 +245,17 @@ fn SummaryDialog(call_id: String, queue: SummaryQueue, texts: Translations) -> i
                 match Backend::from_page().save_result(&widget, &id, &result).await {
                     Ok(()) => {
                         queue.close(&id);
+                        drafts::discard(&id);
                         if let Some(n) = notifications {
                             let _ = n.show_message(&texts.text("summary.title"), &texts.text("summary.saved"));
                         }
                     }
-                    Err(e) if e.status == 0 => {
+                    Err(e) if e.is_transient() => {
+                        // The backend cannot be reached (or is failing):
+                        // keep the result and send it when it is back.
                         outbox::enqueue(&id, result);
                         queue.close(&id);
+                        drafts::discard(&id);
                         if let Some(n) = notifications {
                             let _ = n.show_message(&texts.text("summary.title"), &texts.text("summary.queued"));
                         }
@@ -230,11 +327,16 @@ fn SummaryDialog(call_id: String, queue: SummaryQueue, texts: Translations) -> i
                         <li>
                             <button type="button" class="callcard-summary-hit"
                                 data-entity-type=hit.entity.kind.as_str() data-entity-id=hit.entity.id.to_string()
+                                on:keydown=move |ev| arrow_keys(&ev)
                                 on:click=move |_| {
                                     entity.set(Some(chosen.clone()));
                                     search_gen.set(search_gen.get_untracked().wrapping_add(1));
                                     hits.set(Vec::new());
                                     query.set(String::new());
+                                    // The chosen button goes away: keep focus in the form.
+                                    if let Some(input) = search_ref.get_untracked() {
+                                        let _ = input.focus();
+                                    }
                                 }>
                                 {label}
                             </button>
@@ -284,11 +386,23 @@ fn SummaryDialog(call_id: String, queue: SummaryQueue, texts: Translations) -> i
     let (save_text, saving_text) = (t("summary.save"), t("summary.saving"));
     let on_key = {
         let cancel = cancel.clone();
-        move |ev: leptos::ev::KeyboardEvent| {
-            if ev.key() == "Escape" {
+        move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
+            "Escape" => {
                 ev.prevent_default();
                 cancel();
             }
+            "Tab" => {
+                // Keep Tab inside the modal (aria-modal promises it).
+                let Some(dialog) = dialog_ref.get_untracked() else { return };
+                let controls = elements(&dialog, FOCUSABLE);
+                let active = active_element();
+                let current = controls.iter().position(|c| active.as_ref() == Some(c.as_ref()));
+                if let Some(i) = wrap_index(controls.len(), current, ev.shift_key()) {
+                    ev.prevent_default();
+                    let _ = controls[i].focus();
+                }
+            }
+            _ => {}
         }
     };
     let on_submit = {
@@ -302,11 +416,12 @@ fn SummaryDialog(call_id: String, queue: SummaryQueue, texts: Translations) -> i
     view! {
         <div class="callcard-summary-overlay" style=OVERLAY>
             <div id="callcard-summary" class="callcard-summary" role="dialog" aria-modal="true"
-                aria-labelledby="callcard-summary-title" style=DIALOG
+                aria-labelledby="callcard-summary-title" aria-describedby="callcard-summary-party" style=DIALOG
+                node_ref=dialog_ref
                 data-call-id=call_id.clone() data-state=state_attr on:keydown=on_key>
                 <form on:submit=on_submit>
                     <h2 id="callcard-summary-title">{t("summary.title")}</h2>
-                    <p class="callcard-summary-party">{texts.fill("summary.with", &[("name", &party)])}</p>
+                    <p id="callcard-summary-party" class="callcard-summary-party">{texts.fill("summary.with", &[("name", &party)])}</p>
                     <p>
                         <strong>{t("summary.linked_entity")}": "</strong>
                         <span class="callcard-summary-entity">{entity_line}</span>
@@ -317,6 +432,7 @@ fn SummaryDialog(call_id: String, queue: SummaryQueue, texts: Translations) -> i
                         placeholder=t("summary.search_placeholder")
                         aria-controls="callcard-summary-hits"
                         prop:value=move || query.get()
+                        on:keydown=move |ev| arrow_keys(&ev)
                         on:input=on_search />
                     <ul id="callcard-summary-hits" aria-live="polite">{hit_list}</ul>
                     <section class="callcard-summary-recording" aria-label=t("summary.recording")>
@@ -330,7 +446,15 @@ fn SummaryDialog(call_id: String, queue: SummaryQueue, texts: Translations) -> i
                     <div>
                         <input id="callcard-summary-task" type="checkbox"
                             prop:checked=move || task_on.get()
-                            on:change=move |ev| task_on.set(event_target_checked(&ev)) />
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                if on && task_when.get_untracked().trim().is_empty() {
+                                    let mut draft = SummaryDraft::default();
+                                    draft.enable_task(next_working_day());
+                                    task_when.set(draft.task_when);
+                                }
+                                task_on.set(on);
+                            } />
                         <label for="callcard-summary-task">{t("summary.add_task")}</label>
                     </div>
                     <Show when=move || task_on.get()>
@@ -358,4 +482,48 @@ fn SummaryDialog(call_id: String, queue: SummaryQueue, texts: Translations) -> i
         </div>
     }
     .into_any()
+}
+
+/// The next working day in the browser's time zone (see
+/// [`days_to_next_working_day`]).
+fn next_working_day() -> LocalDate {
+    let date = js_sys::Date::new_0();
+    let today = LocalDate {
+        year: date.get_full_year() as i32,
+        month: date.get_month() + 1,
+        day: date.get_date(),
+        weekday: date.get_day(),
+    };
+    // `setDate` past the month's end rolls over into the next month, as wanted.
+    date.set_date(date.get_date() + days_to_next_working_day(today));
+    LocalDate {
+        year: date.get_full_year() as i32,
+        month: date.get_month() + 1,
+        day: date.get_date(),
+        weekday: date.get_day(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tab_wraps_at_both_ends_only() {
+        assert_eq!(wrap_index(3, Some(2), false), Some(0));
+        assert_eq!(wrap_index(3, Some(0), true), Some(2));
+        assert_eq!(wrap_index(3, Some(1), false), None, "the browser moves focus itself");
+        assert_eq!(wrap_index(3, None, false), Some(0), "focus outside comes back in");
+        assert_eq!(wrap_index(0, None, false), None);
+    }
+
+    #[test]
+    fn arrows_walk_the_hits_and_back_to_the_field() {
+        assert_eq!(step_hit(2, None, true), Some(0));
+        assert_eq!(step_hit(2, Some(0), true), Some(1));
+        assert_eq!(step_hit(2, Some(1), true), Some(1), "stays on the last hit");
+        assert_eq!(step_hit(2, Some(1), false), Some(0));
+        assert_eq!(step_hit(2, Some(0), false), None, "up from the first hit: the field");
+        assert_eq!(step_hit(0, None, true), None);
+    }
 }

@@ -12,7 +12,7 @@ use callcard_calls::{Call, CallEvent, CallEventKind, Direction, EntityKind, Enti
 use callcard_widget::announcer::{storage_key, Announcer};
 use callcard_widget::kommo::{prop, KommoWidget};
 use callcard_widget::ledger::Notice;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -129,7 +129,7 @@ fn a_ringing_call_pops_up_once_with_the_name_escaped() {
     assert_eq!(method, "show_notification");
     assert_eq!(text_at(arg, "type").as_deref(), Some("call"));
     assert_eq!(text_at(arg, "text.header").as_deref(), Some("Llamada entrante"));
-    assert_eq!(text_at(arg, "text.text").as_deref(), Some("&lt;img src=x onerror=alert(1)&gt;Eve"));
+    assert_eq!(text_at(arg, "text.text").as_deref(), Some("&lt;img src=x onerror=alert(1)&gt;Eve · Contact"));
 }
 
 #[wasm_bindgen_test]
@@ -200,8 +200,12 @@ async fn init_mounts_once_and_destroy_removes_everything() {
     assert!(["connecting", "offline"].contains(&feed.as_str()), "data-feed={feed}");
     let status = document.query_selector("#callcard-root .callcard-status[role=status]").unwrap();
     assert!(status.is_some(), "status line rendered");
-    // The ticket is asked for through $authorizedAjax.
-    gloo_timers::future::TimeoutFuture::new(50).await;
+    // The ticket is asked for through $authorizedAjax (once this tab leads).
+    let mut waited = 0;
+    while js_sys::Array::from(&prop(&js_sys::global(), "ajax")).length() == 0 && waited < 3_000 {
+        gloo_timers::future::TimeoutFuture::new(20).await;
+        waited += 20;
+    }
     let ajax: js_sys::Array = prop(&js_sys::global(), "ajax").into();
     assert!(ajax.length() >= 1, "a ticket was requested");
     let first = ajax.get(0);
@@ -243,6 +247,89 @@ async fn on_save_refuses_duplicates_and_sends_good_extensions() {
     let body: serde_json::Value = serde_json::from_str(&text_at(&put, "data").unwrap()).unwrap();
     assert_eq!(body, serde_json::json!({"users": {"8320148": "101", "8375357": "102"}}));
     assert_eq!(recorded().len(), 2, "no error for a good save");
+}
+
+#[wasm_bindgen_test]
+fn an_unknown_number_is_offered_as_a_new_contact() {
+    let this = install_fakes("Promise.reject({status: 503})");
+    clear_ledger();
+    let widget = KommoWidget::new(this);
+    let v = call(
+        "unknown-1",
+        "+1 830 <b>570</b>",
+        &[CallEventKind::Ringing, CallEventKind::Ended { duration: 0, outcome: Outcome::NoAnswer }],
+    );
+    Announcer::new(ME, None).announce(&v, &widget);
+    let calls = recorded();
+    assert_eq!(calls.len(), 1);
+    let (method, arg) = &calls[0];
+    assert_eq!(method, "add_call");
+    assert!(prop(arg, "element").is_undefined(), "no record to open");
+    assert_eq!(
+        text_at(arg, "text").as_deref(),
+        Some(
+            "Callcard: Missed call from +1 830 &lt;b&gt;570&lt;/b&gt; \
+             <a href=\"/contacts/add/?phone=%2B1%20830%20%3Cb%3E570%3C%2Fb%3E\">Create contact</a>"
+        )
+    );
+    // What the host page makes of it: one link, and the number as text.
+    let document = web_sys::window().unwrap().document().unwrap();
+    let probe = document.create_element("div").unwrap();
+    probe.set_inner_html(&text_at(arg, "text").unwrap());
+    assert_eq!(probe.query_selector_all("a").unwrap().length(), 1);
+    assert_eq!(probe.query_selector_all("b").unwrap().length(), 0, "markup in the number stays text");
+}
+
+/// The settings page's "check connection" with `$authorizedAjax` answering `answer`.
+async fn check_connection(answer: &str) -> (String, String) {
+    let this = install_fakes(answer);
+    let document = web_sys::window().unwrap().document().unwrap();
+    let body = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&body).unwrap();
+    callcard_widget::widget_settings(this, body.clone().into());
+    leptos::task::tick().await;
+    let button: web_sys::HtmlElement =
+        body.query_selector(".callcard-settings-check").unwrap().unwrap().unchecked_into();
+    assert_eq!(button.text_content().as_deref(), Some("Check connection"));
+    button.click();
+    let line = body.query_selector("#callcard-settings-connection[role=status]").unwrap().expect("status line");
+    let mut waited = 0;
+    loop {
+        leptos::task::tick().await;
+        let state = line.get_attribute("data-state").unwrap_or_default();
+        if !["idle", "checking"].contains(&state.as_str()) || waited >= 3_000 {
+            break;
+        }
+        gloo_timers::future::TimeoutFuture::new(20).await;
+        waited += 20;
+    }
+    let ajax: js_sys::Array = prop(&js_sys::global(), "ajax").into();
+    let status = ajax
+        .iter()
+        .find(|o| text_at(o, "url").is_some_and(|u| u.ends_with("/backend/widget/status")))
+        .expect("GET /widget/status through $authorizedAjax");
+    assert_eq!(text_at(&status, "method").as_deref(), Some("GET"));
+    body.remove();
+    (line.get_attribute("data-state").unwrap(), line.text_content().unwrap())
+}
+
+#[wasm_bindgen_test]
+async fn check_connection_reports_what_the_backend_says() {
+    let (state, text) =
+        check_connection("Promise.resolve({backend: 'ok', authorized: true, needs_reauthorization: false})").await;
+    assert_eq!((state.as_str(), text.as_str()), ("ok", "Connected: the callcard server accepts this account."));
+    let (state, _) =
+        check_connection("Promise.resolve({backend: 'ok', authorized: true, needs_reauthorization: true})").await;
+    assert_eq!(state, "not_authorized");
+    let (state, _) = check_connection("Promise.reject({status: 401, responseJSON: {title: 'refused'}})").await;
+    assert_eq!(state, "not_authorized");
+    let (state, text) = check_connection("Promise.reject({status: 404, responseText: 'not found'})").await;
+    assert_eq!(state, "unknown", "a backend without /widget/status is reachable: {text}");
+    let (state, text) = check_connection("Promise.reject({status: 0, statusText: 'error'})").await;
+    assert_eq!(
+        (state.as_str(), text.as_str()),
+        ("unreachable", "The callcard server cannot be reached. Try again in a minute.")
+    );
 }
 
 #[wasm_bindgen_test]

@@ -52,7 +52,43 @@ fn install_fakes(result_answer: &str) -> JsValue {
         window.fakeSelf
         "#
     );
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    for key in ["callcard.outbox", "callcard.drafts"] {
+        storage.remove_item(key).unwrap();
+    }
     js_sys::eval(&js).expect("fakes install")
+}
+
+fn storage() -> web_sys::Storage {
+    web_sys::window().unwrap().local_storage().unwrap().unwrap()
+}
+
+fn outbox_json() -> Option<serde_json::Value> {
+    storage().get_item("callcard.outbox").unwrap().map(|j| serde_json::from_str(&j).unwrap())
+}
+
+fn key(target: &web_sys::EventTarget, key: &str, shift: bool) {
+    let init = web_sys::KeyboardEventInit::new();
+    init.set_key(key);
+    init.set_shift_key(shift);
+    init.set_bubbles(true);
+    init.set_cancelable(true);
+    let ev = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
+    target.dispatch_event(&ev).unwrap();
+}
+
+/// Waits up to 3 s for `ok`.
+async fn wait_for(what: &str, ok: impl Fn() -> bool) {
+    let mut waited = 0;
+    while !ok() {
+        assert!(waited < 3_000, "waited 3 s for {what}");
+        settle(20).await;
+        waited += 20;
+    }
+}
+
+fn focused_id() -> String {
+    doc().active_element().map(|e| e.id()).unwrap_or_default()
 }
 
 fn ended_call(id: &str, recording: bool) -> CallView {
@@ -181,7 +217,6 @@ async fn the_summary_saves_a_result_for_the_chosen_lead() {
 #[wasm_bindgen_test]
 async fn a_refused_save_keeps_the_input_and_an_offline_one_is_queued() {
     let this = install_fakes("Promise.reject({status: 422, responseJSON: {title: 'Invalid', detail: 'entity gone'}})");
-    web_sys::window().unwrap().local_storage().unwrap().unwrap().remove_item("callcard.outbox").unwrap();
     callcard_widget::widget_init(this.clone());
     let queue = callcard_widget::session::summaries().unwrap();
     queue.open(&ended_call("c-err", false));
@@ -233,5 +268,121 @@ async fn escape_cancels() {
     settle(0).await;
     assert!(el("#callcard-summary").is_none());
     assert!(result_posts().is_empty());
+    callcard_widget::widget_destroy(this);
+}
+
+#[wasm_bindgen_test]
+async fn what_was_typed_survives_a_reload_until_cancel() {
+    let this = install_fakes("Promise.resolve(null)");
+    callcard_widget::widget_init(this.clone());
+    callcard_widget::session::summaries().unwrap().open(&ended_call("c-draft", true));
+    settle(0).await;
+    type_into("#callcard-summary-note", "Half a thought");
+    el("#callcard-summary-task").unwrap().click();
+    settle(0).await;
+    type_into("#callcard-summary-task-text", "Call back");
+    settle(20).await;
+
+    // The page goes away before Save (destroy + init is what a reload does to the widget).
+    callcard_widget::widget_destroy(this.clone());
+    assert!(el("#callcard-summary").is_none());
+    callcard_widget::widget_init(this.clone());
+    settle(20).await;
+    let dialog = el("#callcard-summary").expect("the summary reopens after the reload");
+    assert_eq!(dialog.get_attribute("data-call-id").as_deref(), Some("c-draft"));
+    let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
+    assert_eq!(note.value(), "Half a thought");
+    let task: web_sys::HtmlInputElement = el("#callcard-summary-task").unwrap().unchecked_into();
+    assert!(task.checked());
+    let text: web_sys::HtmlInputElement = el("#callcard-summary-task-text").unwrap().unchecked_into();
+    assert_eq!(text.value(), "Call back");
+    assert!(doc().query_selector("#callcard-summary audio").unwrap().is_some(), "with its recording");
+
+    // Cancel forgets it: the next load opens nothing.
+    el("#callcard-summary-cancel").unwrap().click();
+    settle(0).await;
+    callcard_widget::widget_destroy(this.clone());
+    callcard_widget::widget_init(this.clone());
+    settle(20).await;
+    assert!(el("#callcard-summary").is_none());
+    assert!(storage().get_item("callcard.drafts").unwrap().is_none());
+    callcard_widget::widget_destroy(this);
+}
+
+#[wasm_bindgen_test]
+async fn results_saved_offline_are_sent_after_a_reload_and_when_the_browser_is_online() {
+    // A result queued by an earlier page, with the backend still unreachable.
+    let this = install_fakes("Promise.reject({status: 0, statusText: 'error'})");
+    storage()
+        .set_item(
+            "callcard.outbox",
+            r#"{"pending":[{"call_id":"c-queued","result":{"entity":{"kind":"lead","id":5},"note":"From before","task":null}}]}"#,
+        )
+        .unwrap();
+    callcard_widget::widget_init(this.clone());
+    wait_for("a try as soon as this tab leads", || !result_posts().is_empty()).await;
+    settle(50).await;
+    assert_eq!(result_posts().len(), 1, "tried once");
+    assert_eq!(outbox_json().expect("still queued")["pending"][0]["call_id"], "c-queued");
+
+    // The network is back: the browser says `online`, and the result goes out.
+    js_sys::eval("window.resultAnswer = function () { return Promise.resolve(null); }").unwrap();
+    web_sys::window().unwrap().dispatch_event(&web_sys::Event::new("online").unwrap()).unwrap();
+    wait_for("the queued result to go out", || outbox_json().is_none()).await;
+    let posts = result_posts();
+    assert_eq!(posts.len(), 2);
+    assert!(prop(&posts[1], "url").as_string().unwrap().ends_with("/widget/calls/c-queued/result"));
+    let body: serde_json::Value = serde_json::from_str(&prop(&posts[1], "data").as_string().unwrap()).unwrap();
+    assert_eq!(body["note"], "From before");
+    assert_eq!(outbox_json(), None, "delivered and forgotten");
+
+    // Nothing more to send on the next `online`; after destroy nobody listens.
+    web_sys::window().unwrap().dispatch_event(&web_sys::Event::new("online").unwrap()).unwrap();
+    settle(50).await;
+    assert_eq!(result_posts().len(), 2);
+    callcard_widget::widget_destroy(this);
+    storage()
+        .set_item(
+            "callcard.outbox",
+            r#"{"pending":[{"call_id":"c-late","result":{"entity":{"kind":"lead","id":5},"note":"","task":null}}]}"#,
+        )
+        .unwrap();
+    web_sys::window().unwrap().dispatch_event(&web_sys::Event::new("online").unwrap()).unwrap();
+    settle(50).await;
+    assert_eq!(result_posts().len(), 2, "a destroyed widget does not listen");
+}
+
+#[wasm_bindgen_test]
+async fn the_modal_is_keyboard_usable() {
+    let this = install_fakes("Promise.resolve(null)");
+    callcard_widget::widget_init(this.clone());
+    callcard_widget::session::summaries().unwrap().open(&ended_call("c-keys", false));
+    settle(0).await;
+    assert_eq!(focused_id(), "callcard-summary-search", "focus starts in the search field");
+    let dialog = el("#callcard-summary").unwrap();
+    assert_eq!(dialog.get_attribute("aria-modal").as_deref(), Some("true"));
+    assert_eq!(dialog.get_attribute("aria-labelledby").as_deref(), Some("callcard-summary-title"));
+    assert_eq!(dialog.get_attribute("aria-describedby").as_deref(), Some("callcard-summary-party"));
+
+    // Search, then walk to the hit with the arrow keys and choose it with Enter (a button).
+    type_into("#callcard-summary-search", "quo");
+    settle(500).await;
+    key(&el("#callcard-summary-search").unwrap(), "ArrowDown", false);
+    let hit = doc().active_element().expect("focus moved");
+    assert_eq!(hit.class_name(), "callcard-summary-hit");
+    key(&hit, "ArrowUp", false);
+    assert_eq!(focused_id(), "callcard-summary-search", "up from the first hit: back to the field");
+    key(&el("#callcard-summary-search").unwrap(), "ArrowDown", false);
+    el(".callcard-summary-hit").unwrap().click();
+    settle(0).await;
+    assert_eq!(el(".callcard-summary-entity").unwrap().text_content().as_deref(), Some("Lead · Quote <for> ACME"));
+    assert_eq!(focused_id(), "callcard-summary-search", "focus stays in the form after choosing");
+
+    // Tab wraps inside the dialog, both ways.
+    el("#callcard-summary-cancel").unwrap().focus().unwrap();
+    key(&el("#callcard-summary-cancel").unwrap(), "Tab", false);
+    assert_eq!(focused_id(), "callcard-summary-search");
+    key(&el("#callcard-summary-search").unwrap(), "Tab", true);
+    assert_eq!(focused_id(), "callcard-summary-cancel");
     callcard_widget::widget_destroy(this);
 }

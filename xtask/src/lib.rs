@@ -12,11 +12,14 @@
 //!
 //! - `dist [--backend-url URL]`: `dist/widget.zip`, ready to upload to Kommo.
 //! - `logos`: redraws `images/*.png` from code.
+//! - `bench [--quick] [--only …]`: the benchmarks of issue 7; prints the table
+//!   and writes `bench/RESULTS.md` ([`bench`]).
 //!
 //! Layout: [`install`] (idempotent install steps), [`widget_build`] (wasm
 //! bundle), [`package`] (the Kommo widget package), [`logo`] (the mark),
 //! [`tasks`] (the commands themselves), [`shell`] (running programs).
 
+pub mod bench;
 pub mod install;
 pub mod logo;
 pub mod package;

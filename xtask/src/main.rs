@@ -1,7 +1,7 @@
 //! The `cargo xtask` command line; the commands live in the library.
 
 use anyhow::{bail, Result};
-use xtask::{logo, repo_root, tasks, Options};
+use xtask::{bench, logo, repo_root, tasks, Options};
 
 fn main() {
     if let Err(e) = run() {
@@ -13,6 +13,10 @@ fn main() {
 fn run() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_else(|| "help".into());
+    if command == "bench" {
+        // Its options go to the benchmark driver as they are.
+        return bench::bench(&args.collect::<Vec<_>>());
+    }
     let mut options = Options::default();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"));
@@ -41,4 +45,6 @@ commands:
   demo   [--addr 127.0.0.1:8080]   build the widget and run the whole product locally
   test                             fmt, clippy, native, browser and end-to-end tests
   dist   [--backend-url URL]       build dist/widget.zip for Kommo
-  logos                            redraw images/*.png";
+  logos                            redraw images/*.png
+  bench  [--quick] [--only pop,startup,capacity,ingest,budget]
+                                   run the benchmarks, print the table, write bench/RESULTS.md";

@@ -1,6 +1,6 @@
 //! The commands. Each begins with the install steps it needs.
 
-use crate::shell::run;
+use crate::shell::{run, Background};
 use crate::{install, package, repo_root, widget_build, Options};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -91,12 +91,28 @@ pub fn test(options: &Options) -> Result<()> {
         &[("CALLCARD_DIST_ZIP", &zip)],
     )?;
     run(&root, "cargo", &["test", "--package", "callcard-widget", "--lib"], &[])?;
+    // The feed's browser tests need a real backend: the widget test server
+    // (backend + network gate, `tests/src/widget_server.rs`) on a free port,
+    // whose URL is compiled into the wasm tests; stopped when they are done.
+    let server = Background::start(
+        &root,
+        "cargo",
+        &["run", "--quiet", "--package", "callcard-e2e", "--bin", "widget_test_server"],
+        &[],
+        "CALLCARD_TEST_SERVER=",
+    )?;
     run(
         &root.join("widget"),
         "wasm-pack",
         &["test", "--headless", "--chrome", "--mode", "no-install"],
-        &[("CHROMEDRIVER", "/usr/bin/chromedriver")],
+        &[
+            ("CHROMEDRIVER", "/usr/bin/chromedriver"),
+            ("CALLCARD_TEST_SERVER", &server.announced),
+            // The feed tests wait for real reconnects (the runner's default is 20 s per binary).
+            ("WASM_BINDGEN_TEST_TIMEOUT", "300"),
+        ],
     )?;
+    drop(server);
     run(
         &root,
         "cargo",

@@ -1,0 +1,102 @@
+//! Benchmark 3, durable ingest: signed ringing webhooks (each a new call) acknowledged
+//! per second by the release backend on SQLite and on PostgreSQL (a fresh
+//! schema), each as a ratio to a bare axum handler answering 200, loaded by
+//! the same `feed-load http` (HTTP/1.1 keep-alive, fixed concurrency).
+
+use crate::procs::{self, BackendProc, BareProc};
+use crate::{Outcome, Params};
+use anyhow::{Context, Result};
+use callcard_bench::report::{Row, Verdict};
+use callcard_bench::wire::HttpReport;
+use std::fmt::Write as _;
+
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+async fn bare(p: &Params) -> Result<HttpReport> {
+    let bare = BareProc::start().await?;
+    let url = format!("http://{}/pbx/{}/events", bare.addr, procs::ACCOUNT);
+    procs::http_load(&url, p.ingest_concurrency, p.ingest_secs).await
+}
+
+async fn backend(p: &Params, database_url: &str) -> Result<HttpReport> {
+    let backend = BackendProc::start(database_url, 8).await?;
+    let client = reqwest::Client::new();
+    procs::map_extensions(&client, &backend, std::iter::once((1, "101".to_string()))).await?;
+    procs::http_load(&backend.url(&format!("/pbx/{}/events", procs::ACCOUNT)), p.ingest_concurrency, p.ingest_secs)
+        .await
+}
+
+fn psql(sql: &str) -> Result<()> {
+    let out = std::process::Command::new("psql")
+        .args([POSTGRES, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .context("running psql")?;
+    anyhow::ensure!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+fn line(name: &str, r: &HttpReport) -> String {
+    format!(
+        "- {name}: {:.0} acknowledged/s ({} ok, {} errors{}), latency p50 {:.2} ms, p99 {:.2} ms",
+        r.per_second,
+        r.ok,
+        r.errors,
+        r.first_error.as_ref().map(|e| format!(", first: {e}")).unwrap_or_default(),
+        r.p50_ms,
+        r.p99_ms
+    )
+}
+
+pub async fn run(p: &Params) -> Result<Outcome> {
+    let mut notes = format!(
+        "Load: `feed-load http`, {} workers on HTTP/1.1 keep-alive, {} s measured after 1 s warm-up, every request a \
+         new call's signed `ringing` webhook to a mapped extension (so the feed fan-out runs too). The bare handler \
+         reads the body and answers 200 with a small JSON, in its own process like the backend. The bare handler is \
+         measured before and after the stores; the ratio uses their mean.\n\n",
+        p.ingest_concurrency, p.ingest_secs
+    );
+    let bare_before = bare(p).await?;
+    let sqlite = backend(p, "sqlite://{dir}/ingest.sqlite").await;
+    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let postgres = match psql(&format!("CREATE SCHEMA {schema}")) {
+        Ok(()) => {
+            let url = format!("{POSTGRES}?options=-c%20search_path%3D{schema}");
+            let r = backend(p, &url).await;
+            let _ = psql(&format!("DROP SCHEMA {schema} CASCADE"));
+            r
+        }
+        Err(e) => Err(e),
+    };
+    let bare_after = bare(p).await?;
+    let bare_rps = (bare_before.per_second + bare_after.per_second) / 2.0;
+    let _ = writeln!(notes, "{}", line("bare axum (before)", &bare_before));
+    let _ = writeln!(notes, "{}", line("bare axum (after)", &bare_after));
+    let mut rows = Vec::new();
+    for (name, result, target) in [("SQLite", &sqlite, true), ("PostgreSQL", &postgres, false)] {
+        match result {
+            Ok(r) => {
+                let _ = writeln!(notes, "{}", line(name, r));
+                let ratio = r.per_second / bare_rps;
+                let row = Row::new(
+                    "3",
+                    &format!("ingest: durable events/s on {name}"),
+                    format!("{:.0}/s = {ratio:.3} × bare", r.per_second),
+                    format!("bare axum {bare_rps:.0}/s"),
+                );
+                rows.push(if target {
+                    row.target("≥ 0.5 × bare", Verdict::at_least(ratio, 0.5, "×"))
+                } else {
+                    row
+                });
+            }
+            Err(e) => {
+                let _ = writeln!(notes, "- {name}: failed: {e:#}");
+                rows.push(
+                    Row::new("3", &format!("ingest: durable events/s on {name}"), "—", format!("{bare_rps:.0}/s"))
+                        .target(if target { "≥ 0.5 × bare" } else { "—" }, Verdict::NotMeasured(format!("{e:#}"))),
+                );
+            }
+        }
+    }
+    Ok(Outcome { rows, section: ("3. Durable ingest".into(), notes) })
+}
