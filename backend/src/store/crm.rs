@@ -42,6 +42,9 @@ pub struct CrmChange {
     pub log_intent_at: Option<i64>,
     /// Unix ms; see [`StoredCall::logged_at`].
     pub logged_at: Option<i64>,
+    /// Why the manager's result could not be applied: `Some(Some(reason))`
+    /// sets it, `Some(None)` clears it.
+    pub result_error: Option<Option<String>>,
 }
 
 impl CrmChange {
@@ -80,6 +83,7 @@ impl CrmChange {
             set(&mut call.sync_state, &self.sync_state),
             set_opt(&mut call.log_intent_at, &self.log_intent_at),
             set_opt(&mut call.logged_at, &self.logged_at),
+            set(&mut call.result_error, &self.result_error),
         ]
         .into_iter()
         .fold(false, |a, b| a | b)
@@ -121,9 +125,9 @@ impl Store {
             "UPDATE calls SET entity_kind = $1, entity_id = $2, unsorted_uid = $3, responsible_user_id = $4,
                               caller = $5, note_entity_kind = $6, note_entity_id = $7, note_id = $8,
                               note_params = $9, manager_note = $10, manager_result = $11, has_result = $12,
-                              sync_state = $13, log_intent_at = $14, logged_at = $15,
-                              version = version + 1, updated_at = $16
-             WHERE account_id = $17 AND call_id = $18",
+                              sync_state = $13, log_intent_at = $14, logged_at = $15, result_error = $16,
+                              version = version + 1, updated_at = $17
+             WHERE account_id = $18 AND call_id = $19",
         )
         .bind(stored.entity.map(|e| e.kind.as_str()))
         .bind(stored.entity.map(|e| sql_id(e.id)))
@@ -143,6 +147,7 @@ impl Store {
         .bind(stored.sync_state.as_str())
         .bind(stored.log_intent_at)
         .bind(stored.logged_at)
+        .bind(stored.result_error.clone())
         .bind(now)
         .bind(sql_id(account_id))
         .bind(call_id.to_string())
@@ -158,5 +163,22 @@ impl Store {
             publisher.publish(account_id, user_id, event);
         }
         Ok(Some(stored))
+    }
+
+    /// Sets (or with `None` clears) why the call's result could not be
+    /// applied; setting it also marks the call's sync `failed`. The widget
+    /// hears of it like of any call change. `Ok(None)`: no such call.
+    pub async fn set_result_error(
+        &self,
+        account_id: u64,
+        call_id: &str,
+        reason: Option<&str>,
+    ) -> Result<Option<StoredCall>, sqlx::Error> {
+        let change = CrmChange {
+            result_error: Some(reason.map(str::to_string)),
+            sync_state: reason.map(|_| SyncState::Failed),
+            ..CrmChange::default()
+        };
+        self.update_call_crm(account_id, call_id, change).await
     }
 }

@@ -45,8 +45,7 @@
 
 use super::logging::{self, SOURCE};
 use super::{JobFailure, SyncContext};
-use crate::store::calls::{row_to_call, COLUMNS};
-use crate::store::{now_ms, sql_id, CrmChange, Store, StoredCall, SyncState};
+use crate::store::{CrmChange, StoredCall, SyncState};
 use callcard_calls::result::TaskDraft;
 use callcard_calls::{CallStatus, Direction, EntityKind, EntityRef};
 use kommo_client::{CallNoteParams, Contact, KommoError, Link, NewNote, NewTask, NoteBody};
@@ -280,63 +279,6 @@ fn retired_note(call: &StoredCall, moved_to: EntityRef) -> NoteBody {
             call_status: None,
         },
     )
-}
-
-impl Store {
-    /// Sets (or with `None` clears) why the call's result could not be
-    /// applied; setting it also marks the call's sync `failed`. The widget
-    /// hears of it like of any call change. `Ok(None)`: no such call.
-    pub async fn set_result_error(
-        &self,
-        account_id: u64,
-        call_id: &str,
-        reason: Option<&str>,
-    ) -> Result<Option<StoredCall>, sqlx::Error> {
-        let now = now_ms();
-        let mut tx = self.pool().begin().await?;
-        // Lock the row first, as every writer of calls does.
-        let row = sqlx::query(&format!(
-            "UPDATE calls SET version = version WHERE account_id = $1 AND call_id = $2 RETURNING {COLUMNS}"
-        ))
-        .bind(sql_id(account_id))
-        .bind(call_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            tx.commit().await?;
-            return Ok(None);
-        };
-        let mut stored = row_to_call(&row)?;
-        let reason = reason.map(str::to_string);
-        let state = if reason.is_some() { SyncState::Failed } else { stored.sync_state };
-        if stored.result_error == reason && stored.sync_state == state {
-            tx.commit().await?;
-            return Ok(Some(stored));
-        }
-        sqlx::query(
-            "UPDATE calls SET result_error = $1, sync_state = $2, version = version + 1, updated_at = $3
-             WHERE account_id = $4 AND call_id = $5",
-        )
-        .bind(reason.clone())
-        .bind(state.as_str())
-        .bind(now)
-        .bind(sql_id(account_id))
-        .bind(call_id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        let visible = stored.result_error != reason;
-        stored.result_error = reason;
-        stored.sync_state = state;
-        stored.version += 1;
-        stored.updated_at = now;
-        let instance = self.publisher().map_or("", |p| p.instance()).to_string();
-        let feed = if visible { self.announce_in_tx(&mut tx, &stored, &instance, now).await? } else { None };
-        tx.commit().await?;
-        if let (Some((user_id, event)), Some(publisher)) = (feed, self.publisher()) {
-            publisher.publish(account_id, user_id, event);
-        }
-        Ok(Some(stored))
-    }
 }
 
 /// The record the manager chose, as stored with the result.
