@@ -13,11 +13,30 @@ use crate::{install, package, repo_root, target_dir, widget_build};
 use anyhow::{Context, Result};
 
 /// What was found about the bundle's size; lands in `RESULTS.md` under 5a.
+/// (The breakdown is from a one-off analysis, not re-measured by every run.)
 const BUNDLE_NOTES: &str = "\
-Built by `cargo build --profile widget` (root `Cargo.toml`: `lto = true` (fat), `opt-level = \"z\"`, \
-`codegen-units = 1`, `panic = \"abort\"`, `strip = true`, `debug = false`), then `wasm-bindgen --target web`, then \
-`wasm-opt -Oz --converge` (binaryen from npm). See the lead's report for the twiggy breakdown and the code-level \
-suggestions for the widget.";
+Built by `cargo build --profile widget` (root `Cargo.toml`: `lto = true` (fat), `opt-level = \"z\"` for every crate, \
+`codegen-units = 1`, `panic = \"abort\"`, `strip = true`), `wasm-bindgen --target web`, `wasm-opt -Oz --converge` \
+(binaryen from npm).
+
+Investigation (2026-11-21, commit 4c83c0b sources):
+
+- Before: the `release` profile (thin LTO; `opt-level = \"z\"` and one codegen unit for the widget crate only): \
+  wasm 239.4 KB gzipped + glue 9.7 KB + script.js 2.3 KB = 251.5 KB.
+- The `widget` profile: wasm 223.7 KB gzipped, 235.7 KB in all (-6 %). That is what the profile can do; \
+  `wasm-opt` variants (`-Os`, `-O3`, `--gufa`, `--converge`, `--strip-producers`) move the gzipped wasm by 0.1-0.6 KB.
+- Where the bytes are (twiggy 0.8 on the wasm-bindgen output before wasm-opt, 603 KB of code and data): \
+  `core` 14 % (formatting, float printing/parsing `flt2dec` dragon/grisu and `f64::from_str` ~14 KB), `.rodata` 10 % \
+  (all six locale JSONs embedded with `include_str!` ~24 KB raw, panic locations ~9 KB of source paths, std::io \
+  error strings), `alloc` 9.5 %, serde_json 9 %, serde + serde_core 10 %, serde-wasm-bindgen 1.3 %, the widget's \
+  own code 7 %, Leptos (reactive_graph 6.7 % + tachys 5.6 %) 12 %, callcard-calls 3 %, hashbrown 2.6 %, \
+  wasm-bindgen + js-sys 4 %, futures 2 %.
+- Not reachable by configuration on this toolchain: `panic_immediate_abort` and `-Zlocation-detail=none` need a \
+  nightly `-Zbuild-std` (only stable is installed). The 150 KB target needs code changes in `widget/src` \
+  (suggested to the lead: drop `#[serde(flatten)]` from the types the widget deserializes (serde's Content \
+  buffering is among the biggest serde functions), link one JSON path instead of both serde_json and \
+  serde-wasm-bindgen, keep floats out of widget-side (de)serialization and formatting, embed only the active \
+  locale, and weigh Leptos for the two small views).";
 
 pub fn bench(args: &[String]) -> Result<()> {
     let root = repo_root();
@@ -40,12 +59,24 @@ pub fn bench(args: &[String]) -> Result<()> {
         .map(|(f, _)| (f.clone(), std::fs::metadata(report.widget_dir.join(f)).map(|m| m.len()).unwrap_or(0)))
         .collect();
     let raw_text = raw.iter().map(|(f, n)| format!("`{f}` {n} bytes")).collect::<Vec<_>>().join(", ");
+    // The same-run baseline: the same sources with the former profile (`release`).
+    let before =
+        widget_build::build_bundle("release", "/backend", &wasm_opt, &target_dir().join("widget-bundle-release"))?;
+    let mut baseline_gzip = 0;
+    for (file, _) in &report.gzip_sizes {
+        let bytes = match file.strip_prefix("pkg/") {
+            Some(name) => std::fs::read(before.join(name))?,
+            None => std::fs::read(report.widget_dir.join(file))?,
+        };
+        baseline_gzip += package::gzip_len(&bytes)?;
+    }
     let bundle_json = target_dir().join("bench-bundle.json");
     std::fs::write(
         &bundle_json,
         serde_json::json!({
             "gzip_sizes": report.gzip_sizes,
             "gzip_total": report.gzip_total(),
+            "baseline_gzip_total": baseline_gzip,
             "raw_sizes": raw,
             "notes": format!("{BUNDLE_NOTES}\n\nUncompressed: {raw_text}. Gzip (default level) per file as in the table."),
         })

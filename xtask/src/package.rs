@@ -530,7 +530,7 @@ fn png_facts(bytes: &[u8]) -> anyhow::Result<(u32, u32, usize)> {
     Ok((w, h, colours.len()))
 }
 
-fn gzip_len(bytes: &[u8]) -> anyhow::Result<u64> {
+pub fn gzip_len(bytes: &[u8]) -> anyhow::Result<u64> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(bytes)?;
     Ok(encoder.finish()?.len() as u64)

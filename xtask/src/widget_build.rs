@@ -23,15 +23,22 @@ pub const PROFILE: &str = "widget";
 /// Builds the release bundle and returns the folder holding
 /// `callcard_widget.js` and `callcard_widget_bg.wasm`.
 pub fn build_release(backend_url: &str, wasm_opt: &Path) -> Result<PathBuf> {
+    build_bundle(PROFILE, backend_url, wasm_opt, &target_dir().join("widget-bundle"))
+}
+
+/// Builds the bundle with cargo profile `profile` into `out` (replaced).
+/// `cargo xtask bench` also builds it with `release`, the profile the bundle
+/// was built with before [`PROFILE`], as the same-run baseline of its size.
+pub fn build_bundle(profile: &str, backend_url: &str, wasm_opt: &Path, out: &Path) -> Result<PathBuf> {
     let root = repo_root();
     run(
         &root,
         "cargo",
-        &["build", "--package", "callcard-widget", "--profile", PROFILE, "--target", "wasm32-unknown-unknown"],
+        &["build", "--package", "callcard-widget", "--profile", profile, "--target", "wasm32-unknown-unknown"],
         &[("CALLCARD_BACKEND_URL", backend_url)],
     )?;
-    let wasm = target_dir().join(format!("wasm32-unknown-unknown/{PROFILE}/callcard_widget.wasm"));
-    let out = target_dir().join("widget-bundle");
+    let wasm = target_dir().join(format!("wasm32-unknown-unknown/{profile}/callcard_widget.wasm"));
+    let out = out.to_path_buf();
     if out.exists() {
         std::fs::remove_dir_all(&out).context("clearing the old bundle")?;
     }

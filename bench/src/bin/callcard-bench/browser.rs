@@ -37,6 +37,24 @@ const PROBE: &str = r#"(function () {
       }
     }
   }).observe(document.documentElement, { childList: true, subtree: true });
+  // Where the page's main thread goes: localStorage writes (the widget's
+  // notification ledger is saved before every pop-up) and long tasks.
+  B.storage = { calls: 0, ms: 0, maxMs: 0, maxLen: 0 };
+  var setItem = Storage.prototype.setItem;
+  Storage.prototype.setItem = function (k, v) {
+    var t0 = performance.now();
+    try { return setItem.call(this, k, v); } finally {
+      var d = performance.now() - t0;
+      B.storage.calls++; B.storage.ms += d; B.storage.maxMs = Math.max(B.storage.maxMs, d);
+      B.storage.maxLen = Math.max(B.storage.maxLen, String(v).length);
+    }
+  };
+  B.longTasks = [];
+  try {
+    new PerformanceObserver(function (l) {
+      l.getEntries().forEach(function (e) { B.longTasks.push({ start: e.startTime, ms: e.duration }); });
+    }).observe({ entryTypes: ['longtask'] });
+  } catch (e) {}
   var WS = window.WebSocket;
   var Wrapped = function (url, protocols) {
     var ws = protocols === undefined ? new WS(url) : new WS(url, protocols);
@@ -152,7 +170,7 @@ fn needle(seq: u64) -> String {
 /// `first`; returns each call's send time (wall ms) in order.
 async fn ring_calls(demo: &Demo, first: u64, count: usize, rate: u32, extension: &str) -> Result<Vec<f64>> {
     let url = format!("{}/pbx/{}/events", demo.backend_url, demo.sandbox.account_id());
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(15)).build()?;
     let secret = demo.webhook_secret.clone();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
     let mut tasks = Vec::with_capacity(count);
@@ -189,19 +207,19 @@ async fn ring_calls(demo: &Demo, first: u64, count: usize, rate: u32, extension:
 }
 
 /// Latencies (ms) of the calls the page popped, matched by caller number.
-fn match_pops(first: u64, sent: &[f64], pops: &[(f64, String)]) -> (Vec<f64>, usize) {
+fn match_pops(first: u64, sent: &[f64], pops: &[(f64, String)]) -> (Vec<f64>, Vec<u64>) {
     let mut by_digits = std::collections::HashMap::new();
     for (t, text) in pops {
         let digits: String = text.chars().filter(char::is_ascii_digit).collect();
         by_digits.entry(digits).or_insert(*t);
     }
     let mut lat = Vec::new();
-    let mut missing = 0;
+    let mut missing = Vec::new();
     for (i, at) in sent.iter().enumerate() {
         let n = needle(first + i as u64);
         match by_digits.iter().find(|(d, _)| d.contains(&n)) {
             Some((_, t)) if !at.is_nan() => lat.push(t - at),
-            _ => missing += 1,
+            _ => missing.push(i as u64),
         }
     }
     (lat, missing)
@@ -234,11 +252,29 @@ async fn ws_stages(browser: &Browser, first: u64, sent: &[f64], pops: &[(f64, St
         }
     }
     let show = |v: &[f64]| Summary::of(v).map(|s| format!("{} (max {})", s.short(), ms(s.max))).unwrap_or("—".into());
+    let main_thread = browser
+        .client
+        .execute(
+            "var s = window.__bench.storage, l = window.__bench.longTasks; \
+             return [s.calls, s.ms, s.maxMs, s.maxLen, l.length, l.reduce(function (a, e) { return a + e.ms; }, 0), \
+             l.reduce(function (a, e) { return Math.max(a, e.ms); }, 0)];",
+            vec![],
+        )
+        .await?;
+    let n = |i: usize| main_thread[i].as_f64().unwrap_or(f64::NAN);
     Ok(format!(
         "\n  - by stage (p50 / p95 / p99): webhook sent → frame event in the page {}; frame event → pop-up in the DOM \
-         (widget) {}.",
+         (widget) {}.\n  - page main thread since load: {} `localStorage.setItem` calls took {} ms in all (longest {} \
+         ms, largest value {} chars); {} long tasks (> 50 ms) took {} ms in all (longest {} ms).",
         show(&to_frame),
-        show(&to_pop)
+        show(&to_pop),
+        n(0),
+        ms(n(1)),
+        ms(n(2)),
+        n(3),
+        n(4),
+        ms(n(5)),
+        ms(n(6))
     ))
 }
 
@@ -287,14 +323,18 @@ async fn native_baseline(stand: &Stand, p: &Params) -> Result<Vec<f64>> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     reader.abort();
     let seen = std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()));
-    // Match by the sequence number in the call id.
-    let mut lat = Vec::new();
+    // Match by the sequence number in the call id; a call's later frames
+    // (caller ID found, …) are not its pop.
+    let mut first_frame = std::collections::BTreeMap::new();
     for (id, at) in seen {
-        let seq: Option<u64> = id.split('-').nth(1).and_then(|s| s.parse().ok());
-        if let Some(seq) = seq.filter(|s| *s >= 200_000) {
-            if let Some(sent) = sent.get((seq - 200_000) as usize) {
-                lat.push(at - sent);
-            }
+        if let Some(seq) = id.split('-').nth(1).and_then(|s| s.parse::<u64>().ok()).filter(|s| *s >= 200_000) {
+            first_frame.entry(seq).or_insert(at);
+        }
+    }
+    let mut lat = Vec::new();
+    for (seq, at) in first_frame {
+        if let Some(sent) = sent.get((seq - 200_000) as usize).filter(|s| !s.is_nan()) {
+            lat.push(at - sent);
         }
     }
     Ok(lat)
@@ -334,7 +374,14 @@ pub async fn call_pop(stand: &Stand, p: &Params) -> Result<Outcome> {
         let wait = if poll { Duration::from_secs(8) } else { Duration::from_secs(5) };
         wait_pops(&browser, sent.len(), wait).await?;
         let seen = pops(&browser).await?;
-        let (lat, missing) = match_pops(first, &sent, &seen);
+        let (lat, missing_calls) = match_pops(first, &sent, &seen);
+        let missing = missing_calls.len();
+        let missing_list = if missing_calls.is_empty() {
+            String::new()
+        } else {
+            let shown: Vec<String> = missing_calls.iter().take(25).map(u64::to_string).collect();
+            format!(" (call numbers in send order, from 0: {})", shown.join(", "))
+        };
         let stages =
             if poll { String::new() } else { ws_stages(&browser, first, &sent, &seen).await.unwrap_or_default() };
         let feed_state: serde_json::Value = browser
@@ -349,7 +396,7 @@ pub async fn call_pop(stand: &Stand, p: &Params) -> Result<Outcome> {
         let _ = writeln!(
             notes,
             "- {mode}: {} calls at {}/s to ext {ext}; widget reached `data-feed={state}` {ready_secs:.1} s after \
-             navigation{}; pop-ups seen {} / missing {missing}; p50/p95/p99/max {} / {} ms; page clock − driver clock \
+             navigation{}; pop-ups seen {} / missing {missing}{missing_list}; p50/p95/p99/max {} / {} ms; page clock − driver clock \
              = {offset:+.2} ms (± {:.2} ms WebDriver round trip); feed state at the end: {feed_state}.{stages}",
             sent.len(),
             p.pop_rate,

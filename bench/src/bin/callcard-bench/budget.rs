@@ -22,7 +22,7 @@ const EXTENSIONS: [&str; 3] = ["101", "102", "103"];
 
 async fn burst(demo: &Demo, prefix: &str, kind: serde_json::Value) -> Result<usize> {
     let url = format!("{}/pbx/{}/events", demo.backend_url, demo.sandbox.account_id());
-    let client = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(128).timeout(Duration::from_secs(15)).build()?;
     let mut tasks = Vec::new();
     for i in 0..CALLS {
         let body = wire::event_json(

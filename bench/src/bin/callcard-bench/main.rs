@@ -225,12 +225,19 @@ fn bundle_outcome(path: &std::path::Path) -> Result<Outcome> {
                 .collect()
         })
         .unwrap_or_default();
-    let notes = v["notes"].as_str().unwrap_or_default().to_string();
+    let baseline = v["baseline_gzip_total"]
+        .as_u64()
+        .map(|b| format!("{:.1} KB with the former `release` profile", b as f64 / 1000.0));
+    let notes = format!(
+        "{}\n\nThis run, with the `widget` profile: {}.",
+        v["notes"].as_str().unwrap_or_default(),
+        files.join(", ")
+    );
     let row = Row::new(
         "5",
         "widget: release bundle gzipped (wasm + glue + script.js)",
         format!("{total:.1} KB"),
-        files.join(", "),
+        baseline.unwrap_or_else(|| files.join(", ")),
     )
     .target("≤ 150 KB", Verdict::at_most(total, 150.0, "KB"));
     Ok(Outcome { rows: vec![row], section: ("5a. Widget bundle".into(), notes) })

@@ -55,6 +55,8 @@ impl BackendProc {
             .env("CALLCARD_LISTEN", addr.to_string())
             .env("CALLCARD_DATABASE_URL", &database_url)
             .env("CALLCARD_INTEGRATION_SECRET", INTEGRATION_SECRET)
+            // The master key for credentials at rest (required outside demo mode).
+            .env("CALLCARD_SECRET_KEY", "42".repeat(32))
             .env("CALLCARD_PUBLIC_BASE_URL", AUDIENCE)
             .env("CALLCARD_TICKET_TTL_SECONDS", "3600")
             .env("CALLCARD_MAX_DB_CONNECTIONS", max_db_connections.to_string())
