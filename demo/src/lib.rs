@@ -118,14 +118,10 @@ impl Demo {
         );
         let kommo_requests = KommoRequestLog::default();
         let refuse_feed_socket = Arc::new(AtomicBool::new(false));
-        let app = sandbox
-            .router()
-            .nest("/backend", backend.router())
-            .nest("/pbx-simulator", pbx.router())
-            .layer(axum::middleware::from_fn_with_state(
-                (kommo_requests.clone(), refuse_feed_socket.clone()),
-                observe,
-            ));
+        let app =
+            sandbox.router().nest("/backend", backend.router()).nest("/pbx-simulator", pbx.router()).layer(
+                axum::middleware::from_fn_with_state((kommo_requests.clone(), refuse_feed_socket.clone()), observe),
+            );
 
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
