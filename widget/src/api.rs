@@ -84,8 +84,15 @@ impl Backend {
         format!("{ws}/widget/feed?ticket={}&since={since}", encode_component(ticket))
     }
 
-    pub fn poll_url(&self, ticket: &str, since: u64) -> String {
-        format!("{}/widget/feed/poll?ticket={}&since={since}", self.base, encode_component(ticket))
+    /// `wait`: seconds the backend may hold the request until an event
+    /// arrives (long polling); 0 answers at once.
+    pub fn poll_url(&self, ticket: &str, since: u64, wait: u32) -> String {
+        let url = format!("{}/widget/feed/poll?ticket={}&since={since}", self.base, encode_component(ticket));
+        if wait == 0 {
+            url
+        } else {
+            format!("{url}&wait={wait}")
+        }
     }
 
     pub fn calls_url(&self, ticket: &str) -> String {
@@ -112,8 +119,8 @@ impl Backend {
     }
 
     /// Events after `since`, for when the socket does not work.
-    pub async fn poll(&self, ticket: &str, since: u64) -> Result<PollAnswer, AjaxError> {
-        get_json(&self.poll_url(ticket, since)).await
+    pub async fn poll(&self, ticket: &str, since: u64, wait: u32) -> Result<PollAnswer, AjaxError> {
+        get_json(&self.poll_url(ticket, since, wait)).await
     }
 
     /// The calls that still matter, to start over.
@@ -179,7 +186,8 @@ mod tests {
     #[test]
     fn absolute_bases_are_kept() {
         let b = Backend::new("https://callcard.example", "https://acme.kommo.com");
-        assert_eq!(b.poll_url("abc", 3), "https://callcard.example/widget/feed/poll?ticket=abc&since=3");
+        assert_eq!(b.poll_url("abc", 3, 0), "https://callcard.example/widget/feed/poll?ticket=abc&since=3");
+        assert_eq!(b.poll_url("abc", 3, 20), "https://callcard.example/widget/feed/poll?ticket=abc&since=3&wait=20");
         assert_eq!(b.calls_url("abc"), "https://callcard.example/widget/calls?ticket=abc");
         assert_eq!(b.result_url("c/1"), "https://callcard.example/widget/calls/c%2F1/result");
         assert_eq!(b.settings_url(), "https://callcard.example/widget/settings");

@@ -11,8 +11,11 @@
 //!    showing we are behind triggers one catch-up poll; no frame for
 //!    [`STALE_MS`] counts as a dead socket;
 //! 4. when the socket fails, wait with [`Backoff`]; after
-//!    [`Backoff::POLL_AFTER`] failures in a row, poll `…/feed/poll` every
-//!    [`POLL_EVERY_MS`] during that wait, then try the socket again.
+//!    [`Backoff::POLL_AFTER`] failures in a row, long-poll `…/feed/poll`
+//!    during that wait (the backend holds each request up to
+//!    [`LONG_POLL_SECONDS`] until an event arrives, so a call pops as it
+//!    rings, not a period later; a server that does not hold is polled every
+//!    [`POLL_EVERY_MS`]), then try the socket again.
 //!
 //! Offsets are kept by [`FeedCursor`], so nothing is applied twice and
 //! nothing is skipped across reconnects; the announcer's ledger makes repeats
@@ -39,8 +42,14 @@ pub const STALE_MS: i64 = 45_000;
 pub const OPEN_TIMEOUT_MS: i64 = 10_000;
 /// A socket open this long before dropping counts as a success.
 pub const STABLE_MS: i64 = 10_000;
-/// The polling period while the socket is down.
+/// The polling period while the socket is down, when the server answers
+/// polls at once instead of holding them.
 pub const POLL_EVERY_MS: u32 = 3_000;
+/// How long the backend may hold one poll (it accepts up to 25 s; less keeps
+/// proxies from timing the request out).
+pub const LONG_POLL_SECONDS: i64 = 20;
+/// A poll answered faster than this with nothing new was not held.
+const HELD_MS: i64 = 500;
 /// A ticket this close to expiry is renewed before use.
 pub const TICKET_MARGIN_MS: i64 = 15_000;
 
@@ -226,18 +235,20 @@ impl FeedLoop {
         }
     }
 
-    /// One poll; `Ok(true)` when the server holds more right away.
-    async fn poll_once(&mut self) -> Result<bool, ()> {
+    /// One poll the server may hold for `wait` seconds; `Ok(true)` when the
+    /// server holds more right away, `Ok(false)` when caught up (with the
+    /// number of events applied).
+    async fn poll_once(&mut self, wait: u32) -> Result<(bool, usize), ()> {
         let since = self.cursor.since().unwrap_or(0);
-        match self.backend.poll(&self.ticket_str(), since).await {
+        match self.backend.poll(&self.ticket_str(), since, wait).await {
             Ok(answer) => {
                 let (events, next) = self.cursor.take_poll(answer);
                 for e in &events {
                     self.apply(&e.call);
                 }
                 match next {
-                    PollNext::Wait => Ok(false),
-                    PollNext::More => Ok(true),
+                    PollNext::Wait => Ok((false, events.len())),
+                    PollNext::More => Ok((true, events.len())),
                     PollNext::Resync => Err(()),
                 }
             }
@@ -251,27 +262,48 @@ impl FeedLoop {
         }
     }
 
-    /// Polls for about `ms`, then returns so the socket is tried again.
+    /// Long-polls for about `ms`, then returns so the socket is tried again.
     async fn poll_during(&mut self, ms: u32) {
         let until = now_ms() + i64::from(ms);
         loop {
-            match self.poll_once().await {
-                Ok(true) => continue,
-                Ok(false) => self.set_state(FeedState::Polling),
+            let left = until - now_ms();
+            if left <= 0 {
+                return;
+            }
+            let wait = (left / 1000).clamp(0, LONG_POLL_SECONDS) as u32;
+            if wait == 0 {
+                // Less than a second left: not worth a request; try the socket.
+                return;
+            }
+            let asked = now_ms();
+            let pause = match self.poll_once(wait).await {
+                Ok((true, _)) => continue,
+                Ok((false, applied)) => {
+                    self.set_state(FeedState::Polling);
+                    // Held until an event came, or nothing to hold for: ask
+                    // again at once. Answered at once with nothing new: the
+                    // server does not hold polls, so keep a period.
+                    let held = now_ms() - asked >= HELD_MS;
+                    if applied > 0 || held {
+                        0
+                    } else {
+                        POLL_EVERY_MS
+                    }
+                }
                 Err(()) => {
                     if self.ticket.is_none() || self.cursor.needs_resync() {
                         return;
                     }
                     self.set_state(FeedState::Offline);
+                    POLL_EVERY_MS
                 }
-            }
+            };
             let left = until - now_ms();
             if left <= 0 {
                 return;
             }
-            sleep((left.min(i64::from(POLL_EVERY_MS))) as u32).await;
-            if now_ms() >= until {
-                return;
+            if pause > 0 {
+                sleep(left.min(i64::from(pause)) as u32).await;
             }
         }
     }
@@ -317,7 +349,7 @@ impl FeedLoop {
                         Ok(FeedMessage::Heartbeat { latest_offset }) => {
                             if self.cursor.is_behind(latest_offset) {
                                 // Something was skipped: fetch it by polling.
-                                let _ = self.poll_once().await;
+                                let _ = self.poll_once(0).await;
                                 if self.cursor.needs_resync() {
                                     return SocketEnd::Gap;
                                 }

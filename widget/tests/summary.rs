@@ -225,10 +225,14 @@ async fn a_refused_save_keeps_the_input_and_an_offline_one_is_queued() {
     type_into("#callcard-summary-note", "Keep me");
     el("#callcard-summary-task").unwrap().click();
     settle(0).await;
+    // Ticking the task proposes the next working day at 10:00…
+    let when = el("#callcard-summary-task-when").unwrap().dyn_into::<web_sys::HtmlInputElement>().unwrap().value();
+    assert!(when.ends_with("T10:00"), "default due time: {when:?}");
     el("#callcard-summary-save").unwrap().click();
     settle(0).await;
-    assert_eq!(state(), "error", "a task needs a date");
-    assert_eq!(el(".callcard-summary-error").unwrap().text_content().as_deref(), Some("Choose when the task is due."));
+    // …but what to do is the manager's to say.
+    assert_eq!(state(), "error", "a task needs a text");
+    assert_eq!(el(".callcard-summary-error").unwrap().text_content().as_deref(), Some("Describe the task."));
     assert!(result_posts().is_empty());
     el("#callcard-summary-task").unwrap().click();
     settle(0).await;
