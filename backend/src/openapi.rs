@@ -1,7 +1,8 @@
 //! The OpenAPI 3.1 document served at `GET /openapi.json`: the PBX webhook
 //! contract and the widget endpoints, written by hand next to the code so
-//! a change to one is seen next to the other (the tests check that every
-//! route the router serves is documented).
+//! a change to one is seen next to the other. [`ROUTES`] lists the router's
+//! routes (keep it in step with `backend.rs`); a test checks that each of
+//! them is in the document.
 
 use serde_json::{json, Value};
 
@@ -15,6 +16,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/widget/feed/poll"),
     ("get", "/widget/calls"),
     ("post", "/widget/calls/{call_id}/result"),
+    ("get", "/widget/status"),
+    ("get", "/kommo/install"),
+    ("get", "/ops/jobs"),
+    ("post", "/ops/jobs/{id}/retry"),
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
@@ -145,6 +150,43 @@ pub fn document() -> Value {
                         ("403", "Origin is not the account's, or the call rang another user (field: call_id)"),
                         ("404", "No such call in the account (field: call_id)"),
                         ("422", "Bad value (field: e.g. entity.kind, task.complete_till), or no such record in Kommo (field: entity.id)")])),
+            }},
+            "/widget/status": {"get": {
+                "summary": "Whether the backend has the account authorized in Kommo (the settings page's check connection)",
+                "parameters": token,
+                "responses": merge(json!({"200": {"description": "The account's status",
+                    "content": {"application/json": {"schema": {"type": "object",
+                        "required": ["backend", "authorized", "needs_reauthorization"],
+                        "properties": {"backend": {"const": "ok"}, "authorized": {"type": "boolean"},
+                            "needs_reauthorization": {"type": "boolean"}}}}}}}),
+                    problem_responses(&[("401", "Token refused"), ("403", "Origin is not the account's")])),
+            }},
+            "/kommo/install": {"get": {
+                "summary": "Kommo's OAuth redirect on installation: exchanges the code and stores the tokens encrypted",
+                "parameters": [
+                    {"name": "code", "in": "query", "required": true, "schema": {"type": "string"}},
+                    {"name": "referer", "in": "query", "required": true, "schema": {"type": "string"},
+                     "description": "The account's address, e.g. acme.kommo.com"}],
+                "responses": merge(json!({"200": {"description": "Installed: {account_id, authorized: true}"}}),
+                    problem_responses(&[("422", "Missing code or referer, a refused code, or installation not approved (field names which)"),
+                        ("404", "The account is not provisioned"), ("502", "Kommo could not be reached")])),
+            }},
+            "/ops/jobs": {"get": {
+                "summary": "Operator view of sync jobs (Authorization: Bearer <ops token>; 404 when no token is configured)",
+                "parameters": [
+                    {"name": "state", "in": "query", "required": false,
+                     "schema": {"enum": ["pending", "running", "done", "dead"]}},
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1}}],
+                "responses": merge(json!({"200": {"description": "Jobs, newest first"}}),
+                    problem_responses(&[("401", "Missing or wrong ops token"), ("404", "Operator endpoints are off"),
+                        ("422", "Bad state or limit")])),
+            }},
+            "/ops/jobs/{id}/retry": {"post": {
+                "summary": "Puts a dead job back in the queue (Authorization: Bearer <ops token>)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": merge(json!({"200": {"description": "Queued again"}}),
+                    problem_responses(&[("401", "Missing or wrong ops token"), ("404", "No such job, or operator endpoints are off"),
+                        ("409", "The job is not dead"), ("422", "The id is not a positive number")])),
             }},
             "/healthz": {"get": {"summary": "Liveness and database reachability",
                 "responses": {"200": {"description": "Healthy"}, "503": {"description": "Database unreachable or shutting down"}}}},
