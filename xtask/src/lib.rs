@@ -45,8 +45,17 @@ impl Default for Options {
 }
 
 /// The repository root (the workspace folder).
+///
+/// `cargo run` (so `cargo xtask`) sets `CARGO_MANIFEST_DIR` at run time to
+/// the checkout it was started in; the compile-time value is only the
+/// fallback. Two checkouts sharing one `CARGO_TARGET_DIR` can leave cargo
+/// running an `xtask` binary built from the other checkout, and a
+/// compile-time path would then build and test the wrong tree.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir.parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 /// Cargo's target folder, honouring `CARGO_TARGET_DIR`.
