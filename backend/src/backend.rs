@@ -2,6 +2,7 @@
 //! and its shutdown.
 
 use crate::config::{AccountSetup, Config, DEMO_INTEGRATION_SECRET};
+use crate::group_commit::GroupCommit;
 use crate::hub::{self, Hub, Publisher};
 use crate::kommo_access::{InstallError, KommoAccess};
 use crate::metrics::Metrics;
@@ -48,6 +49,8 @@ pub struct App {
     pub(crate) access: KommoAccess,
     /// Caller ID's answers and names (`crate::sync::caller_id`).
     pub(crate) caller_id: CallerIdService,
+    /// Where intake stores events: many webhooks per transaction.
+    pub(crate) group_commit: GroupCommit,
     shutdown: watch::Sender<bool>,
     shutting_down: AtomicBool,
     /// Woken whenever a feed connection closes (for draining).
@@ -63,16 +66,14 @@ impl App {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
-    /// Counts a recorded event and hands its feed event to local connections
-    /// (other instances hear of it through NOTIFY, sent at commit).
-    pub(crate) fn after_record(&self, account_id: u64, recorded: &Recorded) {
+    /// Counts a recorded event and wakes the job workers if it enqueued
+    /// work. (Its feed event already went to local connections at commit,
+    /// and to other instances through NOTIFY.)
+    pub(crate) fn after_record(&self, recorded: &Recorded) {
         if recorded.changed {
             self.metrics.events_stored.inc();
         } else {
             self.metrics.events_unchanged.inc();
-        }
-        if let Some((user_id, event)) = &recorded.feed {
-            self.hub.publish(account_id, *user_id, event.clone());
         }
         if recorded.job.is_some() {
             self.queue.wake();
@@ -123,6 +124,7 @@ impl Backend {
         let publisher = Publisher { hub: hub.clone(), instance: instance.clone() };
         store.set_publisher(publisher.clone());
         let access = KommoAccess::new(&config, store.clone(), publisher, metrics.clone(), &instance)?;
+        let group_commit = GroupCommit::start(store.clone(), metrics.clone());
         let app = Arc::new(App {
             verifier: Verifier::new(&config.integration_secret, &config.public_base_url),
             store: store.clone(),
@@ -132,6 +134,7 @@ impl Backend {
             queue: Queue::new(store.clone()),
             access,
             caller_id: CallerIdService::new(config.caller_id_cache_ttl, config.caller_name_cache_ttl),
+            group_commit,
             shutdown,
             shutting_down: AtomicBool::new(false),
             feed_closed: Notify::new(),
@@ -231,6 +234,7 @@ impl Backend {
     /// sandbox). The account must be provisioned, and `code` must be its.
     pub async fn install_account(&self, account_id: u64, code: &str, base_url: &str) -> Result<(), InstallError> {
         self.app.access.install_at(Some(account_id), code, base_url).await?;
+        self.app.caller_id.authorized(account_id);
         self.app.queue.wake();
         Ok(())
     }

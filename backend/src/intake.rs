@@ -17,7 +17,7 @@
 
 use crate::backend::App;
 use crate::problem::{self, Problem};
-use crate::store::{now_ms, Account};
+use crate::store::{now_ms, Account, Delivery};
 use crate::sync::caller_id;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
@@ -60,11 +60,11 @@ pub async fn post_event(
         // Caller ID never delays the push: a warm cache names the caller in
         // the first feed event, else a background lookup sends a second one.
         let cached = caller_id::cached_caller(&app, account.account_id, &event);
-        let recorded = app
-            .store
-            .record_events_with_caller(&account, std::slice::from_ref(&event), &app.instance, cached.as_ref())
-            .await?;
-        app.after_record(account.account_id, &recorded);
+        let delivery = Delivery::new(&account, std::slice::from_ref(&event))
+            .ok_or_else(|| Problem::invalid("event", "no event"))?
+            .with_caller(cached);
+        let recorded = app.group_commit.record(delivery).await?;
+        app.after_record(&recorded);
         caller_id::after_record(&app, account.account_id, &recorded);
         Ok::<_, Problem>(EventAck {
             call_id: recorded.call.call.call_id.clone(),
@@ -92,23 +92,30 @@ pub async fn post_batch(
         let (account, body) = authenticate(&app, path, &headers, body, BATCH_BODY_LIMIT).await?;
         let items = parse_batch(&body)?;
         let mut answer = BatchAnswer::default();
+        let mut accepted = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             let key = item
                 .get("uuid")
                 .and_then(|u| u.as_str())
                 .filter(|u| !u.trim().is_empty())
                 .map_or_else(|| format!("calls[{index}]"), str::to_string);
-            match parse_finished(item) {
-                Ok(call) => {
-                    let recorded = app.store.record_events(&account, &call.into_events(), &app.instance).await?;
-                    app.after_record(account.account_id, &recorded);
-                    answer.success.push(key);
-                }
+            match parse_finished(item).and_then(|call| {
+                Delivery::new(&account, &call.into_events()).ok_or_else(|| "the call has no events".to_string())
+            }) {
+                Ok(delivery) => accepted.push((key, delivery)),
                 Err(reason) => {
                     app.metrics.events_rejected.inc();
                     answer.errors.entry(key).or_default().push(reason);
                 }
             }
+        }
+        let (keys, deliveries): (Vec<String>, Vec<Delivery>) = accepted.into_iter().unzip();
+        for (key, recorded) in keys.into_iter().zip(app.group_commit.record_all(deliveries).await) {
+            // A store failure refuses the whole batch (503): the PBX retries
+            // it, and the calls already stored merge as no-ops.
+            let recorded = recorded?;
+            app.after_record(&recorded);
+            answer.success.push(key);
         }
         Ok::<_, Problem>(answer)
     }
@@ -129,7 +136,7 @@ async fn authenticate(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-) -> Result<(Account, Bytes), Problem> {
+) -> Result<(Arc<Account>, Bytes), Problem> {
     let account_id = path
         .ok()
         .and_then(|Path(raw)| raw.parse::<u64>().ok())

@@ -156,7 +156,7 @@ impl KommoAccess {
         let account = account.ok_or_else(|| KommoError::ReauthorizationNeeded {
             reason: format!("account {account_id} is not provisioned"),
         })?;
-        Ok(account.kommo_base_url.unwrap_or(account.origin))
+        Ok(account.kommo_base_url.clone().unwrap_or_else(|| account.origin.clone()))
     }
 
     /// `https://{referer}` unless the configuration points every account
@@ -264,6 +264,7 @@ pub async fn get_install(
         .ok_or_else(|| Problem::invalid("referer", "the account address (e.g. acme.kommo.com) is missing"))?;
     match app.access.install(code, referer).await {
         Ok(account_id) => {
+            app.caller_id.authorized(account_id);
             app.queue.wake();
             Ok(axum::Json(serde_json::json!({"account_id": account_id, "authorized": true})))
         }
@@ -306,7 +307,7 @@ impl StoreTokens {
                 let account = self.store.account(account_id).await.map_err(store_error)?.ok_or_else(|| {
                     KommoError::ReauthorizationNeeded { reason: format!("account {account_id} is not provisioned") }
                 })?;
-                account.kommo_base_url.unwrap_or(account.origin)
+                account.kommo_base_url.clone().unwrap_or_else(|| account.origin.clone())
             }
         };
         OAuthClient::new(&base, self.app.clone(), self.client_config.clone())

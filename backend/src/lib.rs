@@ -7,7 +7,8 @@
 //! the extension map, webhook signatures) is the `callcard-calls` crate.
 //!
 //! ```text
-//!  PBX ──signed webhook──▶ intake ──▶ store (calls + feed history, one tx)
+//!  PBX ──signed webhook──▶ intake ──▶ group commit ──▶ store (calls + feed
+//!                                        │              history, one tx per batch)
 //!                                        │ commit
 //!                                        ▼
 //!                          hub (per-user channels) ◀── PostgreSQL NOTIFY
@@ -22,6 +23,8 @@
 //! - [`backend`]: [`Backend`]: start, routes, provisioning, shutdown.
 //! - [`intake`]: the PBX webhooks (single events and batches), checked in a
 //!   fixed order and acknowledged only after commit.
+//! - [`group_commit`]: the webhooks that arrive while one transaction
+//!   commits are stored together in the next.
 //! - [`store`]: SQLite or PostgreSQL through one `sqlx::Any` code path:
 //!   accounts, calls (merged order-free in a transaction), the feed history,
 //!   used token ids and tickets.
@@ -73,6 +76,7 @@
 pub mod backend;
 pub mod config;
 pub mod feed;
+pub mod group_commit;
 pub mod hub;
 pub mod intake;
 pub mod kommo_access;

@@ -47,6 +47,11 @@ pub struct Metrics {
     pub events_unchanged: Counter,
     /// PBX requests refused (signature, account, body).
     pub events_rejected: Counter,
+    /// Transactions intake's group commit committed (events stored per
+    /// commit = deliveries / commits).
+    pub intake_commits: Counter,
+    /// Deliveries those transactions stored.
+    pub intake_deliveries: Counter,
     /// Feed events sent over WebSockets.
     pub pushed_websocket: Counter,
     /// Feed events answered to polls.
@@ -91,6 +96,18 @@ impl Metrics {
                 ("{result=\"unchanged\"}", self.events_unchanged.get().to_string()),
                 ("{result=\"rejected\"}", self.events_rejected.get().to_string()),
             ],
+        );
+        family(
+            "callcard_intake_commits_total",
+            "counter",
+            "Transactions intake committed (group commit: many webhooks per transaction).",
+            &[("", self.intake_commits.get().to_string())],
+        );
+        family(
+            "callcard_intake_deliveries_total",
+            "counter",
+            "Webhook deliveries stored by those transactions.",
+            &[("", self.intake_deliveries.get().to_string())],
         );
         family(
             "callcard_feed_events_pushed_total",

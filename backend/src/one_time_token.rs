@@ -52,7 +52,7 @@ fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 /// A verified caller: the account (as stored) and the Kommo user.
 #[derive(Clone, Debug)]
 pub struct Verified {
-    pub account: Account,
+    pub account: std::sync::Arc<Account>,
     pub user_id: u64,
 }
 

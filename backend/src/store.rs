@@ -33,7 +33,7 @@ pub mod jobs;
 pub mod tokens;
 
 pub use accounts::Account;
-pub use calls::{Recorded, StoredCall, SyncState};
+pub use calls::{Delivery, Recorded, StoredCall, SyncState};
 pub use crm::CrmChange;
 
 use crate::hub::Publisher;
@@ -82,6 +82,8 @@ pub struct Store {
     /// Where committed feed events go on this instance (set once by the
     /// backend; a bare store only NOTIFYs).
     publisher: Arc<OnceLock<Publisher>>,
+    /// Accounts read in the last moment ([`accounts::ACCOUNT_CACHE_TTL`]).
+    accounts: Arc<accounts::AccountCache>,
 }
 
 impl Store {
@@ -113,9 +115,13 @@ impl Store {
                     if dialect == Dialect::Sqlite {
                         // WAL lets the feed read while intake writes; the busy
                         // timeout makes concurrent writers wait instead of failing.
+                        // FULL syncs the log at every commit, so an acknowledged
+                        // webhook survives a power cut, not only a crash; group
+                        // commit (`crate::group_commit`) shares that sync among
+                        // the webhooks of a batch.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
                     }
                     Ok(())
                 })
@@ -131,6 +137,7 @@ impl Store {
             history_per_user: i64::from(history_per_user),
             secrets,
             publisher: Arc::new(OnceLock::new()),
+            accounts: Arc::default(),
         };
         store.seal_plaintext_secrets().await.context("sealing plaintext webhook secrets")?;
         Ok(store)
@@ -145,6 +152,10 @@ impl Store {
     /// This instance's publisher, if the store belongs to a running backend.
     pub(crate) fn publisher(&self) -> Option<&Publisher> {
         self.publisher.get()
+    }
+
+    pub(crate) fn account_cache(&self) -> &accounts::AccountCache {
+        &self.accounts
     }
 
     pub(crate) fn secrets(&self) -> &Secrets {
@@ -190,6 +201,39 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+impl Dialect {
+    /// The `n`th (1-based) bind parameter of a statement that uses each of
+    /// its parameters once, in order. PostgreSQL needs `$n`; SQLite gets `?`,
+    /// because sqlx asks SQLite for every numbered parameter's name, which
+    /// SQLite finds by a linear scan: numbered parameters cost O(n²) in a
+    /// statement of many rows, anonymous ones nothing.
+    pub(crate) fn param(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => "?".to_string(),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// The rows of a multi-row `VALUES`: `rows` groups of `columns`
+    /// parameters, each followed by `suffix` (constant columns), e.g. for
+    /// PostgreSQL `value_rows(2, 2, ", 0")` is `($1, $2, 0), ($3, $4, 0)`.
+    pub(crate) fn value_rows(self, rows: usize, columns: usize, suffix: &str) -> String {
+        let mut sql = String::with_capacity(rows * (columns * 5 + suffix.len() + 4));
+        for row in 0..rows {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for column in 0..columns {
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&self.param(row * columns + column + 1));
+            }
+            sql.push_str(suffix);
+            sql.push(')');
+        }
+        sql
+    }
+}
+
 /// Kommo ids are u64 in Rust, BIGINT in SQL.
 pub(crate) fn sql_id(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
@@ -197,4 +241,16 @@ pub(crate) fn sql_id(id: u64) -> i64 {
 
 pub(crate) fn rust_id(id: i64) -> u64 {
     u64::try_from(id).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dialect;
+
+    #[test]
+    fn value_rows_name_every_parameter_once_in_order() {
+        assert_eq!(Dialect::Postgres.value_rows(2, 2, ", 0"), "($1, $2, 0), ($3, $4, 0)");
+        assert_eq!(Dialect::Postgres.value_rows(1, 3, ""), "($1, $2, $3)");
+        assert_eq!(Dialect::Sqlite.value_rows(2, 2, ""), "(?, ?), (?, ?)");
+    }
 }

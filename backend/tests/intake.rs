@@ -11,6 +11,7 @@ on_both_stores!(
     refused_requests_store_nothing,
     retried_and_reordered_events_make_one_call,
     concurrent_deliveries_converge,
+    a_burst_loses_nothing_and_keeps_each_feed_in_order,
     batches_answer_per_call,
     bad_input_is_a_problem_naming_the_field,
 );
@@ -179,6 +180,60 @@ async fn concurrent_deliveries_converge(db: Db) {
     assert_eq!(stored.call.answered_at, Some(t0 + 1_000));
     assert!(stored.call.recording.is_some());
     assert_eq!(stored.version as usize, changed);
+    node.stop().await;
+    db.cleanup().await;
+}
+
+/// Hundreds of webhooks at once are stored in shared transactions (group
+/// commit); none may be lost, merged away or reordered on a user's feed.
+async fn a_burst_loses_nothing_and_keeps_each_feed_in_order(db: Db) {
+    let node = Instance::start(config(&db)).await;
+    let account = Account::random();
+    account.provision(&node.backend, &[(11, "101"), (12, "102"), (13, "103")]).await;
+    let mut anna = connect(&node, &ticket(&node.base, &account, 11).await, None).await;
+    const CALLS_PER_USER: usize = 60;
+    let t0 = now_ms();
+    // Every call rings and is answered, both webhooks in flight together, so
+    // some batches hold two deliveries of one call.
+    let mut events = Vec::new();
+    for i in 0..CALLS_PER_USER {
+        for ext in ["101", "102", "103"] {
+            let id = format!("burst-{ext}-{i}");
+            events.push(event("ringing", &id, ext, t0 + i as i64));
+            events.push(event("answered", &id, ext, t0 + 500 + i as i64));
+        }
+    }
+    let acks = futures::future::join_all(events.iter().map(|e| deliver(&node.base, &account, e))).await;
+    assert_eq!(acks.len(), CALLS_PER_USER * 6);
+    assert!(acks.iter().all(|a| a["changed"] == true), "every delivery changed its call");
+
+    // Anna's feed: one event per delivery, offsets 1, 2, 3, … with no gap,
+    // each of her calls twice, ending answered.
+    let mut seen = std::collections::BTreeMap::<String, Vec<callcard_calls::CallStatus>>::new();
+    for expected in 1..=(CALLS_PER_USER * 2) as u64 {
+        match next(&mut anna, SOON).await {
+            Some(callcard_calls::feed::FeedMessage::Event(e)) => {
+                assert_eq!(e.offset, expected, "offsets arrive in order");
+                assert_eq!(e.call.user_id, Some(11));
+                seen.entry(e.call.call.call_id.clone()).or_default().push(e.call.status);
+            }
+            other => panic!("expected feed event {expected}, got {other:?}"),
+        }
+    }
+    assert_eq!(next(&mut anna, QUIET).await, None);
+    assert_eq!(seen.len(), CALLS_PER_USER);
+    assert!(seen.keys().all(|id| id.starts_with("burst-101-")));
+    for (id, statuses) in &seen {
+        assert_eq!(statuses.len(), 2, "{id}: {statuses:?}");
+        let stored = node.backend.call(account.id, id).await.unwrap().unwrap();
+        assert_eq!(stored.call.status(), callcard_calls::CallStatus::Answered, "{id}");
+        assert_eq!(stored.version, 2, "{id}: two changes");
+    }
+    for user in [12, 13] {
+        assert_eq!(node.backend.store().latest_offset(account.id, user).await.unwrap(), CALLS_PER_USER as u64 * 2);
+    }
+    let metrics = node.backend.metrics_text();
+    assert!(metrics.contains(&format!("callcard_intake_deliveries_total {}", CALLS_PER_USER * 6)), "{metrics}");
     node.stop().await;
     db.cleanup().await;
 }

@@ -7,7 +7,51 @@ use crate::secrets::{webhook_secret_context, Secrets};
 use callcard_calls::extensions::ExtensionMap;
 use callcard_calls::note::LogSettings;
 use sqlx::Row;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long this instance reuses an account it read. Every webhook needs its
+/// account (the secret to check the signature with, the extension map), and
+/// reading and unsealing it each time would cost more than storing the
+/// event. Changes made through this instance apply at once; changes made
+/// through another instance sharing the database, within this long.
+pub const ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Accounts recently read, with when they were read.
+#[derive(Default)]
+pub(crate) struct AccountCache(Mutex<HashMap<u64, (Instant, Arc<Account>)>>);
+
+impl fmt::Debug for AccountCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccountCache")
+    }
+}
+
+impl AccountCache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Instant, Arc<Account>)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, account_id: u64) -> Option<Arc<Account>> {
+        let entries = self.entries();
+        let (read_at, account) = entries.get(&account_id)?;
+        (read_at.elapsed() < ACCOUNT_CACHE_TTL).then(|| account.clone())
+    }
+
+    fn put(&self, account: Arc<Account>) {
+        let mut entries = self.entries();
+        if entries.len() > 10_000 {
+            entries.retain(|_, (read_at, _)| read_at.elapsed() < ACCOUNT_CACHE_TTL);
+        }
+        entries.insert(account.account_id, (Instant::now(), account));
+    }
+
+    fn forget(&self, account_id: u64) {
+        self.entries().remove(&account_id);
+    }
+}
 
 /// One account as the backend knows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -62,10 +106,22 @@ impl Store {
         .bind(now)
         .execute(self.pool())
         .await?;
+        self.account_cache().forget(setup.account_id);
         Ok(())
     }
 
-    pub async fn account(&self, account_id: u64) -> Result<Option<Account>, sqlx::Error> {
+    pub async fn account(&self, account_id: u64) -> Result<Option<Arc<Account>>, sqlx::Error> {
+        if let Some(account) = self.account_cache().get(account_id) {
+            return Ok(Some(account));
+        }
+        let account = self.read_account(account_id).await?.map(Arc::new);
+        if let Some(account) = &account {
+            self.account_cache().put(account.clone());
+        }
+        Ok(account)
+    }
+
+    async fn read_account(&self, account_id: u64) -> Result<Option<Account>, sqlx::Error> {
         let row =
             sqlx::query("SELECT account_id, origin, webhook_secret, extensions, log_settings, kommo_base_url FROM accounts WHERE account_id = $1")
                 .bind(sql_id(account_id))
@@ -113,6 +169,7 @@ impl Store {
             .bind(sql_id(account_id))
             .execute(self.pool())
             .await?;
+        self.account_cache().forget(account_id);
         Ok(done.rows_affected() > 0)
     }
 
@@ -152,6 +209,7 @@ impl Store {
             .bind(sql_id(account_id))
             .execute(self.pool())
             .await?;
+        self.account_cache().forget(account_id);
         Ok(done.rows_affected() > 0)
     }
 
@@ -163,6 +221,7 @@ impl Store {
             .bind(sql_id(account_id))
             .execute(self.pool())
             .await?;
+        self.account_cache().forget(account_id);
         Ok(done.rows_affected() > 0)
     }
 }

@@ -18,6 +18,7 @@ use callcard_calls::feed::{CallView, FeedEvent};
 use callcard_calls::{Call, CallEvent, CallStatus, Direction, EntityKind, EntityRef, Outcome, PhoneNumber};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use std::collections::{BTreeMap, HashMap};
 
 /// Where the call stands with the CRM (owned by the CRM-sync side).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,128 +121,252 @@ pub(crate) const COLUMNS: &str = "account_id, call_id, direction, external_numbe
     note_entity_id, note_id, note_params, log_intent_at, logged_at, has_result, result_error, version, created_at, \
     updated_at";
 
-impl Store {
-    /// Merges `events` (all of one call) into the stored call, durably.
-    ///
-    /// `instance` tags the PostgreSQL notification so the instance that
-    /// recorded the event does not deliver it twice.
-    pub async fn record_events(
-        &self,
-        account: &Account,
-        events: &[CallEvent],
-        instance: &str,
-    ) -> Result<Recorded, sqlx::Error> {
-        self.record_events_with_caller(account, events, instance, None).await
+/// One delivery of PBX events about one call: what intake hands the store.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub account_id: u64,
+    /// The delivered events folded into one call (the fold is order-free).
+    pub call: Call,
+    /// The user the call's extension maps to now, if any.
+    pub mapped_user: Option<u64>,
+    /// A caller-ID answer intake already had (from its cache): a call
+    /// created by this delivery starts with it, so its very first feed event
+    /// names the caller.
+    pub caller: Option<CallerId>,
+}
+
+impl Delivery {
+    /// The events of one call as one delivery; `None` when there are none.
+    pub fn new(account: &Account, events: &[CallEvent]) -> Option<Self> {
+        let (first, rest) = events.split_first()?;
+        let mut call = Call::from_event(first);
+        for e in rest {
+            call.apply(e);
+        }
+        let mapped_user = account.extensions.user_for(&call.extension);
+        Some(Self { account_id: account.account_id, call, mapped_user, caller: None })
     }
 
-    /// [`record_events`](Self::record_events), and a call created now starts
-    /// with `caller` (a caller-ID answer intake already has in its cache), so
-    /// its very first feed event names the caller.
-    pub async fn record_events_with_caller(
+    /// Starts a call created by this delivery with `caller` (only a final
+    /// answer, known or unknown, is worth storing).
+    pub fn with_caller(mut self, caller: Option<CallerId>) -> Self {
+        self.caller = caller.filter(|c| matches!(c, CallerId::Known { .. } | CallerId::Unknown));
+        self
+    }
+
+    fn key(&self) -> (u64, &str) {
+        (self.account_id, self.call.call_id.as_str())
+    }
+}
+
+/// A call as one [`Store::record`] transaction sees it.
+struct Locked {
+    stored: StoredCall,
+    /// Changed by some delivery of this transaction.
+    changed: bool,
+}
+
+impl Store {
+    /// Merges one delivery into its stored call, durably; see [`record`](Self::record).
+    pub async fn record_one(&self, delivery: Delivery) -> Result<Recorded, sqlx::Error> {
+        let mut recorded = self.record(std::slice::from_ref(&delivery)).await?;
+        recorded.pop().ok_or_else(|| sqlx::Error::Protocol("record answered nothing".into()))
+    }
+
+    /// Merges every delivery into its stored call in **one** transaction and
+    /// answers one [`Recorded`] per delivery, in order: group commit, so the
+    /// cost of a commit (and on PostgreSQL of each round trip) is shared by
+    /// all the webhooks that arrived while the previous one was in flight.
+    ///
+    /// Deliveries are applied one after another, exactly as separate
+    /// transactions would have applied them: each changed delivery bumps the
+    /// call's version, appends its own feed event (so a widget sees ringing
+    /// and then answered even when both arrive in one batch) and enqueues its
+    /// own CRM job; a retried delivery answers `changed: false`. The calls'
+    /// rows are locked in (account, call id) order, which every batch uses,
+    /// so concurrent batches on PostgreSQL cannot deadlock each other.
+    ///
+    /// Committed feed events go to this instance's publisher in offset order
+    /// (with PostgreSQL the other instances are NOTIFYed at commit).
+    pub async fn record(&self, deliveries: &[Delivery]) -> Result<Vec<Recorded>, sqlx::Error> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.pool().acquire().await?;
+        self.record_on(&mut conn, deliveries).await
+    }
+
+    /// [`record`](Self::record) on a connection the caller holds (intake's
+    /// writer keeps one while it is busy: SQLite's page cache is per
+    /// connection, and a connection that did not write last starts cold).
+    pub async fn record_on(
         &self,
-        account: &Account,
-        events: &[CallEvent],
-        instance: &str,
-        caller: Option<&CallerId>,
-    ) -> Result<Recorded, sqlx::Error> {
-        let Some((first, rest)) = events.split_first() else {
-            return Err(sqlx::Error::Protocol("record_events needs at least one event".into()));
-        };
-        let mut incoming = Call::from_event(first);
-        for e in rest {
-            incoming.apply(e);
+        conn: &mut AnyConnection,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<Recorded>, sqlx::Error> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
         }
-        let mapped_user = account.extensions.user_for(&incoming.extension);
         let now = now_ms();
-        let account_id = sql_id(account.account_id);
+        let mut tx = sqlx::Connection::begin(conn).await?;
+        let mut calls = self.lock_calls(&mut tx, deliveries, now).await?;
 
-        let mut tx = self.pool().begin().await?;
-        // Insert the call as these events describe it, or, if it exists, take
-        // its row lock with a no-op update (PostgreSQL), so a concurrent
-        // delivery of the same call waits for this transaction and then merges
-        // on top of it. Writing first also takes SQLite's write lock at once,
-        // avoiding a read-then-upgrade deadlock between two writers.
-        let row = sqlx::query(&format!(
-            "INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
-                                sync_state, version, created_at, updated_at, caller)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $9)
-             ON CONFLICT (account_id, call_id) DO UPDATE SET version = calls.version
-             RETURNING {COLUMNS}"
-        ))
-        .bind(account_id)
-        .bind(incoming.call_id.clone())
-        .bind(incoming.direction.as_str())
-        .bind(incoming.external_number.as_str().to_string())
-        .bind(incoming.extension.clone())
-        .bind(mapped_user.map(sql_id))
-        .bind(status_str(incoming.status()))
-        .bind(now)
-        .bind(match caller {
-            Some(c @ (CallerId::Known { .. } | CallerId::Unknown)) => {
-                Some(serde_json::to_string(c).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+        // Apply the deliveries in arrival order, in memory.
+        let mut recorded = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let locked = calls
+                .get_mut(&(delivery.account_id, delivery.call.call_id.clone()))
+                .ok_or_else(|| sqlx::Error::Protocol("a delivered call was not locked".into()))?;
+            let stored = &mut locked.stored;
+            let is_new = stored.version == 0;
+            let (ending_before, recording_before) = (stored.call.ending.clone(), stored.call.recording.clone());
+            let merged = stored.call.merge(&delivery.call);
+            // A call that rang an extension mapped only later gets its user now.
+            let gained_user = stored.kommo_user_id.is_none() && delivery.mapped_user.is_some();
+            if gained_user {
+                stored.kommo_user_id = delivery.mapped_user;
             }
-            _ => None,
-        })
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut stored = row_to_call(&row)?;
-        let is_new = stored.version == 0;
-        let (ending_before, recording_before) = (stored.call.ending.clone(), stored.call.recording.clone());
-        let merged = stored.call.merge(&incoming);
-        // A call that rang an extension mapped only later gets its user now.
-        let gained_user = stored.kommo_user_id.is_none() && mapped_user.is_some();
-        if gained_user {
-            stored.kommo_user_id = mapped_user;
-        }
-        let changed = is_new || merged || gained_user;
-        if !changed {
-            tx.commit().await?;
-            return Ok(Recorded { call: stored, changed: false, feed: None, job: None });
-        }
-
-        let call = &stored.call;
-        let ending = call.ending.as_ref();
-        let recording = call.recording.as_ref();
-        sqlx::query(
-            "UPDATE calls SET kommo_user_id = $1, status = $2, started_at = $3, ringing_at = $4, answered_at = $5,
-                              ended_at = $6, duration = $7, outcome = $8, recording_url = $9, recording_at = $10,
-                              version = version + 1, updated_at = $11
-             WHERE account_id = $12 AND call_id = $13",
-        )
-        .bind(stored.kommo_user_id.map(sql_id))
-        .bind(status_str(call.status()))
-        .bind(call.started_at())
-        .bind(call.ringing_at)
-        .bind(call.answered_at)
-        .bind(ending.map(|e| e.at))
-        .bind(ending.map(|e| i64::from(e.duration)))
-        .bind(ending.map(|e| e.outcome.as_str()))
-        .bind(recording.map(|r| r.url.clone()))
-        .bind(recording.map(|r| r.at))
-        .bind(now)
-        .bind(account_id)
-        .bind(call.call_id.clone())
-        .execute(&mut *tx)
-        .await?;
-        stored.version += 1;
-        stored.updated_at = now;
-
-        let feed = self.announce_in_tx(&mut tx, &stored, instance, now).await?;
-        // The CRM sync's work commits with the event that calls for it, so no
-        // ended call is ever left unlogged (`crate::queue`).
-        let call_id = stored.call.call_id.clone();
-        let job = match (&ending_before, &stored.call.ending) {
-            (None, Some(_)) => Some(Job::LogCall { call_id }),
-            (Some(before), Some(after)) if before != after || recording_before != stored.call.recording => {
-                Some(Job::UpdateCallLog { call_id })
+            if !(is_new || merged || gained_user) {
+                recorded.push(Recorded { call: stored.clone(), changed: false, feed: None, job: None });
+                continue;
             }
-            _ => None,
-        };
-        if let Some(job) = &job {
-            self.enqueue_in_tx(&mut tx, account.account_id, job, now).await?;
+            stored.version += 1;
+            stored.updated_at = now;
+            locked.changed = true;
+            // The CRM sync's work commits with the event that calls for it,
+            // so no ended call is ever left unlogged (`crate::queue`).
+            let call_id = stored.call.call_id.clone();
+            let job = match (&ending_before, &stored.call.ending) {
+                (None, Some(_)) => Some(Job::LogCall { call_id }),
+                (Some(before), Some(after)) if before != after || recording_before != stored.call.recording => {
+                    Some(Job::UpdateCallLog { call_id })
+                }
+                _ => None,
+            };
+            recorded.push(Recorded { call: stored.clone(), changed: true, feed: None, job });
         }
+
+        let changed: Vec<&StoredCall> = calls.values().filter(|l| l.changed).map(|l| &l.stored).collect();
+        self.write_calls(&mut tx, &changed).await?;
+        let announced: Vec<&StoredCall> = recorded.iter().filter(|r| r.changed).map(|r| &r.call).collect();
+        let instance = self.publisher().map_or("", |p| p.instance()).to_string();
+        let mut events = self.announce_all_in_tx(&mut tx, &announced, &instance, now).await?.into_iter();
+        for r in recorded.iter_mut().filter(|r| r.changed) {
+            r.feed = events.next().flatten();
+        }
+        let jobs: Vec<(u64, &Job)> =
+            recorded.iter().filter_map(|r| r.job.as_ref().map(|j| (r.call.account_id, j))).collect();
+        self.enqueue_all_in_tx(&mut tx, &jobs, now).await?;
         tx.commit().await?;
-        Ok(Recorded { call: stored, changed: true, feed, job })
+        if let Some(publisher) = self.publisher() {
+            for (account_id, (user_id, event)) in
+                recorded.iter().filter_map(|r| Some((r.call.account_id, r.feed.as_ref()?)))
+            {
+                publisher.publish(account_id, *user_id, event.clone());
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// Inserts the calls these deliveries describe, or, where they exist,
+    /// takes their row locks with a no-op update (PostgreSQL), so a
+    /// concurrent delivery of the same call waits for this transaction and
+    /// then merges on top of it; answers every call as stored (version 0:
+    /// created now). Writing first also takes SQLite's write lock at once,
+    /// avoiding a read-then-upgrade deadlock between two writers.
+    async fn lock_calls(
+        &self,
+        conn: &mut AnyConnection,
+        deliveries: &[Delivery],
+        now: i64,
+    ) -> Result<HashMap<(u64, String), Locked>, sqlx::Error> {
+        // The first delivery of each call, in lock order.
+        let mut firsts: BTreeMap<(u64, &str), &Delivery> = BTreeMap::new();
+        for delivery in deliveries {
+            firsts.entry(delivery.key()).or_insert(delivery);
+        }
+        let sql = format!(
+            "INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
+                                caller, created_at, updated_at, sync_state, version)
+             VALUES {}
+             ON CONFLICT (account_id, call_id) DO UPDATE SET version = calls.version
+             RETURNING {COLUMNS}",
+            self.dialect().value_rows(firsts.len(), 10, ", 'pending', 0")
+        );
+        let mut query = sqlx::query(&sql);
+        for delivery in firsts.values() {
+            let call = &delivery.call;
+            let caller = match &delivery.caller {
+                Some(c) => Some(serde_json::to_string(c).map_err(|e| sqlx::Error::Encode(Box::new(e)))?),
+                None => None,
+            };
+            query = query
+                .bind(sql_id(delivery.account_id))
+                .bind(call.call_id.clone())
+                .bind(call.direction.as_str())
+                .bind(call.external_number.as_str().to_string())
+                .bind(call.extension.clone())
+                .bind(delivery.mapped_user.map(sql_id))
+                .bind(status_str(call.status()))
+                .bind(caller)
+                .bind(now)
+                .bind(now);
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        rows.iter()
+            .map(|row| {
+                let stored = row_to_call(row)?;
+                Ok(((stored.account_id, stored.call.call_id.clone()), Locked { stored, changed: false }))
+            })
+            .collect()
+    }
+
+    /// Writes the PBX side of these (locked) calls as they now are.
+    async fn write_calls(&self, conn: &mut AnyConnection, calls: &[&StoredCall]) -> Result<(), sqlx::Error> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        // An upsert of rows known to exist (and locked): one statement for
+        // any number of calls, in SQL both dialects accept.
+        let sql = format!(
+            "INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
+                                started_at, ringing_at, answered_at, ended_at, duration, outcome, recording_url,
+                                recording_at, version, updated_at, created_at)
+             VALUES {}
+             ON CONFLICT (account_id, call_id) DO UPDATE SET
+                kommo_user_id = excluded.kommo_user_id, status = excluded.status, started_at = excluded.started_at,
+                ringing_at = excluded.ringing_at, answered_at = excluded.answered_at, ended_at = excluded.ended_at,
+                duration = excluded.duration, outcome = excluded.outcome, recording_url = excluded.recording_url,
+                recording_at = excluded.recording_at, version = excluded.version, updated_at = excluded.updated_at",
+            self.dialect().value_rows(calls.len(), 18, "")
+        );
+        let mut query = sqlx::query(&sql);
+        for stored in calls {
+            let call = &stored.call;
+            let ending = call.ending.as_ref();
+            let recording = call.recording.as_ref();
+            query = query
+                .bind(sql_id(stored.account_id))
+                .bind(call.call_id.clone())
+                .bind(call.direction.as_str())
+                .bind(call.external_number.as_str().to_string())
+                .bind(call.extension.clone())
+                .bind(stored.kommo_user_id.map(sql_id))
+                .bind(status_str(call.status()))
+                .bind(call.started_at())
+                .bind(call.ringing_at)
+                .bind(call.answered_at)
+                .bind(ending.map(|e| e.at))
+                .bind(ending.map(|e| i64::from(e.duration)))
+                .bind(ending.map(|e| e.outcome.as_str()))
+                .bind(recording.map(|r| r.url.clone()))
+                .bind(recording.map(|r| r.at))
+                .bind(stored.version)
+                .bind(stored.updated_at)
+                .bind(stored.created_at);
+        }
+        query.execute(&mut *conn).await?;
+        Ok(())
     }
 
     /// Appends a feed event with the call as it now is for the call's user
@@ -255,15 +380,40 @@ impl Store {
         instance: &str,
         now: i64,
     ) -> Result<Option<(u64, FeedEvent)>, sqlx::Error> {
-        let Some(user_id) = stored.kommo_user_id else { return Ok(None) };
-        let event = self.append_feed_event(&mut *conn, stored.account_id, user_id, stored.view(), now).await?;
-        if self.dialect() == Dialect::Postgres {
-            // NOTIFY is transactional: other instances hear of the
-            // event only once it is committed and readable.
-            let payload = format!("{instance}:{}:{user_id}:{}", stored.account_id, event.offset);
-            sqlx::query("SELECT pg_notify($1, $2)").bind(FEED_CHANNEL).bind(payload).execute(&mut *conn).await?;
+        Ok(self.announce_all_in_tx(conn, &[stored], instance, now).await?.pop().flatten())
+    }
+
+    /// [`announce_in_tx`](Self::announce_in_tx) for many call changes at
+    /// once, in order: one answer per call (`None`: no user to tell).
+    pub(crate) async fn announce_all_in_tx(
+        &self,
+        conn: &mut AnyConnection,
+        calls: &[&StoredCall],
+        instance: &str,
+        now: i64,
+    ) -> Result<Vec<Option<(u64, FeedEvent)>>, sqlx::Error> {
+        let items: Vec<(u64, u64, CallView)> =
+            calls.iter().filter_map(|stored| Some((stored.account_id, stored.kommo_user_id?, stored.view()))).collect();
+        let mut events = self.append_feed_events(&mut *conn, items, now).await?.into_iter();
+        let answers: Vec<Option<(u64, FeedEvent)>> =
+            calls.iter().map(|stored| Some((stored.kommo_user_id?, events.next()?))).collect();
+        if self.dialect() == Dialect::Postgres && answers.iter().any(Option::is_some) {
+            // NOTIFY is transactional: other instances hear of the events
+            // only once they are committed and readable.
+            let told: Vec<(u64, u64, u64)> = calls
+                .iter()
+                .zip(&answers)
+                .filter_map(|(stored, a)| a.as_ref().map(|(user, e)| (stored.account_id, *user, e.offset)))
+                .collect();
+            let select = (0..told.len()).map(|i| format!("pg_notify($1, ${})", i + 2)).collect::<Vec<_>>();
+            let sql = format!("SELECT 1 FROM (SELECT {}) AS n", select.join(", "));
+            let mut query = sqlx::query(&sql).bind(FEED_CHANNEL);
+            for (account_id, user_id, offset) in told {
+                query = query.bind(format!("{instance}:{account_id}:{user_id}:{offset}"));
+            }
+            query.fetch_all(&mut *conn).await?;
         }
-        Ok(Some((user_id, event)))
+        Ok(answers)
     }
 
     /// The call with this PBX id in this account (the seed's

@@ -2,15 +2,17 @@
 //! reconnecting widget can resume from.
 //!
 //! Offsets are allocated with an upsert on `feed_offsets` inside the
-//! transaction that changed the call. That row stays locked until commit, so
+//! transaction that changed the call (or the calls: intake's group commit
+//! appends many users' events in one statement per table). That row stays locked until commit, so
 //! two transactions for the same user get consecutive offsets *and commit in
 //! offset order*: a reader never sees offset 7 committed while 6 is still to
 //! come. The history is trimmed to the newest `history_per_user` events on
 //! every append and by age in [`Store::prune`].
 
-use super::{sql_id, Store};
+use super::{rust_id, sql_id, Store};
 use callcard_calls::feed::{CallView, FeedEvent};
 use sqlx::{AnyConnection, Row};
+use std::collections::BTreeMap;
 
 /// The PostgreSQL channel every instance listens on for new feed events.
 pub const FEED_CHANNEL: &str = "callcard_feed";
@@ -28,46 +30,90 @@ pub struct FeedSlice {
 }
 
 impl Store {
-    /// Appends a feed event for the user inside `conn`'s transaction.
-    pub(crate) async fn append_feed_event(
+    /// Appends feed events (account, user, call) inside `conn`'s
+    /// transaction, in order; answers them with their offsets.
+    ///
+    /// Three statements for any number of events: one upsert advances every
+    /// user's offset by the number of events it gets (rows locked in
+    /// (account, user) order, the order every transaction uses), one insert
+    /// writes the events, one delete trims the users' histories.
+    pub(crate) async fn append_feed_events(
         &self,
         conn: &mut AnyConnection,
-        account_id: u64,
-        user_id: u64,
-        view: CallView,
+        items: Vec<(u64, u64, CallView)>,
         now: i64,
-    ) -> Result<FeedEvent, sqlx::Error> {
-        let offset: i64 = sqlx::query(
-            "INSERT INTO feed_offsets (account_id, user_id, last_offset) VALUES ($1, $2, 1)
-             ON CONFLICT (account_id, user_id) DO UPDATE SET last_offset = feed_offsets.last_offset + 1
-             RETURNING last_offset",
-        )
-        .bind(sql_id(account_id))
-        .bind(sql_id(user_id))
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get("last_offset")?;
-        let event = FeedEvent { offset: u64::try_from(offset).unwrap_or(0), call: view };
-        let payload = serde_json::to_string(&event.call).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sqlx::query(
-            "INSERT INTO feed_events (account_id, user_id, feed_offset, call_id, payload, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(sql_id(account_id))
-        .bind(sql_id(user_id))
-        .bind(offset)
-        .bind(event.call.call.call_id.clone())
-        .bind(payload)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("DELETE FROM feed_events WHERE account_id = $1 AND user_id = $2 AND feed_offset <= $3")
-            .bind(sql_id(account_id))
-            .bind(sql_id(user_id))
-            .bind(offset - self.history_per_user)
-            .execute(&mut *conn)
-            .await?;
-        Ok(event)
+    ) -> Result<Vec<FeedEvent>, sqlx::Error> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut counts: BTreeMap<(u64, u64), i64> = BTreeMap::new();
+        for (account_id, user_id, _) in &items {
+            *counts.entry((*account_id, *user_id)).or_default() += 1;
+        }
+        let sql = format!(
+            "INSERT INTO feed_offsets (account_id, user_id, last_offset) VALUES {}
+             ON CONFLICT (account_id, user_id) DO UPDATE SET last_offset = feed_offsets.last_offset + excluded.last_offset
+             RETURNING account_id, user_id, last_offset",
+            self.dialect().value_rows(counts.len(), 3, "")
+        );
+        let mut query = sqlx::query(&sql);
+        for (&(account_id, user_id), &count) in &counts {
+            query = query.bind(sql_id(account_id)).bind(sql_id(user_id)).bind(count);
+        }
+        // The next offset each user's events take in this transaction, and
+        // the last one.
+        let mut next: BTreeMap<(u64, u64), i64> = BTreeMap::new();
+        let mut last: BTreeMap<(u64, u64), i64> = BTreeMap::new();
+        for row in query.fetch_all(&mut *conn).await? {
+            let key = (rust_id(row.try_get("account_id")?), rust_id(row.try_get("user_id")?));
+            let offset: i64 = row.try_get("last_offset")?;
+            next.insert(key, offset - counts.get(&key).copied().unwrap_or(1) + 1);
+            last.insert(key, offset);
+        }
+
+        let mut events = Vec::with_capacity(items.len());
+        let sql = format!(
+            "INSERT INTO feed_events (account_id, user_id, feed_offset, call_id, payload, created_at) VALUES {}",
+            self.dialect().value_rows(items.len(), 6, "")
+        );
+        let mut query = sqlx::query(&sql);
+        for (account_id, user_id, call) in items {
+            let offset = next.get_mut(&(account_id, user_id)).ok_or_else(|| {
+                sqlx::Error::Protocol(format!("no feed offset came back for user {user_id} of account {account_id}"))
+            })?;
+            let event = FeedEvent { offset: u64::try_from(*offset).unwrap_or(0), call };
+            *offset += 1;
+            let payload = serde_json::to_string(&event.call).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            query = query
+                .bind(sql_id(account_id))
+                .bind(sql_id(user_id))
+                .bind(sql_id(event.offset))
+                .bind(event.call.call.call_id.clone())
+                .bind(payload)
+                .bind(now);
+            events.push(event);
+        }
+        query.execute(&mut *conn).await?;
+
+        let p = |n| self.dialect().param(n);
+        let trims = (0..last.len())
+            .map(|i| {
+                format!(
+                    "(account_id = {} AND user_id = {} AND feed_offset <= {})",
+                    p(3 * i + 1),
+                    p(3 * i + 2),
+                    p(3 * i + 3)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!("DELETE FROM feed_events WHERE {trims}");
+        let mut query = sqlx::query(&sql);
+        for (&(account_id, user_id), &offset) in &last {
+            query = query.bind(sql_id(account_id)).bind(sql_id(user_id)).bind(offset - self.history_per_user);
+        }
+        query.execute(&mut *conn).await?;
+        Ok(events)
     }
 
     /// The newest offset handed out for the user (0: none yet).

@@ -101,23 +101,49 @@ impl Store {
         job: &Job,
         run_at: i64,
     ) -> Result<bool, sqlx::Error> {
+        Ok(self.enqueue_all_in_tx(conn, &[(account_id, job)], run_at).await? == 1)
+    }
+
+    /// [`enqueue_in_tx`](Self::enqueue_in_tx) for many jobs in one statement;
+    /// answers how many were added.
+    pub(crate) async fn enqueue_all_in_tx(
+        &self,
+        conn: &mut AnyConnection,
+        jobs: &[(u64, &Job)],
+        run_at: i64,
+    ) -> Result<u64, sqlx::Error> {
+        // One pending job per (account, kind, call) is all the queue keeps;
+        // a statement must not name one twice.
+        let mut unique: Vec<(u64, &Job)> = Vec::with_capacity(jobs.len());
+        for &(account_id, job) in jobs {
+            if !unique.iter().any(|&(a, j)| a == account_id && j.kind() == job.kind() && j.call_id() == job.call_id()) {
+                unique.push((account_id, job));
+            }
+        }
+        if unique.is_empty() {
+            return Ok(0);
+        }
         let now = now_ms();
-        let payload = serde_json::to_string(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let done = sqlx::query(
-            "INSERT INTO jobs (id, account_id, kind, call_id, payload, state, attempts, run_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $7)
+        let sql = format!(
+            "INSERT INTO jobs (id, account_id, kind, call_id, payload, run_at, created_at, updated_at, state, attempts)
+             VALUES {}
              ON CONFLICT (account_id, kind, call_id) WHERE state = 'pending' DO NOTHING",
-        )
-        .bind(new_job_id())
-        .bind(sql_id(account_id))
-        .bind(job.kind())
-        .bind(job.call_id().to_string())
-        .bind(payload)
-        .bind(run_at)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        Ok(done.rows_affected() == 1)
+            self.dialect().value_rows(unique.len(), 8, ", 'pending', 0")
+        );
+        let mut query = sqlx::query(&sql);
+        for (account_id, job) in unique {
+            let payload = serde_json::to_string(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            query = query
+                .bind(new_job_id())
+                .bind(sql_id(account_id))
+                .bind(job.kind())
+                .bind(job.call_id().to_string())
+                .bind(payload)
+                .bind(run_at)
+                .bind(now)
+                .bind(now);
+        }
+        Ok(query.execute(&mut *conn).await?.rows_affected())
     }
 
     /// Enqueues a job due at `run_at` (Unix ms); see [`Store::enqueue_in_tx`].

@@ -275,12 +275,35 @@ fn main_contact(embedded: &kommo_client::Embedded) -> Option<u64> {
 pub struct CallerIdService {
     answers: CallerIdCache,
     names: NameCache,
+    /// Accounts whose Kommo cannot be asked at all (not installed, or the
+    /// authorization was revoked), until when: no number of theirs is looked
+    /// up meanwhile, so a busy PBX on such an account costs no token reads
+    /// and no log line per call.
+    unauthorized: Mutex<HashMap<u64, Instant>>,
 }
 
 impl CallerIdService {
     /// Answers live `ttl` (`Config::caller_id_cache_ttl`), names `name_ttl`.
     pub fn new(ttl: Duration, name_ttl: Duration) -> Self {
-        Self { answers: CallerIdCache::new(ttl), names: NameCache::new(name_ttl) }
+        Self { answers: CallerIdCache::new(ttl), names: NameCache::new(name_ttl), unauthorized: Mutex::default() }
+    }
+
+    /// Whether the account's Kommo refused to be asked a moment ago.
+    fn is_unauthorized(&self, account_id: u64) -> bool {
+        let unauthorized = self.unauthorized.lock().unwrap_or_else(|e| e.into_inner());
+        unauthorized.get(&account_id).is_some_and(|until| *until > Instant::now())
+    }
+
+    /// Remembers, for a few seconds, that the account's Kommo needs
+    /// (re)authorization.
+    fn mark_unauthorized(&self, account_id: u64) {
+        let mut unauthorized = self.unauthorized.lock().unwrap_or_else(|e| e.into_inner());
+        unauthorized.insert(account_id, Instant::now() + FAILURE_BACKOFF);
+    }
+
+    /// Forgets that the account needed authorization (it was just installed).
+    pub(crate) fn authorized(&self, account_id: u64) {
+        self.unauthorized.lock().unwrap_or_else(|e| e.into_inner()).remove(&account_id);
     }
 
     pub fn answers(&self) -> &CallerIdCache {
@@ -314,6 +337,9 @@ pub(crate) fn after_record(app: &Arc<App>, account_id: u64, recorded: &Recorded)
     if !recorded.changed || stored.caller != CallerId::Pending || stored.call.status() == CallStatus::Ended {
         return;
     }
+    if app.caller_id.is_unauthorized(account_id) {
+        return;
+    }
     let app = app.clone();
     let call_id = stored.call.call_id.clone();
     let number = stored.call.external_number.as_str().to_string();
@@ -323,8 +349,16 @@ pub(crate) fn after_record(app: &Arc<App>, account_id: u64, recorded: &Recorded)
             .caller_id
             .answers
             .resolve(account_id, &number, || async {
-                let kommo = app.access.kommo_client(account_id).await.map_err(|e| e.to_string())?;
-                identify(&kommo, &app.caller_id.names, &number, &[user_id]).await.map_err(|e| e.to_string())
+                let looked_up = async {
+                    let kommo = app.access.kommo_client(account_id).await?;
+                    identify(&kommo, &app.caller_id.names, &number, &[user_id]).await
+                };
+                looked_up.await.map_err(|e| {
+                    if e.needs_reauthorization() {
+                        app.caller_id.mark_unauthorized(account_id);
+                    }
+                    e.to_string()
+                })
             })
             .await;
         match answer {
