@@ -15,10 +15,13 @@
 //! If a batch fails as a whole, its deliveries are retried one by one, each
 //! in its own transaction, so one delivery's failure is only its own.
 //!
-//! SQLite gets one writer (it serialises writers anyway); PostgreSQL gets a
-//! few, so one batch's round trips overlap the next one's.
+//! SQLite gets one writer (it serialises writers anyway), which stores
+//! through [`crate::store::sqlite_writer`], a plain connection on a thread of
+//! its own; PostgreSQL gets a few writers on pool connections, so one batch's
+//! round trips overlap the next one's.
 
 use crate::metrics::Metrics;
+use crate::store::sqlite_writer::{database_file, SqliteWriter};
 use crate::store::{Delivery, Dialect, Recorded, Store};
 use sqlx::AnyConnection;
 use std::sync::Arc;
@@ -50,14 +53,24 @@ impl GroupCommit {
     /// Starts the writer tasks over `store`. They stop once every handle is
     /// dropped and the queue is empty.
     pub fn start(store: Store, metrics: Arc<Metrics>) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let sqlite = match store.dialect() {
+            Dialect::Sqlite => database_file(store.url()).and_then(|file| match SqliteWriter::open(&store, &file) {
+                Ok(writer) => Some(Arc::new(writer)),
+                Err(error) => {
+                    tracing::warn!(%error, "intake's SQLite writer did not open; intake uses the pool");
+                    None
+                }
+            }),
+            Dialect::Postgres => None,
+        };
         let writers = match store.dialect() {
             Dialect::Sqlite => 1,
             Dialect::Postgres => 4,
         };
-        let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..writers {
-            tokio::spawn(write(store.clone(), metrics.clone(), receiver.clone()));
+            tokio::spawn(write(store.clone(), metrics.clone(), receiver.clone(), sqlite.clone()));
         }
         Self { queue }
     }
@@ -82,13 +95,22 @@ impl GroupCommit {
 
 /// One writer: takes what is queued, stores it in one transaction, answers;
 /// keeps its database connection while more keeps coming.
-async fn write(store: Store, metrics: Arc<Metrics>, receiver: Arc<Mutex<mpsc::Receiver<Submission>>>) {
+async fn write(
+    store: Store,
+    metrics: Arc<Metrics>,
+    receiver: Arc<Mutex<mpsc::Receiver<Submission>>>,
+    sqlite: Option<Arc<SqliteWriter>>,
+) {
     loop {
         let batch = {
             let mut receiver = receiver.lock().await;
             let Some(first) = receiver.recv().await else { return };
             gather(first, &mut receiver)
         };
+        if let Some(writer) = &sqlite {
+            store_batch(&store, Target::Sqlite(writer), &metrics, batch).await;
+            continue;
+        }
         let mut conn = match store.pool().acquire().await {
             Ok(conn) => conn,
             Err(error) => {
@@ -99,7 +121,7 @@ async fn write(store: Store, metrics: Arc<Metrics>, receiver: Arc<Mutex<mpsc::Re
         };
         let mut batch = Some(batch);
         while let Some(current) = batch.take() {
-            if !store_batch(&store, &mut conn, &metrics, current).await {
+            if !store_batch(&store, Target::Connection(&mut conn), &metrics, current).await {
                 // The connection may be broken: let the pool check it.
                 break;
             }
@@ -108,6 +130,23 @@ async fn write(store: Store, metrics: Arc<Metrics>, receiver: Arc<Mutex<mpsc::Re
                 Ok(first) => Some(gather(first, &mut receiver)),
                 Err(_) => None,
             };
+        }
+    }
+}
+
+/// Where a writer stores batches.
+enum Target<'a> {
+    /// A pool connection it holds (PostgreSQL; SQLite without a file).
+    Connection(&'a mut AnyConnection),
+    /// SQLite's own writer thread.
+    Sqlite(&'a SqliteWriter),
+}
+
+impl Target<'_> {
+    async fn record(&mut self, store: &Store, deliveries: &[Delivery]) -> Result<Vec<Recorded>, sqlx::Error> {
+        match self {
+            Target::Connection(conn) => store.record_on(conn, deliveries).await,
+            Target::Sqlite(writer) => writer.record(deliveries.to_vec()).await,
         }
     }
 }
@@ -130,9 +169,9 @@ fn gather(first: Submission, receiver: &mut mpsc::Receiver<Submission>) -> Vec<S
 
 /// Stores a batch and answers its submitters; false if the batch failed as
 /// a whole (its deliveries were then stored one by one).
-async fn store_batch(store: &Store, conn: &mut AnyConnection, metrics: &Metrics, batch: Vec<Submission>) -> bool {
+async fn store_batch(store: &Store, mut target: Target<'_>, metrics: &Metrics, batch: Vec<Submission>) -> bool {
     let deliveries: Vec<Delivery> = batch.iter().flat_map(|s| s.deliveries.iter().cloned()).collect();
-    match store_in_chunks(store, conn, metrics, &deliveries).await {
+    match store_in_chunks(store, &mut target, metrics, &deliveries).await {
         Ok(recorded) => {
             answer(batch, recorded.into_iter().map(Ok));
             true
@@ -141,7 +180,12 @@ async fn store_batch(store: &Store, conn: &mut AnyConnection, metrics: &Metrics,
             tracing::warn!(%error, deliveries = deliveries.len(), "a group commit failed; storing one by one");
             let mut one_by_one = Vec::with_capacity(deliveries.len());
             for delivery in deliveries {
-                let recorded = store.record_one(delivery).await;
+                let recorded = match &target {
+                    Target::Sqlite(writer) => writer.record(vec![delivery]).await.and_then(|mut r| {
+                        r.pop().ok_or_else(|| sqlx::Error::Protocol("record answered nothing".into()))
+                    }),
+                    Target::Connection(_) => store.record_one(delivery).await,
+                };
                 if recorded.is_ok() {
                     metrics.intake_commits.inc();
                     metrics.intake_deliveries.inc();
@@ -167,13 +211,13 @@ fn answer(batch: Vec<Submission>, mut results: impl Iterator<Item = Result<Recor
 /// One transaction per [`MAX_DELIVERIES`] (a large PBX batch may exceed it).
 async fn store_in_chunks(
     store: &Store,
-    conn: &mut AnyConnection,
+    target: &mut Target<'_>,
     metrics: &Metrics,
     deliveries: &[Delivery],
 ) -> Result<Vec<Recorded>, sqlx::Error> {
     let mut recorded = Vec::with_capacity(deliveries.len());
     for chunk in deliveries.chunks(MAX_DELIVERIES) {
-        recorded.extend(store.record_on(conn, chunk).await?);
+        recorded.extend(target.record(store, chunk).await?);
         metrics.intake_commits.inc();
         metrics.intake_deliveries.add(chunk.len() as u64);
     }

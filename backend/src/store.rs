@@ -18,6 +18,9 @@
 //! - [`tokens`]: the accounts' Kommo OAuth tokens (sealed) and the refresh lease.
 //! - [`budget`]: the shared 7-requests-per-second schedule per account.
 //! - [`jobs`]: the durable job queue's table.
+//! - `sqlite_writer`: intake's SQLite fast path, the one exception to the
+//!   single code path (same rules, a plain SQLite connection on its own
+//!   thread; see the file).
 //!
 //! Credentials (webhook secrets, OAuth tokens) are sealed with
 //! [`crate::secrets::Secrets`] on the way in and opened on the way out; no
@@ -30,6 +33,7 @@ pub mod credentials;
 pub mod crm;
 pub mod feed_log;
 pub mod jobs;
+pub(crate) mod sqlite_writer;
 pub mod tokens;
 
 pub use accounts::Account;

@@ -88,6 +88,10 @@ pub struct HttpReport {
     pub per_second: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Events the backend stored per transaction (group commit), read from
+    /// its metrics by the driver; `feed-load` leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_commit: Option<f64>,
 }
 
 #[cfg(test)]

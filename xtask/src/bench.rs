@@ -19,24 +19,20 @@ Built by `cargo build --profile widget` (root `Cargo.toml`: `lto = true` (fat), 
 `codegen-units = 1`, `panic = \"abort\"`, `strip = true`), `wasm-bindgen --target web`, `wasm-opt -Oz --converge` \
 (binaryen from npm).
 
-Investigation (2026-11-21, commit 4c83c0b sources):
+How it got under 150 KB (2026-11-21; gzipped totals, wasm + glue + script.js):
 
-- Before: the `release` profile (thin LTO; `opt-level = \"z\"` and one codegen unit for the widget crate only): \
-  wasm 239.4 KB gzipped + glue 9.7 KB + script.js 2.3 KB = 251.5 KB.
-- The `widget` profile: wasm 223.7 KB gzipped, 235.7 KB in all (-6 %). That is what the profile can do; \
-  `wasm-opt` variants (`-Os`, `-O3`, `--gufa`, `--converge`, `--strip-producers`) move the gzipped wasm by 0.1-0.6 KB.
-- Where the bytes are (twiggy 0.8 on the wasm-bindgen output before wasm-opt, 603 KB of code and data): \
-  `core` 14 % (formatting, float printing/parsing `flt2dec` dragon/grisu and `f64::from_str` ~14 KB), `.rodata` 10 % \
-  (all six locale JSONs embedded with `include_str!` ~24 KB raw, panic locations ~9 KB of source paths, std::io \
-  error strings), `alloc` 9.5 %, serde_json 9 %, serde + serde_core 10 %, serde-wasm-bindgen 1.3 %, the widget's \
-  own code 7 %, Leptos (reactive_graph 6.7 % + tachys 5.6 %) 12 %, callcard-calls 3 %, hashbrown 2.6 %, \
-  wasm-bindgen + js-sys 4 %, futures 2 %.
-- Not reachable by configuration on this toolchain: `panic_immediate_abort` and `-Zlocation-detail=none` need a \
-  nightly `-Zbuild-std` (only stable is installed). The 150 KB target needs code changes in `widget/src` \
-  (suggested to the lead: drop `#[serde(flatten)]` from the types the widget deserializes (serde's Content \
-  buffering is among the biggest serde functions), link one JSON path instead of both serde_json and \
-  serde-wasm-bindgen, keep floats out of widget-side (de)serialization and formatting, embed only the active \
-  locale, and weigh Leptos for the two small views).";
+- 251.2 KB with serde, serde_json, serde-wasm-bindgen and gloo-net in the widget (twiggy then: serde + serde_json \
+  ~19 % of the code, float formatting and parsing ~14 KB, Leptos 12 %, the widget's own code 7 %).
+- 154.1 KB (-97 KB): the widget reads and writes JSON with its own small reader and writer (`widget/src/json.rs`, \
+  the wire types in `widget/src/wire.rs`, byte-for-byte what serde writes: unit tests compare both on every shape), \
+  JavaScript values through `JSON.parse`/`JSON.stringify`, `fetch` and `WebSocket` through web-sys directly \
+  (`widget/src/net.rs`), no floats in the task-time parsing, a `Vec` instead of a `HashMap` for translations.
+- 147.3 KB (-6.9 KB): an insertion sort for the widget's few short lists (each `slice::sort` instantiation is ~3.5 KB).
+- 144.2 KB (-3.3 KB): `Option`/`Either` views instead of `.into_any()` in the summary, search hits and recording panel.
+- Then the settings check reuses `ExtensionMap::from_entries` from `callcard-calls` instead of a copy of its rules \
+  (the figure in the table is after that).
+- Left: Leptos pulls in wasm-streams classes through server_fn (~4-8 KB with glue), not removable without patching \
+  dependencies; `panic_immediate_abort` needs a nightly toolchain.";
 
 pub fn bench(args: &[String]) -> Result<()> {
     let root = repo_root();

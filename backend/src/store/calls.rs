@@ -159,11 +159,99 @@ impl Delivery {
     }
 }
 
-/// A call as one [`Store::record`] transaction sees it.
-struct Locked {
-    stored: StoredCall,
+/// A call as one [`Store::record`] transaction sees it, locked.
+pub(crate) struct Locked {
+    pub stored: StoredCall,
     /// Changed by some delivery of this transaction.
-    changed: bool,
+    pub changed: bool,
+}
+
+impl Locked {
+    /// A call this delivery creates, as inserting it would store it
+    /// (version 0: not yet changed by any delivery).
+    pub(crate) fn created(delivery: &Delivery, now: i64) -> Self {
+        let call = &delivery.call;
+        let stored = StoredCall {
+            account_id: delivery.account_id,
+            call: Call {
+                call_id: call.call_id.clone(),
+                direction: call.direction,
+                external_number: call.external_number.clone(),
+                extension: call.extension.clone(),
+                ringing_at: None,
+                answered_at: None,
+                ending: None,
+                recording: None,
+            },
+            kommo_user_id: delivery.mapped_user,
+            entity: None,
+            unsorted_uid: None,
+            responsible_user_id: None,
+            manager_note: None,
+            manager_result: None,
+            sync_state: SyncState::Pending,
+            caller: delivery.caller.clone().unwrap_or(CallerId::Pending),
+            note_entity: None,
+            note_id: None,
+            note_params: None,
+            log_intent_at: None,
+            logged_at: None,
+            has_result: false,
+            result_error: None,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        Self { stored, changed: false }
+    }
+}
+
+/// The calls a recording transaction holds, by (account, call id).
+pub(crate) type LockedCalls = HashMap<(u64, String), Locked>;
+
+/// Applies the deliveries to their (locked) calls in arrival order, in
+/// memory, exactly as one transaction per delivery would have: answers one
+/// [`Recorded`] per delivery (its feed event still to be appended) and marks
+/// the calls that changed.
+pub(crate) fn apply_deliveries(
+    calls: &mut LockedCalls,
+    deliveries: &[Delivery],
+    now: i64,
+) -> Result<Vec<Recorded>, sqlx::Error> {
+    let mut recorded = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let locked = calls
+            .get_mut(&(delivery.account_id, delivery.call.call_id.clone()))
+            .ok_or_else(|| sqlx::Error::Protocol("a delivered call was not locked".into()))?;
+        let stored = &mut locked.stored;
+        let is_new = stored.version == 0;
+        let (ending_before, recording_before) = (stored.call.ending.clone(), stored.call.recording.clone());
+        let merged = stored.call.merge(&delivery.call);
+        // A call that rang an extension mapped only later gets its user now.
+        let gained_user = stored.kommo_user_id.is_none() && delivery.mapped_user.is_some();
+        if gained_user {
+            stored.kommo_user_id = delivery.mapped_user;
+        }
+        if !(is_new || merged || gained_user) {
+            recorded.push(Recorded { call: stored.clone(), changed: false, feed: None, job: None });
+            continue;
+        }
+        stored.version += 1;
+        stored.updated_at = now;
+        locked.changed = true;
+        // The CRM sync's work commits with the event that calls for it, so
+        // no ended call is ever left unlogged (`crate::queue`).
+        let call_id = stored.call.call_id.clone();
+        let job = match (&ending_before, &stored.call.ending) {
+            (None, Some(_)) => Some(Job::LogCall { call_id }),
+            (Some(before), Some(after)) if before != after || recording_before != stored.call.recording => {
+                Some(Job::UpdateCallLog { call_id })
+            }
+            _ => None,
+        };
+        recorded.push(Recorded { call: stored.clone(), changed: true, feed: None, job });
+    }
+    Ok(recorded)
 }
 
 impl Store {
@@ -211,41 +299,7 @@ impl Store {
         let mut tx = sqlx::Connection::begin(conn).await?;
         let mut calls = self.lock_calls(&mut tx, deliveries, now).await?;
 
-        // Apply the deliveries in arrival order, in memory.
-        let mut recorded = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            let locked = calls
-                .get_mut(&(delivery.account_id, delivery.call.call_id.clone()))
-                .ok_or_else(|| sqlx::Error::Protocol("a delivered call was not locked".into()))?;
-            let stored = &mut locked.stored;
-            let is_new = stored.version == 0;
-            let (ending_before, recording_before) = (stored.call.ending.clone(), stored.call.recording.clone());
-            let merged = stored.call.merge(&delivery.call);
-            // A call that rang an extension mapped only later gets its user now.
-            let gained_user = stored.kommo_user_id.is_none() && delivery.mapped_user.is_some();
-            if gained_user {
-                stored.kommo_user_id = delivery.mapped_user;
-            }
-            if !(is_new || merged || gained_user) {
-                recorded.push(Recorded { call: stored.clone(), changed: false, feed: None, job: None });
-                continue;
-            }
-            stored.version += 1;
-            stored.updated_at = now;
-            locked.changed = true;
-            // The CRM sync's work commits with the event that calls for it,
-            // so no ended call is ever left unlogged (`crate::queue`).
-            let call_id = stored.call.call_id.clone();
-            let job = match (&ending_before, &stored.call.ending) {
-                (None, Some(_)) => Some(Job::LogCall { call_id }),
-                (Some(before), Some(after)) if before != after || recording_before != stored.call.recording => {
-                    Some(Job::UpdateCallLog { call_id })
-                }
-                _ => None,
-            };
-            recorded.push(Recorded { call: stored.clone(), changed: true, feed: None, job });
-        }
-
+        let mut recorded = apply_deliveries(&mut calls, deliveries, now)?;
         let changed: Vec<&StoredCall> = calls.values().filter(|l| l.changed).map(|l| &l.stored).collect();
         self.write_calls(&mut tx, &changed).await?;
         let announced: Vec<&StoredCall> = recorded.iter().filter(|r| r.changed).map(|r| &r.call).collect();
@@ -258,6 +312,12 @@ impl Store {
             recorded.iter().filter_map(|r| r.job.as_ref().map(|j| (r.call.account_id, j))).collect();
         self.enqueue_all_in_tx(&mut tx, &jobs, now).await?;
         tx.commit().await?;
+        self.publish_recorded(&recorded);
+        Ok(recorded)
+    }
+
+    /// Hands committed feed events to this instance's connections, in order.
+    pub(crate) fn publish_recorded(&self, recorded: &[Recorded]) {
         if let Some(publisher) = self.publisher() {
             for (account_id, (user_id, event)) in
                 recorded.iter().filter_map(|r| Some((r.call.account_id, r.feed.as_ref()?)))
@@ -265,7 +325,6 @@ impl Store {
                 publisher.publish(account_id, *user_id, event.clone());
             }
         }
-        Ok(recorded)
     }
 
     /// Inserts the calls these deliveries describe, or, where they exist,
@@ -279,7 +338,7 @@ impl Store {
         conn: &mut AnyConnection,
         deliveries: &[Delivery],
         now: i64,
-    ) -> Result<HashMap<(u64, String), Locked>, sqlx::Error> {
+    ) -> Result<LockedCalls, sqlx::Error> {
         // The first delivery of each call, in lock order.
         let mut firsts: BTreeMap<(u64, &str), &Delivery> = BTreeMap::new();
         for delivery in deliveries {
@@ -452,7 +511,7 @@ impl Store {
     }
 }
 
-fn status_str(status: CallStatus) -> &'static str {
+pub(crate) fn status_str(status: CallStatus) -> &'static str {
     match status {
         CallStatus::Ringing => "ringing",
         CallStatus::Answered => "answered",
@@ -471,17 +530,35 @@ pub(crate) fn parse_entity_kind(column: &str, kind: &str) -> Result<EntityKind, 
         .ok_or_else(|| corrupt(column, kind))
 }
 
-pub(crate) fn row_to_call(row: &AnyRow) -> Result<StoredCall, sqlx::Error> {
-    let direction: String = row.try_get("direction")?;
+/// A row's columns by name, whichever driver read it: sqlx for every query,
+/// rusqlite for intake's SQLite writer ([`super::sqlite_writer`]).
+pub(crate) trait Columns {
+    fn int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+}
+
+impl Columns for AnyRow {
+    fn int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(column)
+    }
+
+    fn text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(column)
+    }
+}
+
+fn required<T>(value: Option<T>, column: &str) -> Result<T, sqlx::Error> {
+    value.ok_or_else(|| sqlx::Error::Decode(format!("calls.{column} is NULL").into()))
+}
+
+pub(crate) fn row_to_call(row: &impl Columns) -> Result<StoredCall, sqlx::Error> {
+    let direction = required(row.text("direction")?, "direction")?;
     let direction = match direction.as_str() {
         "inbound" => Direction::Inbound,
         "outbound" => Direction::Outbound,
         other => return Err(corrupt("direction", other)),
     };
-    let ended_at: Option<i64> = row.try_get("ended_at")?;
-    let duration: Option<i64> = row.try_get("duration")?;
-    let outcome: Option<String> = row.try_get("outcome")?;
-    let ending = match (ended_at, duration, outcome) {
+    let ending = match (row.int("ended_at")?, row.int("duration")?, row.text("outcome")?) {
         (Some(at), Some(duration), Some(outcome)) => Some(Ending {
             at,
             duration: u32::try_from(duration).map_err(|_| corrupt("duration", &duration.to_string()))?,
@@ -489,59 +566,52 @@ pub(crate) fn row_to_call(row: &AnyRow) -> Result<StoredCall, sqlx::Error> {
         }),
         _ => None,
     };
-    let recording_url: Option<String> = row.try_get("recording_url")?;
-    let recording_at: Option<i64> = row.try_get("recording_at")?;
-    let recording = match (recording_url, recording_at) {
+    let recording = match (row.text("recording_url")?, row.int("recording_at")?) {
         (Some(url), Some(at)) => Some(Recording { at, url }),
         _ => None,
     };
-    let entity_kind: Option<String> = row.try_get("entity_kind")?;
-    let entity_id: Option<i64> = row.try_get("entity_id")?;
-    let entity = match (entity_kind, entity_id) {
+    let entity = match (row.text("entity_kind")?, row.int("entity_id")?) {
         (Some(kind), Some(id)) => Some(EntityRef::new(parse_entity_kind("entity_kind", &kind)?, rust_id(id))),
         _ => None,
     };
-    let note_kind: Option<String> = row.try_get("note_entity_kind")?;
-    let note_entity_id: Option<i64> = row.try_get("note_entity_id")?;
-    let note_entity = match (note_kind, note_entity_id) {
+    let note_entity = match (row.text("note_entity_kind")?, row.int("note_entity_id")?) {
         (Some(kind), Some(id)) => Some(EntityRef::new(parse_entity_kind("note_entity_kind", &kind)?, rust_id(id))),
         _ => None,
     };
-    let caller: Option<String> = row.try_get("caller")?;
-    let caller = match caller {
+    let caller = match row.text("caller")? {
         Some(json) => serde_json::from_str(&json).map_err(|_| corrupt("caller", &json))?,
         None => CallerId::Pending,
     };
-    let sync_state: String = row.try_get("sync_state")?;
+    let sync_state = required(row.text("sync_state")?, "sync_state")?;
     Ok(StoredCall {
-        account_id: rust_id(row.try_get("account_id")?),
+        account_id: rust_id(required(row.int("account_id")?, "account_id")?),
         call: Call {
-            call_id: row.try_get("call_id")?,
+            call_id: required(row.text("call_id")?, "call_id")?,
             direction,
-            external_number: PhoneNumber::new(row.try_get::<String, _>("external_number")?),
-            extension: row.try_get("extension")?,
-            ringing_at: row.try_get("ringing_at")?,
-            answered_at: row.try_get("answered_at")?,
+            external_number: PhoneNumber::new(required(row.text("external_number")?, "external_number")?),
+            extension: required(row.text("extension")?, "extension")?,
+            ringing_at: row.int("ringing_at")?,
+            answered_at: row.int("answered_at")?,
             ending,
             recording,
         },
-        kommo_user_id: row.try_get::<Option<i64>, _>("kommo_user_id")?.map(rust_id),
+        kommo_user_id: row.int("kommo_user_id")?.map(rust_id),
         entity,
-        unsorted_uid: row.try_get("unsorted_uid")?,
-        responsible_user_id: row.try_get::<Option<i64>, _>("responsible_user_id")?.map(rust_id),
-        manager_note: row.try_get("manager_note")?,
-        manager_result: row.try_get("manager_result")?,
+        unsorted_uid: row.text("unsorted_uid")?,
+        responsible_user_id: row.int("responsible_user_id")?.map(rust_id),
+        manager_note: row.text("manager_note")?,
+        manager_result: row.text("manager_result")?,
         sync_state: SyncState::parse(&sync_state).ok_or_else(|| corrupt("sync_state", &sync_state))?,
         caller,
         note_entity,
-        note_id: row.try_get::<Option<i64>, _>("note_id")?.map(rust_id),
-        note_params: row.try_get("note_params")?,
-        log_intent_at: row.try_get("log_intent_at")?,
-        logged_at: row.try_get("logged_at")?,
-        has_result: row.try_get::<i64, _>("has_result")? != 0,
-        result_error: row.try_get("result_error")?,
-        version: row.try_get("version")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        note_id: row.int("note_id")?.map(rust_id),
+        note_params: row.text("note_params")?,
+        log_intent_at: row.int("log_intent_at")?,
+        logged_at: row.int("logged_at")?,
+        has_result: required(row.int("has_result")?, "has_result")? != 0,
+        result_error: row.text("result_error")?,
+        version: required(row.int("version")?, "version")?,
+        created_at: required(row.int("created_at")?, "created_at")?,
+        updated_at: required(row.int("updated_at")?, "updated_at")?,
     })
 }

@@ -46,10 +46,7 @@ impl Store {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let mut counts: BTreeMap<(u64, u64), i64> = BTreeMap::new();
-        for (account_id, user_id, _) in &items {
-            *counts.entry((*account_id, *user_id)).or_default() += 1;
-        }
+        let counts = feed_counts(&items);
         let sql = format!(
             "INSERT INTO feed_offsets (account_id, user_id, last_offset) VALUES {}
              ON CONFLICT (account_id, user_id) DO UPDATE SET last_offset = feed_offsets.last_offset + excluded.last_offset
@@ -60,38 +57,26 @@ impl Store {
         for (&(account_id, user_id), &count) in &counts {
             query = query.bind(sql_id(account_id)).bind(sql_id(user_id)).bind(count);
         }
-        // The next offset each user's events take in this transaction, and
-        // the last one.
-        let mut next: BTreeMap<(u64, u64), i64> = BTreeMap::new();
         let mut last: BTreeMap<(u64, u64), i64> = BTreeMap::new();
         for row in query.fetch_all(&mut *conn).await? {
             let key = (rust_id(row.try_get("account_id")?), rust_id(row.try_get("user_id")?));
-            let offset: i64 = row.try_get("last_offset")?;
-            next.insert(key, offset - counts.get(&key).copied().unwrap_or(1) + 1);
-            last.insert(key, offset);
+            last.insert(key, row.try_get("last_offset")?);
         }
+        let events = number_feed_events(items, &counts, &last)?;
 
-        let mut events = Vec::with_capacity(items.len());
         let sql = format!(
             "INSERT INTO feed_events (account_id, user_id, feed_offset, call_id, payload, created_at) VALUES {}",
-            self.dialect().value_rows(items.len(), 6, "")
+            self.dialect().value_rows(events.len(), 6, "")
         );
         let mut query = sqlx::query(&sql);
-        for (account_id, user_id, call) in items {
-            let offset = next.get_mut(&(account_id, user_id)).ok_or_else(|| {
-                sqlx::Error::Protocol(format!("no feed offset came back for user {user_id} of account {account_id}"))
-            })?;
-            let event = FeedEvent { offset: u64::try_from(*offset).unwrap_or(0), call };
-            *offset += 1;
-            let payload = serde_json::to_string(&event.call).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        for (account_id, user_id, event) in &events {
             query = query
-                .bind(sql_id(account_id))
-                .bind(sql_id(user_id))
+                .bind(sql_id(*account_id))
+                .bind(sql_id(*user_id))
                 .bind(sql_id(event.offset))
                 .bind(event.call.call.call_id.clone())
-                .bind(payload)
+                .bind(feed_payload(event)?)
                 .bind(now);
-            events.push(event);
         }
         query.execute(&mut *conn).await?;
 
@@ -113,7 +98,7 @@ impl Store {
             query = query.bind(sql_id(account_id)).bind(sql_id(user_id)).bind(offset - self.history_per_user);
         }
         query.execute(&mut *conn).await?;
-        Ok(events)
+        Ok(events.into_iter().map(|(_, _, event)| event).collect())
     }
 
     /// The newest offset handed out for the user (0: none yet).
@@ -184,6 +169,45 @@ impl Store {
         .await?;
         row.as_ref().map(row_to_event).transpose()
     }
+}
+
+/// How many events each (account, user) gets among `items`, in lock order.
+pub(crate) fn feed_counts(items: &[(u64, u64, CallView)]) -> BTreeMap<(u64, u64), i64> {
+    let mut counts = BTreeMap::new();
+    for (account_id, user_id, _) in items {
+        *counts.entry((*account_id, *user_id)).or_default() += 1;
+    }
+    counts
+}
+
+/// Numbers `items` in order, given each user's last offset once `counts`
+/// offsets were allocated to it: a user's events take the offsets right
+/// below and up to its last.
+pub(crate) fn number_feed_events(
+    items: Vec<(u64, u64, CallView)>,
+    counts: &BTreeMap<(u64, u64), i64>,
+    last: &BTreeMap<(u64, u64), i64>,
+) -> Result<Vec<(u64, u64, FeedEvent)>, sqlx::Error> {
+    let mut next: BTreeMap<(u64, u64), i64> = BTreeMap::new();
+    for (key, offset) in last {
+        next.insert(*key, offset - counts.get(key).copied().unwrap_or(1) + 1);
+    }
+    items
+        .into_iter()
+        .map(|(account_id, user_id, call)| {
+            let offset = next.get_mut(&(account_id, user_id)).ok_or_else(|| {
+                sqlx::Error::Protocol(format!("no feed offset came back for user {user_id} of account {account_id}"))
+            })?;
+            let event = FeedEvent { offset: u64::try_from(*offset).unwrap_or(0), call };
+            *offset += 1;
+            Ok((account_id, user_id, event))
+        })
+        .collect()
+}
+
+/// A feed event's stored form (the call as the widget sees it, JSON).
+pub(crate) fn feed_payload(event: &FeedEvent) -> Result<String, sqlx::Error> {
+    serde_json::to_string(&event.call).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 fn row_to_event(row: &sqlx::any::AnyRow) -> Result<FeedEvent, sqlx::Error> {

@@ -85,7 +85,24 @@ const JOB_COLUMNS: &str =
 /// The longest error text kept per job.
 const ERROR_MAX_CHARS: usize = 2000;
 
-fn new_job_id() -> i64 {
+/// One pending job per (account, kind, call) is all the queue keeps, so a
+/// statement must not name one twice: `jobs` without repeats, in order.
+pub(crate) fn unique_jobs<'a>(jobs: &[(u64, &'a Job)]) -> Vec<(u64, &'a Job)> {
+    let mut unique: Vec<(u64, &Job)> = Vec::with_capacity(jobs.len());
+    for &(account_id, job) in jobs {
+        if !unique.iter().any(|&(a, j)| a == account_id && j.kind() == job.kind() && j.call_id() == job.call_id()) {
+            unique.push((account_id, job));
+        }
+    }
+    unique
+}
+
+/// A job's stored form (JSON).
+pub(crate) fn job_payload(job: &Job) -> Result<String, sqlx::Error> {
+    serde_json::to_string(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+pub(crate) fn new_job_id() -> i64 {
     // 63 random bits: positive, unique in practice, and no shared counter.
     (rand::random::<u64>() >> 1) as i64
 }
@@ -112,14 +129,7 @@ impl Store {
         jobs: &[(u64, &Job)],
         run_at: i64,
     ) -> Result<u64, sqlx::Error> {
-        // One pending job per (account, kind, call) is all the queue keeps;
-        // a statement must not name one twice.
-        let mut unique: Vec<(u64, &Job)> = Vec::with_capacity(jobs.len());
-        for &(account_id, job) in jobs {
-            if !unique.iter().any(|&(a, j)| a == account_id && j.kind() == job.kind() && j.call_id() == job.call_id()) {
-                unique.push((account_id, job));
-            }
-        }
+        let unique = unique_jobs(jobs);
         if unique.is_empty() {
             return Ok(0);
         }
@@ -132,7 +142,7 @@ impl Store {
         );
         let mut query = sqlx::query(&sql);
         for (account_id, job) in unique {
-            let payload = serde_json::to_string(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            let payload = job_payload(job)?;
             query = query
                 .bind(new_job_id())
                 .bind(sql_id(account_id))

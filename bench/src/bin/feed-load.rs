@@ -315,6 +315,7 @@ async fn http(o: HttpOptions) -> Result<()> {
         per_second: ok as f64 / secs,
         p50_ms: percentile(&lat, 50.0).unwrap_or(0.0),
         p99_ms: percentile(&lat, 99.0).unwrap_or(0.0),
+        per_commit: None,
     });
     Ok(())
 }

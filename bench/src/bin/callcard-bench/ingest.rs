@@ -22,12 +22,28 @@ async fn backend(p: &Params, database_url: &str) -> Result<HttpReport> {
     backend_with(database_url, 8, p.ingest_concurrency, p.ingest_secs).await
 }
 
-/// The backend with `pool` database connections under `workers` concurrent webhooks.
+/// The backend with `pool` database connections under `workers` concurrent
+/// webhooks. The report's `first_error` is left alone; the events stored per
+/// commit (group commit) are appended to `batching` when known.
 async fn backend_with(database_url: &str, pool: u32, workers: usize, secs: u64) -> Result<HttpReport> {
     let backend = BackendProc::start(database_url, pool).await?;
     let client = reqwest::Client::new();
     procs::map_extensions(&client, &backend, std::iter::once((1, "101".to_string()))).await?;
-    procs::http_load(&backend.url(&format!("/pbx/{}/events", procs::ACCOUNT)), workers, secs).await
+    let mut report = procs::http_load(&backend.url(&format!("/pbx/{}/events", procs::ACCOUNT)), workers, secs).await?;
+    report.per_commit = events_per_commit(&client, &backend).await;
+    Ok(report)
+}
+
+/// Deliveries per transaction over the whole run (warm-up included), from
+/// the backend's `/metrics`.
+async fn events_per_commit(client: &reqwest::Client, backend: &BackendProc) -> Option<f64> {
+    let text = client.get(backend.url("/metrics")).send().await.ok()?.text().await.ok()?;
+    let counter = |name: &str| -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    let (deliveries, commits) =
+        (counter("callcard_intake_deliveries_total")?, counter("callcard_intake_commits_total")?);
+    (commits > 0.0).then(|| deliveries / commits)
 }
 
 /// Variations that point at where the time goes (not in the table).
@@ -78,13 +94,14 @@ fn psql(sql: &str) -> Result<()> {
 
 fn line(name: &str, r: &HttpReport) -> String {
     format!(
-        "- {name}: {:.0} acknowledged/s ({} ok, {} errors{}), latency p50 {:.2} ms, p99 {:.2} ms",
+        "- {name}: {:.0} acknowledged/s ({} ok, {} errors{}), latency p50 {:.2} ms, p99 {:.2} ms{}",
         r.per_second,
         r.ok,
         r.errors,
         r.first_error.as_ref().map(|e| format!(", first: {e}")).unwrap_or_default(),
         r.p50_ms,
-        r.p99_ms
+        r.p99_ms,
+        r.per_commit.map(|n| format!(", {n:.1} events per commit")).unwrap_or_default()
     )
 }
 
