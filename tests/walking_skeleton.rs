@@ -22,7 +22,8 @@ async fn a_ringing_webhook_pops_the_call_for_its_user_only() -> anyhow::Result<(
     // A caller nobody in the CRM knows rings Anna's extension.
     product.pbx_sends(&call_event(CallEventKind::Ringing, "skeleton-1", "+1 830 570 3077", "101")).await?;
     let popup = anna.wait_for(POPUP, 10).await?;
-    let text = popup.text().await?;
+    // innerText: WebDriver's visible text is empty while the pop-up fades in.
+    let text = popup.prop("innerText").await?.unwrap_or_default();
     assert!(text.contains("830") && text.contains("3077"), "Anna's pop-up shows the number: {text:?}");
 
     // Then one rings Bruno's. He sees his own call and never saw Anna's.

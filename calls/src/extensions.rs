@@ -59,16 +59,27 @@ impl ExtensionMap {
             serde_json::Value::Null => return Ok(Self::default()),
             _ => return Err(ExtensionMapError::NotAnObject),
         };
-        let mut by_user = BTreeMap::new();
-        let mut by_extension: BTreeMap<String, u64> = BTreeMap::new();
-        for (key, ext) in object {
-            let user_id: u64 = key.trim().parse().map_err(|_| ExtensionMapError::BadUserId(key.clone()))?;
+        Self::from_entries(object.iter().map(|(key, ext)| {
             let extension = match ext {
-                serde_json::Value::String(s) => s.trim().to_string(),
+                serde_json::Value::String(s) => s.clone(),
                 serde_json::Value::Number(n) => n.to_string(),
                 serde_json::Value::Null => String::new(),
                 other => other.to_string(),
             };
+            (key.as_str(), extension)
+        }))
+    }
+
+    /// The rules, over the setting's entries as written (user id key,
+    /// extension as text), in key order: an empty extension means none;
+    /// extensions are 1 to 16 digits and belong to one user each. The widget
+    /// checks the settings page with these same rules before Kommo saves it.
+    pub fn from_entries<'a>(entries: impl IntoIterator<Item = (&'a str, String)>) -> Result<Self, ExtensionMapError> {
+        let mut by_user = BTreeMap::new();
+        let mut by_extension: BTreeMap<String, u64> = BTreeMap::new();
+        for (key, extension) in entries {
+            let user_id: u64 = key.trim().parse().map_err(|_| ExtensionMapError::BadUserId(key.to_string()))?;
+            let extension = extension.trim().to_string();
             if extension.is_empty() {
                 continue;
             }

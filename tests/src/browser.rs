@@ -82,11 +82,13 @@ impl Browser {
             .with_context(|| format!("waiting {secs} s for `{css}`"))
     }
 
-    /// The text of every element matching `css`.
+    /// The text of every element matching `css`: its `innerText`, not
+    /// WebDriver's "visible text", which is empty while a pop-up is still
+    /// fading in (opacity 0 counts as invisible there).
     pub async fn texts(&self, css: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for e in self.client.find_all(Locator::Css(css)).await? {
-            out.push(e.text().await?);
+            out.push(e.prop("innerText").await?.unwrap_or_default());
         }
         Ok(out)
     }

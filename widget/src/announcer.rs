@@ -5,6 +5,7 @@
 //! tabs wrote before every decision and saved *before* anything is shown),
 //! composes with [`crate::notification`], and calls `APP.notifications`.
 
+use crate::json;
 use crate::kommo::{KommoWidget, Notifications};
 use crate::ledger::{Notice, NotificationLedger};
 use crate::notification::{completed_call, ringing_popup};
@@ -23,7 +24,9 @@ pub struct Announcer {
 
 /// The `localStorage` key of a user's ledger.
 pub fn storage_key(me: u64) -> String {
-    format!("callcard.notices.{me}")
+    let mut key = String::from("callcard.notices.");
+    json::write_u64(&mut key, me);
+    key
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -50,15 +53,15 @@ impl Announcer {
     fn reload(&mut self) {
         let stored = storage()
             .and_then(|s| s.get_item(&storage_key(self.me)).ok().flatten())
-            .and_then(|json| serde_json::from_str::<NotificationLedger>(&json).ok());
+            .and_then(|text| NotificationLedger::from_json(&json::parse(&text)?));
         if let Some(stored) = stored {
             self.ledger.merge(&stored);
         }
     }
 
     fn save(&self) {
-        if let (Some(s), Ok(json)) = (storage(), serde_json::to_string(&self.ledger)) {
-            let _ = s.set_item(&storage_key(self.me), &json);
+        if let Some(s) = storage() {
+            let _ = s.set_item(&storage_key(self.me), &self.ledger.to_json());
         }
     }
 

@@ -28,13 +28,14 @@ use crate::backoff::Backoff;
 use crate::cursor::{FeedCursor, PollNext};
 use crate::feed_state::FeedState;
 use crate::kommo::KommoWidget;
+use crate::net::{Frame, Socket};
+use crate::{json, wire};
 use callcard_calls::feed::{CallView, FeedMessage, Ticket};
 use futures::future::{select, Either};
-use futures::StreamExt;
-use gloo_net::websocket::{futures::WebSocket, Message, State};
 use gloo_timers::future::TimeoutFuture;
 use std::cell::RefCell;
 use std::rc::Rc;
+use wasm_bindgen::JsValue;
 
 /// No frame (the backend sends heartbeats) for this long: the socket is dead.
 pub const STALE_MS: i64 = 45_000;
@@ -311,10 +312,10 @@ impl FeedLoop {
     async fn socket_session(&mut self) -> SocketEnd {
         let since = self.cursor.since().unwrap_or(0);
         let url = self.backend.feed_socket_url(&self.ticket_str(), since);
-        let mut ws = match WebSocket::open(&url) {
-            Ok(ws) => Box::pin(ws),
+        let ws = match Socket::open(&url) {
+            Ok(ws) => ws,
             Err(e) => {
-                web_sys::console::warn_1(&format!("callcard: cannot open the feed: {e:?}").into());
+                web_sys::console::warn_2(&"callcard: cannot open the feed".into(), &e);
                 return SocketEnd::NeverOpened;
             }
         };
@@ -324,7 +325,7 @@ impl FeedLoop {
         let mut last_frame = started;
         loop {
             let step = {
-                let next = ws.next();
+                let next = std::pin::pin!(ws.next());
                 let tick = TimeoutFuture::new(1_000);
                 match select(next, tick).await {
                     Either::Left((msg, _)) => Some(msg),
@@ -332,21 +333,21 @@ impl FeedLoop {
                 }
             };
             match step {
-                Some(Some(Ok(Message::Text(text)))) => {
+                Some(Frame::Text(text)) => {
                     last_frame = now_ms();
                     if !opened {
                         opened = true;
                         opened_at = last_frame;
                         self.set_state(FeedState::Live);
                     }
-                    match serde_json::from_str::<FeedMessage>(&text) {
-                        Ok(FeedMessage::Event(event)) => {
+                    match json::parse(&text).as_ref().and_then(wire::feed_message) {
+                        Some(FeedMessage::Event(event)) => {
                             if self.cursor.accept(&event) {
                                 self.apply(&event.call);
                             }
                         }
-                        Ok(FeedMessage::Gap { .. }) => return SocketEnd::Gap,
-                        Ok(FeedMessage::Heartbeat { latest_offset }) => {
+                        Some(FeedMessage::Gap { .. }) => return SocketEnd::Gap,
+                        Some(FeedMessage::Heartbeat { latest_offset }) => {
                             if self.cursor.is_behind(latest_offset) {
                                 // Something was skipped: fetch it by polling.
                                 let _ = self.poll_once(0).await;
@@ -355,15 +356,18 @@ impl FeedLoop {
                                 }
                             }
                         }
-                        Err(e) => {
-                            web_sys::console::warn_1(&format!("callcard: unreadable feed frame: {e}").into());
+                        None => {
+                            web_sys::console::warn_2(
+                                &"callcard: unreadable feed frame".into(),
+                                &JsValue::from_str(&text),
+                            );
                         }
                     }
                 }
-                Some(Some(Ok(Message::Bytes(_)))) => {
+                Some(Frame::Binary) => {
                     last_frame = now_ms();
                 }
-                Some(Some(Err(_))) | Some(None) => {
+                Some(Frame::Closed) => {
                     return if opened {
                         SocketEnd::Dropped { lived_ms: now_ms() - opened_at }
                     } else {
@@ -372,7 +376,7 @@ impl FeedLoop {
                 }
                 None => {
                     let now = now_ms();
-                    if !opened && matches!(ws.state(), State::Open) {
+                    if !opened && ws.is_open() {
                         opened = true;
                         last_frame = now;
                         opened_at = now;

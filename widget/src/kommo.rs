@@ -10,8 +10,9 @@
 //! is an error value, never a panic. Compiles natively (for unit tests of the
 //! rest of the crate) but only works in a browser.
 
+use crate::json::{self, Json, Writer};
+use crate::notification::{CallPopup, CompletedCall};
 use crate::texts::Texts;
-use serde::Serialize;
 use std::fmt;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -31,10 +32,15 @@ pub fn call_method(obj: &JsValue, method: &str, args: &[JsValue]) -> Result<JsVa
     f.apply(obj, &array)
 }
 
-/// Converts a Rust value to a plain JS object (maps as objects, numbers as numbers).
-pub fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-    value.serialize(&serializer).unwrap_or(JsValue::NULL)
+/// A JSON text as a plain JS value (`JSON.parse`).
+pub fn to_js(json: &str) -> JsValue {
+    js_sys::JSON::parse(json).unwrap_or(JsValue::NULL)
+}
+
+/// A plain JS value (an answer, a setting) as [`Json`], by way of
+/// `JSON.stringify`: `undefined`, functions and the like become `null`.
+pub fn from_js(value: &JsValue) -> Json {
+    js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string()).and_then(|s| json::parse(&s)).unwrap_or(Json::Null)
 }
 
 /// A failed `$authorizedAjax` (or other HTTP) call.
@@ -89,13 +95,13 @@ impl fmt::Display for AjaxError {
 impl std::error::Error for AjaxError {}
 
 /// One `$authorizedAjax` request.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct AjaxRequest {
     pub url: String,
     /// `GET`, `POST`, `PUT`…; sent as both jQuery's `method` and `type`.
     pub method: &'static str,
-    /// A JSON body, sent with `contentType: application/json`.
-    pub body: Option<serde_json::Value>,
+    /// A JSON text, sent with `contentType: application/json`.
+    pub body: Option<String>,
 }
 
 /// Kommo's widget object (`self` in script.js).
@@ -136,7 +142,7 @@ impl KommoWidget {
         set("dataType", JsValue::from_str("json"));
         if let Some(body) = &request.body {
             set("contentType", JsValue::from_str("application/json"));
-            set("data", JsValue::from_str(&body.to_string()));
+            set("data", JsValue::from_str(body));
         }
         let jqxhr = call_method(&self.this, "$authorizedAjax", &[opts.into()]).map_err(|e| AjaxError::from_js(&e))?;
         let promise = js_sys::Promise::resolve(&jqxhr);
@@ -185,25 +191,32 @@ impl Notifications {
     }
 
     /// `show_notification(popup)`.
-    pub fn show_notification<T: Serialize>(&self, popup: &T) -> Result<(), JsValue> {
-        self.call("show_notification", to_js(popup))
+    pub fn show_notification(&self, popup: &CallPopup) -> Result<(), JsValue> {
+        self.call("show_notification", to_js(&popup.to_json()))
     }
 
     /// `add_call(call)`.
-    pub fn add_call<T: Serialize>(&self, call: &T) -> Result<(), JsValue> {
-        self.call("add_call", to_js(call))
+    pub fn add_call(&self, call: &CompletedCall) -> Result<(), JsValue> {
+        self.call("add_call", to_js(&call.to_json()))
     }
 
     /// `show_message({header, text})`; both are inserted as given (escape
     /// anything from outside first).
     pub fn show_message(&self, header: &str, text: &str) -> Result<(), JsValue> {
-        self.call("show_message", to_js(&serde_json::json!({"header": header, "text": text})))
+        self.call("show_message", message(header, text))
     }
 
     /// `show_message_error({header, text})`.
     pub fn show_message_error(&self, header: &str, text: &str) -> Result<(), JsValue> {
-        self.call("show_message_error", to_js(&serde_json::json!({"header": header, "text": text})))
+        self.call("show_message_error", message(header, text))
     }
+}
+
+/// `{header, text}`.
+fn message(header: &str, text: &str) -> JsValue {
+    let mut w = Writer::new();
+    w.open().key("header").str(header).key("text").str(text).close();
+    to_js(&w.finish())
 }
 
 /// `APP.constant('user').id`: the Kommo user in this page, if known.

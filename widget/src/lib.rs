@@ -17,11 +17,14 @@
 //! - [`outbox`]: unsent call results (the storage part needs a browser).
 //! - [`drafts`]: an open Call summary's fields, kept across reloads.
 //! - [`search`]: lead/customer search answers (the fetch needs a browser).
+//! - [`json`]: a small JSON reader and writer; [`wire`]: the JSON of the
+//!   shared call types (no serde in the bundle: it was its largest part).
 //!
 //! Browser parts (compile natively, run in a browser):
 //!
 //! - [`kommo`]: typed access to Kommo's `self` and `APP.notifications`.
-//! - [`api`]: the backend's routes (URLs are pure and tested).
+//! - [`api`]: the backend's routes (URLs are pure and tested); [`net`]:
+//!   `fetch` and `WebSocket`.
 //! - [`announcer`]: the ledger in `localStorage`, calling `APP.notifications`.
 //! - [`feed`]: ticket, WebSocket, polling fallback, resync.
 //! - [`leader`]: one feed per browser via Web Locks; [`tabs`]: the
@@ -39,9 +42,11 @@ pub mod drafts;
 pub mod escape;
 pub mod feed;
 pub mod feed_state;
+pub mod json;
 pub mod kommo;
 pub mod leader;
 pub mod ledger;
+pub mod net;
 pub mod notification;
 pub mod outbox;
 pub mod search;
@@ -51,6 +56,7 @@ pub mod summary;
 pub mod summary_view;
 pub mod tabs;
 pub mod texts;
+pub mod wire;
 
 use wasm_bindgen::prelude::*;
 

@@ -16,37 +16,54 @@
 
 use crate::api::encode_component;
 use crate::escape::{escape_html, safe_link};
+use crate::json::Writer;
 use crate::summary::kind_key;
 use crate::texts::Texts;
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::{Direction, EntityRef, PhoneNumber};
-use serde::Serialize;
 
 /// `{header, text}` of a pop-up.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct PopupText {
     pub header: String,
     pub text: String,
 }
 
 /// The argument of `APP.notifications.show_notification`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct CallPopup {
     pub text: PopupText,
     /// Always `"call"`.
-    #[serde(rename = "type")]
+    #[cfg_attr(test, serde(rename = "type"))]
     pub kind: &'static str,
     /// Unix seconds of the first ring, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
     pub date: Option<i64>,
 }
 
+impl CallPopup {
+    /// `{"text":{"header","text"},"type","date"?}`.
+    pub fn to_json(&self) -> String {
+        let mut w = Writer::new();
+        w.open().key("text").open().key("header").str(&self.text.header).key("text").str(&self.text.text).close();
+        w.key("type").str(self.kind);
+        if let Some(date) = self.date {
+            w.key("date").i64(date);
+        }
+        w.close();
+        w.finish()
+    }
+}
+
 /// `element` of `add_call`: the record a click opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct NotificationElement {
     pub id: u64,
     /// `contact`, `lead`, `company` or `customer`.
-    #[serde(rename = "type")]
+    #[cfg_attr(test, serde(rename = "type"))]
     pub kind: &'static str,
 }
 
@@ -57,7 +74,8 @@ impl From<EntityRef> for NotificationElement {
 }
 
 /// The argument of `APP.notifications.add_call`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct CompletedCall {
     pub text: String,
     pub header: String,
@@ -67,10 +85,27 @@ pub struct CompletedCall {
     pub to: String,
     /// Seconds talked (zero for a call nobody took).
     pub duration: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
     pub link: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
     pub element: Option<NotificationElement>,
+}
+
+impl CompletedCall {
+    /// `{"text","header","date","from","to","duration","link"?,"element"?:{"id","type"}}`.
+    pub fn to_json(&self) -> String {
+        let mut w = Writer::new();
+        w.open().key("text").str(&self.text).key("header").str(&self.header).key("date").i64(self.date);
+        w.key("from").str(&self.from).key("to").str(&self.to).key("duration").u64(self.duration.into());
+        if let Some(link) = &self.link {
+            w.key("link").str(link);
+        }
+        if let Some(e) = &self.element {
+            w.key("element").open().key("id").u64(e.id).key("type").str(e.kind).close();
+        }
+        w.close();
+        w.finish()
+    }
 }
 
 /// The caller's name (when caller ID found one) or the external number, escaped.
@@ -243,11 +278,15 @@ pub(crate) mod tests {
     #[test]
     fn popup_json_has_kommos_shape() {
         let v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
-        let json = serde_json::to_value(ringing_popup(&v, &English)).unwrap();
+        let popup = ringing_popup(&v, &English);
+        let json = serde_json::to_value(&popup).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"text": {"header": "Incoming call", "text": "+18305703077"}, "type": "call", "date": 1_763_691_600})
         );
+        assert_eq!(popup.to_json(), serde_json::to_string(&popup).unwrap());
+        let undated = CallPopup { date: None, ..popup };
+        assert_eq!(undated.to_json(), serde_json::to_string(&undated).unwrap());
     }
 
     #[test]
@@ -275,6 +314,7 @@ pub(crate) mod tests {
         assert_eq!(n.date, 1_763_691_620);
         let json = serde_json::to_value(&n).unwrap();
         assert_eq!(json["element"], serde_json::json!({"id": 5, "type": "lead"}));
+        assert_eq!(n.to_json(), serde_json::to_string(&n).unwrap());
     }
 
     #[test]
@@ -329,5 +369,6 @@ pub(crate) mod tests {
         assert_eq!(n.header, "Incoming call: &lt;script&gt;1234&lt;/script&gt;");
         assert_eq!(n.text, "callcard: Call from &quot;&gt;&lt;img onerror=x&gt;");
         assert_eq!(n.link, None);
+        assert_eq!(n.to_json(), serde_json::to_string(&n).unwrap());
     }
 }

@@ -8,26 +8,49 @@
 //! the backend refuses for good (4xx other than 401/403/408/429) is dropped
 //! so it cannot block the rest; anything transient keeps it for next time.
 
+use crate::json::{self, Json, Writer};
+use crate::wire;
 use callcard_calls::result::CallResult;
-use serde::{Deserialize, Serialize};
 
 /// The `localStorage` key.
 pub const STORAGE_KEY: &str = "callcard.outbox";
 
 /// One unsent result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub struct Pending {
     pub call_id: String,
     pub result: CallResult,
 }
 
-/// The queue, oldest first.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The queue, oldest first; stored as
+/// `{"pending":[{"call_id","result":CallResult},…]}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub struct Outbox {
     pending: Vec<Pending>,
 }
 
 impl Outbox {
+    pub fn to_json(&self) -> String {
+        let mut w = Writer::new();
+        w.open().key("pending").open_array();
+        for p in &self.pending {
+            w.item().open().key("call_id").str(&p.call_id).key("result");
+            wire::write_call_result(&mut w, &p.result);
+            w.close();
+        }
+        w.close_array().close();
+        w.finish()
+    }
+
+    pub fn from_json(j: &Json) -> Option<Self> {
+        let pending = wire::list(j.get("pending")?, |p| {
+            Some(Pending { call_id: wire::string(p, "call_id")?, result: wire::call_result(p.get("result")?)? })
+        })?;
+        Some(Self { pending })
+    }
+
     /// Queues a result, replacing an older one for the same call.
     pub fn push(&mut self, call_id: &str, result: CallResult) {
         self.pending.retain(|p| p.call_id != call_id);
@@ -59,7 +82,7 @@ fn storage() -> Option<web_sys::Storage> {
 pub fn load() -> Outbox {
     storage()
         .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
-        .and_then(|json| serde_json::from_str(&json).ok())
+        .and_then(|text| Outbox::from_json(&json::parse(&text)?))
         .unwrap_or_default()
 }
 
@@ -68,8 +91,8 @@ pub fn store(outbox: &Outbox) {
     let Some(s) = storage() else { return };
     if outbox.is_empty() {
         let _ = s.remove_item(STORAGE_KEY);
-    } else if let Ok(json) = serde_json::to_string(outbox) {
-        let _ = s.set_item(STORAGE_KEY, &json);
+    } else {
+        let _ = s.set_item(STORAGE_KEY, &outbox.to_json());
     }
 }
 
@@ -139,5 +162,16 @@ mod tests {
         assert!(!o.contains("b") && o.contains("a"));
         let back: Outbox = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
         assert_eq!(back, o);
+        o.push(
+            "c",
+            CallResult {
+                task: Some(callcard_calls::result::TaskDraft { complete_till: 1, text: "t".into() }),
+                ..result("4")
+            },
+        );
+        assert_eq!(o.to_json(), serde_json::to_string(&o).unwrap());
+        assert_eq!(Outbox::from_json(&json::parse(&o.to_json()).unwrap()), Some(o));
+        let old = r#"{"pending":[{"call_id":"c-queued","result":{"entity":{"kind":"lead","id":5},"note":"From before","task":null}}]}"#;
+        assert_eq!(Outbox::from_json(&json::parse(old).unwrap()), serde_json::from_str(old).ok());
     }
 }

@@ -5,6 +5,7 @@
 //! matches). The Call summary debounces typing by [`DEBOUNCE_MS`] and ignores
 //! answers to queries that are no longer current.
 
+use crate::json::{self, Json};
 use callcard_calls::{EntityKind, EntityRef};
 
 /// Typing pause before a search is sent.
@@ -31,11 +32,17 @@ pub fn is_searchable(query: &str) -> bool {
 
 /// `/api/v4/{leads|customers}?query=…&limit=N`.
 pub fn search_url(kind: EntityKind, query: &str) -> String {
-    format!("/api/v4/{}?query={}&limit={LIMIT}", kind.api_path(), crate::api::encode_component(query.trim()))
+    let mut url = String::from("/api/v4/");
+    url.push_str(kind.api_path());
+    url.push_str("?query=");
+    url.push_str(&crate::api::encode_component(query.trim()));
+    url.push_str("&limit=");
+    url.push_str(&json::u64_string(LIMIT.into()));
+    url
 }
 
 /// Reads Kommo's HAL answer (`_embedded.<kind>[{id, name}]`).
-pub fn parse_hits(kind: EntityKind, answer: &serde_json::Value) -> Vec<SearchHit> {
+pub fn parse_hits(kind: EntityKind, answer: &Json) -> Vec<SearchHit> {
     answer
         .get("_embedded")
         .and_then(|e| e.get(kind.api_path()))
@@ -45,7 +52,7 @@ pub fn parse_hits(kind: EntityKind, answer: &serde_json::Value) -> Vec<SearchHit
                 .iter()
                 .filter_map(|item| {
                     let id = item.get("id")?.as_u64().filter(|&id| id > 0)?;
-                    let name = item.get("name").and_then(|n| n.as_str()).unwrap_or_default().trim();
+                    let name = item.get("name").and_then(Json::as_str).unwrap_or_default().trim();
                     let name = if name.is_empty() { format!("#{id}") } else { name.to_owned() };
                     Some(SearchHit { entity: EntityRef::new(kind, id), name })
                 })
@@ -59,13 +66,10 @@ pub async fn search(query: &str) -> Vec<SearchHit> {
     let mut hits = Vec::new();
     for kind in KINDS {
         let url = search_url(kind, query);
-        let Ok(response) = gloo_net::http::Request::get(&url).header("Accept", "application/json").send().await else {
+        let Ok((200, text)) = crate::net::get_text(&url).await else {
             continue;
         };
-        if response.status() != 200 {
-            continue;
-        }
-        if let Ok(answer) = response.json::<serde_json::Value>().await {
+        if let Some(answer) = json::parse(&text) {
             hits.extend(parse_hits(kind, &answer));
         }
     }
@@ -75,13 +79,16 @@ pub async fn search(query: &str) -> Vec<SearchHit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn hal_answers_become_hits() {
-        let answer = json!({"_embedded": {"leads": [
-            {"id": 5, "name": "Quote for ACME"}, {"id": 6, "name": ""}, {"id": 0, "name": "bad"}, {"name": "no id"}
-        ]}});
+        let answer = json::parse(
+            r#"{"_embedded": {"leads": [
+                {"id": 5, "name": "Quote for ACME"}, {"id": 6, "name": ""}, {"id": 0, "name": "bad"}, {"name": "no id"},
+                {"id": 7.5, "name": "fraction"}, {"id": -8, "name": "negative"}
+            ]}}"#,
+        )
+        .unwrap();
         assert_eq!(
             parse_hits(EntityKind::Lead, &answer),
             vec![
@@ -90,7 +97,7 @@ mod tests {
             ]
         );
         assert!(parse_hits(EntityKind::Customer, &answer).is_empty());
-        assert!(parse_hits(EntityKind::Lead, &json!(null)).is_empty());
+        assert!(parse_hits(EntityKind::Lead, &Json::Null).is_empty());
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! so with the one-time token) whether it is reachable and has this account
 //! authorized, and says so in a status line ([`ConnectionCheck`]).
 //!
-//! `onSave` must answer synchronously, so it validates the extensions with
-//! [`ExtensionMap`] (digits only, no extension twice) and refuses bad input
+//! `onSave` must answer synchronously, so it validates the extensions by the
+//! rules of `callcard_calls::extensions::ExtensionMap` ([`parse_users`]:
+//! digits only, no extension twice) and refuses bad input
 //! with an error message; good input is accepted at once and sent to the
 //! backend (`PUT /widget/settings`) in the background, with an error
 //! message if that fails.
@@ -19,7 +20,8 @@
 
 use crate::api::Backend;
 use crate::escape::escape_html;
-use crate::kommo::{call_method, prop, AjaxError, KommoWidget, Notifications};
+use crate::json::{self, Json};
+use crate::kommo::{call_method, from_js, prop, AjaxError, KommoWidget, Notifications};
 use crate::texts::{Texts, Translations};
 use callcard_calls::extensions::{ExtensionMap, ExtensionMapError};
 use leptos::prelude::*;
@@ -47,11 +49,11 @@ pub enum ConnectionCheck {
 impl ConnectionCheck {
     /// Reads `GET /widget/status`'s answer
     /// (`{"backend":"ok","authorized":bool,"needs_reauthorization":bool}`) or error.
-    pub fn from_answer(answer: Result<serde_json::Value, AjaxError>) -> Self {
+    pub fn from_answer(answer: Result<Json, AjaxError>) -> Self {
         match answer {
             Ok(v) => {
-                let authorized = v.get("authorized").and_then(|a| a.as_bool());
-                let reauthorize = v.get("needs_reauthorization").and_then(|a| a.as_bool()).unwrap_or(false);
+                let authorized = v.get("authorized").and_then(Json::as_bool);
+                let reauthorize = v.get("needs_reauthorization").and_then(Json::as_bool).unwrap_or(false);
                 match authorized {
                     Some(true) if !reauthorize => Self::Ok,
                     Some(_) => Self::NotAuthorized,
@@ -103,6 +105,43 @@ pub fn error_text(error: &ExtensionMapError, texts: &dyn Texts) -> String {
             texts.fill("errors.duplicate_extension", &[("extension", &escape_html(extension))])
         }
     }
+}
+
+/// The `users` setting, validated by `ExtensionMap::from_entries`, the
+/// rules `ExtensionMap::parse` applies on the backend (unit tests compare
+/// the two): `{"<user_id>": "<extension>"}` or a JSON string of it; empty
+/// extensions are left out. The users come back in id order. A number that
+/// is not an integer is shown in the refusal as written, where serde_json
+/// would print it again (`-0` as `-0.0`); both refuse it alike.
+///
+/// Only the reading of the JSON is the widget's own: `ExtensionMap::parse`
+/// takes a `serde_json::Value`, which would bring serde_json's parser and
+/// printer back into the bundle (measured: +20 KB gzipped).
+pub fn parse_users(value: &Json) -> Result<Vec<(u64, String)>, ExtensionMapError> {
+    let parsed;
+    let object = match value {
+        Json::Obj(o) => o,
+        Json::Str(s) if s.trim().is_empty() => return Ok(Vec::new()),
+        Json::Str(s) => {
+            parsed = json::parse(s).ok_or(ExtensionMapError::NotAnObject)?;
+            match &parsed {
+                Json::Obj(o) => o,
+                _ => return Err(ExtensionMapError::NotAnObject),
+            }
+        }
+        Json::Null => return Ok(Vec::new()),
+        _ => return Err(ExtensionMapError::NotAnObject),
+    };
+    let entries = json::map_order(object).into_iter().map(|(key, ext)| {
+        let extension = match ext {
+            Json::Str(s) => s.clone(),
+            Json::Null => String::new(),
+            other => json::to_text(other),
+        };
+        (key.as_str(), extension)
+    });
+    let map = ExtensionMap::from_entries(entries)?;
+    Ok(map.iter().map(|(user_id, extension)| (user_id, extension.to_owned())).collect())
 }
 
 /// The `users` setting out of `onSave`'s `{active, fields}` (or the bare fields).
@@ -197,8 +236,7 @@ pub fn on_save(widget: &KommoWidget, data: &JsValue) -> bool {
     if users.is_undefined() {
         return true;
     }
-    let value: serde_json::Value = serde_wasm_bindgen::from_value(users).unwrap_or(serde_json::Value::Null);
-    match ExtensionMap::parse(&value) {
+    match parse_users(&from_js(&users)) {
         Err(error) => {
             if let Some(n) = Notifications::get() {
                 let _ = n.show_message_error(&widget.text("errors.settings_header"), &error_text(&error, widget));
@@ -230,22 +268,18 @@ mod tests {
 
     #[test]
     fn the_status_answer_reads_as_a_connection_check() {
-        use serde_json::json;
-        let ok = |v| ConnectionCheck::from_answer(Ok(v));
+        let ok = |text: &str| ConnectionCheck::from_answer(Ok(json::parse(text).unwrap()));
         let err = |status| ConnectionCheck::from_answer(Err(AjaxError::new(status, "x")));
+        assert_eq!(ok(r#"{"backend": "ok", "authorized": true, "needs_reauthorization": false}"#), ConnectionCheck::Ok);
         assert_eq!(
-            ok(json!({"backend": "ok", "authorized": true, "needs_reauthorization": false})),
-            ConnectionCheck::Ok
-        );
-        assert_eq!(
-            ok(json!({"backend": "ok", "authorized": true, "needs_reauthorization": true})),
+            ok(r#"{"backend": "ok", "authorized": true, "needs_reauthorization": true}"#),
             ConnectionCheck::NotAuthorized
         );
         assert_eq!(
-            ok(json!({"backend": "ok", "authorized": false, "needs_reauthorization": false})),
+            ok(r#"{"backend": "ok", "authorized": false, "needs_reauthorization": false}"#),
             ConnectionCheck::NotAuthorized
         );
-        assert_eq!(ok(serde_json::Value::Null), ConnectionCheck::Unknown);
+        assert_eq!(ok("null"), ConnectionCheck::Unknown);
         assert_eq!(err(404), ConnectionCheck::Unknown, "a backend without /widget/status answers");
         assert_eq!(err(401), ConnectionCheck::NotAuthorized);
         assert_eq!(err(403), ConnectionCheck::NotAuthorized);
@@ -253,6 +287,44 @@ mod tests {
         assert_eq!(err(502), ConnectionCheck::Unreachable);
         assert_eq!(ConnectionCheck::Unknown.text_key(), "settings.status_unknown");
         assert_eq!(ConnectionCheck::NotAuthorized.as_str(), "not_authorized");
+    }
+
+    #[test]
+    fn users_are_validated_as_the_extension_map_validates_them() {
+        use callcard_calls::extensions::ExtensionMap;
+        let cases = [
+            r#"{"8320148": "101", "8375357": " 102 "}"#,
+            r#"{"1": "101", "2": "101"}"#,
+            r#"{"3": "7", "1": "101", "2": "101", "10": "101"}"#,
+            r#"{"1": "<b>1</b>"}"#,
+            r#"{"1": "", "2": null, "3": "  "}"#,
+            r#"{"x": "101"}"#,
+            r#"{" 5 ": "101", "+6": "102"}"#,
+            r#"{"5": "101", "05": "102", "7": "101"}"#,
+            r#"{"5": "101", "5": "102"}"#,
+            r#"{"1": 101, "3": 1.5}"#,
+            r#"{"1": 12345678901234567}"#,
+            r#"{"1": true}"#,
+            r#"{"1": [1, "2"]}"#,
+            r#"{"1": {"b": 1, "a": "x"}}"#,
+            r#"{"2": "abc", "1": "def"}"#,
+            r#"{"b": "1", "a": "2"}"#,
+            r#"{"1": "12345678901234567"}"#,
+            r#""{\"8320148\":\"101\",\"8375357\":\"102\"}""#,
+            r#""  ""#,
+            r#""[1]""#,
+            r#""{\"1\": \"5\", \"2\": \"5\"}""#,
+            r#""not json""#,
+            r#"null"#,
+            r#"[]"#,
+            r#"7"#,
+            r#"{}"#,
+        ];
+        for text in cases {
+            let theirs = ExtensionMap::parse(&serde_json::from_str(text).expect(text))
+                .map(|m| m.iter().map(|(u, e)| (u, e.to_owned())).collect::<Vec<_>>());
+            assert_eq!(parse_users(&json::parse(text).unwrap()), theirs, "{text}");
+        }
     }
 
     #[test]

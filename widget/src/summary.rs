@@ -5,22 +5,26 @@
 //! asks [`SummaryDraft::to_result`] for the result to post; a refusal names
 //! the i18n key of the message to show, and the input stays as it was.
 
+use crate::json::{Json, Writer};
+use crate::wire;
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::result::{CallResult, TaskDraft, NOTE_MAX_CHARS};
 use callcard_calls::{EntityKind, EntityRef};
-use serde::{Deserialize, Serialize};
 
 /// The record chosen for the call, with the name to show.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub struct ChosenEntity {
     pub entity: EntityRef,
     pub name: String,
 }
 
 /// Everything the manager can fill in (kept in `localStorage` while the
-/// modal is open, see [`crate::drafts`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+/// modal is open, see [`crate::drafts`]). Stored as
+/// `{"entity":{"entity":{"kind","id"},"name"}|null,"note","task","task_when","task_text"}`;
+/// any member may be missing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize), serde(default))]
 pub struct SummaryDraft {
     pub entity: Option<ChosenEntity>,
     pub note: String,
@@ -28,6 +32,40 @@ pub struct SummaryDraft {
     /// An `<input type="datetime-local">` value: `YYYY-MM-DDTHH:MM[:SS]`.
     pub task_when: String,
     pub task_text: String,
+}
+
+impl SummaryDraft {
+    pub fn write_json(&self, w: &mut Writer) {
+        w.open().key("entity");
+        match &self.entity {
+            Some(chosen) => {
+                w.open().key("entity");
+                wire::write_entity_ref(w, &chosen.entity);
+                w.key("name").str(&chosen.name).close();
+            }
+            None => {
+                w.null();
+            }
+        }
+        w.key("note").str(&self.note).key("task").bool(self.task);
+        w.key("task_when").str(&self.task_when).key("task_text").str(&self.task_text).close();
+    }
+
+    pub fn from_json(j: &Json) -> Option<Self> {
+        if !j.is_object() {
+            return None;
+        }
+        let text = |key| wire::or_default(j, key, |v: &Json| v.as_str().map(str::to_owned));
+        Some(Self {
+            entity: wire::opt(j, "entity", |v| {
+                Some(ChosenEntity { entity: wire::entity_ref(v.get("entity")?)?, name: wire::string(v, "name")? })
+            })?,
+            note: text("note")?,
+            task: wire::or_default(j, "task", Json::as_bool)?,
+            task_when: text("task_when")?,
+            task_text: text("task_text")?,
+        })
+    }
 }
 
 /// Why a draft cannot be saved: the i18n key of the message.
@@ -79,8 +117,8 @@ pub fn naive_seconds(value: &str) -> Option<i64> {
     let mut t = time.split(':');
     let h: i64 = t.next()?.parse().ok()?;
     let min: i64 = t.next()?.parse().ok()?;
-    let s: f64 = t.next().map_or(Some(0.0), |s| s.parse().ok())?;
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || s >= 60.0 {
+    let s = t.next().map_or(Some(0), whole_seconds)?;
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || s >= 60 {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm).
@@ -91,7 +129,22 @@ pub fn naive_seconds(value: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3_600 + min * 60 + s as i64)
+    Some(days * 86_400 + h * 3_600 + min * 60 + s)
+}
+
+/// `SS` or `SS.fff` (what `datetime-local` inputs give) as whole seconds.
+fn whole_seconds(s: &str) -> Option<i64> {
+    let (int, fraction) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && fraction.is_empty()) || !digits(int) || !digits(fraction) {
+        return None;
+    }
+    // At least 60 (refused) when longer than two digits.
+    let int = int.trim_start_matches('0');
+    if int.len() > 2 {
+        return Some(60);
+    }
+    Some(int.parse().unwrap_or(0))
 }
 
 /// A local date as the browser reports it (`Date.getFullYear()`,
@@ -186,6 +239,13 @@ mod tests {
         assert_eq!(naive_seconds("1970-01-01T00:00"), Some(0));
         assert_eq!(naive_seconds("2025-11-21T10:30"), Some(1_763_721_000));
         assert_eq!(naive_seconds("2024-02-29T23:59:30"), Some(1_709_251_170));
+        assert_eq!(naive_seconds("2024-02-29T23:59:30.999"), Some(1_709_251_170));
+        assert_eq!(naive_seconds("2024-02-29T23:59:.5"), Some(1_709_251_140));
+        assert_eq!(naive_seconds("2024-02-29T23:59:005"), Some(1_709_251_145));
+        assert_eq!(naive_seconds("2024-02-29T23:59:60"), None);
+        assert_eq!(naive_seconds("2024-02-29T23:59:0060"), None);
+        assert_eq!(naive_seconds("2024-02-29T23:59:x"), None);
+        assert_eq!(naive_seconds("2024-02-29T23:59:."), None);
         assert_eq!(naive_seconds(""), None);
         assert_eq!(naive_seconds("2025-13-01T00:00"), None);
         assert_eq!(naive_seconds("2025-11-21 10:30"), None);
@@ -220,6 +280,37 @@ mod tests {
         assert_eq!(r.task, Some(TaskDraft { complete_till: 1_763_721_000, text: "Send quote".into() }));
         d.note = "x".repeat(NOTE_MAX_CHARS + 1);
         assert_eq!(d.to_result(naive_seconds), Err(DraftError("summary.note_too_long")));
+    }
+
+    #[test]
+    fn drafts_are_stored_as_serde_stored_them() {
+        let lead = ChosenEntity { entity: EntityRef::new(EntityKind::Lead, 5), name: "Deal \"x\"".into() };
+        let full = SummaryDraft {
+            entity: Some(lead),
+            note: "n\n".into(),
+            task: true,
+            task_when: "2025-11-21T10:30".into(),
+            task_text: "t".into(),
+        };
+        for d in [SummaryDraft::default(), full] {
+            let mut w = Writer::new();
+            d.write_json(&mut w);
+            let text = w.finish();
+            assert_eq!(text, serde_json::to_string(&d).unwrap());
+            assert_eq!(SummaryDraft::from_json(&crate::json::parse(&text).unwrap()), Some(d));
+        }
+        for text in [
+            r#"{"note":"hi"}"#,
+            r#"{}"#,
+            r#"{"entity":null,"task":true,"other":1}"#,
+            r#"{"entity":{"entity":{"kind":"lead","id":1}}}"#,
+            r#"{"note":null}"#,
+            r#"{"task":"yes"}"#,
+            r#"null"#,
+        ] {
+            let theirs = serde_json::from_str::<SummaryDraft>(text).ok();
+            assert_eq!(SummaryDraft::from_json(&crate::json::parse(text).unwrap()), theirs, "{text}");
+        }
     }
 
     #[test]

@@ -6,21 +6,42 @@
 //! real connection.
 
 use crate::feed_state::FeedState;
-use serde::{Deserialize, Serialize};
+use crate::json::{self, Json, Writer};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
 /// The channel name.
 pub const CHANNEL: &str = "callcard";
 
-/// A message between tabs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// A message between tabs: `{"type":"hello"}` or
+/// `{"type":"state","state":"live"}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize), serde(tag = "type", rename_all = "snake_case"))]
 pub enum TabMessage {
     /// A tab started and would like the current state.
     Hello,
     /// The leader's feed state.
     State { state: FeedState },
+}
+
+impl TabMessage {
+    pub fn to_json(&self) -> String {
+        let mut w = Writer::new();
+        match self {
+            Self::Hello => w.open().key("type").str("hello"),
+            Self::State { state } => w.open().key("type").str("state").key("state").str(state.as_str()),
+        };
+        w.close();
+        w.finish()
+    }
+
+    pub fn from_json(j: &Json) -> Option<Self> {
+        match j.get("type")?.as_str()? {
+            "hello" => Some(Self::Hello),
+            "state" => Some(Self::State { state: FeedState::parse(j.get("state")?.as_str()?)? }),
+            _ => None,
+        }
+    }
 }
 
 /// An open channel; closed when dropped.
@@ -34,7 +55,7 @@ impl TabChannel {
     pub fn open(on_message: impl Fn(TabMessage) + 'static) -> Option<Self> {
         let channel = web_sys::BroadcastChannel::new(CHANNEL).ok()?;
         let handler = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-            if let Some(msg) = e.data().as_string().and_then(|s| serde_json::from_str(&s).ok()) {
+            if let Some(msg) = e.data().as_string().and_then(|s| TabMessage::from_json(&json::parse(&s)?)) {
                 on_message(msg);
             }
         });
@@ -43,9 +64,7 @@ impl TabChannel {
     }
 
     pub fn post(&self, msg: &TabMessage) {
-        if let Ok(json) = serde_json::to_string(msg) {
-            let _ = self.channel.post_message(&json.into());
-        }
+        let _ = self.channel.post_message(&msg.to_json().into());
     }
 }
 
@@ -65,5 +84,10 @@ mod tests {
         let json = serde_json::to_string(&TabMessage::State { state: FeedState::Polling }).unwrap();
         assert_eq!(json, r#"{"type":"state","state":"polling"}"#);
         assert_eq!(serde_json::from_str::<TabMessage>(r#"{"type":"hello"}"#).unwrap(), TabMessage::Hello);
+        for m in [TabMessage::Hello, TabMessage::State { state: FeedState::Live }] {
+            assert_eq!(m.to_json(), serde_json::to_string(&m).unwrap());
+            assert_eq!(TabMessage::from_json(&json::parse(&m.to_json()).unwrap()), Some(m));
+        }
+        assert_eq!(TabMessage::from_json(&json::parse(r#"{"type":"state","state":"asleep"}"#).unwrap()), None);
     }
 }

@@ -114,19 +114,20 @@ impl Texts for HashMap<String, String> {
 }
 
 /// Every key of [`ENGLISH`] resolved once through `texts`: a plain,
-/// thread-safe value the views can hold.
+/// thread-safe value the views can hold (the texts in [`ENGLISH`]'s order).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Translations(HashMap<String, String>);
+pub struct Translations(Vec<String>);
 
 impl Translations {
     pub fn resolve(texts: &dyn Texts) -> Self {
-        Self(ENGLISH.iter().map(|(k, _)| ((*k).to_owned(), texts.text(k))).collect())
+        Self(ENGLISH.iter().map(|(k, _)| texts.text(k)).collect())
     }
 }
 
 impl Texts for Translations {
     fn lookup(&self, key: &str) -> Option<String> {
-        self.0.get(key).cloned()
+        let i = ENGLISH.iter().position(|(k, _)| *k == key)?;
+        self.0.get(i).cloned()
     }
 }
 
@@ -237,6 +238,17 @@ mod tests {
             }
         }
         assert!(problems.is_empty(), "locale files out of step with ENGLISH:\n{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn translations_hold_every_key() {
+        let mut es = HashMap::new();
+        es.insert("call.incoming".to_owned(), "Llamada entrante".to_owned());
+        let t = Translations::resolve(&es);
+        assert_eq!(t.text("call.incoming"), "Llamada entrante");
+        assert_eq!(t.text("summary.title"), "Call summary");
+        assert_eq!(t.lookup("no.such"), None);
+        assert_eq!(Translations::default().text("summary.title"), "Call summary");
     }
 
     #[test]
