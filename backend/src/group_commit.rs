@@ -2,26 +2,31 @@
 //! committed are stored together in the next one.
 //!
 //! A webhook is acknowledged only once its event is durable, and a durable
-//! commit costs the same for one event as for a hundred (SQLite has one
-//! writer and syncs the log at every commit; PostgreSQL pays a round trip
-//! per statement and a WAL flush per commit). So intake does not open a
-//! transaction per webhook: it hands its [`Delivery`] to a [`GroupCommit`]
-//! and waits. A writer task takes everything queued (up to
-//! [`MAX_DELIVERIES`]), stores it with one [`Store::record`] and answers each
-//! waiting handler after that commit. Under light load a batch is a single
-//! webhook and nothing waits for company; under heavy load batches grow by
-//! themselves, up to the number of webhooks in flight.
+//! commit costs about the same for one event as for a hundred (SQLite has
+//! one writer and syncs its log; PostgreSQL pays a round trip per statement
+//! and a WAL flush per commit). So intake does not open a transaction per
+//! webhook: it hands its [`Delivery`] to a [`GroupCommit`] and waits. A
+//! writer takes everything queued (up to [`MAX_DELIVERIES`]), stores it in
+//! one transaction and answers each waiting handler once that is durable.
+//! Under light load a batch is a single webhook and nothing waits for
+//! company; under heavy load batches grow by themselves, up to the number of
+//! webhooks in flight.
 //!
 //! If a batch fails as a whole, its deliveries are retried one by one, each
 //! in its own transaction, so one delivery's failure is only its own.
 //!
-//! SQLite gets one writer (it serialises writers anyway), which stores
-//! through [`crate::store::sqlite_writer`], a plain connection on a thread of
-//! its own; PostgreSQL gets a few writers on pool connections, so one batch's
-//! round trips overlap the next one's.
+//! - **SQLite** (a database file): two threads (`sqlite` below). The writer
+//!   stores batches through [`crate::store::sqlite_writer`] (a plain
+//!   connection, statements prepared once) and commits without syncing the
+//!   log; the syncer syncs it once for every batch committed meanwhile, then
+//!   publishes and answers. One batch's sync overlaps the next batch's work.
+//! - **PostgreSQL**: four async writers, each on a pool connection it keeps
+//!   while batches keep coming, storing with [`Store::record_on`]; a commit
+//!   there is durable when it returns. Their batches lock rows in one order,
+//!   so they cannot deadlock each other.
 
 use crate::metrics::Metrics;
-use crate::store::sqlite_writer::{database_file, SqliteWriter};
+use crate::store::sqlite_writer::database_file;
 use crate::store::{Delivery, Dialect, Recorded, Store};
 use sqlx::AnyConnection;
 use std::sync::Arc;
@@ -31,8 +36,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 /// parameters stay far below both databases' limits).
 pub const MAX_DELIVERIES: usize = 256;
 
-/// How many submissions may wait for a writer before submitters wait for
-/// room (a backpressure bound, not a batch size).
+/// How many submissions may wait for an async writer before submitters
+/// wait for room (a backpressure bound, not a batch size).
 const QUEUE_DEPTH: usize = 4096;
 
 /// What one submission is answered with: one result per delivery, in order.
@@ -46,46 +51,56 @@ struct Submission {
 /// The handle intake submits deliveries through; cheap to clone.
 #[derive(Clone)]
 pub struct GroupCommit {
-    queue: mpsc::Sender<Submission>,
+    queue: Queue,
+}
+
+/// Where submissions go.
+#[derive(Clone)]
+enum Queue {
+    /// The async writers on pool connections.
+    Pool(mpsc::Sender<Submission>),
+    /// SQLite's writer thread.
+    Sqlite(std::sync::mpsc::Sender<Submission>),
 }
 
 impl GroupCommit {
-    /// Starts the writer tasks over `store`. They stop once every handle is
+    /// Starts the writers over `store`. They stop once every handle is
     /// dropped and the queue is empty.
     pub fn start(store: Store, metrics: Arc<Metrics>) -> Self {
+        if let Some(file) = database_file(store.url()).filter(|_| store.dialect() == Dialect::Sqlite) {
+            match sqlite::start(&store, &file, metrics.clone()) {
+                Ok(queue) => return Self { queue: Queue::Sqlite(queue) },
+                Err(error) => tracing::warn!(%error, "intake's SQLite writer did not start; intake uses the pool"),
+            }
+        }
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let receiver = Arc::new(Mutex::new(receiver));
-        let sqlite = match store.dialect() {
-            Dialect::Sqlite => database_file(store.url()).and_then(|file| match SqliteWriter::open(&store, &file) {
-                Ok(writer) => Some(Arc::new(writer)),
-                Err(error) => {
-                    tracing::warn!(%error, "intake's SQLite writer did not open; intake uses the pool");
-                    None
-                }
-            }),
-            Dialect::Postgres => None,
-        };
         let writers = match store.dialect() {
             Dialect::Sqlite => 1,
             Dialect::Postgres => 4,
         };
         for _ in 0..writers {
-            tokio::spawn(write(store.clone(), metrics.clone(), receiver.clone(), sqlite.clone()));
+            tokio::spawn(write(store.clone(), metrics.clone(), receiver.clone()));
         }
-        Self { queue }
+        Self { queue: Queue::Pool(queue) }
     }
 
-    /// Stores one delivery; answers once it is committed.
+    /// Stores one delivery; answers once it is durable.
     pub async fn record(&self, delivery: Delivery) -> Result<Recorded, sqlx::Error> {
         self.record_all(vec![delivery]).await.pop().unwrap_or(Err(sqlx::Error::PoolClosed))
     }
 
     /// Stores many deliveries (possibly in several transactions); answers
-    /// one result per delivery, in order, once all are committed.
+    /// one result per delivery, in order, once all are durable.
     pub async fn record_all(&self, deliveries: Vec<Delivery>) -> Answer {
         let count = deliveries.len();
         let (answer, answered) = oneshot::channel();
-        if self.queue.send(Submission { deliveries, answer }).await.is_err() {
+        let submission = Submission { deliveries, answer };
+        let sent = match &self.queue {
+            Queue::Pool(queue) => queue.send(submission).await.is_ok(),
+            Queue::Sqlite(queue) => queue.send(submission).is_ok(),
+        };
+        if !sent {
             return (0..count).map(|_| Err(sqlx::Error::PoolClosed)).collect();
         }
         // A writer that stopped (the store closed) drops the sender.
@@ -93,109 +108,20 @@ impl GroupCommit {
     }
 }
 
-/// One writer: takes what is queued, stores it in one transaction, answers;
-/// keeps its database connection while more keeps coming.
-async fn write(
-    store: Store,
-    metrics: Arc<Metrics>,
-    receiver: Arc<Mutex<mpsc::Receiver<Submission>>>,
-    sqlite: Option<Arc<SqliteWriter>>,
-) {
-    loop {
-        let batch = {
-            let mut receiver = receiver.lock().await;
-            let Some(first) = receiver.recv().await else { return };
-            gather(first, &mut receiver)
-        };
-        if let Some(writer) = &sqlite {
-            store_batch(&store, Target::Sqlite(writer), &metrics, batch).await;
-            continue;
-        }
-        let mut conn = match store.pool().acquire().await {
-            Ok(conn) => conn,
-            Err(error) => {
-                tracing::warn!(%error, "intake could not get a database connection");
-                answer(batch, std::iter::repeat_with(|| Err(sqlx::Error::PoolTimedOut)));
-                continue;
-            }
-        };
-        let mut batch = Some(batch);
-        while let Some(current) = batch.take() {
-            if !store_batch(&store, Target::Connection(&mut conn), &metrics, current).await {
-                // The connection may be broken: let the pool check it.
-                break;
-            }
-            let mut receiver = receiver.lock().await;
-            batch = match receiver.try_recv() {
-                Ok(first) => Some(gather(first, &mut receiver)),
-                Err(_) => None,
-            };
-        }
-    }
-}
-
-/// Where a writer stores batches.
-enum Target<'a> {
-    /// A pool connection it holds (PostgreSQL; SQLite without a file).
-    Connection(&'a mut AnyConnection),
-    /// SQLite's own writer thread.
-    Sqlite(&'a SqliteWriter),
-}
-
-impl Target<'_> {
-    async fn record(&mut self, store: &Store, deliveries: &[Delivery]) -> Result<Vec<Recorded>, sqlx::Error> {
-        match self {
-            Target::Connection(conn) => store.record_on(conn, deliveries).await,
-            Target::Sqlite(writer) => writer.record(deliveries.to_vec()).await,
-        }
-    }
-}
-
-/// `first` and whatever else is queued, up to [`MAX_DELIVERIES`].
-fn gather(first: Submission, receiver: &mut mpsc::Receiver<Submission>) -> Vec<Submission> {
+/// `first` and whatever else is queued (`next`), up to [`MAX_DELIVERIES`].
+fn gather(first: Submission, mut next: impl FnMut() -> Option<Submission>) -> Vec<Submission> {
     let mut size = first.deliveries.len();
     let mut batch = vec![first];
     while size < MAX_DELIVERIES {
-        match receiver.try_recv() {
-            Ok(next) => {
-                size += next.deliveries.len();
-                batch.push(next);
+        match next() {
+            Some(submission) => {
+                size += submission.deliveries.len();
+                batch.push(submission);
             }
-            Err(_) => break,
+            None => break,
         }
     }
     batch
-}
-
-/// Stores a batch and answers its submitters; false if the batch failed as
-/// a whole (its deliveries were then stored one by one).
-async fn store_batch(store: &Store, mut target: Target<'_>, metrics: &Metrics, batch: Vec<Submission>) -> bool {
-    let deliveries: Vec<Delivery> = batch.iter().flat_map(|s| s.deliveries.iter().cloned()).collect();
-    match store_in_chunks(store, &mut target, metrics, &deliveries).await {
-        Ok(recorded) => {
-            answer(batch, recorded.into_iter().map(Ok));
-            true
-        }
-        Err(error) => {
-            tracing::warn!(%error, deliveries = deliveries.len(), "a group commit failed; storing one by one");
-            let mut one_by_one = Vec::with_capacity(deliveries.len());
-            for delivery in deliveries {
-                let recorded = match &target {
-                    Target::Sqlite(writer) => writer.record(vec![delivery]).await.and_then(|mut r| {
-                        r.pop().ok_or_else(|| sqlx::Error::Protocol("record answered nothing".into()))
-                    }),
-                    Target::Connection(_) => store.record_one(delivery).await,
-                };
-                if recorded.is_ok() {
-                    metrics.intake_commits.inc();
-                    metrics.intake_deliveries.inc();
-                }
-                one_by_one.push(recorded);
-            }
-            answer(batch, one_by_one.into_iter());
-            false
-        }
-    }
 }
 
 /// Hands each submitter its share of `results`, in order.
@@ -208,18 +134,182 @@ fn answer(batch: Vec<Submission>, mut results: impl Iterator<Item = Result<Recor
     }
 }
 
+/// One async writer: takes what is queued, stores it in one transaction,
+/// answers; keeps its database connection while more keeps coming.
+async fn write(store: Store, metrics: Arc<Metrics>, receiver: Arc<Mutex<mpsc::Receiver<Submission>>>) {
+    loop {
+        let batch = {
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else { return };
+            gather(first, || receiver.try_recv().ok())
+        };
+        let mut conn = match store.pool().acquire().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::warn!(%error, "intake could not get a database connection");
+                answer(batch, std::iter::repeat_with(|| Err(sqlx::Error::PoolTimedOut)));
+                continue;
+            }
+        };
+        let mut batch = Some(batch);
+        while let Some(current) = batch.take() {
+            if !store_batch(&store, &mut conn, &metrics, current).await {
+                // The connection may be broken: let the pool check it.
+                break;
+            }
+            let mut receiver = receiver.lock().await;
+            batch = receiver.try_recv().ok().map(|first| gather(first, || receiver.try_recv().ok()));
+        }
+    }
+}
+
+/// Stores a batch and answers its submitters; false if the batch failed as
+/// a whole (its deliveries were then stored one by one).
+async fn store_batch(store: &Store, conn: &mut AnyConnection, metrics: &Metrics, batch: Vec<Submission>) -> bool {
+    let deliveries: Vec<Delivery> = batch.iter().flat_map(|s| s.deliveries.iter().cloned()).collect();
+    match store_in_chunks(store, conn, metrics, &deliveries).await {
+        Ok(recorded) => {
+            answer(batch, recorded.into_iter().map(Ok));
+            true
+        }
+        Err(error) => {
+            tracing::warn!(%error, deliveries = deliveries.len(), "a group commit failed; storing one by one");
+            let mut one_by_one = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                let recorded = store.record_one(delivery).await;
+                if recorded.is_ok() {
+                    metrics.intake_commits.inc();
+                    metrics.intake_deliveries.inc();
+                }
+                one_by_one.push(recorded);
+            }
+            answer(batch, one_by_one.into_iter());
+            false
+        }
+    }
+}
+
 /// One transaction per [`MAX_DELIVERIES`] (a large PBX batch may exceed it).
 async fn store_in_chunks(
     store: &Store,
-    target: &mut Target<'_>,
+    conn: &mut AnyConnection,
     metrics: &Metrics,
     deliveries: &[Delivery],
 ) -> Result<Vec<Recorded>, sqlx::Error> {
     let mut recorded = Vec::with_capacity(deliveries.len());
     for chunk in deliveries.chunks(MAX_DELIVERIES) {
-        recorded.extend(target.record(store, chunk).await?);
+        recorded.extend(store.record_on(conn, chunk).await?);
         metrics.intake_commits.inc();
         metrics.intake_deliveries.add(chunk.len() as u64);
     }
     Ok(recorded)
+}
+
+/// SQLite's writer: two threads. The writer stores each batch in one
+/// transaction and commits it without syncing the log; the syncer syncs the
+/// log once for every batch committed meanwhile, then publishes their feed
+/// events and answers their submitters, in commit order. So one batch's
+/// sync overlaps the next one's statements, and an acknowledged webhook is
+/// on disk all the same.
+mod sqlite {
+    use super::{answer, gather, Submission, MAX_DELIVERIES};
+    use crate::metrics::Metrics;
+    use crate::store::sqlite_writer::{sync_log, SqliteIntake};
+    use crate::store::{Delivery, Recorded, Store};
+    use std::path::Path;
+    use std::sync::mpsc;
+    use std::sync::Arc;
+
+    /// A committed batch waiting for the log sync.
+    struct Committed {
+        batch: Vec<Submission>,
+        results: Vec<Result<Recorded, sqlx::Error>>,
+    }
+
+    pub(super) fn start(
+        store: &Store,
+        file: &Path,
+        metrics: Arc<Metrics>,
+    ) -> Result<mpsc::Sender<Submission>, sqlx::Error> {
+        let mut intake = SqliteIntake::open(store, file)?;
+        let (queue, submissions) = mpsc::channel::<Submission>();
+        let (to_sync, committed) = mpsc::channel::<Committed>();
+        let log = intake.log_file();
+        let publisher = store.clone();
+        std::thread::Builder::new()
+            .name("callcard-intake-sync".into())
+            .spawn(move || sync(&log, &publisher, &committed))
+            .map_err(sqlx::Error::Io)?;
+        std::thread::Builder::new()
+            .name("callcard-intake-write".into())
+            .spawn(move || {
+                while let Ok(first) = submissions.recv() {
+                    let batch = gather(first, || submissions.try_recv().ok());
+                    let results = store_batch(&mut intake, &metrics, &batch);
+                    if to_sync.send(Committed { batch, results }).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(sqlx::Error::Io)?;
+        Ok(queue)
+    }
+
+    /// One transaction for the batch (per [`MAX_DELIVERIES`]); if it fails,
+    /// one per delivery, so a failure is only its own delivery's.
+    fn store_batch(
+        intake: &mut SqliteIntake,
+        metrics: &Metrics,
+        batch: &[Submission],
+    ) -> Vec<Result<Recorded, sqlx::Error>> {
+        let deliveries: Vec<Delivery> = batch.iter().flat_map(|s| s.deliveries.iter().cloned()).collect();
+        let mut recorded = Vec::with_capacity(deliveries.len());
+        for chunk in deliveries.chunks(MAX_DELIVERIES) {
+            match intake.record(chunk) {
+                Ok(stored) => {
+                    metrics.intake_commits.inc();
+                    metrics.intake_deliveries.add(chunk.len() as u64);
+                    recorded.extend(stored.into_iter().map(Ok));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, deliveries = deliveries.len(), "a group commit failed; storing one by one");
+                    // Chunks committed before the failure merge again as no-ops.
+                    return deliveries.iter().map(|delivery| store_one(intake, metrics, delivery)).collect();
+                }
+            }
+        }
+        recorded
+    }
+
+    fn store_one(intake: &mut SqliteIntake, metrics: &Metrics, delivery: &Delivery) -> Result<Recorded, sqlx::Error> {
+        let stored = intake.record(std::slice::from_ref(delivery))?;
+        metrics.intake_commits.inc();
+        metrics.intake_deliveries.inc();
+        stored.into_iter().next().ok_or_else(|| sqlx::Error::Protocol("record answered nothing".into()))
+    }
+
+    /// Syncs the log for everything committed so far, then publishes and
+    /// answers, in commit order.
+    fn sync(log: &Path, store: &Store, committed: &mpsc::Receiver<Committed>) {
+        while let Ok(first) = committed.recv() {
+            let mut ready = vec![first];
+            ready.extend(committed.try_iter());
+            let synced = sync_log(log);
+            for Committed { batch, results } in ready {
+                match &synced {
+                    Ok(()) => {
+                        let stored: Vec<Recorded> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+                        store.publish_recorded(&stored);
+                        answer(batch, results.into_iter());
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "syncing the SQLite log failed; the batch is not acknowledged");
+                        let failed =
+                            results.iter().map(|_| Err(sqlx::Error::Io(std::io::Error::other(error.to_string()))));
+                        answer(batch, failed.collect::<Vec<_>>().into_iter());
+                    }
+                }
+            }
+        }
+    }
 }

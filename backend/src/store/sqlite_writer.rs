@@ -1,4 +1,5 @@
-//! Intake's SQLite writer: one plain SQLite connection on a thread of its own.
+//! Intake's SQLite writer: one plain SQLite connection, used from a thread
+//! of its own ([`crate::group_commit`]).
 //!
 //! Everything else in the store goes through `sqlx::Any`. Intake's hot path
 //! on SQLite does not, because there the driver costs more than the
@@ -12,7 +13,7 @@
 //!
 //! The rules are the store's: the same [`apply_deliveries`] decides what
 //! changes, the same feed numbering and job rows are written, so
-//! [`SqliteWriter::record`] answers exactly what [`Store::record`] would.
+//! [`SqliteIntake::record`] stores exactly what [`Store::record`] would.
 //! The transaction begins `IMMEDIATE` (the write lock first): it reads the
 //! calls before writing them, and a deferred transaction that read could
 //! not upgrade past a pool writer. Pool writers (the CRM side) and this one
@@ -26,19 +27,6 @@ use callcard_calls::feed::{CallView, CallerId, FeedEvent};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tokio::sync::oneshot;
-
-/// One batch for the writer thread, and where its answer goes.
-struct Request {
-    deliveries: Vec<Delivery>,
-    answer: oneshot::Sender<Result<Vec<Recorded>, sqlx::Error>>,
-}
-
-/// The handle on the writer thread. The thread stops when this is dropped.
-pub(crate) struct SqliteWriter {
-    queue: std::sync::mpsc::Sender<Request>,
-    store: Store,
-}
 
 /// The file behind a `sqlite:` URL, if it names one (`sqlite::memory:`
 /// does not: a second connection would open a different database).
@@ -52,41 +40,54 @@ fn sqlite_error(e: rusqlite::Error) -> sqlx::Error {
     sqlx::Error::Protocol(format!("sqlite: {e}"))
 }
 
-impl SqliteWriter {
-    /// Opens the store's database file (already created and migrated by
-    /// the pool) and starts the writer thread.
+/// Intake's own connection to the store's database file. Used from one
+/// thread ([`crate::group_commit`]'s SQLite writer).
+pub(crate) struct SqliteIntake {
+    conn: rusqlite::Connection,
+    history_per_user: i64,
+    wal: PathBuf,
+}
+
+impl SqliteIntake {
+    /// Opens the store's database file (already created and migrated by the
+    /// pool).
+    ///
+    /// `synchronous = NORMAL`: a commit here writes the log but does not
+    /// sync it; [`sync_log`] does, for every commit before it at once, on
+    /// another thread while this one writes the next batch. Nothing is
+    /// acknowledged before that sync.
     pub(crate) fn open(store: &Store, file: &Path) -> Result<Self, sqlx::Error> {
         let conn = rusqlite::Connection::open(file).map_err(sqlite_error)?;
-        // As the pool's connections (`Store::open`): WAL, wait for other
-        // writers, sync the log at every commit.
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite_error)?;
         conn.pragma_update(None, "busy_timeout", 10_000).map_err(sqlite_error)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite_error)?;
         conn.set_prepared_statement_cache_capacity(16);
-        let (queue, requests) = std::sync::mpsc::channel::<Request>();
-        let history_per_user = store.history_per_user;
-        std::thread::Builder::new()
-            .name("callcard-sqlite-intake".into())
-            .spawn(move || {
-                let mut conn = conn;
-                while let Ok(request) = requests.recv() {
-                    let result = record(&mut conn, &request.deliveries, history_per_user);
-                    // The submitter may be gone; the batch is stored all the same.
-                    let _ = request.answer.send(result);
-                }
-            })
-            .map_err(sqlx::Error::Io)?;
-        Ok(Self { queue, store: store.clone() })
+        let mut wal = file.as_os_str().to_owned();
+        wal.push("-wal");
+        Ok(Self { conn, history_per_user: store.history_per_user, wal: PathBuf::from(wal) })
     }
 
-    /// Stores the deliveries in one transaction, then hands their feed
-    /// events to this instance's connections; see [`Store::record`].
-    pub(crate) async fn record(&self, deliveries: Vec<Delivery>) -> Result<Vec<Recorded>, sqlx::Error> {
-        let (answer, answered) = oneshot::channel();
-        self.queue.send(Request { deliveries, answer }).map_err(|_| sqlx::Error::PoolClosed)?;
-        let recorded = answered.await.map_err(|_| sqlx::Error::PoolClosed)??;
-        self.store.publish_recorded(&recorded);
-        Ok(recorded)
+    /// Stores the deliveries in one transaction (committed, not yet synced);
+    /// see [`Store::record`] for what that means. Feed events are not
+    /// published here: the caller does, once the commit is durable.
+    pub(crate) fn record(&mut self, deliveries: &[Delivery]) -> Result<Vec<Recorded>, sqlx::Error> {
+        record(&mut self.conn, deliveries, self.history_per_user)
+    }
+
+    /// Where the write-ahead log is, for [`sync_log`].
+    pub(crate) fn log_file(&self) -> PathBuf {
+        self.wal.clone()
+    }
+}
+
+/// Makes every commit written to the log so far durable. A log that does
+/// not exist holds nothing: SQLite removes it only after copying it into the
+/// database, and syncing that, when its last connection closes.
+pub(crate) fn sync_log(wal: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(wal) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
