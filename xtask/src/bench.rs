@@ -41,6 +41,7 @@ pub fn bench(args: &[String]) -> Result<()> {
     install::chromium()?;
     install::npm_packages()?;
     install::postgres_running()?;
+    install::perf();
     let wasm_opt = install::wasm_opt()?;
 
     // 5a: the release package, as `cargo xtask dist` builds it.

@@ -64,6 +64,16 @@ pub fn chromium() -> Result<()> {
 }
 
 /// RequireJS and jQuery from the npm registry, for the host page.
+/// `perf`, for the ingest benchmark's profile; best effort (the bench says
+/// "no profile" without it).
+pub fn perf() {
+    if !has("perf") {
+        if let Err(e) = apt_install(&["linux-perf"]) {
+            eprintln!("xtask: perf not installed ({e:#}); the ingest profile will be missing");
+        }
+    }
+}
+
 pub fn npm_packages() -> Result<()> {
     let www = repo_root().join("www");
     let present = [

@@ -15,6 +15,7 @@ mod budget;
 mod capacity;
 mod ingest;
 mod procs;
+mod profile;
 
 use anyhow::{Context, Result};
 use callcard_bench::machine::Machine;
@@ -197,9 +198,10 @@ async fn main() -> Result<()> {
                 params.ingest_concurrency
             ),
             "Noise: 2 shared cores; other engineers compile on this machine, so absolute figures move between runs \
-             (see the load average above). Compare each figure with its same-run baseline. `perf` counters are not \
-             supported on this VM (`perf stat -e instructions true` → `<not supported>`), so misses are explained \
-             by stage timings."
+             (see the load average above). Compare each figure with its same-run baseline. Hardware `perf` counters are \
+             not supported on this VM (`perf stat -e instructions true` → `<not supported>`); software sampling \
+             (`perf record -e cpu-clock`) is, and profiles the ingest run; elsewhere misses are explained by stage \
+             timings."
                 .into(),
         ],
     };
