@@ -157,8 +157,14 @@ async fn write(store: Store, metrics: Arc<Metrics>, receiver: Arc<Mutex<mpsc::Re
                 // The connection may be broken: let the pool check it.
                 break;
             }
-            let mut receiver = receiver.lock().await;
-            batch = receiver.try_recv().ok().map(|first| gather(first, || receiver.try_recv().ok()));
+            // Another writer holding the queue is waiting for work: none is
+            // queued, so this one lets its connection go (waiting for the
+            // queue while holding a connection would keep it from the pool,
+            // and keep the pool from closing).
+            batch = match receiver.try_lock() {
+                Ok(mut receiver) => receiver.try_recv().ok().map(|first| gather(first, || receiver.try_recv().ok())),
+                Err(_) => None,
+            };
         }
     }
 }
