@@ -184,8 +184,7 @@ async fn store_batch(store: &Store, conn: &mut AnyConnection, metrics: &Metrics,
             for delivery in deliveries {
                 let recorded = store.record_one(delivery).await;
                 if recorded.is_ok() {
-                    metrics.intake_commits.inc();
-                    metrics.intake_deliveries.inc();
+                    metrics.intake_committed(1);
                 }
                 one_by_one.push(recorded);
             }
@@ -205,8 +204,7 @@ async fn store_in_chunks(
     let mut recorded = Vec::with_capacity(deliveries.len());
     for chunk in deliveries.chunks(MAX_DELIVERIES) {
         recorded.extend(store.record_on(conn, chunk).await?);
-        metrics.intake_commits.inc();
-        metrics.intake_deliveries.add(chunk.len() as u64);
+        metrics.intake_committed(chunk.len());
     }
     Ok(recorded)
 }
@@ -273,8 +271,7 @@ mod sqlite {
         for chunk in deliveries.chunks(MAX_DELIVERIES) {
             match intake.record(chunk) {
                 Ok(stored) => {
-                    metrics.intake_commits.inc();
-                    metrics.intake_deliveries.add(chunk.len() as u64);
+                    metrics.intake_committed(chunk.len());
                     recorded.extend(stored.into_iter().map(Ok));
                 }
                 Err(error) => {
@@ -289,8 +286,7 @@ mod sqlite {
 
     fn store_one(intake: &mut SqliteIntake, metrics: &Metrics, delivery: &Delivery) -> Result<Recorded, sqlx::Error> {
         let stored = intake.record(std::slice::from_ref(delivery))?;
-        metrics.intake_commits.inc();
-        metrics.intake_deliveries.inc();
+        metrics.intake_committed(1);
         stored.into_iter().next().ok_or_else(|| sqlx::Error::Protocol("record answered nothing".into()))
     }
 

@@ -77,6 +77,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts one intake transaction that stored `deliveries` webhooks.
+    pub fn intake_committed(&self, deliveries: usize) {
+        self.intake_commits.inc();
+        self.intake_deliveries.add(deliveries as u64);
+    }
+
     /// Renders the text format; `queue_depth` is sampled by the caller.
     pub fn render(&self, queue_depth: usize) -> String {
         let mut out = String::new();

@@ -163,14 +163,7 @@ impl Store {
     /// Replaces the account's extension map. Returns false for an unknown account.
     pub async fn set_extensions(&self, account_id: u64, extensions: &ExtensionMap) -> Result<bool, sqlx::Error> {
         let json = serde_json::to_string(extensions).unwrap_or_else(|_| "{}".into());
-        let done = sqlx::query("UPDATE accounts SET extensions = $1, updated_at = $2 WHERE account_id = $3")
-            .bind(json)
-            .bind(now_ms())
-            .bind(sql_id(account_id))
-            .execute(self.pool())
-            .await?;
-        self.account_cache().forget(account_id);
-        Ok(done.rows_affected() > 0)
+        self.set_account_column(account_id, "extensions", json).await
     }
 
     /// Seals every webhook secret still stored in plaintext (accounts
@@ -203,20 +196,25 @@ impl Store {
     /// The account's call-note settings ([`LogSettings`]); false for an unknown account.
     pub async fn set_log_settings(&self, account_id: u64, settings: &LogSettings) -> Result<bool, sqlx::Error> {
         let json = serde_json::to_string(settings).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let done = sqlx::query("UPDATE accounts SET log_settings = $1, updated_at = $2 WHERE account_id = $3")
-            .bind(json)
-            .bind(now_ms())
-            .bind(sql_id(account_id))
-            .execute(self.pool())
-            .await?;
-        self.account_cache().forget(account_id);
-        Ok(done.rows_affected() > 0)
+        self.set_account_column(account_id, "log_settings", json).await
     }
 
     /// Records where the account's Kommo API is (at installation).
     pub async fn set_kommo_base_url(&self, account_id: u64, base_url: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE accounts SET kommo_base_url = $1, updated_at = $2 WHERE account_id = $3")
-            .bind(base_url.to_string())
+        self.set_account_column(account_id, "kommo_base_url", base_url.to_string()).await
+    }
+
+    /// Sets one of the account's columns and drops this instance's cached
+    /// copy; false for an unknown account. `column` is one of this file's
+    /// literals, never input.
+    async fn set_account_column(
+        &self,
+        account_id: u64,
+        column: &'static str,
+        value: String,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(&format!("UPDATE accounts SET {column} = $1, updated_at = $2 WHERE account_id = $3"))
+            .bind(value)
             .bind(now_ms())
             .bind(sql_id(account_id))
             .execute(self.pool())

@@ -115,6 +115,15 @@ pub struct Recorded {
     pub job: Option<Job>,
 }
 
+/// How intake's upserts of a call's row end: a row that exists gets the
+/// PBX side (and the user, version, update time) of the inserted values;
+/// the CRM side is left alone.
+pub(crate) const WRITE_PBX_SIDE: &str = "ON CONFLICT (account_id, call_id) DO UPDATE SET \
+    kommo_user_id = excluded.kommo_user_id, status = excluded.status, started_at = excluded.started_at, \
+    ringing_at = excluded.ringing_at, answered_at = excluded.answered_at, ended_at = excluded.ended_at, \
+    duration = excluded.duration, outcome = excluded.outcome, recording_url = excluded.recording_url, \
+    recording_at = excluded.recording_at, version = excluded.version, updated_at = excluded.updated_at";
+
 pub(crate) const COLUMNS: &str = "account_id, call_id, direction, external_number, extension, kommo_user_id, \
     ringing_at, answered_at, ended_at, duration, outcome, recording_url, recording_at, entity_kind, entity_id, \
     unsorted_uid, responsible_user_id, manager_note, manager_result, sync_state, caller, note_entity_kind, \
@@ -392,11 +401,7 @@ impl Store {
                                 started_at, ringing_at, answered_at, ended_at, duration, outcome, recording_url,
                                 recording_at, version, updated_at, created_at)
              VALUES {}
-             ON CONFLICT (account_id, call_id) DO UPDATE SET
-                kommo_user_id = excluded.kommo_user_id, status = excluded.status, started_at = excluded.started_at,
-                ringing_at = excluded.ringing_at, answered_at = excluded.answered_at, ended_at = excluded.ended_at,
-                duration = excluded.duration, outcome = excluded.outcome, recording_url = excluded.recording_url,
-                recording_at = excluded.recording_at, version = excluded.version, updated_at = excluded.updated_at",
+             {WRITE_PBX_SIDE}",
             self.dialect().value_rows(calls.len(), 18, "")
         );
         let mut query = sqlx::query(&sql);

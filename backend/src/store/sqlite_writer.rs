@@ -19,7 +19,7 @@
 //! not upgrade past a pool writer. Pool writers (the CRM side) and this one
 //! wait for each other through `busy_timeout`.
 
-use super::calls::{apply_deliveries, row_to_call, status_str, Columns, Locked, LockedCalls, COLUMNS};
+use super::calls::{apply_deliveries, row_to_call, status_str, Columns, Locked, LockedCalls, COLUMNS, WRITE_PBX_SIDE};
 use super::feed_log::{feed_counts, feed_payload, number_feed_events};
 use super::jobs::{job_payload, new_job_id, unique_jobs};
 use super::{now_ms, sql_id, Delivery, Recorded, Store, StoredCall};
@@ -27,6 +27,7 @@ use callcard_calls::feed::{CallView, CallerId, FeedEvent};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 /// The file behind a `sqlite:` URL, if it names one (`sqlite::memory:`
 /// does not: a second connection would open a different database).
@@ -181,19 +182,16 @@ fn write_call(tx: &rusqlite::Transaction<'_>, stored: &StoredCall) -> Result<(),
         }
         _ => None,
     };
-    let mut upsert = tx
-        .prepare_cached(
+    static UPSERT: LazyLock<String> = LazyLock::new(|| {
+        format!(
             "INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
                                 started_at, ringing_at, answered_at, ended_at, duration, outcome, recording_url,
                                 recording_at, caller, version, created_at, updated_at, sync_state)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 'pending')
-             ON CONFLICT (account_id, call_id) DO UPDATE SET
-                kommo_user_id = excluded.kommo_user_id, status = excluded.status, started_at = excluded.started_at,
-                ringing_at = excluded.ringing_at, answered_at = excluded.answered_at, ended_at = excluded.ended_at,
-                duration = excluded.duration, outcome = excluded.outcome, recording_url = excluded.recording_url,
-                recording_at = excluded.recording_at, version = excluded.version, updated_at = excluded.updated_at",
+             {WRITE_PBX_SIDE}"
         )
-        .map_err(sqlite_error)?;
+    });
+    let mut upsert = tx.prepare_cached(&UPSERT).map_err(sqlite_error)?;
     upsert
         .execute(params![
             sql_id(stored.account_id),
