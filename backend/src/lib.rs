@@ -75,11 +75,14 @@
 
 pub mod backend;
 pub mod config;
+mod extract;
 pub mod feed;
 pub mod group_commit;
 pub mod hub;
+pub mod install;
 pub mod intake;
 pub mod kommo_access;
+mod listener;
 pub mod metrics;
 pub mod one_time_token;
 pub mod openapi;
@@ -88,6 +91,7 @@ pub mod problem;
 pub mod queue;
 pub mod results_api;
 pub mod secrets;
+mod state;
 pub mod store;
 pub mod sync;
 pub mod ticket;

@@ -39,11 +39,11 @@
 use crate::config::QueueConfig;
 use crate::kommo_access::KommoAccess;
 use crate::metrics::Metrics;
+pub use crate::store::jobs::Job;
 use crate::store::jobs::JobRecord;
 use crate::store::{now_ms, Store};
 use crate::sync::{self, JobFailure, SyncContext};
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -52,36 +52,6 @@ use tracing::Instrument;
 
 /// How long a stopping worker lets its current job finish before releasing it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-
-/// Something to do in Kommo for one call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Job {
-    /// The call ended: log it in Kommo (once).
-    LogCall { call_id: String },
-    /// Late data (recording, corrected end, the manager's note): bring the
-    /// call note up to date (logging it first if it is not yet).
-    UpdateCallLog { call_id: String },
-    /// The manager saved a call result (`crate::sync::results`).
-    ApplyCallResult { call_id: String },
-}
-
-impl Job {
-    /// The `kind` column, as in the JSON payload.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::LogCall { .. } => "log_call",
-            Self::UpdateCallLog { .. } => "update_call_log",
-            Self::ApplyCallResult { .. } => "apply_call_result",
-        }
-    }
-
-    pub fn call_id(&self) -> &str {
-        match self {
-            Self::LogCall { call_id } | Self::UpdateCallLog { call_id } | Self::ApplyCallResult { call_id } => call_id,
-        }
-    }
-}
 
 /// The queue's handle: enqueue and wake the workers. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -278,15 +248,6 @@ impl Worker {
 mod tests {
     use super::*;
     use rand::SeedableRng;
-
-    #[test]
-    fn jobs_serialise_with_their_kind() {
-        let job = Job::UpdateCallLog { call_id: "c1".into() };
-        let json = serde_json::to_value(&job).unwrap();
-        assert_eq!(json, serde_json::json!({"kind": "update_call_log", "call_id": "c1"}));
-        assert_eq!(json["kind"], job.kind());
-        assert_eq!(serde_json::from_value::<Job>(json).unwrap(), job);
-    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_a_cap() {

@@ -22,9 +22,10 @@
 //! - [`budget`]: the [`RequestBudget`] trait (7 requests/second per account,
 //!   shared by every worker and instance) and [`LocalBudget`], its
 //!   in-process GCRA implementation.
-//! - [`oauth`]: [`OAuthClient`] for `POST /oauth2/access_token`, the
-//!   [`AccessTokens`] trait, and [`InMemoryTokens`] (refresh ahead of expiry,
-//!   one refresh in flight per account) and [`StaticToken`].
+//! - [`tokens`]: the [`AccessTokens`] trait, where a client gets its tokens.
+//! - [`oauth`]: [`OAuthClient`] for `POST /oauth2/access_token`, and
+//!   [`InMemoryTokens`] (refresh ahead of expiry, one refresh in flight per
+//!   account) and [`StaticToken`].
 //! - [`retry`]: which failures are retried, and the backoff with full jitter.
 //! - [`http`]: [`KommoClient`] and the request pipeline.
 //!
@@ -56,6 +57,7 @@ pub mod notes;
 pub mod oauth;
 pub mod retry;
 pub mod tasks;
+pub mod tokens;
 pub mod unsorted;
 
 pub use account::{Account, User};
@@ -68,9 +70,10 @@ pub use error::{FieldError, KommoError, Problem, ValidationErrors};
 pub use http::{KommoClient, KommoClientBuilder};
 pub use links::Link;
 pub use notes::{CallNoteParams, NewNote, Note, NoteBody, NoteRef, NoteType};
-pub use oauth::{AccessTokens, InMemoryTokens, OAuthApp, OAuthClient, OnRefresh, StaticToken, TokenSet};
+pub use oauth::{InMemoryTokens, OAuthApp, OAuthClient, OnRefresh, StaticToken, TokenSet};
 pub use retry::Idempotency;
 pub use tasks::{NewTask, Task, TaskRef};
+pub use tokens::AccessTokens;
 pub use unsorted::{
     NewSipUnsorted, NewUnsortedContact, NewUnsortedEmbedded, NewUnsortedLead, SipMetadata, Unsorted, UnsortedEmbedded,
     UnsortedRef,

@@ -58,7 +58,7 @@ use kommo_client::{
 };
 
 #[cfg(doc)]
-use crate::queue::Job;
+use crate::store::jobs::Job;
 
 /// The `source` of our call notes and incoming leads.
 pub const SOURCE: &str = "callcard";
