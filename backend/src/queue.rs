@@ -21,9 +21,11 @@
 //!   is claimed again. Handlers therefore check before they create (a call
 //!   note is looked up by its `uniq` first, an incoming lead by its call).
 //! - **Retries** wait `backoff_base · 2^(attempt−1)`, capped at
-//!   `backoff_cap`, with full jitter (a random wait between half and all of
-//!   it, so a Kommo outage does not end in a thundering herd), and at least
-//!   what Kommo's `Retry-After` asked. After `max_attempts` the job is
+//!   `backoff_cap`, with equal jitter (a random wait between half and all of
+//!   it, so a Kommo outage does not end in a thundering herd, and no retry
+//!   comes back at once; [`callcard_calls::backoff`]). Kommo's `Retry-After`
+//!   is honoured inside the client (up to its `max_retry_after`); this wait
+//!   does not look at it. After `max_attempts` the job is
 //!   **dead**: parked for an operator (`GET /ops/jobs?state=dead`,
 //!   `POST /ops/jobs/{id}/retry`, see [`crate::ops`]).
 //! - **Re-authorization.** While an account's grant is refused, its jobs
@@ -43,6 +45,7 @@ pub use crate::store::jobs::Job;
 use crate::store::jobs::JobRecord;
 use crate::store::{now_ms, Store};
 use crate::sync::{self, JobFailure, SyncContext};
+use callcard_calls::backoff::{Backoff, Jitter};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,13 +106,11 @@ impl Queue {
     }
 }
 
-/// The backoff before attempt `attempts + 1`: exponential, capped, with
-/// jitter between half and all of it.
+/// The backoff before attempt `attempts + 1` (attempts from 1):
+/// exponential, capped, with equal jitter (module docs).
 pub fn backoff(config: &QueueConfig, attempts: u32, rng: &mut impl Rng) -> Duration {
-    let exp = attempts.saturating_sub(1).min(30);
-    let ceiling = config.backoff_base.saturating_mul(1 << exp).min(config.backoff_cap);
-    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(rng.gen_range(nanos / 2..=nanos))
+    Backoff { base: config.backoff_base, cap: config.backoff_cap, jitter: Jitter::Equal }
+        .delay(attempts.saturating_sub(1), rng.gen())
 }
 
 /// One worker task.

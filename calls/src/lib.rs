@@ -20,7 +20,10 @@
 //! - [`note`]: the call note's text as sections that late data upserts in
 //!   place, switchable per account, the manager's note never overwritten.
 //! - [`signature`]: HMAC-SHA256 webhook signatures with a replay window.
+//! - [`backoff`]: exponential backoff with full or equal jitter, the random
+//!   draw passed in (the Kommo client, the job queue, the widget).
 
+pub mod backoff;
 pub mod call;
 pub mod entity;
 pub mod event;
