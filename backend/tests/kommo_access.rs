@@ -86,7 +86,6 @@ async fn two_instances_share_seven_requests_per_second() {
     println!("48 starts from 2 instances over {span:?}; at most {most} in any second");
     a.shutdown().await;
     b.shutdown().await;
-    db.cleanup().await;
 }
 
 /// An expiring token, two instances, many concurrent requests: exactly one
@@ -123,7 +122,6 @@ async fn one_refresh_across_instances() {
     assert!(!a.kommo().status(account.id).await.unwrap().needs_reauthorization);
     a.shutdown().await;
     b.shutdown().await;
-    db.cleanup().await;
 }
 
 /// The `callcard-backend` binary, killed with SIGKILL while it works through
@@ -225,7 +223,6 @@ async fn kill_9_mid_queue(db: Db) {
     child.kill().unwrap();
     child.wait().unwrap();
     setup.shutdown().await;
-    db.cleanup().await;
 }
 
 on_both_stores!(kill_9_mid_queue);

@@ -50,5 +50,4 @@ async fn health_metrics_and_openapi_are_served() {
     node.stop().await;
     let after = client().get(format!("{base}/healthz")).send().await;
     assert!(after.is_err() || after.unwrap().status() != 200);
-    db.cleanup().await;
 }
