@@ -90,31 +90,40 @@
 //! # Ok(()) }
 //! ```
 
-pub mod backend;
-pub mod config;
+// Private modules; the public surface is what is re-exported here.
+mod backend;
+mod config;
 mod extract;
-pub mod feed;
-pub mod group_commit;
-pub mod hub;
-pub mod install;
-pub mod intake;
-pub mod kommo_access;
+mod feed;
+mod group_commit;
+mod hub;
+mod install;
+mod intake;
+mod kommo_access;
 mod listener;
-pub mod metrics;
-pub mod one_time_token;
-pub mod openapi;
-pub mod ops;
-pub mod problem;
-pub mod queue;
-pub mod results_api;
+mod metrics;
+mod one_time_token;
+mod openapi;
+mod ops;
+mod problem;
+mod queue;
+mod results_api;
 pub mod secrets;
 mod state;
-pub mod store;
-pub mod sync;
-pub mod ticket;
-pub mod widget;
+mod store;
+mod sync;
+mod ticket;
+mod widget;
 
 pub use backend::Backend;
-pub use config::{AccountSetup, Config, QueueConfig};
+pub use config::{AccountSetup, Config, QueueConfig, Setting, DEMO_INTEGRATION_SECRET};
+pub use kommo_access::{AuthStatus, InstallError, KommoAccess};
+pub use openapi::{document as openapi_document, ROUTES};
 pub use problem::Problem;
 pub use queue::{Job, Queue};
+pub use secrets::Secrets;
+pub use store::jobs::{JobRecord, JobState};
+pub use store::{CrmChange, Store, StoredCall, SyncState};
+pub use sync::logging::sync_call_log;
+pub use sync::results::apply_call_result;
+pub use sync::{JobFailure, SyncContext};

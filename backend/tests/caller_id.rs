@@ -25,7 +25,7 @@ const EVENTS: &str = "/api/v2/events";
 /// What the sandbox's own (pure) implementation of Kommo's rule says.
 fn expected(env: &Env, number: &str) -> CallerId {
     let st = env.sandbox.store();
-    match kommo_sandbox::caller_id::identify(&st, number) {
+    match kommo_sandbox::identify_caller(&st, number) {
         Some(m) => CallerId::Known { name: m.name, entity: m.element },
         None => CallerId::Unknown,
     }

@@ -8,8 +8,8 @@
 
 mod common;
 
-use callcard_backend::store::jobs::JobState;
-use callcard_backend::store::CrmChange;
+use callcard_backend::CrmChange;
+use callcard_backend::JobState;
 use callcard_backend::{Backend, Config, Job, QueueConfig};
 use common::{deliver, post_signed, Account, Db, Instance};
 use kommo_sandbox::seed::numbers;
@@ -95,7 +95,7 @@ impl Kommo {
     /// Where Kommo's own call-logging rule puts a call from `phone`.
     fn expected(&self, phone: &str) -> Option<(String, u64)> {
         let st = self.sandbox.store();
-        kommo_sandbox::calls::match_call(&st, phone).map(|r| (r.kind.as_str().to_string(), r.id))
+        kommo_sandbox::match_call(&st, phone).map(|r| (r.kind.as_str().to_string(), r.id))
     }
 
     fn stop(self) {
@@ -449,8 +449,8 @@ async fn a_worker_that_dies_mid_job_loses_nothing_and_duplicates_nothing(db: Db)
 }
 
 /// What a worker does before it records anything: the note in Kommo.
-async fn kommo_sandbox_write_note_then_forget(ctx: &callcard_backend::sync::SyncContext) {
-    callcard_backend::sync::logging::sync_call_log(ctx, "crash").await.unwrap();
+async fn kommo_sandbox_write_note_then_forget(ctx: &callcard_backend::SyncContext) {
+    callcard_backend::sync_call_log(ctx, "crash").await.unwrap();
     // "Forget" what it recorded, as if the commit never happened.
     ctx.store.update_call_crm(ctx.account_id, "crash", CrmChange::default()).await.unwrap();
     sqlx::query("UPDATE calls SET note_id = NULL, note_params = NULL, note_entity_kind = NULL, note_entity_id = NULL, logged_at = NULL")

@@ -14,6 +14,8 @@
 //!
 //! ## Layout, one concept per file
 //!
+//! The modules are private; what callers use is re-exported at the root.
+//!
 //! The machinery:
 //!
 //! - [`config`]: [`ClientConfig`], timeouts and retry policy.
@@ -44,35 +46,37 @@
 //! Entity kinds and references are the shared [`callcard_calls::EntityKind`]
 //! and [`callcard_calls::EntityRef`], re-exported here.
 
-pub mod account;
-pub mod budget;
-pub mod caller_id;
-pub mod calls;
-pub mod config;
-pub mod entities;
-pub mod error;
-pub mod http;
-pub mod links;
-pub mod notes;
-pub mod oauth;
-pub mod retry;
-pub mod tasks;
-pub mod tokens;
-pub mod unsorted;
+mod account;
+mod budget;
+mod caller_id;
+mod calls;
+mod config;
+mod entities;
+mod error;
+mod http;
+mod links;
+mod notes;
+mod oauth;
+mod retry;
+mod tasks;
+mod tokens;
+mod unsorted;
 
 pub use account::{Account, User};
 pub use budget::{Gcra, LocalBudget, Quota, RequestBudget, Unlimited};
 pub use caller_id::CallerMatch;
 pub use calls::{CallError, CallStatus, CallsAnswer, LoggedCall, NewCall};
 pub use config::ClientConfig;
-pub use entities::{Company, Contact, CustomField, Customer, Embedded, FieldValue, Lead, Party, Record, Related, With};
+pub use entities::{
+    Company, Contact, CustomField, Customer, Embedded, FieldValue, Lead, Party, Record, Related, With, STATUS_LOST,
+};
 pub use error::{FieldError, KommoError, Problem, ValidationErrors};
 pub use http::{KommoClient, KommoClientBuilder};
 pub use links::Link;
 pub use notes::{CallNoteParams, NewNote, Note, NoteBody, NoteRef, NoteType};
 pub use oauth::{InMemoryTokens, OAuthApp, OAuthClient, OnRefresh, StaticToken, TokenSet};
 pub use retry::Idempotency;
-pub use tasks::{NewTask, Task, TaskRef};
+pub use tasks::{NewTask, Task, TaskRef, TASK_FOLLOW_UP, TASK_MEETING};
 pub use tokens::AccessTokens;
 pub use unsorted::{
     NewSipUnsorted, NewUnsortedContact, NewUnsortedEmbedded, NewUnsortedLead, SipMetadata, Unsorted, UnsortedEmbedded,

@@ -278,7 +278,7 @@ pub fn log_target(holder: EntityRef, active_leads: &[u64], active_customers: &[u
 
 /// Kommo's closed customer stage ("lost") is 143, as for leads.
 fn customer_is_active(customer: &Customer) -> bool {
-    customer.status_id != Some(kommo_client::entities::STATUS_LOST)
+    customer.status_id != Some(kommo_client::STATUS_LOST)
 }
 
 /// The pending incoming lead an earlier run created for this call, if any.

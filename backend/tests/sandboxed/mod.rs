@@ -7,8 +7,8 @@
 #![allow(dead_code)]
 
 use crate::common::{self, Account, Db, Instance};
-use callcard_backend::store::StoredCall;
 use callcard_backend::Config;
+use callcard_backend::StoredCall;
 use kommo_sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
