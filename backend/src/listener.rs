@@ -14,6 +14,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::store::feed_log::FEED_CHANNEL;
 use crate::store::Store;
+use callcard_calls::backoff::{Backoff, Jitter};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -36,6 +37,12 @@ fn parse_notice(payload: &str) -> Option<Notice<'_>> {
     Some(Notice { instance, account_id, user_id, offset })
 }
 
+/// How the listener waits between failed connects: doubling from 200 ms up
+/// to 10 s, with equal jitter so instances that lost the database together
+/// do not reconnect in lockstep.
+const RECONNECT: Backoff =
+    Backoff { base: Duration::from_millis(200), cap: Duration::from_secs(10), jitter: Jitter::Equal };
+
 /// The PostgreSQL listener: runs until `shutdown` turns true, reconnecting
 /// with backoff when the connection drops.
 pub async fn listen(
@@ -47,7 +54,7 @@ pub async fn listen(
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
-    let mut backoff = Duration::from_millis(200);
+    let mut failed_connects = 0;
     loop {
         let connected = async {
             let mut listener = sqlx::postgres::PgListener::connect(store.url()).await?;
@@ -62,14 +69,14 @@ pub async fn listen(
                     tracing::warn!(error = %e, "feed listener cannot connect; retrying");
                     tokio::select! {
                         _ = shutdown.changed() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(RECONNECT.delay(failed_connects, rand::random())) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    failed_connects = failed_connects.saturating_add(1);
                     continue;
                 }
             }
         };
-        backoff = Duration::from_millis(200);
+        failed_connects = 0;
         if let Some(ready) = ready.take() {
             let _ = ready.send(());
         }
