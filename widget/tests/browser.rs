@@ -10,12 +10,17 @@
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::{Call, CallEvent, CallEventKind, Direction, EntityKind, EntityRef, Outcome};
 use callcard_widget::announcer::{storage_key, Announcer};
-use callcard_widget::kommo::{prop, KommoWidget};
+use callcard_widget::kommo::KommoWidget;
 use callcard_widget::ledger::Notice;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+/// `obj[key]` (the tests read what the widget handed to the fake Kommo).
+fn prop(obj: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
 
 const ME: u64 = 8320148;
 

@@ -27,7 +27,7 @@ use callcard_widget::announcer::{storage_key, Announcer};
 use callcard_widget::api::Backend;
 use callcard_widget::feed::FeedLoop;
 use callcard_widget::feed_state::FeedState;
-use callcard_widget::kommo::{prop, KommoWidget};
+use callcard_widget::kommo::KommoWidget;
 use futures::future::{abortable, AbortHandle};
 use gloo_timers::future::TimeoutFuture;
 use serde_json::{json, Value};
@@ -37,6 +37,11 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+/// `obj[key]` (the tests read what the widget handed to the fake Kommo).
+fn prop(obj: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
 
 const SERVER: Option<&str> = option_env!("CALLCARD_TEST_SERVER");
 const ME: u64 = 8320148;
@@ -332,7 +337,7 @@ async fn the_connection_check_reads_the_real_backend() {
     // Reachable, and the token is accepted, but this account never went
     // through Kommo's OAuth installation: not authorized.
     let answer = backend.status(&widget).await;
-    let backend_field = answer.as_ref().ok().and_then(|v| v.get("backend")?.as_str().map(str::to_owned));
+    let backend_field = answer.as_ref().ok().and_then(|status| status.backend.clone());
     assert_eq!(backend_field.as_deref(), Some("ok"), "{answer:?}");
     assert_eq!(ConnectionCheck::from_answer(answer), ConnectionCheck::NotAuthorized);
     // The network is gone: unreachable.

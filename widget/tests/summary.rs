@@ -6,12 +6,16 @@
 
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::{Call, CallEvent, CallEventKind, Direction, EntityKind, EntityRef, Outcome};
-use callcard_widget::kommo::prop;
 use gloo_timers::future::TimeoutFuture;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+/// `obj[key]` (the tests read what the widget handed to the fake Kommo).
+fn prop(obj: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
 
 /// `window.resultAnswer` is evaluated for each result post.
 fn install_fakes(result_answer: &str) -> JsValue {
