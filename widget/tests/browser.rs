@@ -255,6 +255,24 @@ async fn on_save_refuses_duplicates_and_sends_good_extensions() {
 }
 
 #[wasm_bindgen_test]
+async fn on_save_reads_numbers_and_empty_fields_and_refuses_a_list() {
+    let this = install_fakes("Promise.resolve(null)");
+    let list = js_sys::eval(r#"({active: 'Y', fields: {users: [101]}})"#).unwrap();
+    assert!(!callcard_widget::widget_on_save(this.clone(), list));
+    assert_eq!(text_at(&recorded()[0].1, "text").as_deref(), Some("The extensions setting could not be read."));
+
+    let numbers =
+        js_sys::eval(r#"({active: 'Y', fields: {users: {"8320148": 101, "8375357": null, "7": ""}}})"#).unwrap();
+    assert!(callcard_widget::widget_on_save(this.clone(), numbers));
+    gloo_timers::future::TimeoutFuture::new(20).await;
+    let ajax: js_sys::Array = prop(&js_sys::global(), "ajax").into();
+    let put = ajax.iter().find(|o| text_at(o, "method").as_deref() == Some("PUT")).expect("PUT sent");
+    let body: serde_json::Value = serde_json::from_str(&text_at(&put, "data").unwrap()).unwrap();
+    assert_eq!(body, serde_json::json!({"users": {"8320148": "101"}}));
+    assert_eq!(recorded().len(), 1, "no error for a good save");
+}
+
+#[wasm_bindgen_test]
 fn an_unknown_number_is_offered_as_a_new_contact() {
     let this = install_fakes("Promise.reject({status: 503})");
     clear_ledger();
