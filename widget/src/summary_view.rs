@@ -114,6 +114,48 @@ impl SummaryForm {
         }
     }
 
+    fn draft_untracked(&self) -> SummaryDraft {
+        SummaryDraft {
+            entity: self.entity.get_untracked(),
+            note: self.note.get_untracked(),
+            task: self.task_on.get_untracked(),
+            task_when: self.task_when.get_untracked(),
+            task_text: self.task_text.get_untracked(),
+        }
+    }
+
+    /// Keeps every change in `localStorage`, so a reload before Save loses nothing.
+    fn keep_as_draft(self, call: Memo<Option<CallView>>) {
+        Effect::new(move |_| {
+            let draft = self.draft();
+            if let Some(view) = call.get_untracked() {
+                drafts::save(&view, &draft);
+            }
+        });
+    }
+
+    /// Sends the result, or says what is missing.
+    fn submit(&self, save: Action<CallResult, ()>, texts: &Translations) {
+        match self.draft_untracked().to_result(local_time::to_unix) {
+            Ok(result) => {
+                self.error.set(None);
+                save.dispatch_local(result);
+            }
+            Err(DraftError(key)) => self.error.set(Some(texts.text(key))),
+        }
+    }
+
+    /// The dialog's `data-state`.
+    fn state(&self, saving: bool) -> &'static str {
+        if saving {
+            "saving"
+        } else if self.error.with(Option::is_some) {
+            "error"
+        } else {
+            "editing"
+        }
+    }
+
     /// The fields as a draft (tracked: an effect reading it reruns on every change).
     fn draft(&self) -> SummaryDraft {
         SummaryDraft {
@@ -149,11 +191,57 @@ async fn send_result(widget: Option<crate::kommo::KommoWidget>, call_id: String,
     }
 }
 
+/// Save: posts the result (or queues it), then closes the summary; a
+/// refusal keeps the input and says why.
+fn save_action(call_id: String, form: SummaryForm) -> Action<CallResult, ()> {
+    let queue = expect_context::<SummaryQueue>();
+    let texts = expect_context::<Translations>();
+    let widget = expect_context::<CurrentWidget>();
+    Action::new_local(move |result: &CallResult| {
+        let (id, texts, result) = (call_id.clone(), texts.clone(), result.clone());
+        async move {
+            let said = match send_result(widget.get(), id.clone(), result).await {
+                Saved::Sent => "summary.saved",
+                Saved::Queued => "summary.queued",
+                Saved::Refused(e) => {
+                    form.error.set(Some(texts.fill("summary.error", &[("reason", &e.to_string())])));
+                    return;
+                }
+            };
+            queue.close(&id);
+            drafts::discard(&id);
+            if let Some(n) = Notifications::get() {
+                let _ = n.show_message(&texts.text("summary.title"), &texts.text(said));
+            }
+        }
+    })
+}
+
+/// Escape cancels; Tab stays inside the modal (aria-modal promises it).
+fn dialog_keys(ev: &leptos::ev::KeyboardEvent, dialog_ref: NodeRef<leptos::html::Div>, cancel: &impl Fn()) {
+    match ev.key().as_str() {
+        "Escape" => {
+            ev.prevent_default();
+            cancel();
+        }
+        "Tab" => {
+            let Some(dialog) = dialog_ref.get_untracked() else { return };
+            let controls = elements(&dialog, FOCUSABLE);
+            let active = active_element();
+            let at = controls.iter().position(|c| active.as_ref() == Some(c.as_ref()));
+            if let Some(i) = wrap_index(controls.len(), at, ev.shift_key()) {
+                ev.prevent_default();
+                let _ = controls[i].focus();
+            }
+        }
+        _ => {}
+    }
+}
+
 #[component]
 fn SummaryDialog(call_id: String) -> impl IntoView {
     let queue = expect_context::<SummaryQueue>();
     let texts = expect_context::<Translations>();
-    let widget = expect_context::<CurrentWidget>();
     let initial = queue.find_untracked(&call_id)?;
     let current = {
         let id = call_id.clone();
@@ -161,51 +249,13 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
     };
     // What was typed before a reload, else the call's suggestion.
     let form = SummaryForm::new(drafts::find(&call_id).unwrap_or_else(|| SummaryDraft::for_call(&initial)));
-    // Every change is kept, so a reload before Save loses nothing.
-    Effect::new(move |_| {
-        let draft = form.draft();
-        if let Some(view) = current.get_untracked() {
-            drafts::save(&view, &draft);
-        }
-    });
-
-    let save = Action::new_local({
-        let (id, texts) = (call_id.clone(), texts.clone());
-        move |result: &CallResult| {
-            let (id, texts, result) = (id.clone(), texts.clone(), result.clone());
-            async move {
-                let saved = send_result(widget.get(), id.clone(), result).await;
-                let said = match saved {
-                    Saved::Sent => "summary.saved",
-                    Saved::Queued => "summary.queued",
-                    Saved::Refused(e) => {
-                        form.error.set(Some(texts.fill("summary.error", &[("reason", &e.to_string())])));
-                        return;
-                    }
-                };
-                queue.close(&id);
-                drafts::discard(&id);
-                if let Some(n) = Notifications::get() {
-                    let _ = n.show_message(&texts.text("summary.title"), &texts.text(said));
-                }
-            }
-        }
-    });
+    form.keep_as_draft(current);
+    let save = save_action(call_id.clone(), form);
     let saving = save.pending();
-    let on_submit = {
-        let texts = texts.clone();
-        move |ev: leptos::ev::SubmitEvent| {
-            ev.prevent_default();
-            if saving.get_untracked() {
-                return;
-            }
-            match form.draft_untracked().to_result(local_time::to_unix) {
-                Ok(result) => {
-                    form.error.set(None);
-                    save.dispatch_local(result);
-                }
-                Err(DraftError(key)) => form.error.set(Some(texts.text(key))),
-            }
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !saving.get_untracked() {
+            form.submit(save, &texts);
         }
     };
     let cancel = {
@@ -217,36 +267,11 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
             }
         }
     };
-    let state = move || {
-        if saving.get() {
-            "saving"
-        } else if form.error.with(Option::is_some) {
-            "error"
-        } else {
-            "editing"
-        }
-    };
+    let state = move || form.state(saving.get());
     let dialog_ref = NodeRef::<leptos::html::Div>::new();
     let on_key = {
         let cancel = cancel.clone();
-        move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
-            "Escape" => {
-                ev.prevent_default();
-                cancel();
-            }
-            "Tab" => {
-                // Keep Tab inside the modal (aria-modal promises it).
-                let Some(dialog) = dialog_ref.get_untracked() else { return };
-                let controls = elements(&dialog, FOCUSABLE);
-                let active = active_element();
-                let at = controls.iter().position(|c| active.as_ref() == Some(c.as_ref()));
-                if let Some(i) = wrap_index(controls.len(), at, ev.shift_key()) {
-                    ev.prevent_default();
-                    let _ = controls[i].focus();
-                }
-            }
-            _ => {}
-        }
+        move |ev: leptos::ev::KeyboardEvent| dialog_keys(&ev, dialog_ref, &cancel)
     };
     let recording = Memo::new(move |_| current.get().and_then(|v| v.call.recording_url().and_then(safe_link)));
     Some(view! {
@@ -265,18 +290,6 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
             </div>
         </div>
     })
-}
-
-impl SummaryForm {
-    fn draft_untracked(&self) -> SummaryDraft {
-        SummaryDraft {
-            entity: self.entity.get_untracked(),
-            note: self.note.get_untracked(),
-            task: self.task_on.get_untracked(),
-            task_when: self.task_when.get_untracked(),
-            task_text: self.task_text.get_untracked(),
-        }
-    }
 }
 
 /// The title, and who the call was with (as text: names are never markup).
@@ -319,15 +332,11 @@ fn arrow_keys(ev: &leptos::ev::KeyboardEvent, dialog_ref: NodeRef<leptos::html::
     }
 }
 
-/// The linked record, and the debounced lead/customer search that changes it.
-#[component]
-fn EntityPicker(form: SummaryForm, dialog_ref: NodeRef<leptos::html::Div>) -> impl IntoView {
-    let texts = expect_context::<Translations>();
-    let query = RwSignal::new(String::new());
-    // Refetches whenever the query changes; an answer to an older query is
-    // dropped by the resource, and a query typed over within the pause is
-    // never sent.
-    let found = LocalResource::new(move || {
+/// The hits for what is typed, with the query they answer. Refetches
+/// whenever the query changes; an answer to an older query is dropped by the
+/// resource, and a query typed over within [`DEBOUNCE_MS`] is never sent.
+fn search_as_typed(query: RwSignal<String>) -> LocalResource<(String, Vec<SearchHit>)> {
+    LocalResource::new(move || {
         let q = query.get();
         async move {
             if !is_searchable(&q) {
@@ -340,7 +349,15 @@ fn EntityPicker(form: SummaryForm, dialog_ref: NodeRef<leptos::html::Div>) -> im
             let hits = search(&q).await;
             (q, hits)
         }
-    });
+    })
+}
+
+/// The linked record, and the debounced lead/customer search that changes it.
+#[component]
+fn EntityPicker(form: SummaryForm, dialog_ref: NodeRef<leptos::html::Div>) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    let query = RwSignal::new(String::new());
+    let found = search_as_typed(query);
     let search_ref = NodeRef::<leptos::html::Input>::new();
     Effect::new(move |_| {
         if let Some(input) = search_ref.get() {
@@ -362,28 +379,6 @@ fn EntityPicker(form: SummaryForm, dialog_ref: NodeRef<leptos::html::Div>) -> im
             None => texts.text("summary.no_entity"),
         }
     };
-    let hit_list = {
-        let texts = texts.clone();
-        move || {
-            let q = query.get();
-            if !is_searchable(&q) {
-                return EitherOf3::A(None);
-            }
-            match found.get() {
-                Some((answered, hits)) if answered == q && hits.is_empty() => EitherOf3::A(Some(
-                    view! { <li class="callcard-summary-no-matches">{texts.text("summary.no_matches")}</li> },
-                )),
-                Some((answered, hits)) if answered == q => EitherOf3::B(
-                    hits.into_iter()
-                        .map(|hit| view! { <HitButton hit=hit choose=choose dialog_ref=dialog_ref /> })
-                        .collect_view(),
-                ),
-                _ => EitherOf3::C(
-                    view! { <li class="callcard-summary-searching">{texts.text("summary.searching")}</li> },
-                ),
-            }
-        }
-    };
     view! {
         <p>
             <strong>{texts.text("summary.linked_entity")}": "</strong>
@@ -395,7 +390,37 @@ fn EntityPicker(form: SummaryForm, dialog_ref: NodeRef<leptos::html::Div>) -> im
             prop:value=move || query.get()
             on:keydown=move |ev| arrow_keys(&ev, dialog_ref)
             on:input=move |ev| query.set(event_target_value(&ev)) />
-        <ul id="callcard-summary-hits" aria-live="polite">{hit_list}</ul>
+        <ul id="callcard-summary-hits" aria-live="polite">
+            <HitList query=query found=found choose=choose dialog_ref=dialog_ref />
+        </ul>
+    }
+}
+
+/// What the search found for the query: "searching…", "no matches", or the hits.
+#[component]
+fn HitList(
+    query: RwSignal<String>,
+    found: LocalResource<(String, Vec<SearchHit>)>,
+    choose: impl Fn(SearchHit) + Copy + Send + Sync + 'static,
+    dialog_ref: NodeRef<leptos::html::Div>,
+) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    move || {
+        let q = query.get();
+        if !is_searchable(&q) {
+            return EitherOf3::A(None);
+        }
+        match found.get() {
+            Some((answered, hits)) if answered == q && hits.is_empty() => EitherOf3::A(Some(
+                view! { <li class="callcard-summary-no-matches">{texts.text("summary.no_matches")}</li> },
+            )),
+            Some((answered, hits)) if answered == q => EitherOf3::B(
+                hits.into_iter()
+                    .map(|hit| view! { <HitButton hit=hit choose=choose dialog_ref=dialog_ref /> })
+                    .collect_view(),
+            ),
+            _ => EitherOf3::C(view! { <li class="callcard-summary-searching">{texts.text("summary.searching")}</li> }),
+        }
     }
 }
 
@@ -403,7 +428,7 @@ fn EntityPicker(form: SummaryForm, dialog_ref: NodeRef<leptos::html::Div>) -> im
 #[component]
 fn HitButton(
     hit: SearchHit,
-    choose: impl Fn(SearchHit) + Copy + 'static,
+    choose: impl Fn(SearchHit) + Copy + Send + Sync + 'static,
     dialog_ref: NodeRef<leptos::html::Div>,
 ) -> impl IntoView {
     let texts = expect_context::<Translations>();

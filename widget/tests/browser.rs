@@ -1,7 +1,8 @@
 //! Browser tests: a fake Kommo page (`APP`, the widget's `self`) records what
 //! the widget does, through the real exports and the real notification path.
 //!
-//! Run with `wasm-pack test --headless --chrome --mode no-install` in `widget/`.
+//! Run with `wasm-pack test --headless --chrome --mode no-install` (and
+//! `--firefox` with `GECKODRIVER` set) in `widget/`; one browser per run.
 //! Not covered here: the feed against a real backend (socket, polling,
 //! resync), which needs a local server.
 

@@ -9,6 +9,7 @@
 //! cargo run -p callcard-e2e --bin widget_test_server   # prints CALLCARD_TEST_SERVER=http://127.0.0.1:PORT
 //! cd widget && CALLCARD_TEST_SERVER=http://127.0.0.1:PORT WASM_BINDGEN_TEST_TIMEOUT=300 \
 //!     CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome --mode no-install
+//! # and again with GECKODRIVER=~/.cargo/bin/geckodriver … --firefox
 //! ```
 //!
 //! Without `CALLCARD_TEST_SERVER` these tests fail and say how to run them:
@@ -45,6 +46,9 @@ fn prop(obj: &JsValue, key: &str) -> JsValue {
 
 const SERVER: Option<&str> = option_env!("CALLCARD_TEST_SERVER");
 const ME: u64 = 8320148;
+/// Connections a browser opens for one request within this many
+/// milliseconds of each other are its own retries, not the widget's.
+const BROWSER_RETRY_MS: u64 = 50;
 
 fn server() -> &'static str {
     match SERVER {
@@ -260,10 +264,19 @@ async fn a_lost_socket_reconnects_with_backoff_and_resumes_without_duplicates() 
     assert!(feed.saw(FeedState::Connecting) || feed.saw(FeedState::Offline));
 
     // Backoff: refused attempts come further and further apart.
-    let refused: Vec<u64> = outage.iter().filter(|a| !a.3).map(|a| a.0).collect();
+    // Firefox retries a request whose connection is cut before any answer,
+    // a few times within milliseconds: such a burst is one try of the widget.
+    let mut refused: Vec<u64> = Vec::new();
+    let mut previous: Option<u64> = None;
+    for at in outage.iter().filter(|a| !a.3).map(|a| a.0) {
+        if previous.is_none_or(|p| at > p + BROWSER_RETRY_MS) {
+            refused.push(at);
+        }
+        previous = Some(at);
+    }
     assert!(refused.len() >= 4, "at least four tries in 8 s: {outage:?}");
     let gaps: Vec<u64> = refused.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(gaps.iter().all(|&g| g >= 200), "never hammering: {gaps:?}");
+    assert!(gaps.iter().all(|&g| g >= 200), "never hammering: {gaps:?} {outage:?}");
     assert!(gaps.windows(2).all(|w| w[1] + 100 >= w[0]), "never shrinking: {gaps:?}");
     assert!(gaps.last().unwrap() * 2 >= gaps[0] * 3, "growing: {gaps:?}");
     assert!(gaps.iter().all(|&g| g <= 30_000 + 500), "capped: {gaps:?}");

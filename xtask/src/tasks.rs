@@ -108,21 +108,27 @@ pub fn test(options: &Options) -> Result<()> {
         &[],
         "CALLCARD_TEST_SERVER=",
     )?;
-    // In headless Chromium and Firefox, one after the other. Europe/Berlin
-    // observes daylight saving time, which the due-time test needs.
-    run(
-        &root.join("widget"),
-        "wasm-pack",
-        &["test", "--headless", "--chrome", "--firefox", "--mode", "no-install"],
-        &[
-            ("CHROMEDRIVER", "/usr/bin/chromedriver"),
-            ("GECKODRIVER", &geckodriver),
-            ("TZ", BROWSER_TIME_ZONE),
-            ("CALLCARD_TEST_SERVER", &server.announced),
-            // The feed tests wait for real reconnects (the runner's default is 20 s per binary).
-            ("WASM_BINDGEN_TEST_TIMEOUT", "300"),
-        ],
-    )?;
+    // In headless Chromium, then in headless Firefox: wasm-bindgen's test
+    // runner drives one browser per run (given both drivers it takes
+    // geckodriver alone), so `--chrome --firefox` would test Firefox only.
+    // Europe/Berlin observes daylight saving time, which the due-time test
+    // needs.
+    let browsers: [(&str, (&str, &str)); 2] =
+        [("--chrome", ("CHROMEDRIVER", "/usr/bin/chromedriver")), ("--firefox", ("GECKODRIVER", &geckodriver))];
+    for (browser, driver) in browsers {
+        run(
+            &root.join("widget"),
+            "wasm-pack",
+            &["test", "--headless", browser, "--mode", "no-install"],
+            &[
+                driver,
+                ("TZ", BROWSER_TIME_ZONE),
+                ("CALLCARD_TEST_SERVER", &server.announced),
+                // The feed tests wait for real reconnects (the runner's default is 20 s per binary).
+                ("WASM_BINDGEN_TEST_TIMEOUT", "300"),
+            ],
+        )?;
+    }
     drop(server);
     run(
         &root,
