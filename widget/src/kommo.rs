@@ -103,8 +103,9 @@ impl ProblemText {
 #[serde(default)]
 struct Rejection {
     status: Option<f64>,
-    #[serde(rename = "responseJSON")]
-    response_json: Option<ProblemText>,
+    /// Read apart: an answer that is JSON but no problem must not lose the status.
+    #[serde(rename = "responseJSON", with = "serde_wasm_bindgen::preserve")]
+    response_json: JsValue,
     message: Option<String>,
     #[serde(rename = "responseText")]
     response_text: Option<String>,
@@ -132,8 +133,8 @@ impl AjaxError {
         let text = value.as_string();
         let r: Rejection = if value.is_object() { from_js(value).unwrap_or_default() } else { Rejection::default() };
         let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
-        let message = r
-            .response_json
+        let problem = r.response_json.is_object().then(|| from_js::<ProblemText>(r.response_json).ok()).flatten();
+        let message = problem
             .and_then(ProblemText::message)
             .or_else(|| nonempty(r.message))
             .or_else(|| nonempty(r.response_text))

@@ -347,6 +347,8 @@ async fn check_connection_reports_what_the_backend_says() {
     assert_eq!(state, "not_authorized");
     let (state, _) = check_connection("Promise.reject({status: 401, responseJSON: {title: 'refused'}})").await;
     assert_eq!(state, "not_authorized");
+    let (state, _) = check_connection("Promise.reject({status: 403, responseJSON: 'Forbidden'})").await;
+    assert_eq!(state, "not_authorized", "an answer that is no problem+json keeps its status");
     let (state, text) = check_connection("Promise.reject({status: 404, responseText: 'not found'})").await;
     assert_eq!(state, "unknown", "a backend without /widget/status is reachable: {text}");
     let (state, text) = check_connection("Promise.reject({status: 0, statusText: 'error'})").await;
