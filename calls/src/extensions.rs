@@ -130,6 +130,72 @@ impl From<ExtensionMap> for BTreeMap<String, String> {
     }
 }
 
+/// One user's field of the `users` setting as Kommo stores it: text, a
+/// number (`101`), or empty (`null`). Reads without serde_json, so the widget
+/// checks the settings page with [`ExtensionMap::from_fields`] by these very
+/// rules over serde-wasm-bindgen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtensionField(pub String);
+
+impl<'de> Deserialize<'de> for ExtensionField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Field;
+        impl<'de> serde::de::Visitor<'de> for Field {
+            type Value = ExtensionField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an extension")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<ExtensionField, E> {
+                Ok(ExtensionField(v.to_owned()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<ExtensionField, E> {
+                Ok(ExtensionField(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<ExtensionField, E> {
+                Ok(ExtensionField(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<ExtensionField, E> {
+                Ok(ExtensionField(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<ExtensionField, E> {
+                Ok(ExtensionField(v.to_string()))
+            }
+            fn visit_unit<E>(self) -> Result<ExtensionField, E> {
+                Ok(ExtensionField::default())
+            }
+            fn visit_none<E>(self) -> Result<ExtensionField, E> {
+                Ok(ExtensionField::default())
+            }
+            // A list or an object is no extension; it is refused as "not
+            // digits" like any other text (shown as `[…]` / `{…}`).
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ExtensionField, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(ExtensionField("[…]".into()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ExtensionField, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(ExtensionField("{…}".into()))
+            }
+        }
+        deserializer.deserialize_any(Field)
+    }
+}
+
+impl ExtensionMap {
+    /// The rules of [`ExtensionMap::from_entries`] over the setting's fields,
+    /// read as [`ExtensionField`]s (keys in string order, as a JSON object
+    /// is read into a map).
+    pub fn from_fields(fields: &BTreeMap<String, ExtensionField>) -> Result<Self, ExtensionMapError> {
+        Self::from_entries(fields.iter().map(|(user, field)| (user.as_str(), field.0.clone())))
+    }
+}
+
+/// The body of `PUT /widget/settings`: `{"users": {"<user_id>": "<extension>"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsUpdate {
+    pub users: ExtensionMap,
+}
+
 impl TryFrom<serde_json::Value> for ExtensionMap {
     type Error = ExtensionMapError;
     fn try_from(v: serde_json::Value) -> Result<Self, Self::Error> {
@@ -164,6 +230,48 @@ mod tests {
         ));
         assert_eq!(ExtensionMap::parse(&json!([1])).unwrap_err(), ExtensionMapError::NotAnObject);
         assert!(matches!(ExtensionMap::parse(&json!({"bob": "1"})).unwrap_err(), ExtensionMapError::BadUserId(_)));
+    }
+
+    #[test]
+    fn fields_read_without_serde_json_follow_the_same_rules() {
+        let cases = [
+            json!({"8320148": "101", "8375357": " 102 "}),
+            json!({"1": "101", "2": "101"}),
+            json!({"3": "7", "1": "101", "2": "101", "10": "101"}),
+            json!({"1": "", "2": null, "3": "  "}),
+            json!({"x": "101"}),
+            json!({" 5 ": "101", "+6": "102"}),
+            json!({"5": "101", "05": "102", "7": "101"}),
+            json!({"1": 101, "3": 1.5}),
+            json!({"1": 12345678901234567u64}),
+            json!({"1": true}),
+            json!({"1": [1, "2"]}),
+            json!({"1": {"b": 1}}),
+            json!({"1": "12345678901234567"}),
+            json!({}),
+        ];
+        for case in cases {
+            let fields: BTreeMap<String, ExtensionField> = serde_json::from_value(case.clone()).unwrap();
+            let ours = ExtensionMap::from_fields(&fields);
+            let theirs = ExtensionMap::parse(&case);
+            // Lists and objects are refused alike; only the text shown differs.
+            match (&ours, &theirs) {
+                (
+                    Err(ExtensionMapError::NotDigits { user_id: a, .. }),
+                    Err(ExtensionMapError::NotDigits { user_id: b, .. }),
+                ) => {
+                    assert_eq!(a, b, "{case}")
+                }
+                _ => assert_eq!(ours, theirs, "{case}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_settings_body_names_users() {
+        let users = ExtensionMap::parse(&json!({"8375357": "102", "10": "7"})).unwrap();
+        let body = serde_json::to_string(&SettingsUpdate { users }).unwrap();
+        assert_eq!(body, r#"{"users":{"10":"7","8375357":"102"}}"#);
     }
 
     #[test]

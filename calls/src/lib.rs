@@ -19,6 +19,7 @@
 //! - [`result`]: the manager's call result from the Call summary modal.
 //! - [`note`]: the call note's text as sections that late data upserts in
 //!   place, switchable per account, the manager's note never overwritten.
+//! - [`status`]: the backend's answer to the settings page's connection check.
 //! - [`signature`]: HMAC-SHA256 webhook signatures with a replay window.
 //! - [`backoff`]: exponential backoff with full or equal jitter, the random
 //!   draw passed in (the Kommo client, the job queue, the widget).
@@ -33,6 +34,7 @@ pub mod note;
 pub mod phone;
 pub mod result;
 pub mod signature;
+pub mod status;
 
 pub use call::{Call, CallStatus};
 pub use entity::{EntityKind, EntityRef};

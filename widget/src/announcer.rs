@@ -5,9 +5,9 @@
 //! tabs wrote before every decision and saved *before* anything is shown),
 //! composes with [`crate::notification`], and calls `APP.notifications`.
 
-use crate::json;
 use crate::kommo::{KommoWidget, Notifications};
 use crate::ledger::{Notice, NotificationLedger};
+use crate::local_storage;
 use crate::notification::{completed_call, ringing_popup};
 use callcard_calls::feed::CallView;
 use std::rc::Rc;
@@ -24,13 +24,7 @@ pub struct Announcer {
 
 /// The `localStorage` key of a user's ledger.
 pub fn storage_key(me: u64) -> String {
-    let mut key = String::from("callcard.notices.");
-    json::write_u64(&mut key, me);
-    key
-}
-
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok()?
+    format!("callcard.notices.{me}")
 }
 
 /// The current time in Unix milliseconds.
@@ -51,18 +45,13 @@ impl Announcer {
 
     /// Merges what is stored (other tabs, earlier page loads).
     fn reload(&mut self) {
-        let stored = storage()
-            .and_then(|s| s.get_item(&storage_key(self.me)).ok().flatten())
-            .and_then(|text| NotificationLedger::from_json(&json::parse(&text)?));
-        if let Some(stored) = stored {
+        if let Some(stored) = local_storage::load::<NotificationLedger>(&storage_key(self.me)) {
             self.ledger.merge(&stored);
         }
     }
 
     fn save(&self) {
-        if let Some(s) = storage() {
-            let _ = s.set_item(&storage_key(self.me), &self.ledger.to_json());
-        }
+        local_storage::store(&storage_key(self.me), &self.ledger);
     }
 
     /// Shows what is due for this snapshot; returns what was shown.

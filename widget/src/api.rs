@@ -9,11 +9,13 @@
 //! `GET /widget/status` and the call result go through Kommo's `$authorizedAjax` (which adds the one-time
 //! `X-Auth-Token`); the feed routes carry the ticket in the query string.
 
-use crate::json::{self, Json, Writer};
-use crate::kommo::{from_js, AjaxError, AjaxRequest, KommoWidget};
-use crate::wire;
+use crate::convert::{from_js, from_json, to_json};
+use crate::kommo::{AjaxError, AjaxRequest, KommoWidget, ProblemText};
+use callcard_calls::extensions::{ExtensionMap, SettingsUpdate};
 use callcard_calls::feed::{CurrentCalls, PollAnswer, Ticket};
 use callcard_calls::result::CallResult;
+use callcard_calls::status::WidgetStatus;
+use serde::de::DeserializeOwned;
 
 /// The backend base URL this build talks to.
 pub fn configured_base() -> &'static str {
@@ -121,72 +123,57 @@ impl Backend {
 
     /// A feed ticket for the current user.
     pub async fn ticket(&self, widget: &KommoWidget) -> Result<Ticket, AjaxError> {
-        let request = AjaxRequest { url: self.ticket_url(), method: "POST", body: None };
-        let value = widget.authorized_ajax(&request).await?;
-        wire::ticket(&from_js(&value)).ok_or_else(|| AjaxError::new(0, "bad ticket"))
+        let value = widget.authorized_ajax(&AjaxRequest::new("POST", self.ticket_url())).await?;
+        from_js(value).map_err(|e| AjaxError::new(0, format!("bad ticket: {e}")))
     }
 
     /// Events after `since`, for when the socket does not work.
     pub async fn poll(&self, ticket: &str, since: u64, wait: u32) -> Result<PollAnswer, AjaxError> {
-        let url = self.poll_url(ticket, since, wait);
-        read_answer(&url, wire::poll_answer(&get_json(&url).await?))
+        get_json(&self.poll_url(ticket, since, wait)).await
     }
 
     /// The calls that still matter, to start over.
     pub async fn current_calls(&self, ticket: &str) -> Result<CurrentCalls, AjaxError> {
-        let url = self.calls_url(ticket);
-        read_answer(&url, wire::current_calls(&get_json(&url).await?))
+        get_json(&self.calls_url(ticket)).await
     }
 
     /// `GET /widget/status`: whether the backend has this account authorized.
-    pub async fn status(&self, widget: &KommoWidget) -> Result<Json, AjaxError> {
-        let request = AjaxRequest { url: self.status_url(), method: "GET", body: None };
-        let value = widget.authorized_ajax(&request).await?;
-        Ok(from_js(&value))
+    pub async fn status(&self, widget: &KommoWidget) -> Result<WidgetStatus, AjaxError> {
+        let value = widget.authorized_ajax(&AjaxRequest::new("GET", self.status_url())).await?;
+        if value.is_null() {
+            return Ok(WidgetStatus::default());
+        }
+        from_js(value).map_err(|e| AjaxError::new(0, format!("bad status answer: {e}")))
     }
 
     /// `PUT /widget/settings {"users": …}`.
-    pub async fn save_settings(&self, widget: &KommoWidget, users: &[(u64, String)]) -> Result<(), AjaxError> {
-        let request = AjaxRequest { url: self.settings_url(), method: "PUT", body: Some(settings_body(users)) };
-        widget.authorized_ajax(&request).await.map(drop)
+    pub async fn save_settings(&self, widget: &KommoWidget, users: ExtensionMap) -> Result<(), AjaxError> {
+        let body = to_json(&SettingsUpdate { users });
+        widget.authorized_ajax(&AjaxRequest::with_json("PUT", self.settings_url(), body)).await.map(drop)
     }
 
     /// `POST /widget/calls/{call_id}/result`.
     pub async fn save_result(&self, widget: &KommoWidget, call_id: &str, result: &CallResult) -> Result<(), AjaxError> {
-        let body = wire::call_result_json(result);
-        let request = AjaxRequest { url: self.result_url(call_id), method: "POST", body: Some(body) };
+        let request = AjaxRequest::with_json("POST", self.result_url(call_id), to_json(result));
         widget.authorized_ajax(&request).await.map(drop)
     }
 }
 
-/// `{"users":{"<user_id>":"<extension>",…}}`, the ids in string order (as
-/// the `ExtensionMap` serializes).
-pub fn settings_body(users: &[(u64, String)]) -> String {
-    let mut users: Vec<(String, &str)> = users.iter().map(|(u, e)| (json::u64_string(*u), e.as_str())).collect();
-    json::sort_by(&mut users, |a, b| a.0 < b.0);
-    let mut w = Writer::new();
-    w.open().key("users").open();
-    for (user, extension) in &users {
-        w.key(user).str(extension);
-    }
-    w.close().close();
-    w.finish()
-}
-
-fn read_answer<T>(url: &str, answer: Option<T>) -> Result<T, AjaxError> {
-    answer.ok_or_else(|| AjaxError::new(0, format!("bad answer from {url}")))
-}
-
-/// `GET url` answering JSON, with problem+json errors read into [`AjaxError`].
-pub async fn get_json(url: &str) -> Result<Json, AjaxError> {
-    let (status, text) = crate::net::get_text(url).await?;
-    if !(200..300).contains(&status) {
-        let message = json::parse(&text)
-            .and_then(|v| v.get("detail").or_else(|| v.get("title")).and_then(|d| d.as_str()).map(str::to_owned))
-            .unwrap_or(text);
+/// `GET url` answering JSON (gloo-net), with problem+json errors read into
+/// [`AjaxError`]. A request that got no answer is status 0.
+pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, AjaxError> {
+    let response = gloo_net::http::Request::get(url)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| AjaxError::new(0, e.to_string()))?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| AjaxError::new(status, e.to_string()))?;
+    if !response.ok() {
+        let message = from_json::<ProblemText>(&text).and_then(ProblemText::message).unwrap_or(text);
         return Err(AjaxError::new(status, message));
     }
-    json::parse(&text).ok_or_else(|| AjaxError::new(0, format!("bad answer from {url}")))
+    from_json(&text).ok_or_else(|| AjaxError::new(0, format!("bad answer from {url}")))
 }
 
 #[cfg(test)]
@@ -213,17 +200,6 @@ mod tests {
         assert_eq!(b.settings_url(), "https://callcard.example/widget/settings");
         assert_eq!(b.status_url(), "https://callcard.example/widget/status");
         assert_eq!(b.feed_socket_url("t", 1), "wss://callcard.example/widget/feed?ticket=t&since=1");
-    }
-
-    #[test]
-    fn the_settings_body_is_what_the_extension_map_serializes() {
-        let users = [(8_375_357, "102".to_owned()), (10, "7".to_owned()), (8_320_148, "101".to_owned())];
-        let map = callcard_calls::extensions::ExtensionMap::parse(&serde_json::json!({
-            "8375357": "102", "10": "7", "8320148": "101"
-        }))
-        .unwrap();
-        assert_eq!(settings_body(&users), serde_json::to_string(&serde_json::json!({ "users": map })).unwrap());
-        assert_eq!(settings_body(&[]), r#"{"users":{}}"#);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The widget's root view, mounted into `<div id="callcard-root">`.
 //!
 //! It renders a screen-reader status line (`.callcard-status`,
-//! `role="status"`) describing the feed, and the Call summary modal. The root element itself carries the
-//! machine-readable markers (`data-feed`, `data-role`), set by
-//! [`crate::session`].
+//! `role="status"`) describing the feed, and the Call summary modal. The root
+//! element itself carries the machine-readable markers (`data-feed`,
+//! `data-role`), set by [`crate::session`], which provides what the views
+//! use as context: the feed state (`ReadSignal<FeedState>`), the
+//! [`Translations`], the [`crate::summary::SummaryQueue`] and the
+//! [`crate::kommo::CurrentWidget`].
 
 use crate::feed_state::FeedState;
-use crate::summary::SummaryQueue;
 use crate::summary_view::CallSummary;
 use crate::texts::{Texts, Translations};
 use leptos::prelude::*;
@@ -17,11 +19,12 @@ const SR_ONLY: &str =
 
 /// The feed status line.
 #[component]
-pub fn FeedStatus(state: ArcRwSignal<FeedState>, texts: Translations) -> impl IntoView {
-    let data_state = state.clone();
+pub fn FeedStatus() -> impl IntoView {
+    let state = expect_context::<ReadSignal<FeedState>>();
+    let texts = expect_context::<Translations>();
     view! {
         <div class="callcard-status" role="status" aria-live="polite" style=SR_ONLY
-            data-feed=move || data_state.get().as_str()>
+            data-feed=move || state.get().as_str()>
             {move || texts.text(state.get().text_key())}
         </div>
     }
@@ -29,9 +32,9 @@ pub fn FeedStatus(state: ArcRwSignal<FeedState>, texts: Translations) -> impl In
 
 /// Everything the widget draws.
 #[component]
-pub fn App(state: ArcRwSignal<FeedState>, summaries: SummaryQueue, texts: Translations) -> impl IntoView {
+pub fn App() -> impl IntoView {
     view! {
-        <FeedStatus state=state texts=texts.clone() />
-        <CallSummary queue=summaries texts=texts />
+        <FeedStatus />
+        <CallSummary />
     }
 }

@@ -73,7 +73,7 @@ impl FeedCursor {
             return (Vec::new(), PollNext::Resync);
         }
         let mut events = answer.events;
-        crate::json::sort_by(&mut events, |a, b| a.offset < b.offset);
+        events.sort_by_key(|e| e.offset);
         let fresh: Vec<FeedEvent> = events.into_iter().filter(|e| self.accept(e)).collect();
         if fresh.is_empty() {
             // Nothing for us after `since`: whatever the server counted up to

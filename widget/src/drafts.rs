@@ -10,10 +10,10 @@
 //! [`Drafts`] is the plain collection (unit-tested natively); [`save`],
 //! [`discard`], [`find`] and [`restore`] are its `localStorage` half.
 
-use crate::json::{self, Json, Writer};
+use crate::local_storage;
 use crate::summary::SummaryDraft;
-use crate::wire;
 use callcard_calls::feed::CallView;
+use serde::{Deserialize, Serialize};
 
 /// The `localStorage` key.
 pub const STORAGE_KEY: &str = "callcard.drafts";
@@ -23,8 +23,7 @@ pub const MAX_AGE_MS: i64 = 24 * 60 * 60 * 1000;
 pub const CAPACITY: usize = 20;
 
 /// One open modal's call and fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredDraft {
     /// The newest snapshot of the call the modal showed.
     pub view: CallView,
@@ -35,38 +34,12 @@ pub struct StoredDraft {
 
 /// The kept drafts, oldest change first; stored as
 /// `{"drafts":[{"view":CallView,"draft":SummaryDraft,"saved_at":ms},…]}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drafts {
     drafts: Vec<StoredDraft>,
 }
 
 impl Drafts {
-    pub fn to_json(&self) -> String {
-        let mut w = Writer::new();
-        w.open().key("drafts").open_array();
-        for d in &self.drafts {
-            w.item().open().key("view");
-            wire::write_call_view(&mut w, &d.view);
-            w.key("draft");
-            d.draft.write_json(&mut w);
-            w.key("saved_at").i64(d.saved_at).close();
-        }
-        w.close_array().close();
-        w.finish()
-    }
-
-    pub fn from_json(j: &Json) -> Option<Self> {
-        let drafts = wire::list(j.get("drafts")?, |d| {
-            Some(StoredDraft {
-                view: wire::call_view(d.get("view")?)?,
-                draft: SummaryDraft::from_json(d.get("draft")?)?,
-                saved_at: d.get("saved_at")?.as_i64()?,
-            })
-        })?;
-        Some(Self { drafts })
-    }
-
     /// Keeps `draft` for the call of `view`, replacing an older one.
     pub fn put(&mut self, view: &CallView, draft: &SummaryDraft, now_ms: i64) {
         self.remove(&view.call.call_id);
@@ -107,24 +80,16 @@ impl Drafts {
     }
 }
 
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok()?
-}
-
 /// The stored drafts (empty when unreadable).
 pub fn load() -> Drafts {
-    storage()
-        .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
-        .and_then(|text| Drafts::from_json(&json::parse(&text)?))
-        .unwrap_or_default()
+    local_storage::load(STORAGE_KEY).unwrap_or_default()
 }
 
 fn store(drafts: &Drafts) {
-    let Some(s) = storage() else { return };
     if drafts.is_empty() {
-        let _ = s.remove_item(STORAGE_KEY);
+        local_storage::remove(STORAGE_KEY);
     } else {
-        let _ = s.set_item(STORAGE_KEY, &drafts.to_json());
+        local_storage::store(STORAGE_KEY, drafts);
     }
 }
 
@@ -183,18 +148,7 @@ mod tests {
         assert_eq!(d.get("a").unwrap().draft, typed);
         let back: Drafts = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
         assert_eq!(back, d);
-        // Stored as serde stored it, and read back.
-        assert_eq!(d.to_json(), serde_json::to_string(&d).unwrap());
-        assert_eq!(Drafts::from_json(&json::parse(&d.to_json()).unwrap()), Some(d.clone()));
-        let mut all = Drafts::default();
-        for (i, mut v) in crate::wire::tests::sample_views().into_iter().enumerate() {
-            v.call.call_id.push_str(&i.to_string());
-            all.put(&v, &SummaryDraft { note: "n".into(), ..SummaryDraft::default() }, i as i64);
-        }
-        assert_eq!(all.len(), crate::wire::tests::sample_views().len());
-        assert_eq!(all.to_json(), serde_json::to_string(&all).unwrap());
-        assert_eq!(Drafts::from_json(&json::parse(&all.to_json()).unwrap()), Some(all));
-        assert_eq!(Drafts::from_json(&json::parse(r#"{"drafts":[{"view":{}}]}"#).unwrap()), None);
+        assert!(serde_json::from_str::<Drafts>(r#"{"drafts":[{"view":{}}]}"#).is_err());
         assert!(d.remove("a"));
         assert!(!d.remove("a"));
         assert!(d.get("a").is_none());
@@ -222,12 +176,5 @@ mod tests {
         assert_eq!(d.len(), CAPACITY);
         assert!(d.get("c0").is_none());
         assert!(d.get(&format!("c{}", CAPACITY + 2)).is_some());
-    }
-
-    #[test]
-    fn older_draft_json_without_new_fields_still_reads() {
-        let draft = SummaryDraft::from_json(&json::parse(r#"{"note":"hi"}"#).unwrap()).unwrap();
-        assert_eq!(draft.note, "hi");
-        assert!(!draft.task);
     }
 }

@@ -25,13 +25,15 @@
 use crate::announcer::{now_ms, Announcer};
 use crate::api::Backend;
 use crate::backoff::Backoff;
+use crate::convert::from_json;
 use crate::cursor::{FeedCursor, PollNext};
 use crate::feed_state::FeedState;
 use crate::kommo::KommoWidget;
-use crate::net::{Frame, Socket};
-use crate::{json, wire};
 use callcard_calls::feed::{CallView, FeedMessage, Ticket};
 use futures::future::{select, Either};
+use futures::StreamExt;
+use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, State};
 use gloo_timers::future::TimeoutFuture;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -312,10 +314,10 @@ impl FeedLoop {
     async fn socket_session(&mut self) -> SocketEnd {
         let since = self.cursor.since().unwrap_or(0);
         let url = self.backend.feed_socket_url(&self.ticket_str(), since);
-        let ws = match Socket::open(&url) {
+        let mut ws = match WebSocket::open(&url) {
             Ok(ws) => ws,
             Err(e) => {
-                web_sys::console::warn_2(&"callcard: cannot open the feed".into(), &e);
+                web_sys::console::warn_1(&format!("callcard: cannot open the feed: {e}").into());
                 return SocketEnd::NeverOpened;
             }
         };
@@ -325,7 +327,7 @@ impl FeedLoop {
         let mut last_frame = started;
         loop {
             let step = {
-                let next = std::pin::pin!(ws.next());
+                let next = ws.next();
                 let tick = TimeoutFuture::new(1_000);
                 match select(next, tick).await {
                     Either::Left((msg, _)) => Some(msg),
@@ -333,14 +335,14 @@ impl FeedLoop {
                 }
             };
             match step {
-                Some(Frame::Text(text)) => {
+                Some(Some(Ok(Message::Text(text)))) => {
                     last_frame = now_ms();
                     if !opened {
                         opened = true;
                         opened_at = last_frame;
                         self.set_state(FeedState::Live);
                     }
-                    match json::parse(&text).as_ref().and_then(wire::feed_message) {
+                    match from_json::<FeedMessage>(&text) {
                         Some(FeedMessage::Event(event)) => {
                             if self.cursor.accept(&event) {
                                 self.apply(&event.call);
@@ -364,10 +366,12 @@ impl FeedLoop {
                         }
                     }
                 }
-                Some(Frame::Binary) => {
+                // The feed sends no binary frames; one still shows the socket lives.
+                Some(Some(Ok(Message::Bytes(_)))) => {
                     last_frame = now_ms();
                 }
-                Some(Frame::Closed) => {
+                // Failed or closed; nothing follows.
+                Some(Some(Err(_)) | None) => {
                     return if opened {
                         SocketEnd::Dropped { lived_ms: now_ms() - opened_at }
                     } else {
@@ -376,7 +380,7 @@ impl FeedLoop {
                 }
                 None => {
                     let now = now_ms();
-                    if !opened && ws.is_open() {
+                    if !opened && matches!(ws.state(), State::Open) {
                         opened = true;
                         last_frame = now;
                         opened_at = now;

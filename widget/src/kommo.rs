@@ -1,46 +1,77 @@
-//! A typed wrapper around the JavaScript surface Kommo gives a widget.
+//! Typed bindings to the JavaScript surface Kommo gives a widget.
 //!
-//! - [`KommoWidget`] wraps the widget object `self` that script.js passes to
-//!   every export: `get_settings()`, `i18n(group)`, `$authorizedAjax(opts)`.
-//! - [`Notifications`] wraps `APP.notifications`: `show_notification`,
+//! - [`KommoWidget`]: the widget object `self` that script.js passes to
+//!   every export: `get_settings()`, `i18n(group)`, `$authorizedAjax(opts)`,
+//!   `add_action(type, fn)`.
+//! - [`Notifications`]: `APP.notifications`: `show_notification`,
 //!   `add_call`, `show_message`, `show_message_error`.
-//! - [`current_user_id`] reads `APP.constant('user').id`.
+//! - [`current_user_id`]: reads `APP.constant('user').id`.
 //!
-//! Everything is looked up at call time with `Reflect`, so a missing method
-//! is an error value, never a panic. Compiles natively (for unit tests of the
-//! rest of the crate) but only works in a browser.
+//! Every method is imported with `catch`, so a host without it gives an
+//! error value, never a panic. Values cross with serde-wasm-bindgen
+//! ([`crate::convert`]). Compiles natively (for unit tests of the rest of
+//! the crate) but only works in a browser.
 
-use crate::json::{self, Json, Writer};
-use crate::notification::{CallPopup, CompletedCall};
+use crate::convert::{from_js, to_js};
+use crate::notification::{CallPopup, CompletedCall, Message};
 use crate::texts::Texts;
+use leptos::prelude::{LocalStorage, StoredValue, WithValue};
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt;
-use wasm_bindgen::{JsCast, JsValue};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
-/// Reads `obj[key]`, `undefined` when absent or when `obj` is not an object.
-pub fn prop(obj: &JsValue, key: &str) -> JsValue {
-    if !obj.is_object() && !obj.is_function() {
-        return JsValue::UNDEFINED;
-    }
-    js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
+#[wasm_bindgen]
+extern "C" {
+    /// Kommo's widget object (`self` in script.js).
+    #[derive(Clone, Debug)]
+    pub type KommoWidget;
 
-/// Calls `obj[method](...args)` with `this = obj`.
-pub fn call_method(obj: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
-    let f = prop(obj, method);
-    let f: &js_sys::Function = f.dyn_ref().ok_or_else(|| JsValue::from_str(&format!("{method} is not a function")))?;
-    let array: js_sys::Array = args.iter().collect();
-    f.apply(obj, &array)
-}
+    #[wasm_bindgen(method, catch, js_name = get_settings)]
+    fn get_settings_js(this: &KommoWidget) -> Result<JsValue, JsValue>;
 
-/// A JSON text as a plain JS value (`JSON.parse`).
-pub fn to_js(json: &str) -> JsValue {
-    js_sys::JSON::parse(json).unwrap_or(JsValue::NULL)
-}
+    #[wasm_bindgen(method, catch, js_name = i18n)]
+    fn i18n_js(this: &KommoWidget, group: &str) -> Result<JsValue, JsValue>;
 
-/// A plain JS value (an answer, a setting) as [`Json`], by way of
-/// `JSON.stringify`: `undefined`, functions and the like become `null`.
-pub fn from_js(value: &JsValue) -> Json {
-    js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string()).and_then(|s| json::parse(&s)).unwrap_or(Json::Null)
+    #[wasm_bindgen(method, catch, js_name = "$authorizedAjax")]
+    fn authorized_ajax_js(this: &KommoWidget, options: &JsValue) -> Result<JsValue, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = add_action)]
+    fn add_action_js(this: &KommoWidget, action: &str, callback: &js_sys::Function) -> Result<JsValue, JsValue>;
+
+    /// The page's global object, as far as Kommo's globals go.
+    type KommoGlobal;
+
+    #[wasm_bindgen(method, getter, js_name = APP)]
+    fn app(this: &KommoGlobal) -> Option<App>;
+
+    /// Kommo's `APP`.
+    type App;
+
+    #[wasm_bindgen(method, getter)]
+    fn notifications(this: &App) -> Option<Notifications>;
+
+    #[wasm_bindgen(method, catch)]
+    fn constant(this: &App, name: &str) -> Result<JsValue, JsValue>;
+
+    /// `APP.notifications`.
+    #[derive(Clone, Debug)]
+    pub type Notifications;
+
+    #[wasm_bindgen(method, catch, js_name = show_notification)]
+    fn show_notification_js(this: &Notifications, popup: &JsValue) -> Result<(), JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = add_call)]
+    fn add_call_js(this: &Notifications, call: &JsValue) -> Result<(), JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = show_message)]
+    fn show_message_js(this: &Notifications, message: &JsValue) -> Result<(), JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = show_message_error)]
+    fn show_message_error_js(this: &Notifications, message: &JsValue) -> Result<(), JsValue>;
 }
 
 /// A failed `$authorizedAjax` (or other HTTP) call.
@@ -50,6 +81,36 @@ pub struct AjaxError {
     pub status: u16,
     /// The problem's `title`/`detail`, or the response text, or the JS error.
     pub message: String,
+}
+
+/// What `application/problem+json` says, as far as a message goes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ProblemText {
+    pub title: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl ProblemText {
+    /// The detail, else the title.
+    pub fn message(self) -> Option<String> {
+        [self.detail, self.title].into_iter().flatten().find(|s| !s.is_empty())
+    }
+}
+
+/// What a rejected `$authorizedAjax` gives: a jqXHR (or an `Error`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Rejection {
+    status: Option<f64>,
+    /// Read apart: an answer that is JSON but no problem must not lose the status.
+    #[serde(rename = "responseJSON", with = "serde_wasm_bindgen::preserve")]
+    response_json: JsValue,
+    message: Option<String>,
+    #[serde(rename = "responseText")]
+    response_text: Option<String>,
+    #[serde(rename = "statusText")]
+    status_text: Option<String>,
 }
 
 impl AjaxError {
@@ -68,17 +129,19 @@ impl AjaxError {
     }
 
     /// Reads a jqXHR (or an Error, or anything) a rejected call gave.
-    pub fn from_js(value: &JsValue) -> Self {
-        let status = prop(value, "status").as_f64().map_or(0, |s| s as u16);
-        let json = prop(value, "responseJSON");
-        let message = [prop(&json, "detail"), prop(&json, "title"), prop(value, "message")]
-            .into_iter()
-            .find_map(|v| v.as_string().filter(|s| !s.is_empty()))
-            .or_else(|| prop(value, "responseText").as_string().filter(|s| !s.is_empty()))
-            .or_else(|| value.as_string())
-            .or_else(|| prop(value, "statusText").as_string())
+    pub fn from_js(value: JsValue) -> Self {
+        let text = value.as_string();
+        let r: Rejection = if value.is_object() { from_js(value).unwrap_or_default() } else { Rejection::default() };
+        let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+        let problem = r.response_json.is_object().then(|| from_js::<ProblemText>(r.response_json).ok()).flatten();
+        let message = problem
+            .and_then(ProblemText::message)
+            .or_else(|| nonempty(r.message))
+            .or_else(|| nonempty(r.response_text))
+            .or(text)
+            .or(r.status_text)
             .unwrap_or_else(|| "request failed".to_owned());
-        Self { status, message }
+        Self { status: r.status.map_or(0, |s| s as u16), message }
     }
 }
 
@@ -94,59 +157,81 @@ impl fmt::Display for AjaxError {
 
 impl std::error::Error for AjaxError {}
 
-/// One `$authorizedAjax` request.
-#[derive(Clone, Debug)]
+/// The options of one `$authorizedAjax` call (jQuery's `$.ajax` settings).
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AjaxRequest {
     pub url: String,
     /// `GET`, `POST`, `PUT`…; sent as both jQuery's `method` and `type`.
     pub method: &'static str,
-    /// A JSON text, sent with `contentType: application/json`.
-    pub body: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub data_type: &'static str,
+    /// `application/json` with a body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<&'static str>,
+    /// A JSON text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
-/// Kommo's widget object (`self` in script.js).
-#[derive(Clone, Debug)]
-pub struct KommoWidget {
-    this: JsValue,
+impl AjaxRequest {
+    /// A request without a body.
+    pub fn new(method: &'static str, url: String) -> Self {
+        Self { url, method, kind: method, data_type: "json", content_type: None, data: None }
+    }
+
+    /// A request with a JSON body.
+    pub fn with_json(method: &'static str, url: String, body: String) -> Self {
+        Self { content_type: Some("application/json"), data: Some(body), ..Self::new(method, url) }
+    }
+}
+
+/// One entry of an i18n group: a text, or something else (ignored).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum I18nEntry {
+    Text(String),
+    Other(serde::de::IgnoredAny),
 }
 
 impl KommoWidget {
+    /// The widget object script.js handed over.
     pub fn new(this: JsValue) -> Self {
-        Self { this }
-    }
-
-    pub fn as_js(&self) -> &JsValue {
-        &self.this
+        this.unchecked_into()
     }
 
     /// `self.get_settings()`: saved settings plus `path`, `version`…
     pub fn settings(&self) -> JsValue {
-        call_method(&self.this, "get_settings", &[]).unwrap_or(JsValue::UNDEFINED)
+        self.get_settings_js().unwrap_or(JsValue::UNDEFINED)
     }
 
-    /// `self.i18n(group)`: one top-level object of the current language file.
-    pub fn i18n(&self, group: &str) -> JsValue {
-        call_method(&self.this, "i18n", &[JsValue::from_str(group)]).unwrap_or(JsValue::UNDEFINED)
+    /// `self.i18n(group)`: the texts of one top-level object of the current
+    /// language file.
+    pub fn i18n(&self, group: &str) -> BTreeMap<String, String> {
+        let entries: BTreeMap<String, I18nEntry> =
+            self.i18n_js(group).ok().and_then(|v| from_js(v).ok()).unwrap_or_default();
+        entries
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                I18nEntry::Text(t) => Some((k, t)),
+                I18nEntry::Other(_) => None,
+            })
+            .collect()
+    }
+
+    /// `self.add_action(type, fn)`: Kommo calls `fn` for actions of that
+    /// type (for example `phone` when a number is clicked).
+    pub fn add_action(&self, action: &str, callback: &js_sys::Function) -> Result<(), JsValue> {
+        self.add_action_js(action, callback).map(drop)
     }
 
     /// `self.$authorizedAjax(opts)`: the jqXHR (a thenable) adopted as a
-    /// promise; resolves with the parsed JSON answer (`null` for 204).
+    /// promise; resolves with the JSON answer (`null` for 204).
     pub async fn authorized_ajax(&self, request: &AjaxRequest) -> Result<JsValue, AjaxError> {
-        let opts = js_sys::Object::new();
-        let set = |k: &str, v: JsValue| {
-            let _ = js_sys::Reflect::set(&opts, &JsValue::from_str(k), &v);
-        };
-        set("url", JsValue::from_str(&request.url));
-        set("method", JsValue::from_str(request.method));
-        set("type", JsValue::from_str(request.method));
-        set("dataType", JsValue::from_str("json"));
-        if let Some(body) = &request.body {
-            set("contentType", JsValue::from_str("application/json"));
-            set("data", JsValue::from_str(body));
-        }
-        let jqxhr = call_method(&self.this, "$authorizedAjax", &[opts.into()]).map_err(|e| AjaxError::from_js(&e))?;
+        let jqxhr = self.authorized_ajax_js(&to_js(request)).map_err(AjaxError::from_js)?;
         let promise = js_sys::Promise::resolve(&jqxhr);
-        let value = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(|e| AjaxError::from_js(&e))?;
+        let value = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(AjaxError::from_js)?;
         // A host without dataType support may hand back the raw text.
         match value.as_string() {
             Some(text) if text.trim().is_empty() => Ok(JsValue::NULL),
@@ -158,70 +243,77 @@ impl KommoWidget {
 
 impl Texts for KommoWidget {
     fn lookup(&self, key: &str) -> Option<String> {
-        let mut parts = key.split('.');
-        let mut node = self.i18n(parts.next()?);
-        for part in parts {
-            node = prop(&node, part);
-        }
-        node.as_string()
+        let (group, name) = key.split_once('.')?;
+        self.i18n(group).remove(name)
     }
 }
 
-/// `APP.notifications`.
-#[derive(Clone, Debug)]
-pub struct Notifications {
-    this: JsValue,
+/// The running session's widget object, for views (provided as context; the
+/// feed holds the same cell, which `init` again replaces).
+#[derive(Clone, Copy)]
+pub struct CurrentWidget(StoredValue<Rc<RefCell<KommoWidget>>, LocalStorage>);
+
+impl CurrentWidget {
+    pub fn new(widget: Rc<RefCell<KommoWidget>>) -> Self {
+        Self(StoredValue::new_local(widget))
+    }
+
+    /// The widget object now; `None` once the session is gone.
+    pub fn get(&self) -> Option<KommoWidget> {
+        self.0.try_with_value(|w| w.borrow().clone())
+    }
 }
 
-/// The global `APP` object, if the page has one.
-pub fn app() -> Option<JsValue> {
-    let app = prop(&js_sys::global(), "APP");
-    (app.is_object()).then_some(app)
+fn app() -> Option<App> {
+    js_sys::global().unchecked_into::<KommoGlobal>().app()
 }
 
 impl Notifications {
     /// `APP.notifications` of this page.
     pub fn get() -> Option<Self> {
-        let this = prop(&app()?, "notifications");
-        this.is_object().then_some(Self { this })
-    }
-
-    fn call(&self, method: &str, arg: JsValue) -> Result<(), JsValue> {
-        call_method(&self.this, method, &[arg]).map(drop)
+        app()?.notifications()
     }
 
     /// `show_notification(popup)`.
     pub fn show_notification(&self, popup: &CallPopup) -> Result<(), JsValue> {
-        self.call("show_notification", to_js(&popup.to_json()))
+        self.show_notification_js(&to_js(popup))
     }
 
     /// `add_call(call)`.
     pub fn add_call(&self, call: &CompletedCall) -> Result<(), JsValue> {
-        self.call("add_call", to_js(&call.to_json()))
+        self.add_call_js(&to_js(call))
     }
 
     /// `show_message({header, text})`; both are inserted as given (escape
     /// anything from outside first).
     pub fn show_message(&self, header: &str, text: &str) -> Result<(), JsValue> {
-        self.call("show_message", message(header, text))
+        self.show_message_js(&to_js(&Message { header, text }))
     }
 
     /// `show_message_error({header, text})`.
     pub fn show_message_error(&self, header: &str, text: &str) -> Result<(), JsValue> {
-        self.call("show_message_error", message(header, text))
+        self.show_message_error_js(&to_js(&Message { header, text }))
     }
 }
 
-/// `{header, text}`.
-fn message(header: &str, text: &str) -> JsValue {
-    let mut w = Writer::new();
-    w.open().key("header").str(header).key("text").str(text).close();
-    to_js(&w.finish())
+/// `APP.constant('user')`: the id may be a number or a string.
+#[derive(Deserialize)]
+struct KommoUser {
+    id: UserId,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UserId {
+    Number(u64),
+    Text(String),
 }
 
 /// `APP.constant('user').id`: the Kommo user in this page, if known.
 pub fn current_user_id() -> Option<u64> {
-    let user = call_method(&app()?, "constant", &[JsValue::from_str("user")]).ok()?;
-    let id = prop(&user, "id");
-    id.as_f64().map(|f| f as u64).or_else(|| id.as_string()?.trim().parse().ok())
+    let user: KommoUser = from_js(app()?.constant("user").ok()?).ok()?;
+    match user.id {
+        UserId::Number(id) => Some(id),
+        UserId::Text(id) => id.trim().parse().ok(),
+    }
 }

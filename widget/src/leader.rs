@@ -11,12 +11,44 @@
 //! Where Web Locks are missing every tab leads (the shared ledger still
 //! prevents most repeats).
 
-use crate::kommo::{call_method, prop};
 use futures::channel::oneshot;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The page's global object, as far as Web Locks go.
+    type LockGlobal;
+
+    #[wasm_bindgen(method, getter)]
+    fn navigator(this: &LockGlobal) -> Option<LockNavigator>;
+
+    type LockNavigator;
+
+    #[wasm_bindgen(method, getter)]
+    fn locks(this: &LockNavigator) -> Option<LockManager>;
+
+    /// `navigator.locks`.
+    type LockManager;
+
+    #[wasm_bindgen(method, catch)]
+    fn request(
+        this: &LockManager,
+        name: &str,
+        options: &LockOptions,
+        callback: &JsValue,
+    ) -> Result<js_sys::Promise, JsValue>;
+
+    /// The options of `locks.request`.
+    #[wasm_bindgen(extends = js_sys::Object)]
+    type LockOptions;
+
+    #[wasm_bindgen(method, setter)]
+    fn set_signal(this: &LockOptions, signal: &web_sys::AbortSignal);
+}
 
 /// The lock name; one per browser profile and origin.
 pub const LOCK_NAME: &str = "callcard-feed";
@@ -52,10 +84,9 @@ impl Drop for Waiting {
 
 /// Waits until this tab leads. Cancel by dropping the future.
 pub async fn lead() -> Lease {
-    let locks = prop(&prop(&js_sys::global(), "navigator"), "locks");
-    if !locks.is_object() {
+    let Some(locks) = js_sys::global().unchecked_into::<LockGlobal>().navigator().and_then(|n| n.locks()) else {
         return Lease { release: None };
-    }
+    };
     let (tx, rx) = oneshot::channel::<js_sys::Function>();
     let granted = Rc::new(RefCell::new(false));
     let controller = web_sys::AbortController::new().ok();
@@ -73,16 +104,16 @@ pub async fn lead() -> Lease {
         }
         held.into()
     });
-    let options = js_sys::Object::new();
+    let options: LockOptions = js_sys::Object::new().unchecked_into();
     if let Some(c) = &controller {
-        let _ = js_sys::Reflect::set(&options, &"signal".into(), &c.signal());
+        options.set_signal(&c.signal());
     }
-    let request = call_method(&locks, "request", &[JsValue::from_str(LOCK_NAME), options.into(), on_grant]);
-    match request {
+    match locks.request(LOCK_NAME, &options, &on_grant) {
         Ok(p) => {
             // An aborted request rejects; that is expected, not an error.
-            let ignore = Closure::once_into_js(|_e: JsValue| {});
-            let _ = call_method(&p, "catch", &[ignore]);
+            let ignore = Closure::once(|_e: JsValue| {});
+            let _ = p.catch(&ignore);
+            ignore.forget();
         }
         Err(e) => {
             web_sys::console::warn_2(&"callcard: navigator.locks.request failed, leading anyway".into(), &e);

@@ -17,9 +17,9 @@
 //!   no saved result yet (opens the Call summary modal).
 //! - A call seen answered or ended never rings afterwards.
 
-use crate::json::{Json, Writer};
 use callcard_calls::feed::CallView;
 use callcard_calls::CallStatus;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// A ringing snapshot older than this is history, not a ringing phone.
@@ -31,8 +31,8 @@ pub const COMPLETED_FRESH_MS: i64 = 30 * 60 * 1000;
 pub const CAPACITY: usize = 500;
 
 /// Something shown to the manager about one call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Notice {
     /// `show_notification`, while ringing.
     Ringing,
@@ -42,53 +42,14 @@ pub enum Notice {
     Summary,
 }
 
-impl Notice {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ringing => "ringing",
-            Self::Completed => "completed",
-            Self::Summary => "summary",
-        }
-    }
-}
-
 /// The remembered notices, oldest first; stored as
 /// `{"shown":[["<call_id>","ringing"|"completed"|"summary"],…]}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationLedger {
     shown: VecDeque<(String, Notice)>,
 }
 
 impl NotificationLedger {
-    pub fn to_json(&self) -> String {
-        let mut w = Writer::new();
-        w.open().key("shown").open_array();
-        for (id, notice) in &self.shown {
-            w.item().open_array().item().str(id).item().str(notice.as_str()).close_array();
-        }
-        w.close_array().close();
-        w.finish()
-    }
-
-    pub fn from_json(j: &Json) -> Option<Self> {
-        let shown = j
-            .get("shown")?
-            .as_array()?
-            .iter()
-            .map(|entry| match entry.as_array()? {
-                [id, notice] => {
-                    let notice = [Notice::Ringing, Notice::Completed, Notice::Summary]
-                        .into_iter()
-                        .find(|n| Some(n.as_str()) == notice.as_str())?;
-                    Some((id.as_str()?.to_owned(), notice))
-                }
-                _ => None,
-            })
-            .collect::<Option<VecDeque<_>>>()?;
-        Some(Self { shown })
-    }
-
     pub fn new() -> Self {
         Self::default()
     }
@@ -230,14 +191,13 @@ mod tests {
         a.record("c\"2", Notice::Summary);
         a.record("c3", Notice::Completed);
         let json = serde_json::to_string(&a).unwrap();
-        assert_eq!(a.to_json(), json, "stored as serde stored it");
-        let b = NotificationLedger::from_json(&crate::json::parse(&json).unwrap()).unwrap();
+        assert_eq!(json, r#"{"shown":[["c1","ringing"],["c\"2","summary"],["c3","completed"]]}"#);
+        let b: NotificationLedger = serde_json::from_str(&json).unwrap();
         assert_eq!(a, b);
         for bad in [r#"{"shown":[["c1"]]}"#, r#"{"shown":[["c1","rang"]]}"#, r#"{"shown":{}}"#, r#"{}"#] {
-            assert_eq!(NotificationLedger::from_json(&crate::json::parse(bad).unwrap()), None, "{bad}");
+            assert!(serde_json::from_str::<NotificationLedger>(bad).is_err(), "{bad}");
         }
-        let mut b =
-            NotificationLedger::from_json(&crate::json::parse(r#"{"shown":[["c1","ringing"]]}"#).unwrap()).unwrap();
+        let mut b: NotificationLedger = serde_json::from_str(r#"{"shown":[["c1","ringing"]]}"#).unwrap();
         let mut c = NotificationLedger::new();
         c.record("c2", Notice::Completed);
         b.merge(&c);

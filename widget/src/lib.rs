@@ -17,14 +17,20 @@
 //! - [`outbox`]: unsent call results (the storage part needs a browser).
 //! - [`drafts`]: an open Call summary's fields, kept across reloads.
 //! - [`search`]: lead/customer search answers (the fetch needs a browser).
-//! - [`json`]: a small JSON reader and writer; [`wire`]: the JSON of the
-//!   shared call types (no serde in the bundle: it was its largest part).
 //!
-//! Browser parts (compile natively, run in a browser):
+//! Every shape read or written is a serde type, the ones shared with the
+//! backend defined once in `callcard_calls`. Browser parts (compile natively,
+//! run in a browser):
 //!
-//! - [`kommo`]: typed access to Kommo's `self` and `APP.notifications`.
-//! - [`api`]: the backend's routes (URLs are pure and tested); [`net`]:
-//!   `fetch` and `WebSocket`.
+//! - [`convert`]: serde types to and from JS values (serde-wasm-bindgen) and
+//!   JSON text (the browser's `JSON`; no serde_json in the bundle);
+//!   [`local_storage`]: the widget's `localStorage` entries.
+//! - [`kommo`]: typed `#[wasm_bindgen]` bindings to Kommo's `self` and
+//!   `APP.notifications`.
+//! - [`api`]: the backend's routes (URLs are pure and tested), over
+//!   `$authorizedAjax` and gloo-net.
+//! - [`local_time`]: `datetime-local` values and due dates by the browser's
+//!   clock and time zone.
 //! - [`announcer`]: the ledger in `localStorage`, calling `APP.notifications`.
 //! - [`feed`]: ticket, WebSocket, polling fallback, resync.
 //! - [`leader`]: one feed per browser via Web Locks; [`tabs`]: the
@@ -37,16 +43,17 @@ pub mod announcer;
 pub mod api;
 pub mod app;
 pub mod backoff;
+pub mod convert;
 pub mod cursor;
 pub mod drafts;
 pub mod escape;
 pub mod feed;
 pub mod feed_state;
-pub mod json;
 pub mod kommo;
 pub mod leader;
 pub mod ledger;
-pub mod net;
+pub mod local_storage;
+pub mod local_time;
 pub mod notification;
 pub mod outbox;
 pub mod search;
@@ -56,7 +63,6 @@ pub mod summary;
 pub mod summary_view;
 pub mod tabs;
 pub mod texts;
-pub mod wire;
 
 use wasm_bindgen::prelude::*;
 

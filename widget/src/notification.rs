@@ -16,54 +16,44 @@
 
 use crate::api::encode_component;
 use crate::escape::{escape_html, safe_link};
-use crate::json::Writer;
 use crate::summary::kind_key;
 use crate::texts::Texts;
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::{Direction, EntityRef, PhoneNumber};
+use serde::Serialize;
+
+/// The argument of `show_message` / `show_message_error`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Message<'a> {
+    pub header: &'a str,
+    pub text: &'a str,
+}
 
 /// `{header, text}` of a pop-up.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PopupText {
     pub header: String,
     pub text: String,
 }
 
 /// The argument of `APP.notifications.show_notification`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CallPopup {
     pub text: PopupText,
     /// Always `"call"`.
-    #[cfg_attr(test, serde(rename = "type"))]
+    #[serde(rename = "type")]
     pub kind: &'static str,
     /// Unix seconds of the first ring, when known.
-    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub date: Option<i64>,
 }
 
-impl CallPopup {
-    /// `{"text":{"header","text"},"type","date"?}`.
-    pub fn to_json(&self) -> String {
-        let mut w = Writer::new();
-        w.open().key("text").open().key("header").str(&self.text.header).key("text").str(&self.text.text).close();
-        w.key("type").str(self.kind);
-        if let Some(date) = self.date {
-            w.key("date").i64(date);
-        }
-        w.close();
-        w.finish()
-    }
-}
-
 /// `element` of `add_call`: the record a click opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct NotificationElement {
     pub id: u64,
     /// `contact`, `lead`, `company` or `customer`.
-    #[cfg_attr(test, serde(rename = "type"))]
+    #[serde(rename = "type")]
     pub kind: &'static str,
 }
 
@@ -74,8 +64,7 @@ impl From<EntityRef> for NotificationElement {
 }
 
 /// The argument of `APP.notifications.add_call`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CompletedCall {
     pub text: String,
     pub header: String,
@@ -85,27 +74,10 @@ pub struct CompletedCall {
     pub to: String,
     /// Seconds talked (zero for a call nobody took).
     pub duration: u32,
-    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
-    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub element: Option<NotificationElement>,
-}
-
-impl CompletedCall {
-    /// `{"text","header","date","from","to","duration","link"?,"element"?:{"id","type"}}`.
-    pub fn to_json(&self) -> String {
-        let mut w = Writer::new();
-        w.open().key("text").str(&self.text).key("header").str(&self.header).key("date").i64(self.date);
-        w.key("from").str(&self.from).key("to").str(&self.to).key("duration").u64(self.duration.into());
-        if let Some(link) = &self.link {
-            w.key("link").str(link);
-        }
-        if let Some(e) = &self.element {
-            w.key("element").open().key("id").u64(e.id).key("type").str(e.kind).close();
-        }
-        w.close();
-        w.finish()
-    }
 }
 
 /// The caller's name (when caller ID found one) or the external number, escaped.
@@ -284,9 +256,8 @@ pub(crate) mod tests {
             json,
             serde_json::json!({"text": {"header": "Incoming call", "text": "+18305703077"}, "type": "call", "date": 1_763_691_600})
         );
-        assert_eq!(popup.to_json(), serde_json::to_string(&popup).unwrap());
         let undated = CallPopup { date: None, ..popup };
-        assert_eq!(undated.to_json(), serde_json::to_string(&undated).unwrap());
+        assert_eq!(serde_json::to_value(&undated).unwrap().get("date"), None, "no date rather than null");
     }
 
     #[test]
@@ -314,7 +285,6 @@ pub(crate) mod tests {
         assert_eq!(n.date, 1_763_691_620);
         let json = serde_json::to_value(&n).unwrap();
         assert_eq!(json["element"], serde_json::json!({"id": 5, "type": "lead"}));
-        assert_eq!(n.to_json(), serde_json::to_string(&n).unwrap());
     }
 
     #[test]
@@ -369,6 +339,6 @@ pub(crate) mod tests {
         assert_eq!(n.header, "Incoming call: &lt;script&gt;1234&lt;/script&gt;");
         assert_eq!(n.text, "callcard: Call from &quot;&gt;&lt;img onerror=x&gt;");
         assert_eq!(n.link, None);
-        assert_eq!(n.to_json(), serde_json::to_string(&n).unwrap());
+        assert_eq!(serde_json::to_value(&n).unwrap().get("link"), None);
     }
 }

@@ -8,16 +8,19 @@
 //! the backend refuses for good (4xx other than 401/403/408/429) is dropped
 //! so it cannot block the rest; anything transient keeps it for next time.
 
-use crate::json::{self, Json, Writer};
-use crate::wire;
+use crate::api::Backend;
+use crate::kommo::KommoWidget;
+use crate::local_storage;
 use callcard_calls::result::CallResult;
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use std::rc::Rc;
 
 /// The `localStorage` key.
 pub const STORAGE_KEY: &str = "callcard.outbox";
 
 /// One unsent result.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     pub call_id: String,
     pub result: CallResult,
@@ -25,32 +28,12 @@ pub struct Pending {
 
 /// The queue, oldest first; stored as
 /// `{"pending":[{"call_id","result":CallResult},…]}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbox {
     pending: Vec<Pending>,
 }
 
 impl Outbox {
-    pub fn to_json(&self) -> String {
-        let mut w = Writer::new();
-        w.open().key("pending").open_array();
-        for p in &self.pending {
-            w.item().open().key("call_id").str(&p.call_id).key("result");
-            wire::write_call_result(&mut w, &p.result);
-            w.close();
-        }
-        w.close_array().close();
-        w.finish()
-    }
-
-    pub fn from_json(j: &Json) -> Option<Self> {
-        let pending = wire::list(j.get("pending")?, |p| {
-            Some(Pending { call_id: wire::string(p, "call_id")?, result: wire::call_result(p.get("result")?)? })
-        })?;
-        Some(Self { pending })
-    }
-
     /// Queues a result, replacing an older one for the same call.
     pub fn push(&mut self, call_id: &str, result: CallResult) {
         self.pending.retain(|p| p.call_id != call_id);
@@ -74,25 +57,17 @@ impl Outbox {
     }
 }
 
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok()?
-}
-
 /// The stored queue (empty when unreadable).
 pub fn load() -> Outbox {
-    storage()
-        .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
-        .and_then(|text| Outbox::from_json(&json::parse(&text)?))
-        .unwrap_or_default()
+    local_storage::load(STORAGE_KEY).unwrap_or_default()
 }
 
 /// Stores the queue (removes the key when empty).
 pub fn store(outbox: &Outbox) {
-    let Some(s) = storage() else { return };
     if outbox.is_empty() {
-        let _ = s.remove_item(STORAGE_KEY);
+        local_storage::remove(STORAGE_KEY);
     } else {
-        let _ = s.set_item(STORAGE_KEY, &outbox.to_json());
+        local_storage::store(STORAGE_KEY, outbox);
     }
 }
 
@@ -103,41 +78,46 @@ pub fn enqueue(call_id: &str, result: CallResult) {
     store(&outbox);
 }
 
-thread_local! {
-    static FLUSHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// Sends the queue; one per tab (the session's), so one tab never runs two
+/// flushes at once.
+#[derive(Clone, Debug, Default)]
+pub struct Sender {
+    flushing: Rc<Cell<bool>>,
 }
 
 /// Clears the in-flight flag however the flush ends (even if dropped).
-struct FlushGuard;
+struct FlushGuard(Rc<Cell<bool>>);
 
 impl Drop for FlushGuard {
     fn drop(&mut self) {
-        FLUSHING.with(|f| f.set(false));
+        self.0.set(false);
     }
 }
 
-/// Sends what is queued; returns how many were delivered (0 at once when a
-/// flush is already running in this tab).
-pub async fn flush(widget: &crate::kommo::KommoWidget, backend: &crate::api::Backend) -> usize {
-    if FLUSHING.with(|f| f.replace(true)) {
-        return 0;
-    }
-    let _guard = FlushGuard;
-    let mut sent = 0;
-    for item in load().pending().to_vec() {
-        match backend.save_result(widget, &item.call_id, &item.result).await {
-            Ok(()) => sent += 1,
-            Err(e) if e.is_transient() || e.is_auth() => break,
-            Err(e) => {
-                web_sys::console::warn_1(&format!("callcard: dropping refused call result: {e}").into());
-            }
+impl Sender {
+    /// Sends what is queued; returns how many were delivered (0 at once when
+    /// a flush is already running in this tab).
+    pub async fn flush(&self, widget: &KommoWidget, backend: &Backend) -> usize {
+        if self.flushing.replace(true) {
+            return 0;
         }
-        // Re-read: another tab may have changed the queue meanwhile.
-        let mut outbox = load();
-        outbox.remove(&item.call_id);
-        store(&outbox);
+        let _guard = FlushGuard(self.flushing.clone());
+        let mut sent = 0;
+        for item in load().pending().to_vec() {
+            match backend.save_result(widget, &item.call_id, &item.result).await {
+                Ok(()) => sent += 1,
+                Err(e) if e.is_transient() || e.is_auth() => break,
+                Err(e) => {
+                    web_sys::console::warn_1(&format!("callcard: dropping refused call result: {e}").into());
+                }
+            }
+            // Re-read: another tab may have changed the queue meanwhile.
+            let mut outbox = load();
+            outbox.remove(&item.call_id);
+            store(&outbox);
+        }
+        sent
     }
-    sent
 }
 
 #[cfg(test)]
@@ -169,9 +149,11 @@ mod tests {
                 ..result("4")
             },
         );
-        assert_eq!(o.to_json(), serde_json::to_string(&o).unwrap());
-        assert_eq!(Outbox::from_json(&json::parse(&o.to_json()).unwrap()), Some(o));
+        let back: Outbox = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
+        assert_eq!(back, o);
+        // What earlier versions stored still reads.
         let old = r#"{"pending":[{"call_id":"c-queued","result":{"entity":{"kind":"lead","id":5},"note":"From before","task":null}}]}"#;
-        assert_eq!(Outbox::from_json(&json::parse(old).unwrap()), serde_json::from_str(old).ok());
+        let old: Outbox = serde_json::from_str(old).unwrap();
+        assert_eq!(old.pending()[0].result.note, "From before");
     }
 }

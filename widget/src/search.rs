@@ -5,8 +5,10 @@
 //! matches). The Call summary debounces typing by [`DEBOUNCE_MS`] and ignores
 //! answers to queries that are no longer current.
 
-use crate::json::{self, Json};
+use crate::convert::from_json;
 use callcard_calls::{EntityKind, EntityRef};
+use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// Typing pause before a search is sent.
 pub const DEBOUNCE_MS: u32 = 300;
@@ -37,39 +39,53 @@ pub fn search_url(kind: EntityKind, query: &str) -> String {
     url.push_str("?query=");
     url.push_str(&crate::api::encode_component(query.trim()));
     url.push_str("&limit=");
-    url.push_str(&json::u64_string(LIMIT.into()));
+    url.push_str(&LIMIT.to_string());
     url
 }
 
-/// Reads Kommo's HAL answer (`_embedded.<kind>[{id, name}]`).
-pub fn parse_hits(kind: EntityKind, answer: &Json) -> Vec<SearchHit> {
-    answer
-        .get("_embedded")
-        .and_then(|e| e.get(kind.api_path()))
-        .and_then(|list| list.as_array())
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| {
-                    let id = item.get("id")?.as_u64().filter(|&id| id > 0)?;
-                    let name = item.get("name").and_then(Json::as_str).unwrap_or_default().trim();
-                    let name = if name.is_empty() { format!("#{id}") } else { name.to_owned() };
-                    Some(SearchHit { entity: EntityRef::new(kind, id), name })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// Kommo's HAL answer to a search: `{"_embedded": {"<kind>": [{id, name}]}}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchAnswer {
+    #[serde(rename = "_embedded", default)]
+    pub embedded: BTreeMap<String, Vec<FoundRecord>>,
 }
 
-/// Searches leads and customers; failures of one kind leave the other's hits.
+/// One record of a search answer. Lenient: a record without a usable id is
+/// skipped, not the whole answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FoundRecord {
+    pub id: Option<f64>,
+    pub name: Option<String>,
+}
+
+/// The hits of `kind` in an answer.
+pub fn parse_hits(kind: EntityKind, answer: &SearchAnswer) -> Vec<SearchHit> {
+    let records = answer.embedded.get(kind.api_path()).map(Vec::as_slice).unwrap_or_default();
+    records
+        .iter()
+        .filter_map(|item| {
+            let id = item.id.filter(|&id| id > 0.0 && id.fract() == 0.0 && id <= 9_007_199_254_740_991.0)? as u64;
+            let name = item.name.as_deref().unwrap_or_default().trim();
+            let name = if name.is_empty() { format!("#{id}") } else { name.to_owned() };
+            Some(SearchHit { entity: EntityRef::new(kind, id), name })
+        })
+        .collect()
+}
+
+/// Searches leads and customers (gloo-net, same origin); failures of one
+/// kind leave the other's hits. Kommo answers 204 when nothing matches.
 pub async fn search(query: &str) -> Vec<SearchHit> {
     let mut hits = Vec::new();
     for kind in KINDS {
-        let url = search_url(kind, query);
-        let Ok((200, text)) = crate::net::get_text(&url).await else {
+        let Ok(response) = gloo_net::http::Request::get(&search_url(kind, query)).send().await else {
             continue;
         };
-        if let Some(answer) = json::parse(&text) {
+        if response.status() != 200 {
+            continue;
+        }
+        let Ok(text) = response.text().await else { continue };
+        if let Some(answer) = from_json::<SearchAnswer>(&text) {
             hits.extend(parse_hits(kind, &answer));
         }
     }
@@ -82,7 +98,7 @@ mod tests {
 
     #[test]
     fn hal_answers_become_hits() {
-        let answer = json::parse(
+        let answer: SearchAnswer = serde_json::from_str(
             r#"{"_embedded": {"leads": [
                 {"id": 5, "name": "Quote for ACME"}, {"id": 6, "name": ""}, {"id": 0, "name": "bad"}, {"name": "no id"},
                 {"id": 7.5, "name": "fraction"}, {"id": -8, "name": "negative"}
@@ -97,7 +113,7 @@ mod tests {
             ]
         );
         assert!(parse_hits(EntityKind::Customer, &answer).is_empty());
-        assert!(parse_hits(EntityKind::Lead, &Json::Null).is_empty());
+        assert!(parse_hits(EntityKind::Lead, &SearchAnswer::default()).is_empty());
     }
 
     #[test]

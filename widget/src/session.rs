@@ -19,7 +19,7 @@ use crate::app::App;
 use crate::drafts;
 use crate::feed::FeedLoop;
 use crate::feed_state::FeedState;
-use crate::kommo::{current_user_id, KommoWidget};
+use crate::kommo::{current_user_id, CurrentWidget, KommoWidget};
 use crate::leader;
 use crate::outbox;
 use crate::summary::SummaryQueue;
@@ -31,13 +31,15 @@ use leptos::prelude::*;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 /// The id of the root element.
 pub const ROOT_ID: &str = "callcard-root";
 
 thread_local! {
+    /// The one running widget of this page, between Kommo's callbacks (the
+    /// exports hold no state of their own). Views never read it: what they
+    /// need is provided as context.
     static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
 }
 
@@ -45,7 +47,7 @@ thread_local! {
 #[derive(Clone)]
 struct Display {
     root: web_sys::HtmlElement,
-    state: ArcRwSignal<FeedState>,
+    state: RwSignal<FeedState>,
     leader: Rc<Cell<bool>>,
 }
 
@@ -61,33 +63,11 @@ impl Display {
     }
 }
 
-/// A listener on `window`, removed when dropped.
-struct WindowListener {
-    event: &'static str,
-    callback: Closure<dyn FnMut()>,
-}
-
-impl WindowListener {
-    fn add(event: &'static str, f: impl FnMut() + 'static) -> Option<Self> {
-        let callback = Closure::<dyn FnMut()>::new(f);
-        web_sys::window()?.add_event_listener_with_callback(event, callback.as_ref().unchecked_ref()).ok()?;
-        Some(Self { event, callback })
-    }
-}
-
-impl Drop for WindowListener {
-    fn drop(&mut self) {
-        if let Some(w) = web_sys::window() {
-            let _ = w.remove_event_listener_with_callback(self.event, self.callback.as_ref().unchecked_ref());
-        }
-    }
-}
-
 /// Sends the queued call results in the background.
-fn flush_outbox(widget: &Rc<RefCell<KommoWidget>>) {
-    let widget = widget.borrow().clone();
+fn flush_outbox(sender: &outbox::Sender, widget: &Rc<RefCell<KommoWidget>>) {
+    let (sender, widget) = (sender.clone(), widget.borrow().clone());
     wasm_bindgen_futures::spawn_local(async move {
-        outbox::flush(&widget, &Backend::from_page()).await;
+        sender.flush(&widget, &Backend::from_page()).await;
     });
 }
 
@@ -99,13 +79,17 @@ pub struct Session {
     tabs: Rc<RefCell<Option<TabChannel>>>,
     summaries: SummaryQueue,
     view: Option<Box<dyn Any>>,
-    _online: Option<WindowListener>,
+    online: Option<WindowListenerHandle>,
+    /// Owns the signals and contexts; dropped last.
+    _owner: Owner,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         self.feed.abort();
-        self._online.take();
+        if let Some(online) = self.online.take() {
+            online.remove();
+        }
         self.tabs.borrow_mut().take();
         self.view.take();
         self.display.root.remove();
@@ -114,15 +98,8 @@ impl Drop for Session {
 
 /// `widget_init`: starts the widget, or refreshes `self` if it runs already.
 pub fn init(this: JsValue) {
-    let running = SESSION.with(|s| {
-        if let Some(session) = s.borrow().as_ref() {
-            *session.widget.borrow_mut() = KommoWidget::new(this.clone());
-            true
-        } else {
-            false
-        }
-    });
-    if running {
+    if SESSION.with(|s| s.borrow().is_some()) {
+        refresh(&this);
         return;
     }
     match Session::start(KommoWidget::new(this)) {
@@ -146,20 +123,40 @@ pub fn refresh(this: &JsValue) {
     });
 }
 
-/// The widget object of the running session.
-pub fn current_widget() -> Option<KommoWidget> {
-    SESSION.with(|s| s.borrow().as_ref().map(|session| session.widget.borrow().clone()))
-}
-
 /// The Call summary queue of the running session (open one with
 /// [`SummaryQueue::open`]).
 pub fn summaries() -> Option<SummaryQueue> {
-    SESSION.with(|s| s.borrow().as_ref().map(|session| session.summaries.clone()))
+    SESSION.with(|s| s.borrow().as_ref().map(|session| session.summaries))
 }
 
 /// Whether a session runs.
 pub fn is_running() -> bool {
     SESSION.with(|s| s.borrow().is_some())
+}
+
+/// Opens the tab channel: a leader answers `Hello` with its state; a
+/// follower shows the leader's state.
+fn open_tabs(display: &Display) -> Rc<RefCell<Option<TabChannel>>> {
+    let tabs: Rc<RefCell<Option<TabChannel>>> = Rc::default();
+    *tabs.borrow_mut() = TabChannel::open({
+        let display = display.clone();
+        let tabs = Rc::downgrade(&tabs);
+        move |msg| match msg {
+            TabMessage::Hello if display.leader.get() => {
+                if let Some(tabs) = tabs.upgrade() {
+                    if let Some(channel) = tabs.borrow().as_ref() {
+                        channel.post(&TabMessage::State { state: display.state.get_untracked() });
+                    }
+                }
+            }
+            TabMessage::State { state } if !display.leader.get() => display.show_state(state),
+            _ => {}
+        }
+    });
+    if let Some(channel) = tabs.borrow().as_ref() {
+        channel.post(&TabMessage::Hello);
+    }
+    tabs
 }
 
 impl Session {
@@ -175,49 +172,27 @@ impl Session {
         root.set_class_name("callcard");
         body.append_child(&root).ok()?;
 
-        let display =
-            Display { root: root.clone(), state: ArcRwSignal::new(FeedState::Connecting), leader: Rc::default() };
+        let owner = Owner::new();
+        let texts = Translations::resolve(&widget);
+        let widget = Rc::new(RefCell::new(widget));
+        let (display, summaries) = owner.with(|| {
+            let display =
+                Display { root: root.clone(), state: RwSignal::new(FeedState::Connecting), leader: Rc::default() };
+            let summaries = SummaryQueue::new();
+            provide_context(texts);
+            provide_context(summaries);
+            provide_context(display.state.read_only());
+            provide_context(CurrentWidget::new(widget.clone()));
+            (display, summaries)
+        });
         display.show_state(FeedState::Connecting);
         display.show_role(false);
+        let handle = owner.with(|| leptos::mount::mount_to(root, App));
 
-        let texts = Translations::resolve(&widget);
-        let view_state = display.state.clone();
-        let summaries = SummaryQueue::new();
-        let view_summaries = summaries.clone();
-        let handle = leptos::mount::mount_to(root, move || {
-            view! { <App state=view_state summaries=view_summaries texts=texts /> }
-        });
-
-        let widget = Rc::new(RefCell::new(widget));
-        let tabs: Rc<RefCell<Option<TabChannel>>> = Rc::default();
-        *tabs.borrow_mut() = TabChannel::open({
-            let display = display.clone();
-            let tabs = Rc::downgrade(&tabs);
-            move |msg| match msg {
-                TabMessage::Hello => {
-                    if display.leader.get() {
-                        if let Some(t) = tabs.upgrade() {
-                            if let Some(channel) = t.borrow().as_ref() {
-                                channel.post(&TabMessage::State { state: display.state.get_untracked() });
-                            }
-                        }
-                    }
-                }
-                TabMessage::State { state } => {
-                    if !display.leader.get() {
-                        display.show_state(state);
-                    }
-                }
-            }
-        });
-        if let Some(channel) = tabs.borrow().as_ref() {
-            channel.post(&TabMessage::Hello);
-        }
-
+        let tabs = open_tabs(&display);
+        let sender = outbox::Sender::default();
         let report: Rc<dyn Fn(FeedState)> = Rc::new({
-            let display = display.clone();
-            let tabs = tabs.clone();
-            let widget = widget.clone();
+            let (display, tabs, widget, sender) = (display.clone(), tabs.clone(), widget.clone(), sender.clone());
             move |state| {
                 display.show_state(state);
                 if let Some(channel) = tabs.borrow().as_ref() {
@@ -225,15 +200,15 @@ impl Session {
                 }
                 if state == FeedState::Live {
                     // Back online: send the call results saved meanwhile.
-                    flush_outbox(&widget);
+                    flush_outbox(&sender, &widget);
                 }
             }
         });
-        let online = WindowListener::add("online", {
-            let (display, widget) = (display.clone(), widget.clone());
-            move || {
+        let online = window_event_listener(leptos::ev::online, {
+            let (display, widget, sender) = (display.clone(), widget.clone(), sender.clone());
+            move |_| {
                 if display.leader.get() {
-                    flush_outbox(&widget);
+                    flush_outbox(&sender, &widget);
                 }
             }
         });
@@ -241,29 +216,21 @@ impl Session {
         for kept in drafts::restore(current_user_id()) {
             summaries.open(&kept.view);
         }
-        let queue = summaries.clone();
-        let on_call: Rc<dyn Fn(&CallView)> = Rc::new({
-            let summaries = summaries.clone();
-            move |view| {
-                if view.has_result {
-                    drafts::discard(&view.call.call_id);
-                }
-                summaries.refresh(view)
+        let on_call: Rc<dyn Fn(&CallView)> = Rc::new(move |view: &CallView| {
+            if view.has_result {
+                drafts::discard(&view.call.call_id);
             }
+            summaries.refresh(view)
         });
-        let open_summary = move |me| {
-            let summaries = summaries.clone();
-            Announcer::new(me, Some(Rc::new(move |view: &CallView| summaries.open(view))))
-        };
+        let open_summary = move |me| Announcer::new(me, Some(Rc::new(move |view: &CallView| summaries.open(view))));
         let feed = FeedLoop::new(widget.clone(), Backend::from_page(), report, Some(on_call), Box::new(open_summary));
-        let lead_display = display.clone();
-        let lead_widget = widget.clone();
+        let (lead_display, lead_widget) = (display.clone(), widget.clone());
         let task = async move {
             let lease = leader::lead().await;
             lead_display.show_role(true);
             // Results left unsent by an earlier page (or the tab that led
             // before) go out now.
-            flush_outbox(&lead_widget);
+            flush_outbox(&sender, &lead_widget);
             feed.run().await;
             drop(lease);
         };
@@ -277,9 +244,10 @@ impl Session {
             display,
             feed: feed_handle,
             tabs,
-            summaries: queue,
+            summaries,
             view: Some(Box::new(handle)),
-            _online: online,
+            online: Some(online),
+            _owner: owner,
         })
     }
 }

@@ -19,14 +19,18 @@
 //! `#callcard-settings-connection[role=status][data-state=idle|checking|ok|not_authorized|unknown|unreachable]`.
 
 use crate::api::Backend;
+use crate::convert::from_js;
 use crate::escape::escape_html;
-use crate::json::{self, Json};
-use crate::kommo::{call_method, from_js, prop, AjaxError, KommoWidget, Notifications};
+use crate::kommo::{AjaxError, KommoWidget, Notifications};
 use crate::texts::{Texts, Translations};
-use callcard_calls::extensions::{ExtensionMap, ExtensionMapError};
+use callcard_calls::extensions::{ExtensionField, ExtensionMap, ExtensionMapError};
+use callcard_calls::status::WidgetStatus;
 use leptos::prelude::*;
+use serde::Deserialize;
 use std::cell::RefCell;
-use wasm_bindgen::{JsCast, JsValue};
+use std::collections::BTreeMap;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 /// The class of the widget's part of the settings modal.
 pub const PANEL_CLASS: &str = "callcard-settings";
@@ -47,20 +51,15 @@ pub enum ConnectionCheck {
 }
 
 impl ConnectionCheck {
-    /// Reads `GET /widget/status`'s answer
-    /// (`{"backend":"ok","authorized":bool,"needs_reauthorization":bool}`) or error.
-    pub fn from_answer(answer: Result<Json, AjaxError>) -> Self {
+    /// Reads `GET /widget/status`'s answer or error.
+    pub fn from_answer(answer: Result<WidgetStatus, AjaxError>) -> Self {
         match answer {
-            Ok(v) => {
-                let authorized = v.get("authorized").and_then(Json::as_bool);
-                let reauthorize = v.get("needs_reauthorization").and_then(Json::as_bool).unwrap_or(false);
-                match authorized {
-                    Some(true) if !reauthorize => Self::Ok,
-                    Some(_) => Self::NotAuthorized,
-                    None if reauthorize => Self::NotAuthorized,
-                    None => Self::Unknown,
-                }
-            }
+            Ok(status) => match status.authorized {
+                Some(true) if !status.needs_reauthorization => Self::Ok,
+                Some(_) => Self::NotAuthorized,
+                None if status.needs_reauthorization => Self::NotAuthorized,
+                None => Self::Unknown,
+            },
             Err(e) if e.status == 404 => Self::Unknown,
             Err(e) if e.is_auth() => Self::NotAuthorized,
             Err(_) => Self::Unreachable,
@@ -107,48 +106,57 @@ pub fn error_text(error: &ExtensionMapError, texts: &dyn Texts) -> String {
     }
 }
 
-/// The `users` setting, validated by `ExtensionMap::from_entries`, the
-/// rules `ExtensionMap::parse` applies on the backend (unit tests compare
-/// the two): `{"<user_id>": "<extension>"}` or a JSON string of it; empty
-/// extensions are left out. The users come back in id order. A number that
-/// is not an integer is shown in the refusal as written, where serde_json
-/// would print it again (`-0` as `-0.0`); both refuse it alike.
-///
-/// Only the reading of the JSON is the widget's own: `ExtensionMap::parse`
-/// takes a `serde_json::Value`, which would bring serde_json's parser and
-/// printer back into the bundle (measured: +20 KB gzipped).
-pub fn parse_users(value: &Json) -> Result<Vec<(u64, String)>, ExtensionMapError> {
-    let parsed;
-    let object = match value {
-        Json::Obj(o) => o,
-        Json::Str(s) if s.trim().is_empty() => return Ok(Vec::new()),
-        Json::Str(s) => {
-            parsed = json::parse(s).ok_or(ExtensionMapError::NotAnObject)?;
-            match &parsed {
-                Json::Obj(o) => o,
-                _ => return Err(ExtensionMapError::NotAnObject),
-            }
-        }
-        Json::Null => return Ok(Vec::new()),
-        _ => return Err(ExtensionMapError::NotAnObject),
+/// The `users` setting, validated by the rules the backend applies
+/// (`ExtensionMap::from_fields`): `{"<user_id>": "<extension>"}` or a JSON
+/// string of it; empty extensions are left out.
+pub fn parse_users(users: JsValue) -> Result<ExtensionMap, ExtensionMapError> {
+    let users = match users.as_string() {
+        Some(text) if text.trim().is_empty() => return Ok(ExtensionMap::default()),
+        Some(text) => js_sys::JSON::parse(&text).map_err(|_| ExtensionMapError::NotAnObject)?,
+        None => users,
     };
-    let entries = json::map_order(object).into_iter().map(|(key, ext)| {
-        let extension = match ext {
-            Json::Str(s) => s.clone(),
-            Json::Null => String::new(),
-            other => json::to_text(other),
-        };
-        (key.as_str(), extension)
-    });
-    let map = ExtensionMap::from_entries(entries)?;
-    Ok(map.iter().map(|(user_id, extension)| (user_id, extension.to_owned())).collect())
+    if users.is_null() {
+        return Ok(ExtensionMap::default());
+    }
+    if !users.is_object() || js_sys::Array::is_array(&users) {
+        return Err(ExtensionMapError::NotAnObject);
+    }
+    let fields: BTreeMap<String, ExtensionField> = from_js(users).map_err(|_| ExtensionMapError::NotAnObject)?;
+    ExtensionMap::from_fields(&fields)
 }
 
-/// The `users` setting out of `onSave`'s `{active, fields}` (or the bare fields).
-fn users_field(data: &JsValue) -> JsValue {
-    let fields = prop(data, "fields");
-    let fields = if fields.is_object() { fields } else { data.clone() };
-    prop(&fields, "users")
+/// `onSave`'s argument: `{active, fields: {users}}` (or the bare fields).
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct SaveData {
+    fields: Option<SaveFields>,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    users: JsValue,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct SaveFields {
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    users: JsValue,
+}
+
+/// The `users` setting out of `onSave`'s argument; `undefined` when absent.
+fn users_field(data: JsValue) -> JsValue {
+    let data: SaveData = from_js(data).unwrap_or_default();
+    match data.fields {
+        Some(fields) => fields.users,
+        None => data.users,
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The modal body Kommo hands over: a jQuery object.
+    type JQuery;
+
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &JQuery, index: u32) -> Result<JsValue, JsValue>;
 }
 
 /// A jQuery object or a DOM element, as the DOM element.
@@ -156,34 +164,20 @@ fn as_element(value: &JsValue) -> Option<web_sys::Element> {
     if let Some(el) = value.dyn_ref::<web_sys::Element>() {
         return Some(el.clone());
     }
-    let first = call_method(value, "get", &[JsValue::from_f64(0.0)]).unwrap_or_else(|_| prop(value, "0"));
-    first.dyn_into::<web_sys::Element>().ok()
+    value.unchecked_ref::<JQuery>().get(0).ok()?.dyn_into::<web_sys::Element>().ok()
 }
 
 /// The widget's part of the settings modal: the hint and the connection check.
 #[component]
 pub fn SettingsPanel(widget: KommoWidget, texts: Translations) -> impl IntoView {
-    let found = RwSignal::new(None::<ConnectionCheck>);
-    let checking = RwSignal::new(false);
-    let check = move |_| {
-        if checking.get_untracked() {
-            return;
-        }
-        checking.set(true);
+    // The connection check, as an action: pending while it asks, then what it found.
+    let check = Action::new_local(move |_: &()| {
         let widget = widget.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let answer = Backend::from_page().status(&widget).await;
-            found.set(Some(ConnectionCheck::from_answer(answer)));
-            checking.set(false);
-        });
-    };
-    let state = move || {
-        if checking.get() {
-            "checking"
-        } else {
-            found.get().map_or("idle", ConnectionCheck::as_str)
-        }
-    };
+        async move { ConnectionCheck::from_answer(Backend::from_page().status(&widget).await) }
+    });
+    let checking = check.pending();
+    let found = check.value();
+    let state = move || if checking.get() { "checking" } else { found.get().map_or("idle", ConnectionCheck::as_str) };
     let message = {
         let texts = texts.clone();
         move || {
@@ -199,7 +193,9 @@ pub fn SettingsPanel(widget: KommoWidget, texts: Translations) -> impl IntoView 
             <p class=HINT_CLASS>{texts.text("settings.hint")}</p>
             <button type="button" class="button callcard-settings-check"
                 aria-describedby="callcard-settings-connection"
-                disabled=move || checking.get() on:click=check>
+                disabled=move || checking.get() on:click=move |_| {
+                    check.dispatch_local(());
+                }>
                 {texts.text("settings.check_connection")}
             </button>
             <p id="callcard-settings-connection" class="callcard-settings-connection" role="status"
@@ -232,11 +228,11 @@ pub fn render(widget: &KommoWidget, element: &JsValue) {
 
 /// `onSave({active, fields})`: whether Kommo may save.
 pub fn on_save(widget: &KommoWidget, data: &JsValue) -> bool {
-    let users = users_field(data);
+    let users = users_field(data.clone());
     if users.is_undefined() {
         return true;
     }
-    match parse_users(&from_js(&users)) {
+    match parse_users(users) {
         Err(error) => {
             if let Some(n) = Notifications::get() {
                 let _ = n.show_message_error(&widget.text("errors.settings_header"), &error_text(&error, widget));
@@ -246,7 +242,7 @@ pub fn on_save(widget: &KommoWidget, data: &JsValue) -> bool {
         Ok(map) => {
             let widget = widget.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                if let Err(e) = Backend::from_page().save_settings(&widget, &map).await {
+                if let Err(e) = Backend::from_page().save_settings(&widget, map).await {
                     web_sys::console::warn_1(&format!("callcard: settings not sent: {e}").into());
                     if let Some(n) = Notifications::get() {
                         let _ = n.show_message_error(
@@ -268,7 +264,7 @@ mod tests {
 
     #[test]
     fn the_status_answer_reads_as_a_connection_check() {
-        let ok = |text: &str| ConnectionCheck::from_answer(Ok(json::parse(text).unwrap()));
+        let ok = |text: &str| ConnectionCheck::from_answer(Ok(serde_json::from_str(text).unwrap()));
         let err = |status| ConnectionCheck::from_answer(Err(AjaxError::new(status, "x")));
         assert_eq!(ok(r#"{"backend": "ok", "authorized": true, "needs_reauthorization": false}"#), ConnectionCheck::Ok);
         assert_eq!(
@@ -279,7 +275,7 @@ mod tests {
             ok(r#"{"backend": "ok", "authorized": false, "needs_reauthorization": false}"#),
             ConnectionCheck::NotAuthorized
         );
-        assert_eq!(ok("null"), ConnectionCheck::Unknown);
+        assert_eq!(ok("{}"), ConnectionCheck::Unknown);
         assert_eq!(err(404), ConnectionCheck::Unknown, "a backend without /widget/status answers");
         assert_eq!(err(401), ConnectionCheck::NotAuthorized);
         assert_eq!(err(403), ConnectionCheck::NotAuthorized);
@@ -287,44 +283,6 @@ mod tests {
         assert_eq!(err(502), ConnectionCheck::Unreachable);
         assert_eq!(ConnectionCheck::Unknown.text_key(), "settings.status_unknown");
         assert_eq!(ConnectionCheck::NotAuthorized.as_str(), "not_authorized");
-    }
-
-    #[test]
-    fn users_are_validated_as_the_extension_map_validates_them() {
-        use callcard_calls::extensions::ExtensionMap;
-        let cases = [
-            r#"{"8320148": "101", "8375357": " 102 "}"#,
-            r#"{"1": "101", "2": "101"}"#,
-            r#"{"3": "7", "1": "101", "2": "101", "10": "101"}"#,
-            r#"{"1": "<b>1</b>"}"#,
-            r#"{"1": "", "2": null, "3": "  "}"#,
-            r#"{"x": "101"}"#,
-            r#"{" 5 ": "101", "+6": "102"}"#,
-            r#"{"5": "101", "05": "102", "7": "101"}"#,
-            r#"{"5": "101", "5": "102"}"#,
-            r#"{"1": 101, "3": 1.5}"#,
-            r#"{"1": 12345678901234567}"#,
-            r#"{"1": true}"#,
-            r#"{"1": [1, "2"]}"#,
-            r#"{"1": {"b": 1, "a": "x"}}"#,
-            r#"{"2": "abc", "1": "def"}"#,
-            r#"{"b": "1", "a": "2"}"#,
-            r#"{"1": "12345678901234567"}"#,
-            r#""{\"8320148\":\"101\",\"8375357\":\"102\"}""#,
-            r#""  ""#,
-            r#""[1]""#,
-            r#""{\"1\": \"5\", \"2\": \"5\"}""#,
-            r#""not json""#,
-            r#"null"#,
-            r#"[]"#,
-            r#"7"#,
-            r#"{}"#,
-        ];
-        for text in cases {
-            let theirs = ExtensionMap::parse(&serde_json::from_str(text).expect(text))
-                .map(|m| m.iter().map(|(u, e)| (u, e.to_owned())).collect::<Vec<_>>());
-            assert_eq!(parse_users(&json::parse(text).unwrap()), theirs, "{text}");
-        }
     }
 
     #[test]

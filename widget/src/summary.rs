@@ -5,15 +5,14 @@
 //! asks [`SummaryDraft::to_result`] for the result to post; a refusal names
 //! the i18n key of the message to show, and the input stays as it was.
 
-use crate::json::{Json, Writer};
-use crate::wire;
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::result::{CallResult, TaskDraft, NOTE_MAX_CHARS};
 use callcard_calls::{EntityKind, EntityRef};
+use leptos::prelude::{RwSignal, Update, With, WithUntracked};
+use serde::{Deserialize, Serialize};
 
 /// The record chosen for the call, with the name to show.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChosenEntity {
     pub entity: EntityRef,
     pub name: String,
@@ -23,8 +22,8 @@ pub struct ChosenEntity {
 /// modal is open, see [`crate::drafts`]). Stored as
 /// `{"entity":{"entity":{"kind","id"},"name"}|null,"note","task","task_when","task_text"}`;
 /// any member may be missing.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize), serde(default))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SummaryDraft {
     pub entity: Option<ChosenEntity>,
     pub note: String,
@@ -32,40 +31,6 @@ pub struct SummaryDraft {
     /// An `<input type="datetime-local">` value: `YYYY-MM-DDTHH:MM[:SS]`.
     pub task_when: String,
     pub task_text: String,
-}
-
-impl SummaryDraft {
-    pub fn write_json(&self, w: &mut Writer) {
-        w.open().key("entity");
-        match &self.entity {
-            Some(chosen) => {
-                w.open().key("entity");
-                wire::write_entity_ref(w, &chosen.entity);
-                w.key("name").str(&chosen.name).close();
-            }
-            None => {
-                w.null();
-            }
-        }
-        w.key("note").str(&self.note).key("task").bool(self.task);
-        w.key("task_when").str(&self.task_when).key("task_text").str(&self.task_text).close();
-    }
-
-    pub fn from_json(j: &Json) -> Option<Self> {
-        if !j.is_object() {
-            return None;
-        }
-        let text = |key| wire::or_default(j, key, |v: &Json| v.as_str().map(str::to_owned));
-        Some(Self {
-            entity: wire::opt(j, "entity", |v| {
-                Some(ChosenEntity { entity: wire::entity_ref(v.get("entity")?)?, name: wire::string(v, "name")? })
-            })?,
-            note: text("note")?,
-            task: wire::or_default(j, "task", Json::as_bool)?,
-            task_when: text("task_when")?,
-            task_text: text("task_text")?,
-        })
-    }
 }
 
 /// Why a draft cannot be saved: the i18n key of the message.
@@ -106,45 +71,47 @@ fn kind_label(kind: EntityKind) -> &'static str {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM[:SS]` read as if it were UTC: seconds since the epoch.
-/// The caller shifts by the browser's time-zone offset.
-pub fn naive_seconds(value: &str) -> Option<i64> {
-    let (date, time) = value.trim().split_once('T')?;
-    let mut d = date.split('-');
-    let y: i64 = d.next()?.parse().ok()?;
-    let m: i64 = d.next()?.parse().ok()?;
-    let day: i64 = d.next()?.parse().ok()?;
-    let mut t = time.split(':');
-    let h: i64 = t.next()?.parse().ok()?;
-    let min: i64 = t.next()?.parse().ok()?;
-    let s = t.next().map_or(Some(0), whole_seconds)?;
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || s >= 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3_600 + min * 60 + s)
+/// The fields of a `datetime-local` value, `YYYY-MM-DDTHH:MM[:SS[.fff]]`,
+/// in the browser's time zone; [`crate::local_time::to_unix`] makes the
+/// instant of it (the browser knows the zone's rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalDateTime {
+    pub year: i32,
+    /// 1 to 12.
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    /// Whole seconds (a fraction is dropped).
+    pub second: u32,
 }
 
-/// `SS` or `SS.fff` (what `datetime-local` inputs give) as whole seconds.
-fn whole_seconds(s: &str) -> Option<i64> {
-    let (int, fraction) = s.split_once('.').unwrap_or((s, ""));
-    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    if (int.is_empty() && fraction.is_empty()) || !digits(int) || !digits(fraction) {
-        return None;
+/// A number written in ASCII digits only.
+fn digits<T: std::str::FromStr>(s: Option<&str>) -> Option<T> {
+    s.filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))?.parse().ok()
+}
+
+impl LocalDateTime {
+    pub fn parse(value: &str) -> Option<Self> {
+        let (date, time) = value.trim().split_once('T')?;
+        let mut d = date.split('-');
+        let year: i32 = digits(d.next())?;
+        let (month, day) = (digits(d.next())?, digits(d.next())?);
+        let mut t = time.split(':');
+        let (hour, minute) = (digits(t.next())?, digits(t.next())?);
+        let second = match t.next() {
+            None => 0,
+            Some(s) => digits(Some(s.split_once('.').map_or(s, |(whole, _)| whole)))?,
+        };
+        let valid = d.next().is_none()
+            && t.next().is_none()
+            && (1..=12).contains(&month)
+            && (1..=31).contains(&day)
+            && hour <= 23
+            && minute <= 59
+            && second <= 59;
+        valid.then_some(Self { year, month, day, hour, minute, second })
     }
-    // At least 60 (refused) when longer than two digits.
-    let int = int.trim_start_matches('0');
-    if int.len() > 2 {
-        return Some(60);
-    }
-    Some(int.parse().unwrap_or(0))
 }
 
 /// A local date as the browser reports it (`Date.getFullYear()`,
@@ -218,16 +185,6 @@ impl SummaryDraft {
     }
 }
 
-/// `m:ss` (or `h:mm:ss`) for a duration in seconds.
-pub fn format_duration(seconds: u32) -> String {
-    let (h, m, s) = (seconds / 3600, (seconds % 3600) / 60, seconds % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,19 +193,24 @@ mod tests {
 
     #[test]
     fn local_date_times_parse() {
-        assert_eq!(naive_seconds("1970-01-01T00:00"), Some(0));
-        assert_eq!(naive_seconds("2025-11-21T10:30"), Some(1_763_721_000));
-        assert_eq!(naive_seconds("2024-02-29T23:59:30"), Some(1_709_251_170));
-        assert_eq!(naive_seconds("2024-02-29T23:59:30.999"), Some(1_709_251_170));
-        assert_eq!(naive_seconds("2024-02-29T23:59:.5"), Some(1_709_251_140));
-        assert_eq!(naive_seconds("2024-02-29T23:59:005"), Some(1_709_251_145));
-        assert_eq!(naive_seconds("2024-02-29T23:59:60"), None);
-        assert_eq!(naive_seconds("2024-02-29T23:59:0060"), None);
-        assert_eq!(naive_seconds("2024-02-29T23:59:x"), None);
-        assert_eq!(naive_seconds("2024-02-29T23:59:."), None);
-        assert_eq!(naive_seconds(""), None);
-        assert_eq!(naive_seconds("2025-13-01T00:00"), None);
-        assert_eq!(naive_seconds("2025-11-21 10:30"), None);
+        let at = |year, month, day, hour, minute, second| LocalDateTime { year, month, day, hour, minute, second };
+        assert_eq!(LocalDateTime::parse("2025-11-21T10:30"), Some(at(2025, 11, 21, 10, 30, 0)));
+        assert_eq!(LocalDateTime::parse(" 2024-02-29T23:59:30 "), Some(at(2024, 2, 29, 23, 59, 30)));
+        assert_eq!(LocalDateTime::parse("2024-02-29T23:59:30.999"), Some(at(2024, 2, 29, 23, 59, 30)));
+        for bad in [
+            "2024-02-29T23:59:60",
+            "2024-02-29T23:59:x",
+            "2024-02-29T23:59:.5",
+            "2024-02-29T24:00",
+            "",
+            "2025-13-01T00:00",
+            "2025-11-21 10:30",
+            "2025-11-21T10:30:00:00",
+            "2025-11-21-1T10:30",
+            "2025--21T10:30",
+        ] {
+            assert_eq!(LocalDateTime::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -262,28 +224,33 @@ mod tests {
         assert_eq!(default_entity(&v).unwrap().entity, EntityRef::new(EntityKind::Lead, 5));
     }
 
+    /// A stand-in for the browser's clock: one known value.
+    fn to_unix(value: &str) -> Option<i64> {
+        (value == "2025-11-21T10:30").then_some(1_763_721_000)
+    }
+
     #[test]
     fn drafts_become_results_or_name_the_problem() {
         let lead = ChosenEntity { entity: EntityRef::new(EntityKind::Lead, 5), name: "Deal".into() };
         let mut d = SummaryDraft { note: "  Wants a quote ".into(), ..SummaryDraft::default() };
-        assert_eq!(d.to_result(naive_seconds), Err(DraftError("summary.pick_entity")));
+        assert_eq!(d.to_result(to_unix), Err(DraftError("summary.pick_entity")));
         d.entity = Some(lead.clone());
-        let r = d.to_result(naive_seconds).unwrap();
+        let r = d.to_result(to_unix).unwrap();
         assert_eq!((r.note.as_str(), r.task.is_none()), ("Wants a quote", true));
         d.task = true;
-        assert_eq!(d.to_result(naive_seconds), Err(DraftError("summary.task_when_required")));
+        assert_eq!(d.to_result(to_unix), Err(DraftError("summary.task_when_required")));
         d.task_when = "2025-11-21T10:30".into();
         assert_eq!(d.task_when, "2025-11-21T10:30");
-        assert_eq!(d.to_result(naive_seconds), Err(DraftError("summary.task_text_required")));
+        assert_eq!(d.to_result(to_unix), Err(DraftError("summary.task_text_required")));
         d.task_text = "Send quote".into();
-        let r = d.to_result(naive_seconds).unwrap();
+        let r = d.to_result(to_unix).unwrap();
         assert_eq!(r.task, Some(TaskDraft { complete_till: 1_763_721_000, text: "Send quote".into() }));
         d.note = "x".repeat(NOTE_MAX_CHARS + 1);
-        assert_eq!(d.to_result(naive_seconds), Err(DraftError("summary.note_too_long")));
+        assert_eq!(d.to_result(to_unix), Err(DraftError("summary.note_too_long")));
     }
 
     #[test]
-    fn drafts_are_stored_as_serde_stored_them() {
+    fn drafts_are_stored_and_older_ones_still_read() {
         let lead = ChosenEntity { entity: EntityRef::new(EntityKind::Lead, 5), name: "Deal \"x\"".into() };
         let full = SummaryDraft {
             entity: Some(lead),
@@ -292,38 +259,23 @@ mod tests {
             task_when: "2025-11-21T10:30".into(),
             task_text: "t".into(),
         };
-        for d in [SummaryDraft::default(), full] {
-            let mut w = Writer::new();
-            d.write_json(&mut w);
-            let text = w.finish();
-            assert_eq!(text, serde_json::to_string(&d).unwrap());
-            assert_eq!(SummaryDraft::from_json(&crate::json::parse(&text).unwrap()), Some(d));
-        }
-        for text in [
-            r#"{"note":"hi"}"#,
-            r#"{}"#,
-            r#"{"entity":null,"task":true,"other":1}"#,
-            r#"{"entity":{"entity":{"kind":"lead","id":1}}}"#,
-            r#"{"note":null}"#,
-            r#"{"task":"yes"}"#,
-            r#"null"#,
-        ] {
-            let theirs = serde_json::from_str::<SummaryDraft>(text).ok();
-            assert_eq!(SummaryDraft::from_json(&crate::json::parse(text).unwrap()), theirs, "{text}");
-        }
-    }
-
-    #[test]
-    fn durations_read_like_a_clock() {
-        assert_eq!(format_duration(0), "0:00");
-        assert_eq!(format_duration(65), "1:05");
-        assert_eq!(format_duration(3_725), "1:02:05");
+        let text = serde_json::to_string(&full).unwrap();
+        assert_eq!(serde_json::from_str::<SummaryDraft>(&text).unwrap(), full);
+        let old: SummaryDraft = serde_json::from_str(r#"{"note":"hi"}"#).unwrap();
+        assert_eq!(old, SummaryDraft { note: "hi".into(), ..SummaryDraft::default() });
+        assert!(serde_json::from_str::<SummaryDraft>(r#"{"task":"yes"}"#).is_err());
     }
 }
 
 /// The calls waiting for a summary, oldest first; the first one is open.
-#[derive(Clone, Debug, Default)]
-pub struct SummaryQueue(pub leptos::prelude::ArcRwSignal<Vec<CallView>>);
+#[derive(Clone, Copy, Debug)]
+pub struct SummaryQueue(RwSignal<Vec<CallView>>);
+
+impl Default for SummaryQueue {
+    fn default() -> Self {
+        Self(RwSignal::new(Vec::new()))
+    }
+}
 
 impl SummaryQueue {
     pub fn new() -> Self {
@@ -332,7 +284,6 @@ impl SummaryQueue {
 
     /// Queues a call for its summary (once).
     pub fn open(&self, view: &CallView) {
-        use leptos::prelude::Update;
         self.0.update(|q| {
             if !q.iter().any(|v| v.call.call_id == view.call.call_id) {
                 q.push(view.clone());
@@ -343,9 +294,7 @@ impl SummaryQueue {
     /// A newer snapshot of a call: refreshes a queued one (its recording may
     /// have arrived), or drops it once a result was saved (maybe elsewhere).
     pub fn refresh(&self, view: &CallView) {
-        use leptos::prelude::{Update, WithUntracked};
-        let queued = self.0.with_untracked(|q| q.iter().any(|v| v.call.call_id == view.call.call_id));
-        if !queued {
+        if self.find_untracked(&view.call.call_id).is_none() {
             return;
         }
         self.0.update(|q| {
@@ -359,24 +308,25 @@ impl SummaryQueue {
 
     /// Closes a call's summary.
     pub fn close(&self, call_id: &str) {
-        use leptos::prelude::Update;
         self.0.update(|q| q.retain(|v| v.call.call_id != call_id));
     }
 
     /// The queued snapshot of a call (tracked).
     pub fn find(&self, call_id: &str) -> Option<CallView> {
-        use leptos::prelude::With;
         self.0.with(|q| q.iter().find(|v| v.call.call_id == call_id).cloned())
+    }
+
+    /// The queued snapshot of a call, untracked.
+    pub fn find_untracked(&self, call_id: &str) -> Option<CallView> {
+        self.0.with_untracked(|q| q.iter().find(|v| v.call.call_id == call_id).cloned())
     }
 
     /// The call whose summary is open (tracked).
     pub fn open_call_id(&self) -> Option<String> {
-        use leptos::prelude::With;
         self.0.with(|q| q.first().map(|v| v.call.call_id.clone()))
     }
 
     pub fn len(&self) -> usize {
-        use leptos::prelude::WithUntracked;
         self.0.with_untracked(Vec::len)
     }
 

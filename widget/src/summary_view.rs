@@ -24,44 +24,19 @@
 use crate::api::Backend;
 use crate::drafts;
 use crate::escape::safe_link;
-use crate::kommo::Notifications;
+use crate::kommo::{AjaxError, CurrentWidget, Notifications};
+use crate::local_time;
 use crate::outbox;
 use crate::search::{is_searchable, search, SearchHit, DEBOUNCE_MS};
-use crate::session;
-use crate::summary::{
-    days_to_next_working_day, format_duration, kind_key, naive_seconds, ChosenEntity, DraftError, LocalDate,
-    SummaryDraft, SummaryQueue,
-};
+use crate::summary::{kind_key, ChosenEntity, DraftError, SummaryDraft, SummaryQueue};
 use crate::texts::{Texts, Translations};
 use callcard_calls::feed::{CallView, CallerId};
+use callcard_calls::note::format_duration;
+use callcard_calls::result::CallResult;
+use gloo_timers::future::TimeoutFuture;
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
-use wasm_bindgen::{JsCast, JsValue};
-
-/// Where the modal is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Phase {
-    Editing,
-    Saving,
-    Failed(String),
-}
-
-impl Phase {
-    fn as_str(&self) -> &'static str {
-        match self {
-            Phase::Editing => "editing",
-            Phase::Saving => "saving",
-            Phase::Failed(_) => "error",
-        }
-    }
-}
-
-/// A `datetime-local` value in the browser's time zone, as Unix seconds.
-fn local_to_unix(value: &str) -> Option<i64> {
-    let naive = naive_seconds(value)?;
-    let offset_min = js_sys::Date::new(&JsValue::from_f64(naive as f64 * 1000.0)).get_timezone_offset();
-    Some(naive + (offset_min * 60.0) as i64)
-}
+use wasm_bindgen::JsCast;
 
 /// The selector of everything Tab can reach inside the dialog.
 const FOCUSABLE: &str = "button:not([disabled]), input:not([disabled]), textarea:not([disabled]), \
@@ -109,403 +84,453 @@ const DIALOG: &str = "background:#fff;color:#222;max-width:32rem;width:100%;max-
 
 /// The modal for the first queued call, if any.
 #[component]
-pub fn CallSummary(queue: SummaryQueue, texts: Translations) -> impl IntoView {
-    let q = queue.clone();
-    let open_id = Memo::new(move |_| q.open_call_id());
-    move || {
-        open_id.get().map(|call_id| {
-            view! { <SummaryDialog call_id=call_id queue=queue.clone() texts=texts.clone() /> }
-        })
+pub fn CallSummary() -> impl IntoView {
+    let queue = expect_context::<SummaryQueue>();
+    let open_id = Memo::new(move |_| queue.open_call_id());
+    move || open_id.get().map(|call_id| view! { <SummaryDialog call_id=call_id /> })
+}
+
+/// The fields of one open summary, as signals (copied into every part).
+#[derive(Clone, Copy)]
+struct SummaryForm {
+    entity: RwSignal<Option<ChosenEntity>>,
+    note: RwSignal<String>,
+    task_on: RwSignal<bool>,
+    task_when: RwSignal<String>,
+    task_text: RwSignal<String>,
+    /// Why the last Save did not go through.
+    error: RwSignal<Option<String>>,
+}
+
+impl SummaryForm {
+    fn new(draft: SummaryDraft) -> Self {
+        Self {
+            entity: RwSignal::new(draft.entity),
+            note: RwSignal::new(draft.note),
+            task_on: RwSignal::new(draft.task),
+            task_when: RwSignal::new(draft.task_when),
+            task_text: RwSignal::new(draft.task_text),
+            error: RwSignal::new(None),
+        }
+    }
+
+    fn draft_untracked(&self) -> SummaryDraft {
+        SummaryDraft {
+            entity: self.entity.get_untracked(),
+            note: self.note.get_untracked(),
+            task: self.task_on.get_untracked(),
+            task_when: self.task_when.get_untracked(),
+            task_text: self.task_text.get_untracked(),
+        }
+    }
+
+    /// Keeps every change in `localStorage`, so a reload before Save loses nothing.
+    fn keep_as_draft(self, call: Memo<Option<CallView>>) {
+        Effect::new(move |_| {
+            let draft = self.draft();
+            if let Some(view) = call.get_untracked() {
+                drafts::save(&view, &draft);
+            }
+        });
+    }
+
+    /// Sends the result, or says what is missing.
+    fn submit(&self, save: Action<CallResult, ()>, texts: &Translations) {
+        match self.draft_untracked().to_result(local_time::to_unix) {
+            Ok(result) => {
+                self.error.set(None);
+                save.dispatch_local(result);
+            }
+            Err(DraftError(key)) => self.error.set(Some(texts.text(key))),
+        }
+    }
+
+    /// The dialog's `data-state`.
+    fn state(&self, saving: bool) -> &'static str {
+        if saving {
+            "saving"
+        } else if self.error.with(Option::is_some) {
+            "error"
+        } else {
+            "editing"
+        }
+    }
+
+    /// The fields as a draft (tracked: an effect reading it reruns on every change).
+    fn draft(&self) -> SummaryDraft {
+        SummaryDraft {
+            entity: self.entity.get(),
+            note: self.note.get(),
+            task: self.task_on.get(),
+            task_when: self.task_when.get(),
+            task_text: self.task_text.get(),
+        }
+    }
+}
+
+/// What happened to a result Save sent.
+enum Saved {
+    Sent,
+    /// The backend could not be reached (or is failing): kept in the outbox.
+    Queued,
+    Refused(AjaxError),
+}
+
+/// Posts a result; a transient failure queues it instead.
+async fn send_result(widget: Option<crate::kommo::KommoWidget>, call_id: String, result: CallResult) -> Saved {
+    let Some(widget) = widget else {
+        return Saved::Refused(AjaxError::new(0, "widget stopped"));
+    };
+    match Backend::from_page().save_result(&widget, &call_id, &result).await {
+        Ok(()) => Saved::Sent,
+        Err(e) if e.is_transient() => {
+            outbox::enqueue(&call_id, result);
+            Saved::Queued
+        }
+        Err(e) => Saved::Refused(e),
+    }
+}
+
+/// Save: posts the result (or queues it), then closes the summary; a
+/// refusal keeps the input and says why.
+fn save_action(call_id: String, form: SummaryForm) -> Action<CallResult, ()> {
+    let queue = expect_context::<SummaryQueue>();
+    let texts = expect_context::<Translations>();
+    let widget = expect_context::<CurrentWidget>();
+    Action::new_local(move |result: &CallResult| {
+        let (id, texts, result) = (call_id.clone(), texts.clone(), result.clone());
+        async move {
+            let said = match send_result(widget.get(), id.clone(), result).await {
+                Saved::Sent => "summary.saved",
+                Saved::Queued => "summary.queued",
+                Saved::Refused(e) => {
+                    form.error.set(Some(texts.fill("summary.error", &[("reason", &e.to_string())])));
+                    return;
+                }
+            };
+            queue.close(&id);
+            drafts::discard(&id);
+            if let Some(n) = Notifications::get() {
+                let _ = n.show_message(&texts.text("summary.title"), &texts.text(said));
+            }
+        }
+    })
+}
+
+/// Escape cancels; Tab stays inside the modal (aria-modal promises it).
+fn dialog_keys(ev: &leptos::ev::KeyboardEvent, dialog_ref: NodeRef<leptos::html::Div>, cancel: &impl Fn()) {
+    match ev.key().as_str() {
+        "Escape" => {
+            ev.prevent_default();
+            cancel();
+        }
+        "Tab" => {
+            let Some(dialog) = dialog_ref.get_untracked() else { return };
+            let controls = elements(&dialog, FOCUSABLE);
+            let active = active_element();
+            let at = controls.iter().position(|c| active.as_ref() == Some(c.as_ref()));
+            if let Some(i) = wrap_index(controls.len(), at, ev.shift_key()) {
+                ev.prevent_default();
+                let _ = controls[i].focus();
+            }
+        }
+        _ => {}
     }
 }
 
 #[component]
-fn SummaryDialog(call_id: String, queue: SummaryQueue, texts: Translations) -> impl IntoView {
-    let initial = queue.0.with_untracked(|q| q.iter().find(|v| v.call.call_id == call_id).cloned());
-    initial.map(|initial| dialog(call_id, queue, texts, initial))
-}
-
-/// The dialog for the queued call `initial`. (No `.into_any()` in this file:
-/// the component answers an `Option` of the dialog and the switches inside
-/// pick with `Either`; type-erasing these views cost 3.3 KB of the gzipped
-/// bundle.)
-fn dialog(call_id: String, queue: SummaryQueue, texts: Translations, initial: CallView) -> impl IntoView {
+fn SummaryDialog(call_id: String) -> impl IntoView {
+    let queue = expect_context::<SummaryQueue>();
+    let texts = expect_context::<Translations>();
+    let initial = queue.find_untracked(&call_id)?;
     let current = {
-        let queue = queue.clone();
         let id = call_id.clone();
         Memo::new(move |_| queue.find(&id))
     };
-    let recording = Memo::new(move |_| current.get().and_then(|v| v.call.recording_url().and_then(safe_link)));
-
     // What was typed before a reload, else the call's suggestion.
-    let draft = drafts::find(&call_id).unwrap_or_else(|| SummaryDraft::for_call(&initial));
-    let entity = ArcRwSignal::new(draft.entity);
-    let note = RwSignal::new(draft.note);
-    let task_on = RwSignal::new(draft.task);
-    let task_when = RwSignal::new(draft.task_when);
-    let task_text = RwSignal::new(draft.task_text);
-    // Every change is kept, so a reload before Save loses nothing.
-    Effect::new({
-        let entity = entity.clone();
-        move |_| {
-            let draft = SummaryDraft {
-                entity: entity.get(),
-                note: note.get(),
-                task: task_on.get(),
-                task_when: task_when.get(),
-                task_text: task_text.get(),
-            };
-            if let Some(view) = current.get_untracked() {
-                drafts::save(&view, &draft);
-            }
-        }
-    });
-    let query = RwSignal::new(String::new());
-    let hits = ArcRwSignal::new(Vec::<SearchHit>::new());
-    let searching = ArcRwSignal::new(false);
-    let search_gen = ArcRwSignal::new(0u32);
-    let phase = ArcRwSignal::new(Phase::Editing);
-    let search_ref = NodeRef::<leptos::html::Input>::new();
-    let dialog_ref = NodeRef::<leptos::html::Div>::new();
-    // ArrowUp/ArrowDown between the search field and its hits.
-    let arrow_keys = move |ev: &leptos::ev::KeyboardEvent| {
-        let down = match ev.key().as_str() {
-            "ArrowDown" => true,
-            "ArrowUp" => false,
-            _ => return,
-        };
-        let Some(dialog) = dialog_ref.get_untracked() else { return };
-        let hits = elements(&dialog, ".callcard-summary-hit");
-        let active = active_element();
-        let current = hits.iter().position(|h| active.as_ref() == Some(h.as_ref()));
-        if hits.is_empty() {
-            return;
-        }
+    let form = SummaryForm::new(drafts::find(&call_id).unwrap_or_else(|| SummaryDraft::for_call(&initial)));
+    form.keep_as_draft(current);
+    let save = save_action(call_id.clone(), form);
+    let saving = save.pending();
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        match step_hit(hits.len(), current, down) {
-            Some(i) => {
-                let _ = hits[i].focus();
-            }
-            None => {
-                if let Some(input) = search_ref.get_untracked() {
-                    let _ = input.focus();
-                }
-            }
+        if !saving.get_untracked() {
+            form.submit(save, &texts);
         }
     };
-
-    Effect::new(move |_| {
-        if let Some(input) = search_ref.get() {
-            let _ = input.focus();
-        }
-    });
-
-    let party = match &initial.caller {
-        CallerId::Known { name, .. } if !name.trim().is_empty() => name.trim().to_owned(),
-        _ => initial.call.external_number.as_str().to_owned(),
-    };
-    let duration = initial.call.billable_seconds();
-
     let cancel = {
-        let queue = queue.clone();
-        let phase = phase.clone();
         let id = call_id.clone();
         move || {
-            if phase.get_untracked() != Phase::Saving {
+            if !saving.get_untracked() {
                 queue.close(&id);
                 drafts::discard(&id);
             }
         }
     };
-
-    let save = {
-        let queue = queue.clone();
-        let phase = phase.clone();
-        let entity = entity.clone();
-        let texts = texts.clone();
-        let id = call_id.clone();
-        move || {
-            if phase.get_untracked() == Phase::Saving {
-                return;
-            }
-            let draft = SummaryDraft {
-                entity: entity.get_untracked(),
-                note: note.get_untracked(),
-                task: task_on.get_untracked(),
-                task_when: task_when.get_untracked(),
-                task_text: task_text.get_untracked(),
-            };
-            let result = match draft.to_result(local_to_unix) {
-                Ok(r) => r,
-                Err(DraftError(key)) => {
-                    phase.set(Phase::Failed(texts.text(key)));
-                    return;
-                }
-            };
-            phase.set(Phase::Saving);
-            let (queue, phase, texts, id) = (queue.clone(), phase.clone(), texts.clone(), id.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                let Some(widget) = session::current_widget() else {
-                    phase.set(Phase::Failed(texts.fill("summary.error", &[("reason", "widget stopped")])));
-                    return;
-                };
-                let notifications = Notifications::get();
-                match Backend::from_page().save_result(&widget, &id, &result).await {
-                    Ok(()) => {
-                        queue.close(&id);
-                        drafts::discard(&id);
-                        if let Some(n) = notifications {
-                            let _ = n.show_message(&texts.text("summary.title"), &texts.text("summary.saved"));
-                        }
-                    }
-                    Err(e) if e.is_transient() => {
-                        // The backend cannot be reached (or is failing):
-                        // keep the result and send it when it is back.
-                        outbox::enqueue(&id, result);
-                        queue.close(&id);
-                        drafts::discard(&id);
-                        if let Some(n) = notifications {
-                            let _ = n.show_message(&texts.text("summary.title"), &texts.text("summary.queued"));
-                        }
-                    }
-                    Err(e) => phase.set(Phase::Failed(texts.fill("summary.error", &[("reason", &e.to_string())]))),
-                }
-            });
-        }
+    let state = move || form.state(saving.get());
+    let dialog_ref = NodeRef::<leptos::html::Div>::new();
+    let on_key = {
+        let cancel = cancel.clone();
+        move |ev: leptos::ev::KeyboardEvent| dialog_keys(&ev, dialog_ref, &cancel)
     };
+    let recording = Memo::new(move |_| current.get().and_then(|v| v.call.recording_url().and_then(safe_link)));
+    Some(view! {
+        <div class="callcard-summary-overlay" style=OVERLAY>
+            <div id="callcard-summary" class="callcard-summary" role="dialog" aria-modal="true"
+                aria-labelledby="callcard-summary-title" aria-describedby="callcard-summary-party" style=DIALOG
+                node_ref=dialog_ref data-call-id=call_id data-state=state on:keydown=on_key>
+                <form on:submit=on_submit>
+                    <Party view=initial.clone() />
+                    <EntityPicker form=form dialog_ref=dialog_ref />
+                    <Recording recording=recording seconds=initial.call.billable_seconds() />
+                    <NoteField form=form />
+                    <TaskFields form=form />
+                    <SummaryActions form=form saving=saving cancel=cancel />
+                </form>
+            </div>
+        </div>
+    })
+}
 
-    let on_search = {
-        let (hits, searching, search_gen) = (hits.clone(), searching.clone(), search_gen.clone());
-        move |ev: leptos::ev::Event| {
-            let q = event_target_value(&ev);
-            query.set(q.clone());
-            let generation = search_gen.get_untracked().wrapping_add(1);
-            search_gen.set(generation);
+/// The title, and who the call was with (as text: names are never markup).
+#[component]
+fn Party(view: CallView) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    let party = match &view.caller {
+        CallerId::Known { name, .. } if !name.trim().is_empty() => name.trim().to_owned(),
+        _ => view.call.external_number.as_str().to_owned(),
+    };
+    view! {
+        <h2 id="callcard-summary-title">{texts.text("summary.title")}</h2>
+        <p id="callcard-summary-party" class="callcard-summary-party">
+            {texts.fill("summary.with", &[("name", &party)])}
+        </p>
+    }
+}
+
+/// ArrowUp/ArrowDown between the search field and its hits.
+fn arrow_keys(ev: &leptos::ev::KeyboardEvent, dialog_ref: NodeRef<leptos::html::Div>) {
+    let down = match ev.key().as_str() {
+        "ArrowDown" => true,
+        "ArrowUp" => false,
+        _ => return,
+    };
+    let Some(dialog) = dialog_ref.get_untracked() else { return };
+    let hits = elements(&dialog, ".callcard-summary-hit");
+    if hits.is_empty() {
+        return;
+    }
+    ev.prevent_default();
+    let active = active_element();
+    let current = hits.iter().position(|h| active.as_ref() == Some(h.as_ref()));
+    let target = match step_hit(hits.len(), current, down) {
+        Some(i) => Some(hits[i].clone()),
+        None => dialog.query_selector("#callcard-summary-search").ok().flatten().and_then(|e| e.dyn_into().ok()),
+    };
+    if let Some(target) = target {
+        let _ = target.focus();
+    }
+}
+
+/// The hits for what is typed, with the query they answer. Refetches
+/// whenever the query changes; an answer to an older query is dropped by the
+/// resource, and a query typed over within [`DEBOUNCE_MS`] is never sent.
+fn search_as_typed(query: RwSignal<String>) -> LocalResource<(String, Vec<SearchHit>)> {
+    LocalResource::new(move || {
+        let q = query.get();
+        async move {
             if !is_searchable(&q) {
-                hits.set(Vec::new());
-                searching.set(false);
-                return;
+                return (q, Vec::new());
             }
-            searching.set(true);
-            let (hits, searching, search_gen) = (hits.clone(), searching.clone(), search_gen.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                gloo_timers::future::TimeoutFuture::new(DEBOUNCE_MS).await;
-                if search_gen.get_untracked() != generation {
-                    return;
-                }
-                let found = search(&q).await;
-                if search_gen.get_untracked() != generation {
-                    return;
-                }
-                hits.set(found);
-                searching.set(false);
-            });
+            TimeoutFuture::new(DEBOUNCE_MS).await;
+            if query.try_get_untracked().as_deref() != Some(q.as_str()) {
+                return (q, Vec::new());
+            }
+            let hits = search(&q).await;
+            (q, hits)
+        }
+    })
+}
+
+/// The linked record, and the debounced lead/customer search that changes it.
+#[component]
+fn EntityPicker(form: SummaryForm, dialog_ref: NodeRef<leptos::html::Div>) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    let query = RwSignal::new(String::new());
+    let found = search_as_typed(query);
+    let search_ref = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        if let Some(input) = search_ref.get() {
+            let _ = input.focus();
+        }
+    });
+    let choose = move |hit: SearchHit| {
+        form.entity.set(Some(ChosenEntity { entity: hit.entity, name: hit.name }));
+        query.set(String::new());
+        // The chosen button goes away: keep focus in the form.
+        if let Some(input) = search_ref.get_untracked() {
+            let _ = input.focus();
         }
     };
-
     let entity_line = {
-        let (entity, texts) = (entity.clone(), texts.clone());
-        move || match entity.get() {
+        let texts = texts.clone();
+        move || match form.entity.get() {
             Some(ChosenEntity { entity, name }) => format!("{} · {name}", texts.text(kind_key(entity.kind))),
             None => texts.text("summary.no_entity"),
         }
     };
-
-    let hit_list = {
-        let (hits, searching, search_gen, entity, texts) =
-            (hits.clone(), searching.clone(), search_gen.clone(), entity.clone(), texts.clone());
-        move || {
-            let list = hits.get();
-            if searching.get() {
-                let line = view! { <li class="callcard-summary-searching">{texts.text("summary.searching")}</li> };
-                return EitherOf3::A(line);
-            }
-            if list.is_empty() {
-                let typed = query.with(|q| is_searchable(q));
-                let none = texts.text("summary.no_matches");
-                return EitherOf3::B(typed.then(|| view! { <li class="callcard-summary-no-matches">{none}</li> }));
-            }
-            let buttons = list
-                .into_iter()
-                .map(|hit| {
-                    let label = format!("{} · {}", texts.text(kind_key(hit.entity.kind)), hit.name);
-                    let (entity, hits, search_gen) = (entity.clone(), hits.clone(), search_gen.clone());
-                    let chosen = ChosenEntity { entity: hit.entity, name: hit.name.clone() };
-                    view! {
-                        <li>
-                            <button type="button" class="callcard-summary-hit"
-                                data-entity-type=hit.entity.kind.as_str() data-entity-id=hit.entity.id.to_string()
-                                on:keydown=move |ev| arrow_keys(&ev)
-                                on:click=move |_| {
-                                    entity.set(Some(chosen.clone()));
-                                    search_gen.set(search_gen.get_untracked().wrapping_add(1));
-                                    hits.set(Vec::new());
-                                    query.set(String::new());
-                                    // The chosen button goes away: keep focus in the form.
-                                    if let Some(input) = search_ref.get_untracked() {
-                                        let _ = input.focus();
-                                    }
-                                }>
-                                {label}
-                            </button>
-                        </li>
-                    }
-                })
-                .collect_view();
-            EitherOf3::C(buttons)
-        }
-    };
-
-    let recording_panel = {
-        let texts = texts.clone();
-        move || match recording.get() {
-            Some(url) => Either::Left(view! {
-                <audio class="callcard-summary-audio" controls=true preload="none" src=url
-                    aria-label=texts.text("summary.recording")></audio>
-            }),
-            None => Either::Right(view! {
-                <p class="callcard-summary-recording-pending">{texts.text("summary.recording_pending")}</p>
-            }),
-        }
-    };
-
-    let error_line = {
-        let phase = phase.clone();
-        move || match phase.get() {
-            Phase::Failed(msg) => Some(view! { <p class="callcard-summary-error" role="alert">{msg}</p> }),
-            _ => None,
-        }
-    };
-
-    let t = |k: &str| texts.text(k);
-    let state_attr = {
-        let phase = phase.clone();
-        move || phase.get().as_str()
-    };
-    let saving = {
-        let phase = phase.clone();
-        move || phase.get() == Phase::Saving
-    };
-    let saving_label = saving.clone();
-    let saving_cancel = saving.clone();
-    let (task_when_label, task_text_label) = (t("summary.task_when"), t("summary.task_text"));
-    let (save_text, saving_text) = (t("summary.save"), t("summary.saving"));
-    let on_key = {
-        let cancel = cancel.clone();
-        move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
-            "Escape" => {
-                ev.prevent_default();
-                cancel();
-            }
-            "Tab" => {
-                // Keep Tab inside the modal (aria-modal promises it).
-                let Some(dialog) = dialog_ref.get_untracked() else { return };
-                let controls = elements(&dialog, FOCUSABLE);
-                let active = active_element();
-                let current = controls.iter().position(|c| active.as_ref() == Some(c.as_ref()));
-                if let Some(i) = wrap_index(controls.len(), current, ev.shift_key()) {
-                    ev.prevent_default();
-                    let _ = controls[i].focus();
-                }
-            }
-            _ => {}
-        }
-    };
-    let on_submit = {
-        let save = save.clone();
-        move |ev: leptos::ev::SubmitEvent| {
-            ev.prevent_default();
-            save();
-        }
-    };
-
     view! {
-        <div class="callcard-summary-overlay" style=OVERLAY>
-            <div id="callcard-summary" class="callcard-summary" role="dialog" aria-modal="true"
-                aria-labelledby="callcard-summary-title" aria-describedby="callcard-summary-party" style=DIALOG
-                node_ref=dialog_ref
-                data-call-id=call_id.clone() data-state=state_attr on:keydown=on_key>
-                <form on:submit=on_submit>
-                    <h2 id="callcard-summary-title">{t("summary.title")}</h2>
-                    <p id="callcard-summary-party" class="callcard-summary-party">{texts.fill("summary.with", &[("name", &party)])}</p>
-                    <p>
-                        <strong>{t("summary.linked_entity")}": "</strong>
-                        <span class="callcard-summary-entity">{entity_line}</span>
-                    </p>
-                    <label for="callcard-summary-search">{t("summary.search_label")}</label>
-                    <input id="callcard-summary-search" type="search" autocomplete="off"
-                        node_ref=search_ref
-                        placeholder=t("summary.search_placeholder")
-                        aria-controls="callcard-summary-hits"
-                        prop:value=move || query.get()
-                        on:keydown=move |ev| arrow_keys(&ev)
-                        on:input=on_search />
-                    <ul id="callcard-summary-hits" aria-live="polite">{hit_list}</ul>
-                    <section class="callcard-summary-recording" aria-label=t("summary.recording")>
-                        <p>{texts.fill("summary.duration", &[("duration", &format_duration(duration))])}</p>
-                        {recording_panel}
-                    </section>
-                    <label for="callcard-summary-note">{t("summary.note_label")}</label>
-                    <textarea id="callcard-summary-note" rows="3"
-                        prop:value=move || note.get()
-                        on:input=move |ev| note.set(event_target_value(&ev))></textarea>
-                    <div>
-                        <input id="callcard-summary-task" type="checkbox"
-                            prop:checked=move || task_on.get()
-                            on:change=move |ev| {
-                                let on = event_target_checked(&ev);
-                                if on && task_when.get_untracked().trim().is_empty() {
-                                    let mut draft = SummaryDraft::default();
-                                    draft.enable_task(next_working_day());
-                                    task_when.set(draft.task_when);
-                                }
-                                task_on.set(on);
-                            } />
-                        <label for="callcard-summary-task">{t("summary.add_task")}</label>
-                    </div>
-                    <Show when=move || task_on.get()>
-                        <label for="callcard-summary-task-when">{task_when_label.clone()}</label>
-                        <input id="callcard-summary-task-when" type="datetime-local"
-                            prop:value=move || task_when.get()
-                            on:input=move |ev| task_when.set(event_target_value(&ev)) />
-                        <label for="callcard-summary-task-text">{task_text_label.clone()}</label>
-                        <input id="callcard-summary-task-text" type="text"
-                            prop:value=move || task_text.get()
-                            on:input=move |ev| task_text.set(event_target_value(&ev)) />
-                    </Show>
-                    {error_line}
-                    <div class="callcard-summary-actions">
-                        <button id="callcard-summary-save" type="submit" disabled=saving>
-                            {move || if saving_label() { saving_text.clone() } else { save_text.clone() }}
-                        </button>
-                        <button id="callcard-summary-cancel" type="button" disabled=saving_cancel
-                            on:click=move |_| cancel()>
-                            {t("summary.cancel")}
-                        </button>
-                    </div>
-                </form>
-            </div>
-        </div>
+        <p>
+            <strong>{texts.text("summary.linked_entity")}": "</strong>
+            <span class="callcard-summary-entity">{entity_line}</span>
+        </p>
+        <label for="callcard-summary-search">{texts.text("summary.search_label")}</label>
+        <input id="callcard-summary-search" type="search" autocomplete="off" node_ref=search_ref
+            placeholder=texts.text("summary.search_placeholder") aria-controls="callcard-summary-hits"
+            prop:value=move || query.get()
+            on:keydown=move |ev| arrow_keys(&ev, dialog_ref)
+            on:input=move |ev| query.set(event_target_value(&ev)) />
+        <ul id="callcard-summary-hits" aria-live="polite">
+            <HitList query=query found=found choose=choose dialog_ref=dialog_ref />
+        </ul>
     }
 }
 
-/// The next working day in the browser's time zone (see
-/// [`days_to_next_working_day`]).
-fn next_working_day() -> LocalDate {
-    let date = js_sys::Date::new_0();
-    let today = LocalDate {
-        year: date.get_full_year() as i32,
-        month: date.get_month() + 1,
-        day: date.get_date(),
-        weekday: date.get_day(),
+/// What the search found for the query: "searching…", "no matches", or the hits.
+#[component]
+fn HitList(
+    query: RwSignal<String>,
+    found: LocalResource<(String, Vec<SearchHit>)>,
+    choose: impl Fn(SearchHit) + Copy + Send + Sync + 'static,
+    dialog_ref: NodeRef<leptos::html::Div>,
+) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    move || {
+        let q = query.get();
+        if !is_searchable(&q) {
+            return EitherOf3::A(None);
+        }
+        match found.get() {
+            Some((answered, hits)) if answered == q && hits.is_empty() => EitherOf3::A(Some(
+                view! { <li class="callcard-summary-no-matches">{texts.text("summary.no_matches")}</li> },
+            )),
+            Some((answered, hits)) if answered == q => EitherOf3::B(
+                hits.into_iter()
+                    .map(|hit| view! { <HitButton hit=hit choose=choose dialog_ref=dialog_ref /> })
+                    .collect_view(),
+            ),
+            _ => EitherOf3::C(view! { <li class="callcard-summary-searching">{texts.text("summary.searching")}</li> }),
+        }
+    }
+}
+
+/// One search hit: a button that links the call to it.
+#[component]
+fn HitButton(
+    hit: SearchHit,
+    choose: impl Fn(SearchHit) + Copy + Send + Sync + 'static,
+    dialog_ref: NodeRef<leptos::html::Div>,
+) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    let label = format!("{} · {}", texts.text(kind_key(hit.entity.kind)), hit.name);
+    let (kind, id) = (hit.entity.kind.as_str(), hit.entity.id.to_string());
+    view! {
+        <li>
+            <button type="button" class="callcard-summary-hit" data-entity-type=kind data-entity-id=id
+                on:keydown=move |ev| arrow_keys(&ev, dialog_ref)
+                on:click=move |_| choose(hit.clone())>
+                {label}
+            </button>
+        </li>
+    }
+}
+
+/// How long the call was, and its recording once the PBX has it.
+#[component]
+fn Recording(recording: Memo<Option<String>>, seconds: u32) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    let label = texts.text("summary.recording");
+    let pending = texts.text("summary.recording_pending");
+    let player = {
+        let label = label.clone();
+        move || match recording.get() {
+            Some(url) => Either::Left(view! {
+                <audio class="callcard-summary-audio" controls=true preload="none" src=url
+                    aria-label=label.clone()></audio>
+            }),
+            None => Either::Right(view! { <p class="callcard-summary-recording-pending">{pending.clone()}</p> }),
+        }
     };
-    // `setDate` past the month's end rolls over into the next month, as wanted.
-    date.set_date(date.get_date() + days_to_next_working_day(today));
-    LocalDate {
-        year: date.get_full_year() as i32,
-        month: date.get_month() + 1,
-        day: date.get_date(),
-        weekday: date.get_day(),
+    view! {
+        <section class="callcard-summary-recording" aria-label=label>
+            <p>{texts.fill("summary.duration", &[("duration", &format_duration(seconds))])}</p>
+            {player}
+        </section>
+    }
+}
+
+/// The manager's note.
+#[component]
+fn NoteField(form: SummaryForm) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    view! {
+        <label for="callcard-summary-note">{texts.text("summary.note_label")}</label>
+        <textarea id="callcard-summary-note" rows="3"
+            prop:value=move || form.note.get()
+            on:input=move |ev| form.note.set(event_target_value(&ev))></textarea>
+    }
+}
+
+/// The follow-up task: ticking it proposes the next working day at 10:00.
+#[component]
+fn TaskFields(form: SummaryForm) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    let on_tick = move |ev: leptos::ev::Event| {
+        let mut draft = form.draft_untracked();
+        if event_target_checked(&ev) {
+            draft.enable_task(local_time::next_working_day());
+            form.task_when.set(draft.task_when);
+        }
+        form.task_on.set(event_target_checked(&ev));
+    };
+    let (when_label, text_label) = (texts.text("summary.task_when"), texts.text("summary.task_text"));
+    view! {
+        <div>
+            <input id="callcard-summary-task" type="checkbox" prop:checked=move || form.task_on.get()
+                on:change=on_tick />
+            <label for="callcard-summary-task">{texts.text("summary.add_task")}</label>
+        </div>
+        <Show when=move || form.task_on.get()>
+            <label for="callcard-summary-task-when">{when_label.clone()}</label>
+            <input id="callcard-summary-task-when" type="datetime-local"
+                prop:value=move || form.task_when.get()
+                on:input=move |ev| form.task_when.set(event_target_value(&ev)) />
+            <label for="callcard-summary-task-text">{text_label.clone()}</label>
+            <input id="callcard-summary-task-text" type="text"
+                prop:value=move || form.task_text.get()
+                on:input=move |ev| form.task_text.set(event_target_value(&ev)) />
+        </Show>
+    }
+}
+
+/// Why Save did not go through, Save and Cancel.
+#[component]
+fn SummaryActions(form: SummaryForm, saving: Memo<bool>, cancel: impl Fn() + Clone + 'static) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    let (save_text, saving_text) = (texts.text("summary.save"), texts.text("summary.saving"));
+    let error_line =
+        move || form.error.get().map(|msg| view! { <p class="callcard-summary-error" role="alert">{msg}</p> });
+    view! {
+        {error_line}
+        <div class="callcard-summary-actions">
+            <button id="callcard-summary-save" type="submit" disabled=move || saving.get()>
+                {move || if saving.get() { saving_text.clone() } else { save_text.clone() }}
+            </button>
+            <button id="callcard-summary-cancel" type="button" disabled=move || saving.get()
+                on:click=move |_| cancel()>
+                {texts.text("summary.cancel")}
+            </button>
+        </div>
     }
 }
 

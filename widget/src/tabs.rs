@@ -1,12 +1,14 @@
 //! Talking to the widget in the other tabs of this browser.
 //!
-//! A `BroadcastChannel("callcard")` carries [`TabMessage`]s as JSON: a new
+//! A `BroadcastChannel("callcard")` carries [`TabMessage`]s as plain
+//! objects (serde-wasm-bindgen; the channel clones them structurally): a new
 //! tab says [`TabMessage::Hello`]; the leader answers, and announces every
 //! change, with [`TabMessage::State`], so every tab's `data-feed` shows the
 //! real connection.
 
+use crate::convert::{from_js, to_js};
 use crate::feed_state::FeedState;
-use crate::json::{self, Json, Writer};
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
@@ -15,33 +17,13 @@ pub const CHANNEL: &str = "callcard";
 
 /// A message between tabs: `{"type":"hello"}` or
 /// `{"type":"state","state":"live"}`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize), serde(tag = "type", rename_all = "snake_case"))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum TabMessage {
     /// A tab started and would like the current state.
     Hello,
     /// The leader's feed state.
     State { state: FeedState },
-}
-
-impl TabMessage {
-    pub fn to_json(&self) -> String {
-        let mut w = Writer::new();
-        match self {
-            Self::Hello => w.open().key("type").str("hello"),
-            Self::State { state } => w.open().key("type").str("state").key("state").str(state.as_str()),
-        };
-        w.close();
-        w.finish()
-    }
-
-    pub fn from_json(j: &Json) -> Option<Self> {
-        match j.get("type")?.as_str()? {
-            "hello" => Some(Self::Hello),
-            "state" => Some(Self::State { state: FeedState::parse(j.get("state")?.as_str()?)? }),
-            _ => None,
-        }
-    }
 }
 
 /// An open channel; closed when dropped.
@@ -55,7 +37,7 @@ impl TabChannel {
     pub fn open(on_message: impl Fn(TabMessage) + 'static) -> Option<Self> {
         let channel = web_sys::BroadcastChannel::new(CHANNEL).ok()?;
         let handler = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-            if let Some(msg) = e.data().as_string().and_then(|s| TabMessage::from_json(&json::parse(&s)?)) {
+            if let Ok(msg) = from_js::<TabMessage>(e.data()) {
                 on_message(msg);
             }
         });
@@ -64,7 +46,7 @@ impl TabChannel {
     }
 
     pub fn post(&self, msg: &TabMessage) {
-        let _ = self.channel.post_message(&msg.to_json().into());
+        let _ = self.channel.post_message(&to_js(msg));
     }
 }
 
@@ -84,10 +66,6 @@ mod tests {
         let json = serde_json::to_string(&TabMessage::State { state: FeedState::Polling }).unwrap();
         assert_eq!(json, r#"{"type":"state","state":"polling"}"#);
         assert_eq!(serde_json::from_str::<TabMessage>(r#"{"type":"hello"}"#).unwrap(), TabMessage::Hello);
-        for m in [TabMessage::Hello, TabMessage::State { state: FeedState::Live }] {
-            assert_eq!(m.to_json(), serde_json::to_string(&m).unwrap());
-            assert_eq!(TabMessage::from_json(&json::parse(&m.to_json()).unwrap()), Some(m));
-        }
-        assert_eq!(TabMessage::from_json(&json::parse(r#"{"type":"state","state":"asleep"}"#).unwrap()), None);
+        assert!(serde_json::from_str::<TabMessage>(r#"{"type":"state","state":"asleep"}"#).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Browser tests: a fake Kommo page (`APP`, the widget's `self`) records what
 //! the widget does, through the real exports and the real notification path.
 //!
-//! Run with `wasm-pack test --headless --chrome --mode no-install` in `widget/`.
+//! Run with `wasm-pack test --headless --chrome --mode no-install` (and
+//! `--firefox` with `GECKODRIVER` set) in `widget/`; one browser per run.
 //! Not covered here: the feed against a real backend (socket, polling,
 //! resync), which needs a local server.
 
@@ -10,12 +11,17 @@
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::{Call, CallEvent, CallEventKind, Direction, EntityKind, EntityRef, Outcome};
 use callcard_widget::announcer::{storage_key, Announcer};
-use callcard_widget::kommo::{prop, KommoWidget};
+use callcard_widget::kommo::KommoWidget;
 use callcard_widget::ledger::Notice;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+/// `obj[key]` (the tests read what the widget handed to the fake Kommo).
+fn prop(obj: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
 
 const ME: u64 = 8320148;
 
@@ -250,6 +256,24 @@ async fn on_save_refuses_duplicates_and_sends_good_extensions() {
 }
 
 #[wasm_bindgen_test]
+async fn on_save_reads_numbers_and_empty_fields_and_refuses_a_list() {
+    let this = install_fakes("Promise.resolve(null)");
+    let list = js_sys::eval(r#"({active: 'Y', fields: {users: [101]}})"#).unwrap();
+    assert!(!callcard_widget::widget_on_save(this.clone(), list));
+    assert_eq!(text_at(&recorded()[0].1, "text").as_deref(), Some("The extensions setting could not be read."));
+
+    let numbers =
+        js_sys::eval(r#"({active: 'Y', fields: {users: {"8320148": 101, "8375357": null, "7": ""}}})"#).unwrap();
+    assert!(callcard_widget::widget_on_save(this.clone(), numbers));
+    gloo_timers::future::TimeoutFuture::new(20).await;
+    let ajax: js_sys::Array = prop(&js_sys::global(), "ajax").into();
+    let put = ajax.iter().find(|o| text_at(o, "method").as_deref() == Some("PUT")).expect("PUT sent");
+    let body: serde_json::Value = serde_json::from_str(&text_at(&put, "data").unwrap()).unwrap();
+    assert_eq!(body, serde_json::json!({"users": {"8320148": "101"}}));
+    assert_eq!(recorded().len(), 1, "no error for a good save");
+}
+
+#[wasm_bindgen_test]
 fn an_unknown_number_is_offered_as_a_new_contact() {
     let this = install_fakes("Promise.reject({status: 503})");
     clear_ledger();
@@ -323,6 +347,8 @@ async fn check_connection_reports_what_the_backend_says() {
     assert_eq!(state, "not_authorized");
     let (state, _) = check_connection("Promise.reject({status: 401, responseJSON: {title: 'refused'}})").await;
     assert_eq!(state, "not_authorized");
+    let (state, _) = check_connection("Promise.reject({status: 403, responseJSON: 'Forbidden'})").await;
+    assert_eq!(state, "not_authorized", "an answer that is no problem+json keeps its status");
     let (state, text) = check_connection("Promise.reject({status: 404, responseText: 'not found'})").await;
     assert_eq!(state, "unknown", "a backend without /widget/status is reachable: {text}");
     let (state, text) = check_connection("Promise.reject({status: 0, statusText: 'error'})").await;

@@ -9,6 +9,7 @@
 //! cargo run -p callcard-e2e --bin widget_test_server   # prints CALLCARD_TEST_SERVER=http://127.0.0.1:PORT
 //! cd widget && CALLCARD_TEST_SERVER=http://127.0.0.1:PORT WASM_BINDGEN_TEST_TIMEOUT=300 \
 //!     CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome --mode no-install
+//! # and again with GECKODRIVER=~/.cargo/bin/geckodriver … --firefox
 //! ```
 //!
 //! Without `CALLCARD_TEST_SERVER` these tests fail and say how to run them:
@@ -27,7 +28,7 @@ use callcard_widget::announcer::{storage_key, Announcer};
 use callcard_widget::api::Backend;
 use callcard_widget::feed::FeedLoop;
 use callcard_widget::feed_state::FeedState;
-use callcard_widget::kommo::{prop, KommoWidget};
+use callcard_widget::kommo::KommoWidget;
 use futures::future::{abortable, AbortHandle};
 use gloo_timers::future::TimeoutFuture;
 use serde_json::{json, Value};
@@ -38,8 +39,16 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+/// `obj[key]` (the tests read what the widget handed to the fake Kommo).
+fn prop(obj: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
 const SERVER: Option<&str> = option_env!("CALLCARD_TEST_SERVER");
 const ME: u64 = 8320148;
+/// Connections a browser opens for one request within this many
+/// milliseconds of each other are its own retries, not the widget's.
+const BROWSER_RETRY_MS: u64 = 50;
 
 fn server() -> &'static str {
     match SERVER {
@@ -255,10 +264,19 @@ async fn a_lost_socket_reconnects_with_backoff_and_resumes_without_duplicates() 
     assert!(feed.saw(FeedState::Connecting) || feed.saw(FeedState::Offline));
 
     // Backoff: refused attempts come further and further apart.
-    let refused: Vec<u64> = outage.iter().filter(|a| !a.3).map(|a| a.0).collect();
+    // Firefox retries a request whose connection is cut before any answer,
+    // a few times within milliseconds: such a burst is one try of the widget.
+    let mut refused: Vec<u64> = Vec::new();
+    let mut previous: Option<u64> = None;
+    for at in outage.iter().filter(|a| !a.3).map(|a| a.0) {
+        if previous.is_none_or(|p| at > p + BROWSER_RETRY_MS) {
+            refused.push(at);
+        }
+        previous = Some(at);
+    }
     assert!(refused.len() >= 4, "at least four tries in 8 s: {outage:?}");
     let gaps: Vec<u64> = refused.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(gaps.iter().all(|&g| g >= 200), "never hammering: {gaps:?}");
+    assert!(gaps.iter().all(|&g| g >= 200), "never hammering: {gaps:?} {outage:?}");
     assert!(gaps.windows(2).all(|w| w[1] + 100 >= w[0]), "never shrinking: {gaps:?}");
     assert!(gaps.last().unwrap() * 2 >= gaps[0] * 3, "growing: {gaps:?}");
     assert!(gaps.iter().all(|&g| g <= 30_000 + 500), "capped: {gaps:?}");
@@ -332,7 +350,7 @@ async fn the_connection_check_reads_the_real_backend() {
     // Reachable, and the token is accepted, but this account never went
     // through Kommo's OAuth installation: not authorized.
     let answer = backend.status(&widget).await;
-    let backend_field = answer.as_ref().ok().and_then(|v| v.get("backend")?.as_str().map(str::to_owned));
+    let backend_field = answer.as_ref().ok().and_then(|status| status.backend.clone());
     assert_eq!(backend_field.as_deref(), Some("ok"), "{answer:?}");
     assert_eq!(ConnectionCheck::from_answer(answer), ConnectionCheck::NotAuthorized);
     // The network is gone: unreachable.

@@ -6,12 +6,16 @@
 
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::{Call, CallEvent, CallEventKind, Direction, EntityKind, EntityRef, Outcome};
-use callcard_widget::kommo::prop;
 use gloo_timers::future::TimeoutFuture;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+/// `obj[key]` (the tests read what the widget handed to the fake Kommo).
+fn prop(obj: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
 
 /// `window.resultAnswer` is evaluated for each result post.
 fn install_fakes(result_answer: &str) -> JsValue {
@@ -388,5 +392,68 @@ async fn the_modal_is_keyboard_usable() {
     assert_eq!(focused_id(), "callcard-summary-search");
     key(&el("#callcard-summary-search").unwrap(), "Tab", true);
     assert_eq!(focused_id(), "callcard-summary-cancel");
+    callcard_widget::widget_destroy(this);
+}
+
+/// The days of `year` on which the browser's clocks change: the offset at
+/// midnight differs from the next midnight's (`(month from 0, day)`).
+fn clock_change_days(year: u32) -> Vec<(i32, i32)> {
+    (0..366)
+        .filter_map(|i| {
+            let start = js_sys::Date::new_with_year_month_day(year, 0, 1 + i);
+            let next = js_sys::Date::new_with_year_month_day(year, 0, 2 + i);
+            (start.get_full_year() == year && start.get_timezone_offset() != next.get_timezone_offset())
+                .then(|| (start.get_month() as i32, start.get_date() as i32))
+        })
+        .collect()
+}
+
+/// What `new Date(y, m, d, h, mi)` makes of a wall-clock time, in Unix seconds.
+fn browser_local(year: u32, month0: i32, day: i32, hour: i32, minute: i32) -> i64 {
+    (js_sys::Date::new_with_year_month_day_hr_min_sec(year, month0, day, hour, minute, 0).get_time() / 1000.0) as i64
+}
+
+#[wasm_bindgen_test]
+async fn a_due_time_on_the_day_clocks_change_is_that_local_time() {
+    const YEAR: u32 = 2030;
+    let days = clock_change_days(YEAR);
+    assert_eq!(
+        days.len(),
+        2,
+        "the browser's time zone must observe daylight saving time (`cargo xtask test` runs the browsers with \
+         TZ=Europe/Berlin); found {days:?}"
+    );
+    // Every hour of both days, as the conversion reads a datetime-local value.
+    for &(month0, day) in &days {
+        for hour in 0..24 {
+            let value = format!("{YEAR}-{:02}-{day:02}T{hour:02}:30", month0 + 1);
+            assert_eq!(
+                callcard_widget::local_time::to_unix(&value),
+                Some(browser_local(YEAR, month0, day, hour, 30)),
+                "{value}"
+            );
+        }
+    }
+
+    // And through the modal: 01:30 on those days is where reading the zone's
+    // offset at the wrong instant is an hour off.
+    let this = install_fakes("Promise.resolve(null)");
+    callcard_widget::widget_init(this.clone());
+    let queue = callcard_widget::session::summaries().unwrap();
+    for (i, &(month0, day)) in days.iter().enumerate() {
+        queue.open(&ended_call(&format!("c-dst-{i}"), false));
+        settle(0).await;
+        el("#callcard-summary-task").unwrap().click();
+        settle(0).await;
+        type_into("#callcard-summary-task-when", &format!("{YEAR}-{:02}-{day:02}T01:30", month0 + 1));
+        type_into("#callcard-summary-task-text", "Call back");
+        el("#callcard-summary-save").unwrap().click();
+        settle(50).await;
+        assert!(el("#callcard-summary").is_none(), "saved and closed");
+        let posts = result_posts();
+        assert_eq!(posts.len(), i + 1);
+        let body: serde_json::Value = serde_json::from_str(&prop(&posts[i], "data").as_string().unwrap()).unwrap();
+        assert_eq!(body["task"]["complete_till"].as_i64(), Some(browser_local(YEAR, month0, day, 1, 30)), "{body}");
+    }
     callcard_widget::widget_destroy(this);
 }

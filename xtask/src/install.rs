@@ -63,6 +63,41 @@ pub fn chromium() -> Result<()> {
     apt_install(&["chromium", "chromium-driver"])
 }
 
+/// Debian's Firefox ESR, the second browser the widget's tests run in
+/// (`widget/webdriver.json` points geckodriver at `/usr/bin/firefox-esr`).
+pub fn firefox() -> Result<()> {
+    if has("firefox-esr") {
+        return Ok(());
+    }
+    apt_install(&["firefox-esr"])
+}
+
+/// `geckodriver` from crates.io (Debian has none); returns its path for
+/// `GECKODRIVER`.
+pub fn geckodriver() -> Result<PathBuf> {
+    let installed = cargo_bin("geckodriver");
+    if installed.is_file() {
+        return Ok(installed);
+    }
+    if let Some(path) = output_line("sh", &["-c", "command -v geckodriver"]) {
+        return Ok(PathBuf::from(path));
+    }
+    run(&repo_root(), "cargo", &["install", "geckodriver"], &[])?;
+    if !installed.is_file() {
+        bail!("{} is missing after `cargo install geckodriver`", installed.display());
+    }
+    Ok(installed)
+}
+
+/// Where `cargo install` puts `program`: `$CARGO_HOME/bin` (`~/.cargo/bin`).
+fn cargo_bin(program: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    home.join("bin").join(program)
+}
+
 /// RequireJS and jQuery from the npm registry, for the host page.
 /// `perf`, for the ingest benchmark's profile; best effort (the bench says
 /// "no profile" without it).

@@ -45,6 +45,10 @@ pub fn demo(options: &Options) -> Result<()> {
     )
 }
 
+/// The time zone the browser tests run in: one with daylight saving time, so
+/// the test of a due time on the day clocks change has such a day.
+pub const BROWSER_TIME_ZONE: &str = "Europe/Berlin";
+
 /// `cargo xtask test`: everything CI checks, in order of cost.
 pub fn test(options: &Options) -> Result<()> {
     let root = repo_root();
@@ -52,6 +56,9 @@ pub fn test(options: &Options) -> Result<()> {
     install::wasm_bindgen()?;
     install::wasm_pack()?;
     install::chromium()?;
+    install::firefox()?;
+    let geckodriver = install::geckodriver()?;
+    let geckodriver = geckodriver.to_string_lossy().to_string();
     install::npm_packages()?;
     install::postgres_running()?;
 
@@ -102,17 +109,27 @@ pub fn test(options: &Options) -> Result<()> {
         &[],
         "CALLCARD_TEST_SERVER=",
     )?;
-    run(
-        &root.join("widget"),
-        "wasm-pack",
-        &["test", "--headless", "--chrome", "--mode", "no-install"],
-        &[
-            ("CHROMEDRIVER", "/usr/bin/chromedriver"),
-            ("CALLCARD_TEST_SERVER", &server.announced),
-            // The feed tests wait for real reconnects (the runner's default is 20 s per binary).
-            ("WASM_BINDGEN_TEST_TIMEOUT", "300"),
-        ],
-    )?;
+    // In headless Chromium, then in headless Firefox: wasm-bindgen's test
+    // runner drives one browser per run (given both drivers it takes
+    // geckodriver alone), so `--chrome --firefox` would test Firefox only.
+    // Europe/Berlin observes daylight saving time, which the due-time test
+    // needs.
+    let browsers: [(&str, (&str, &str)); 2] =
+        [("--chrome", ("CHROMEDRIVER", "/usr/bin/chromedriver")), ("--firefox", ("GECKODRIVER", &geckodriver))];
+    for (browser, driver) in browsers {
+        run(
+            &root.join("widget"),
+            "wasm-pack",
+            &["test", "--headless", browser, "--mode", "no-install"],
+            &[
+                driver,
+                ("TZ", BROWSER_TIME_ZONE),
+                ("CALLCARD_TEST_SERVER", &server.announced),
+                // The feed tests wait for real reconnects (the runner's default is 20 s per binary).
+                ("WASM_BINDGEN_TEST_TIMEOUT", "300"),
+            ],
+        )?;
+    }
     drop(server);
     run(
         &root,

@@ -241,6 +241,8 @@ fn bundle_outcome(path: &std::path::Path) -> Result<Outcome> {
         format!("{total:.1} KB"),
         baseline.unwrap_or_else(|| files.join(", ")),
     )
-    .target("≤ 150 KB", Verdict::at_most(total, 150.0, "KB"));
+    // Issue 11: the design card's libraries (serde, serde-wasm-bindgen,
+    // gloo-net) replaced hand-written JSON, and this budget the 150 KB one.
+    .target("≤ 200 KB", Verdict::at_most(total, 200.0, "KB"));
     Ok(Outcome { rows: vec![row], section: ("5a. Widget bundle".into(), notes) })
 }
