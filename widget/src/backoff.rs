@@ -1,16 +1,19 @@
-//! Reconnect delays: exponential backoff with jitter, and when to poll.
+//! Reconnect delays, and when to poll: the feed's failure counter over the
+//! one backoff schedule of the project ([`callcard_calls::backoff`]).
 //!
-//! The `n`-th consecutive failure waits a random time in `[cap/2, cap]` with
-//! `cap = min(max, base · 2ⁿ)` ("equal jitter"): never a hammering zero, and
+//! The `n`-th consecutive failure waits a random time in `[c/2, c]` with
+//! `c = min(max, base · 2ⁿ)` ([`Jitter::Equal`]): never a hammering zero, and
 //! many tabs or browsers that lost the backend together do not come back in
 //! lockstep. After [`Backoff::POLL_AFTER`] failures in a row the feed also
 //! polls, while it keeps retrying the socket.
 
+use callcard_calls::backoff::{Backoff as Schedule, Jitter};
+use std::time::Duration;
+
 /// Consecutive failures and the delay before the next attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Backoff {
-    base_ms: u32,
-    max_ms: u32,
+    schedule: Schedule,
     failures: u32,
 }
 
@@ -25,24 +28,22 @@ impl Backoff {
     pub const POLL_AFTER: u32 = 3;
 
     pub fn new(base_ms: u32, max_ms: u32) -> Self {
-        Self { base_ms: base_ms.max(1), max_ms: max_ms.max(base_ms.max(1)), failures: 0 }
+        let base = Duration::from_millis(u64::from(base_ms.max(1)));
+        let cap = Duration::from_millis(u64::from(max_ms)).max(base);
+        Self { schedule: Schedule { base, cap, jitter: Jitter::Equal }, failures: 0 }
     }
 
-    /// Records a failure and returns how long to wait before retrying;
-    /// `random` is uniform in `[0, 1)` (`Math.random()`).
+    /// Records a failure and returns how many milliseconds to wait before
+    /// retrying; `random` is uniform in `[0, 1)` (`Math.random()`).
     pub fn fail(&mut self, random: f64) -> u32 {
-        let cap = self.cap();
+        let delay = self.schedule.delay(self.failures, random);
         self.failures = self.failures.saturating_add(1);
-        let half = cap / 2;
-        let jitter = (f64::from(cap - half) * random.clamp(0.0, 1.0)).floor() as u32;
-        (half + jitter).min(cap)
+        millis(delay)
     }
 
-    /// The upper bound of the next delay.
+    /// The upper bound of the next delay, in milliseconds.
     pub fn cap(&self) -> u32 {
-        let exp = self.failures.min(31);
-        let grown = u64::from(self.base_ms) << exp;
-        grown.min(u64::from(self.max_ms)) as u32
+        millis(self.schedule.ceiling(self.failures))
     }
 
     /// A success: the next failure starts from the base delay again.
@@ -58,6 +59,10 @@ impl Backoff {
     pub fn should_poll(&self) -> bool {
         self.failures >= Self::POLL_AFTER
     }
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -22,8 +22,11 @@ use std::path::{Path, PathBuf};
 
 /// Members whose cycles are reported but do not fail the check yet, and why.
 /// Remove an entry once its crate is untangled.
-const NOT_YET_ENFORCED: &[(&str, &str)] =
-    &[("widget", "its modules are being restructured on the widget branch; enforce once that lands")];
+const NOT_YET_ENFORCED: &[(&str, &str)] = &[(
+    "widget",
+    "api → kommo → notification → api and notification ↔ summary remain after the serde rework; \
+     the manager-experience rework of notification and summary removes them",
+)];
 
 /// Module name to the modules it names.
 pub type Graph = BTreeMap<String, BTreeSet<String>>;
