@@ -20,6 +20,8 @@
 //! - [`note`]: the call note's text as sections that late data upserts in
 //!   place, switchable per account, the manager's note never overwritten.
 //! - [`signature`]: HMAC-SHA256 webhook signatures with a replay window.
+//! - [`phonebook`]: an account's phonebook and Kommo's caller-ID rule over it
+//!   (who is calling, with names, without asking Kommo).
 
 pub mod call;
 pub mod entity;
@@ -28,6 +30,7 @@ pub mod extensions;
 pub mod feed;
 pub mod note;
 pub mod phone;
+pub mod phonebook;
 pub mod result;
 pub mod signature;
 
