@@ -42,6 +42,10 @@
 //! - [`one_time_token`]: the `X-Auth-Token` JWTs the host page hands the widget.
 //! - [`host_page`]: the static host page, the widget package, the session
 //!   and the widget's saved settings.
+//! - [`webhooks`]: `GET|POST|DELETE /api/v4/webhooks`, and the form-encoded
+//!   deliveries (with retries) of every change to a record.
+//! - [`records`]: deleting and restoring records, as a person does in
+//!   Kommo's interface.
 //! - [`inspect`]: `GET /sandbox/inspect`, everything the product wrote.
 //! - [`snapshot`]: saving and loading the store.
 //!
@@ -60,6 +64,7 @@
 //!   `GET /api/v4/{kind}/{id}/links`
 //! - `POST /api/v2/events` (and with a trailing slash)
 //! - `POST /api/v4/calls`
+//! - `GET|POST|DELETE /api/v4/webhooks`
 //! - `GET|POST|PATCH /api/v4/tasks`, `GET|PATCH /api/v4/tasks/{id}`
 //! - `GET /api/v4/leads/unsorted`, `POST /api/v4/leads/unsorted/sip`,
 //!   `GET /api/v4/leads/unsorted/{uid}`, `POST /api/v4/leads/unsorted/{uid}/accept`,
@@ -95,11 +100,13 @@ pub mod notes;
 pub mod oauth;
 pub mod one_time_token;
 pub mod problem;
+pub mod records;
 pub mod seed;
 pub mod snapshot;
 pub mod store;
 pub mod tasks;
 pub mod unsorted;
+pub mod webhooks;
 
 mod routes;
 
@@ -121,6 +128,9 @@ struct Shared {
     store: Mutex<store::Store>,
     limiter: limits::RateLimiter,
     faults: faults::Faults,
+    webhook_log: webhooks::DeliveryLog,
+    /// Delivers webhooks.
+    http: reqwest::Client,
 }
 
 impl Sandbox {
@@ -143,6 +153,8 @@ impl Sandbox {
             shared: Arc::new(Shared {
                 limiter: limits::RateLimiter::new(config.rate_limit_per_second),
                 faults: faults::Faults::default(),
+                webhook_log: webhooks::DeliveryLog::default(),
+                http: reqwest::Client::new(),
                 store: Mutex::new(store),
                 config,
             }),
@@ -179,6 +191,15 @@ impl Sandbox {
 
     pub fn faults(&self) -> &faults::Faults {
         &self.shared.faults
+    }
+
+    /// Every webhook delivery so far, with its attempts.
+    pub fn webhook_log(&self) -> &webhooks::DeliveryLog {
+        &self.shared.webhook_log
+    }
+
+    fn http_client(&self) -> &reqwest::Client {
+        &self.shared.http
     }
 
     /// Sets (or with `None` lifts) the per-second request budget.
