@@ -32,6 +32,9 @@
 //!
 //! - [`caller_id`]: `POST /api/v2/events` → [`CallerMatch`].
 //! - [`entities`]: contacts, companies, leads, customers: get, search, add a phone.
+//! - [`listing`]: whole collections one page at a time, or what changed
+//!   since a moment ([`Listing`], [`Page`]), for a resumable local copy.
+//! - [`webhooks`]: subscribe a destination to Kommo's change events.
 //! - [`calls`]: `POST /api/v4/calls`.
 //! - [`notes`]: call notes, common notes, service messages; find a call
 //!   note by `uniq`, create one idempotently, edit.
@@ -52,11 +55,13 @@ pub mod entities;
 pub mod error;
 pub mod http;
 pub mod links;
+pub mod listing;
 pub mod notes;
 pub mod oauth;
 pub mod retry;
 pub mod tasks;
 pub mod unsorted;
+pub mod webhooks;
 
 pub use account::{Account, User};
 pub use budget::{Gcra, LocalBudget, Quota, RequestBudget, Unlimited};
@@ -67,6 +72,7 @@ pub use entities::{Company, Contact, CustomField, Customer, Embedded, FieldValue
 pub use error::{FieldError, KommoError, Problem, ValidationErrors};
 pub use http::{KommoClient, KommoClientBuilder};
 pub use links::Link;
+pub use listing::{Listing, Page};
 pub use notes::{CallNoteParams, NewNote, Note, NoteBody, NoteRef, NoteType};
 pub use oauth::{AccessTokens, InMemoryTokens, OAuthApp, OAuthClient, OnRefresh, StaticToken, TokenSet};
 pub use retry::Idempotency;
@@ -75,5 +81,7 @@ pub use unsorted::{
     NewSipUnsorted, NewUnsortedContact, NewUnsortedEmbedded, NewUnsortedLead, SipMetadata, Unsorted, UnsortedEmbedded,
     UnsortedRef,
 };
+
+pub use webhooks::Webhook;
 
 pub use callcard_calls::{Direction, EntityKind, EntityRef};
