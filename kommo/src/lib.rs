@@ -34,7 +34,8 @@
 //! - [`entities`]: contacts, companies, leads, customers: get, search, add a phone.
 //! - [`listing`]: whole collections one page at a time, or what changed
 //!   since a moment ([`Listing`], [`Page`]), for a resumable local copy.
-//! - [`webhooks`]: subscribe a destination to Kommo's change events.
+//! - [`webhooks`]: subscribe a destination to Kommo's change events, and
+//!   read what a delivery says changed ([`Delivery`]).
 //! - [`calls`]: `POST /api/v4/calls`.
 //! - [`notes`]: call notes, common notes, service messages; find a call
 //!   note by `uniq`, create one idempotently, edit.
@@ -82,6 +83,6 @@ pub use unsorted::{
     UnsortedRef,
 };
 
-pub use webhooks::Webhook;
+pub use webhooks::{ChangeAction, Delivery, DeliveryError, RecordChange, Webhook};
 
 pub use callcard_calls::{Direction, EntityKind, EntityRef};

@@ -431,3 +431,33 @@ async fn webhooks_subscribe_once_per_destination_and_unsubscribe() {
     k.client.unsubscribe_webhook(hook).await.unwrap();
     assert!(k.client.webhooks().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn what_the_sandbox_delivers_reads_back_as_the_change_made() {
+    let k = kommo_with(|c| c.with_rate_limit(None), quick()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                tx.send(body).unwrap();
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    k.client.subscribe_webhook(&hook, &["update_contact", "status_lead"]).await.unwrap();
+
+    let contact = k.client.search::<Contact>(numbers::CONTACT_NO_LEADS, &[]).await.unwrap()[0].id;
+    k.client.add_phone(EntityRef::new(EntityKind::Contact, contact), "+1 415 555 0199").await.unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+    let delivery = Delivery::parse(&body).unwrap();
+    assert_eq!(delivery.account_id, Some(k.sandbox.account_id()));
+    let change = &delivery.changes[0];
+    assert_eq!((change.record, change.action), (EntityRef::new(EntityKind::Contact, contact), ChangeAction::Update));
+    let phones = change.phones.clone().unwrap();
+    assert!(phones.contains(&"+1 415 555 0199".to_string()) && phones.len() >= 2, "{phones:?}");
+}
