@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,
-        &jsonwebtoken::EncodingKey::from_secret(callcard_backend::config::DEMO_INTEGRATION_SECRET.as_bytes()),
+        &jsonwebtoken::EncodingKey::from_secret(callcard_backend::DEMO_INTEGRATION_SECRET.as_bytes()),
     )?;
     let ticket: callcard_calls::feed::Ticket =
         client.post(format!("http://{addr}/widget/ticket")).header("x-auth-token", token).send().await?.json().await?;

@@ -1,5 +1,18 @@
-//! Configuration: built-in defaults, then an optional TOML file, then
-//! `CALLCARD_*` environment variables, each overriding the one before.
+//! Configuration: one declaration per setting, layered by `figment`.
+//!
+//! Each operator setting is a field of [`Config`] (or of [`QueueConfig`],
+//! flattened into it); its serde name is the setting's one name, from which
+//! the others follow. The layers, each overriding the one before:
+//!
+//! 1. the defaults ([`Config::default`]);
+//! 2. an optional TOML file (`callcard-backend config.toml`, or
+//!    `CALLCARD_CONFIG`), keys as named, unknown keys refused;
+//! 3. `DATABASE_URL`, then `CALLCARD_<KEY>` environment variables;
+//! 4. flags: `--<key> <value>` (dashes or underscores).
+//!
+//! Durations are whole seconds under a `_seconds` key. `backend/README.md`
+//! has the table of every setting; a test checks it against this
+//! declaration ([`Config::settings`]).
 //!
 //! The defaults make `cargo xtask demo` work untouched: an SQLite file in the
 //! working directory, the demo integration secret the sandbox signs one-time
@@ -23,7 +36,10 @@
 //! ```
 
 use anyhow::Context;
-use serde::Deserialize;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value;
+use figment::Figment;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -36,7 +52,8 @@ pub const DEMO_INTEGRATION_SECRET: &str = "callcard-demo-integration-secret";
 /// An account to provision: the Kommo account id, the origin its users'
 /// browsers load Kommo from (also the `iss` of its one-time tokens) and the
 /// secret its PBX signs webhooks with.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AccountSetup {
     pub account_id: u64,
     pub origin: String,
@@ -53,8 +70,11 @@ impl fmt::Debug for AccountSetup {
     }
 }
 
-/// Everything the backend needs to run.
-#[derive(Clone)]
+/// Everything the backend needs to run. The serde names are the settings'
+/// names (module docs); fields without one are for code (tests, the demo)
+/// and keep their defaults when loaded.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Config {
     /// Where the `callcard-backend` binary listens (the library ignores it).
     pub listen: SocketAddr,
@@ -65,13 +85,16 @@ pub struct Config {
     /// The backend's public base URL: the `aud` one-time tokens must carry.
     pub public_base_url: String,
     /// How long a feed ticket opens a WebSocket or answers polls.
+    #[serde(rename = "ticket_ttl_seconds", with = "seconds")]
     pub ticket_ttl: Duration,
     /// How often the feed sends a heartbeat; a peer silent for two of these
     /// is considered dead.
+    #[serde(rename = "heartbeat_interval_seconds", with = "seconds")]
     pub heartbeat_interval: Duration,
     /// How many feed events are kept per user for reconnecting widgets.
     pub feed_history_per_user: u32,
     /// How old a kept feed event may get.
+    #[serde(rename = "feed_history_max_age_seconds", with = "seconds")]
     pub feed_history_max_age: Duration,
     /// Accounts provisioned at start (from the file; the demo provisions its
     /// own through [`crate::Backend::provision_account`]).
@@ -80,8 +103,10 @@ pub struct Config {
     pub max_db_connections: u32,
     /// How long a caller-ID answer (number → record and name) is reused
     /// for the next calls from the same number (`crate::sync::caller_id`).
+    #[serde(rename = "caller_id_cache_ttl_seconds", with = "seconds")]
     pub caller_id_cache_ttl: Duration,
     /// How long a record's name is reused by caller ID.
+    #[serde(rename = "caller_name_cache_ttl_seconds", with = "seconds")]
     pub caller_name_cache_ttl: Duration,
     /// The master key sealing credentials at rest (`crate::secrets`): 32
     /// bytes as 64 hex digits or base64. Required, except in demo mode (the
@@ -100,34 +125,47 @@ pub struct Config {
     /// The bearer token of the operator endpoints (`/ops/...`). `None`:
     /// those endpoints do not exist (404).
     pub ops_token: Option<String>,
-    /// The durable job queue: workers, retries, leases.
+    /// The durable job queue: workers, retries, leases. Its settings sit
+    /// at the top level (loaded apart: serde's `flatten` would hide their
+    /// types from the environment's text).
+    #[serde(skip)]
     pub queue: QueueConfig,
     /// Timeouts and retries of every Kommo request.
+    #[serde(skip)]
     pub kommo: kommo_client::ClientConfig,
     /// Access tokens are refreshed once they expire within this long.
+    #[serde(skip)]
     pub token_refresh_ahead: Duration,
 }
 
-/// How the durable job queue ([`crate::queue`]) runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How the durable job queue ([`crate::queue`]) runs. Its settings sit at
+/// the top level of the configuration (`workers`, `job_…`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct QueueConfig {
     /// Worker tasks per instance (0: this instance runs no jobs).
     pub workers: usize,
     /// Attempts before a job is parked as dead.
+    #[serde(rename = "job_max_attempts")]
     pub max_attempts: u32,
     /// How long a claimed job is leased to its worker; a worker that dies
     /// holds the job at most this long. Handlers renew nothing, so it must
     /// exceed the longest job (Kommo calls with retries).
+    #[serde(rename = "job_lease_seconds", with = "seconds")]
     pub lease: Duration,
     /// The first retry waits about this long, doubling per attempt (with jitter).
+    #[serde(skip)]
     pub backoff_base: Duration,
     /// The longest wait between attempts.
+    #[serde(skip)]
     pub backoff_cap: Duration,
     /// How often an idle worker looks for due jobs (enqueueing on this
     /// instance wakes the workers at once).
+    #[serde(skip)]
     pub poll_interval: Duration,
     /// How long a job waits before looking again while its account needs
     /// re-authorization (the job is not failed meanwhile).
+    #[serde(skip)]
     pub reauthorization_wait: Duration,
 }
 
@@ -199,181 +237,86 @@ impl fmt::Debug for Config {
     }
 }
 
-/// The file's shape: every key optional, durations in seconds.
-#[derive(Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    database_url: Option<String>,
-    integration_secret: Option<String>,
-    public_base_url: Option<String>,
-    ticket_ttl_seconds: Option<u64>,
-    heartbeat_interval_seconds: Option<u64>,
-    feed_history_per_user: Option<u32>,
-    feed_history_max_age_seconds: Option<u64>,
-    max_db_connections: Option<u32>,
-    caller_id_cache_ttl_seconds: Option<u64>,
-    caller_name_cache_ttl_seconds: Option<u64>,
-    secret_key: Option<String>,
-    kommo_base_url: Option<String>,
-    client_id: Option<String>,
-    redirect_uri: Option<String>,
-    ops_token: Option<String>,
-    workers: Option<usize>,
-    job_max_attempts: Option<u32>,
-    job_lease_seconds: Option<u64>,
-    accounts: Vec<AccountSetup>,
+/// One setting as an operator sets it: its names in each layer and its
+/// default, read from the declaration (for the README's table and its test).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    /// The TOML key.
+    pub key: String,
+    /// The environment variable.
+    pub env: String,
+    /// The command-line flag.
+    pub flag: String,
+    /// The default as TOML would write it (`None`: unset or empty).
+    pub default: Option<String>,
 }
 
 impl Config {
-    /// Loads the configuration: defaults, then the TOML file at `path` (or at
-    /// `CALLCARD_CONFIG` when `path` is `None`; no file is fine), then the
-    /// environment (`CALLCARD_LISTEN`, `CALLCARD_DATABASE_URL` or
-    /// `DATABASE_URL`, `CALLCARD_INTEGRATION_SECRET`,
-    /// `CALLCARD_PUBLIC_BASE_URL`, `CALLCARD_TICKET_TTL_SECONDS`,
-    /// `CALLCARD_HEARTBEAT_INTERVAL_SECONDS`, `CALLCARD_FEED_HISTORY_PER_USER`,
-    /// `CALLCARD_FEED_HISTORY_MAX_AGE_SECONDS`, `CALLCARD_MAX_DB_CONNECTIONS`).
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+    /// Every operator setting, by key, but `accounts` (a list
+    /// of tables, only in the file).
+    pub fn settings() -> Vec<Setting> {
+        let defaults =
+            Figment::from(Serialized::defaults(Config::default())).merge(Serialized::defaults(QueueConfig::default()));
+        let Ok(dict) = defaults.extract::<figment::value::Dict>() else { return Vec::new() };
+        dict.into_iter()
+            .filter(|(key, _)| key != "accounts")
+            .map(|(key, value)| Setting {
+                env: variable(&key),
+                flag: format!("--{}", key.replace('_', "-")),
+                default: shown(&value),
+                key,
+            })
+            .collect()
+    }
+
+    fn keys() -> Vec<String> {
+        Self::settings().into_iter().map(|s| s.key).chain(["accounts".to_string()]).collect()
+    }
+
+    /// Loads the configuration from its layers (module docs): the TOML file
+    /// at `path` (or at `CALLCARD_CONFIG` when `path` is `None`; no file is
+    /// fine), the process environment, and `flags` as `(key, value)` pairs.
+    pub fn load(path: Option<&Path>, flags: &[(String, String)]) -> anyhow::Result<Self> {
         let from_env = std::env::var("CALLCARD_CONFIG").ok();
         let path = path.map(Path::to_path_buf).or(from_env.map(Into::into));
-        let mut config = Self::default();
-        if let Some(path) = path {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            config.apply_file(&text).with_context(|| format!("in {}", path.display()))?;
-        }
-        config.apply_env(|key| std::env::var(key).ok())?;
+        let file = match &path {
+            Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+            None => None,
+        };
+        let config = Self::from_layers(file.as_deref(), flags)
+            .with_context(|| path.map_or_else(|| "in the configuration".into(), |p| format!("in {}", p.display())))?;
         config.validate()?;
         Ok(config)
     }
 
-    /// Applies a TOML document over the current values.
-    pub fn apply_file(&mut self, toml_text: &str) -> anyhow::Result<()> {
-        let file: FileConfig = toml::from_str(toml_text)?;
-        if let Some(v) = file.listen {
-            self.listen = v;
+    /// Builds the configuration from a TOML document, the process
+    /// environment and flags (without validating it).
+    pub fn from_layers(toml_text: Option<&str>, flags: &[(String, String)]) -> anyhow::Result<Self> {
+        let keys = Self::keys();
+        let mut figment = Figment::new();
+        if let Some(text) = toml_text {
+            // figment ignores keys nobody reads; a typo in the file must not be.
+            let table: toml::Table = toml::from_str(text)?;
+            if let Some(unknown) = table.keys().find(|k| !keys.contains(k)) {
+                anyhow::bail!("unknown setting `{unknown}` (the settings are listed in backend/README.md)");
+            }
+            figment = figment.merge(Toml::string(text));
         }
-        if let Some(v) = file.database_url {
-            self.database_url = v;
+        let known: Vec<&str> = keys.iter().map(String::as_str).filter(|k| *k != "accounts").collect();
+        figment = figment
+            .merge(EnvText::read("DATABASE_URL", [("database_url".into(), "DATABASE_URL".into())]))
+            .merge(EnvText::read("CALLCARD_<SETTING>", known.iter().map(|k| (k.to_string(), variable(k)))));
+        for (flag, value) in flags {
+            let key = flag.trim_start_matches("--").replace('-', "_");
+            anyhow::ensure!(known.contains(&key.as_str()), "unknown flag --{flag}");
+            figment = figment.merge(Serialized::global(&key, value));
         }
-        if let Some(v) = file.integration_secret {
-            self.integration_secret = v;
-        }
-        if let Some(v) = file.public_base_url {
-            self.public_base_url = v;
-        }
-        if let Some(v) = file.ticket_ttl_seconds {
-            self.ticket_ttl = Duration::from_secs(v);
-        }
-        if let Some(v) = file.heartbeat_interval_seconds {
-            self.heartbeat_interval = Duration::from_secs(v);
-        }
-        if let Some(v) = file.feed_history_per_user {
-            self.feed_history_per_user = v;
-        }
-        if let Some(v) = file.feed_history_max_age_seconds {
-            self.feed_history_max_age = Duration::from_secs(v);
-        }
-        if let Some(v) = file.max_db_connections {
-            self.max_db_connections = v;
-        }
-        if let Some(v) = file.caller_id_cache_ttl_seconds {
-            self.caller_id_cache_ttl = Duration::from_secs(v);
-        }
-        if let Some(v) = file.caller_name_cache_ttl_seconds {
-            self.caller_name_cache_ttl = Duration::from_secs(v);
-        }
-        if let Some(v) = file.secret_key {
-            self.secret_key = Some(v);
-        }
-        if let Some(v) = file.kommo_base_url {
-            self.kommo_base_url = Some(v);
-        }
-        if let Some(v) = file.client_id {
-            self.client_id = v;
-        }
-        if let Some(v) = file.redirect_uri {
-            self.redirect_uri = v;
-        }
-        if let Some(v) = file.ops_token {
-            self.ops_token = Some(v);
-        }
-        if let Some(v) = file.workers {
-            self.queue.workers = v;
-        }
-        if let Some(v) = file.job_max_attempts {
-            self.queue.max_attempts = v;
-        }
-        if let Some(v) = file.job_lease_seconds {
-            self.queue.lease = Duration::from_secs(v);
-        }
-        self.accounts.extend(file.accounts);
-        Ok(())
-    }
-
-    /// Applies environment variables, read through `get` (so tests need not
-    /// touch the process environment).
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        fn secs(key: &str, v: String) -> anyhow::Result<Duration> {
-            Ok(Duration::from_secs(v.trim().parse().with_context(|| format!("{key} must be whole seconds"))?))
-        }
-        if let Some(v) = get("CALLCARD_LISTEN") {
-            self.listen = v.trim().parse().context("CALLCARD_LISTEN must be host:port")?;
-        }
-        if let Some(v) = get("CALLCARD_DATABASE_URL").or_else(|| get("DATABASE_URL")) {
-            self.database_url = v;
-        }
-        if let Some(v) = get("CALLCARD_INTEGRATION_SECRET") {
-            self.integration_secret = v;
-        }
-        if let Some(v) = get("CALLCARD_PUBLIC_BASE_URL") {
-            self.public_base_url = v;
-        }
-        if let Some(v) = get("CALLCARD_TICKET_TTL_SECONDS") {
-            self.ticket_ttl = secs("CALLCARD_TICKET_TTL_SECONDS", v)?;
-        }
-        if let Some(v) = get("CALLCARD_HEARTBEAT_INTERVAL_SECONDS") {
-            self.heartbeat_interval = secs("CALLCARD_HEARTBEAT_INTERVAL_SECONDS", v)?;
-        }
-        if let Some(v) = get("CALLCARD_FEED_HISTORY_PER_USER") {
-            self.feed_history_per_user = v.trim().parse().context("CALLCARD_FEED_HISTORY_PER_USER must be a count")?;
-        }
-        if let Some(v) = get("CALLCARD_FEED_HISTORY_MAX_AGE_SECONDS") {
-            self.feed_history_max_age = secs("CALLCARD_FEED_HISTORY_MAX_AGE_SECONDS", v)?;
-        }
-        if let Some(v) = get("CALLCARD_MAX_DB_CONNECTIONS") {
-            self.max_db_connections = v.trim().parse().context("CALLCARD_MAX_DB_CONNECTIONS must be a count")?;
-        }
-        if let Some(v) = get("CALLCARD_CALLER_ID_CACHE_TTL_SECONDS") {
-            self.caller_id_cache_ttl = secs("CALLCARD_CALLER_ID_CACHE_TTL_SECONDS", v)?;
-        }
-        if let Some(v) = get("CALLCARD_CALLER_NAME_CACHE_TTL_SECONDS") {
-            self.caller_name_cache_ttl = secs("CALLCARD_CALLER_NAME_CACHE_TTL_SECONDS", v)?;
-        }
-        if let Some(v) = get("CALLCARD_SECRET_KEY") {
-            self.secret_key = Some(v);
-        }
-        if let Some(v) = get("CALLCARD_KOMMO_BASE_URL") {
-            self.kommo_base_url = Some(v);
-        }
-        if let Some(v) = get("CALLCARD_CLIENT_ID") {
-            self.client_id = v;
-        }
-        if let Some(v) = get("CALLCARD_REDIRECT_URI") {
-            self.redirect_uri = v;
-        }
-        if let Some(v) = get("CALLCARD_OPS_TOKEN") {
-            self.ops_token = Some(v);
-        }
-        if let Some(v) = get("CALLCARD_WORKERS") {
-            self.queue.workers = v.trim().parse().context("CALLCARD_WORKERS must be a count")?;
-        }
-        if let Some(v) = get("CALLCARD_JOB_MAX_ATTEMPTS") {
-            self.queue.max_attempts = v.trim().parse().context("CALLCARD_JOB_MAX_ATTEMPTS must be a count")?;
-        }
-        if let Some(v) = get("CALLCARD_JOB_LEASE_SECONDS") {
-            self.queue.lease = secs("CALLCARD_JOB_LEASE_SECONDS", v)?;
-        }
-        Ok(())
+        // Lossy: the environment and flags are text, read as the number a
+        // setting needs ("45" for `ticket_ttl_seconds`), while text stays
+        // text (a key of 64 digits is not a number).
+        let mut config: Config = figment.extract_lossy()?;
+        config.queue = figment.extract_lossy()?;
+        Ok(config)
     }
 
     /// Refuses settings that cannot work, before anything starts.
@@ -413,6 +356,67 @@ impl Config {
     }
 }
 
+/// Environment variables as text settings. figment's own `Env` provider
+/// parses values (`4242…42` would become a float and lose the key), so this
+/// one hands them over as written and extraction reads them lossily.
+struct EnvText {
+    /// What the errors call the source.
+    name: String,
+    values: figment::value::Dict,
+}
+
+impl EnvText {
+    /// Reads each `(key, variable)` from the process environment.
+    fn read(name: &str, variables: impl IntoIterator<Item = (String, String)>) -> Self {
+        let values = variables
+            .into_iter()
+            .filter_map(|(key, variable)| Some((key, Value::from(std::env::var(variable).ok()?))))
+            .collect();
+        Self { name: name.to_string(), values }
+    }
+}
+
+/// The environment variable of a setting.
+fn variable(key: &str) -> String {
+    format!("CALLCARD_{}", key.to_ascii_uppercase())
+}
+
+impl figment::Provider for EnvText {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(format!("environment variable {}", self.name))
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Ok(figment::Profile::Default.collect(self.values.clone()))
+    }
+}
+
+/// A default as the README shows it.
+fn shown(value: &Value) -> Option<String> {
+    match value {
+        Value::Empty(..) => None,
+        Value::String(_, s) if s.is_empty() => None,
+        Value::String(_, s) => Some(s.clone()),
+        Value::Num(_, n) => n.to_u128().map(|n| n.to_string()).or_else(|| n.to_i128().map(|n| n.to_string())),
+        Value::Bool(_, b) => Some(b.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+/// Durations are whole seconds in every layer.
+mod seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
 /// `postgres://user:secret@host/db` → `postgres://user:<redacted>@host/db`.
 fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
@@ -427,6 +431,8 @@ fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+// `figment::Jail` fixes its closures' error type (a large figment::Error).
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -448,23 +454,91 @@ mod tests {
     }
 
     #[test]
-    fn file_then_env_override_defaults() {
-        let mut c = Config::default();
-        c.apply_file(
-            r#"
-            database_url = "sqlite:///tmp/x.sqlite"
-            ticket_ttl_seconds = 30
-            [[accounts]]
-            account_id = 7
-            origin = "https://seven.kommo.com"
-            webhook_secret = "s"
-            "#,
-        )
-        .unwrap();
-        c.apply_env(|k| (k == "DATABASE_URL").then(|| "postgres://h/db".to_string())).unwrap();
-        assert_eq!(c.database_url, "postgres://h/db");
-        assert_eq!(c.ticket_ttl, Duration::from_secs(30));
-        assert_eq!(c.accounts[0].account_id, 7);
-        assert!(c.apply_file("no_such_key = 1").is_err(), "typos in the file are refused");
+    fn file_then_environment_then_flags_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://plain/db");
+            jail.set_env("CALLCARD_TICKET_TTL_SECONDS", "45");
+            jail.set_env("CALLCARD_OPS_TOKEN", "1234567890123456");
+            jail.set_env("CALLCARD_SECRET_KEY", "42".repeat(32));
+            jail.set_env("CALLCARD_WORKERS", "3");
+            jail.set_env("CALLCARD_LOG_FORMAT", "json"); // not a setting: ignored
+            let file = r#"
+                database_url = "sqlite:///tmp/x.sqlite"
+                ticket_ttl_seconds = 30
+                heartbeat_interval_seconds = 5
+                job_lease_seconds = 99
+                [[accounts]]
+                account_id = 7
+                origin = "https://seven.kommo.com"
+                webhook_secret = "s"
+            "#;
+            let c = Config::from_layers(Some(file), &[]).unwrap();
+            assert_eq!(c.database_url, "postgres://plain/db", "DATABASE_URL beats the file");
+            assert_eq!(c.ticket_ttl, Duration::from_secs(45), "the environment beats the file");
+            assert_eq!(c.heartbeat_interval, Duration::from_secs(5));
+            assert_eq!(c.ops_token.as_deref(), Some("1234567890123456"), "digits stay text");
+            assert_eq!(c.secret_key, Some("42".repeat(32)));
+            assert_eq!((c.queue.workers, c.queue.lease), (3, Duration::from_secs(99)));
+            assert_eq!(c.queue.max_attempts, QueueConfig::default().max_attempts);
+            assert_eq!(c.accounts[0].account_id, 7);
+
+            jail.set_env("CALLCARD_DATABASE_URL", "postgres://callcard/db");
+            let flags = [("--ticket-ttl-seconds".to_string(), "60".to_string())];
+            let c = Config::from_layers(Some(file), &flags).unwrap();
+            assert_eq!(c.database_url, "postgres://callcard/db", "CALLCARD_DATABASE_URL beats DATABASE_URL");
+            assert_eq!(c.ticket_ttl, Duration::from_secs(60), "flags beat the environment");
+
+            assert!(Config::from_layers(Some("no_such_key = 1"), &[]).is_err(), "typos in the file are refused");
+            assert!(Config::from_layers(None, &[("--no-such".into(), "1".into())]).is_err());
+            jail.set_env("CALLCARD_HEARTBEAT_INTERVAL_SECONDS", "soon");
+            let e = Config::from_layers(None, &[]).unwrap_err().to_string();
+            assert!(e.contains("heartbeat_interval_seconds") && e.contains("CALLCARD_"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn no_layer_is_the_defaults() {
+        figment::Jail::expect_with(|_| {
+            let c = Config::from_layers(None, &[]).unwrap();
+            assert_eq!(format!("{c:?}"), format!("{:?}", Config::default()));
+            Ok(())
+        });
+    }
+
+    /// The README's table lists every setting once, with its names and
+    /// default as declared.
+    #[test]
+    fn the_readme_table_is_the_declaration() {
+        let readme = include_str!("../README.md");
+        let rows: Vec<Vec<String>> = readme
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
+            .collect();
+        let settings = Config::settings();
+        assert!(settings.len() >= 19, "{settings:?}");
+        let mut listed = Vec::new();
+        for row in &rows {
+            let key = row[0].trim_matches('`');
+            if key == "[[accounts]]" {
+                continue;
+            }
+            let setting = settings.iter().find(|s| s.key == key).unwrap_or_else(|| panic!("README lists `{key}`"));
+            let env = if key == "database_url" {
+                format!("`{}` or `DATABASE_URL`", setting.env)
+            } else {
+                format!("`{}`", setting.env)
+            };
+            assert_eq!(row[1], env, "{key}");
+            assert_eq!(row[2], format!("`{}`", setting.flag), "{key}");
+            let default = setting.default.as_ref().map_or_else(|| "none".to_string(), |d| format!("`{d}`"));
+            assert_eq!(row[3], default, "{key}");
+            listed.push(key.to_string());
+        }
+        let missing: Vec<&str> =
+            settings.iter().map(|s| s.key.as_str()).filter(|k| !listed.iter().any(|l| l == k)).collect();
+        assert!(missing.is_empty(), "README misses {missing:?}");
+        assert_eq!(listed.len(), settings.len(), "each setting once");
     }
 }

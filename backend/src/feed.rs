@@ -25,28 +25,31 @@
 //! for two intervals is dropped. The same tick compares the connection's
 //! offset with the database, which repairs anything the fan-out lost.
 
-use crate::backend::App;
-use crate::problem::Problem;
+use crate::extract::Query;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::problem::{self, Problem};
+use crate::state::{App, Lifecycle};
 use crate::store::credentials::TicketOwner;
-use crate::store::{now_ms, Dialect};
-use crate::ticket;
-use axum::extract::rejection::QueryRejection;
+use crate::store::{now_ms, Dialect, Store};
+use crate::ticket::FeedTicket;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRef, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use callcard_calls::feed::{CurrentCalls, FeedEvent, FeedMessage, PollAnswer};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
 
 /// Read buffer of one feed socket (see the upgrade in [`websocket`]).
 const FEED_READ_BUFFER_BYTES: usize = 4 * 1024;
 /// The largest frame a widget may send; it sends only pongs and closes.
 const FEED_MAX_INCOMING_MESSAGE_BYTES: usize = 64 * 1024;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use callcard_calls::feed::{CurrentCalls, FeedEvent, FeedMessage, PollAnswer};
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::RecvError;
-
 /// How many history events one read returns.
 const PAGE: i64 = 500;
 /// The longest long poll.
@@ -56,16 +59,46 @@ const CURRENT_CALLS_WINDOW_MS: i64 = 12 * 60 * 60 * 1000;
 /// The most calls `/widget/calls` returns.
 const CURRENT_CALLS_MAX: i64 = 100;
 
-type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
-
-fn params(query: Params) -> Result<HashMap<String, String>, Problem> {
-    query.map(|Query(q)| q).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "malformed-query", "The query string is malformed", e.body_text())
-    })
+pub(crate) fn router() -> Router<App> {
+    Router::new()
+        .route("/widget/feed", get(websocket))
+        .route("/widget/feed/poll", get(poll))
+        .route("/widget/calls", get(current_calls))
+        .method_not_allowed_fallback(problem::method_not_allowed)
 }
 
-fn parse_since(q: &HashMap<String, String>) -> Result<Option<u64>, Problem> {
-    match q.get("since").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+/// What the feed works with: a sub-state of [`App`].
+#[derive(Clone)]
+struct Feeds {
+    store: Store,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    lifecycle: Lifecycle,
+    heartbeat: Duration,
+}
+
+impl FromRef<App> for Feeds {
+    fn from_ref(app: &App) -> Self {
+        Feeds {
+            store: app.store.clone(),
+            hub: app.hub.clone(),
+            metrics: app.metrics.clone(),
+            lifecycle: app.lifecycle.clone(),
+            heartbeat: app.config.heartbeat_interval,
+        }
+    }
+}
+
+/// The feed's query parameters besides the ticket; each is checked by the
+/// handler that uses it, so a refusal names it.
+#[derive(Deserialize)]
+struct FeedQuery {
+    since: Option<String>,
+    wait: Option<String>,
+}
+
+fn parse_since(q: &FeedQuery) -> Result<Option<u64>, Problem> {
+    match q.since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => s
             .parse()
@@ -74,45 +107,51 @@ fn parse_since(q: &HashMap<String, String>) -> Result<Option<u64>, Problem> {
     }
 }
 
-/// `GET /widget/feed`: upgrades to the feed WebSocket.
-pub async fn websocket(
-    State(app): State<Arc<App>>,
-    query: Params,
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Response {
-    let result = async {
-        let q = params(query)?;
-        let owner = ticket::redeem(&app.store, q.get("ticket").map(String::as_str)).await?;
-        let since = parse_since(&q)?;
-        let upgrade = upgrade.map_err(|e| {
+/// A WebSocket handshake, or 426 for a plain request.
+struct Upgrade(WebSocketUpgrade);
+
+impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        WebSocketUpgrade::from_request_parts(parts, state).await.map(Upgrade).map_err(|e| {
             Problem::new(
                 StatusCode::UPGRADE_REQUIRED,
                 "websocket-required",
                 "This endpoint is a WebSocket",
                 e.body_text(),
             )
-        })?;
-        if app.is_shutting_down() {
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting-down",
-                "The backend is shutting down",
-                "reconnect; another instance will serve the feed",
-            ));
-        }
-        // The widget only ever sends pongs and tiny frames, while tungstenite
-        // zero-fills its read buffer to capacity (128 KiB by default) on the
-        // first read: with the default every idle feed costs ~141 KiB of RSS,
-        // with 4 KiB about 16 KiB (bench/RESULTS.md, feed capacity).
-        // Outgoing frames are written straight through (no write buffer).
-        Ok(upgrade
-            .read_buffer_size(FEED_READ_BUFFER_BYTES)
-            .write_buffer_size(0)
-            .max_message_size(FEED_MAX_INCOMING_MESSAGE_BYTES)
-            .on_upgrade(move |socket| run(app, socket, owner, since)))
+        })
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /widget/feed`: upgrades to the feed WebSocket.
+async fn websocket(
+    State(feeds): State<Feeds>,
+    FeedTicket(owner): FeedTicket,
+    Query(query): Query<FeedQuery>,
+    Upgrade(upgrade): Upgrade,
+) -> Result<Response, Problem> {
+    let since = parse_since(&query)?;
+    if feeds.lifecycle.is_shutting_down() {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "The backend is shutting down",
+            "reconnect; another instance will serve the feed",
+        ));
+    }
+    // The widget only ever sends pongs and tiny frames, while tungstenite
+    // zero-fills its read buffer to capacity (128 KiB by default) on the
+    // first read: with the default every idle feed costs ~141 KiB of RSS,
+    // with 4 KiB about 16 KiB (bench/RESULTS.md, feed capacity).
+    // Outgoing frames are written straight through (no write buffer).
+    Ok(upgrade
+        .read_buffer_size(FEED_READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(FEED_MAX_INCOMING_MESSAGE_BYTES)
+        .on_upgrade(move |socket| run(feeds, socket, owner, since))
+        .into_response())
 }
 
 /// Why a feed connection ends.
@@ -125,7 +164,7 @@ enum End {
 
 /// One connection's position in its user's feed.
 struct Cursor {
-    app: Arc<App>,
+    feeds: Feeds,
     owner: TicketOwner,
     /// The last offset sent (or skipped by a gap).
     last: u64,
@@ -136,7 +175,7 @@ impl Cursor {
         let text = serde_json::to_string(message).unwrap_or_default();
         socket.send(Message::Text(text.into())).await.map_err(|_| End::Peer)?;
         if matches!(message, FeedMessage::Event(_)) {
-            self.app.metrics.pushed_websocket.inc();
+            self.feeds.metrics.pushed_websocket.inc();
         }
         Ok(())
     }
@@ -145,7 +184,7 @@ impl Cursor {
     async fn catch_up(&mut self, socket: &mut WebSocket) -> Result<(), End> {
         loop {
             let slice = self
-                .app
+                .feeds
                 .store
                 .feed_after(self.owner.account_id, self.owner.user_id, self.last, PAGE)
                 .await
@@ -179,26 +218,26 @@ impl Cursor {
 }
 
 /// Counts open feeds for the metrics and for draining at shutdown.
-struct OpenFeed(Arc<App>);
+struct OpenFeed(Feeds);
 
 impl OpenFeed {
-    fn new(app: Arc<App>) -> Self {
-        app.metrics.connected_clients.inc();
-        Self(app)
+    fn new(feeds: Feeds) -> Self {
+        feeds.metrics.connected_clients.inc();
+        Self(feeds)
     }
 }
 
 impl Drop for OpenFeed {
     fn drop(&mut self) {
         self.0.metrics.connected_clients.dec();
-        self.0.feed_closed.notify_waiters();
+        self.0.lifecycle.feed_closed();
     }
 }
 
-async fn run(app: Arc<App>, mut socket: WebSocket, owner: TicketOwner, since: Option<u64>) {
-    let _open = OpenFeed::new(app.clone());
+async fn run(feeds: Feeds, mut socket: WebSocket, owner: TicketOwner, since: Option<u64>) {
+    let _open = OpenFeed::new(feeds.clone());
     tracing::debug!(account_id = owner.account_id, user_id = owner.user_id, ?since, "feed connected");
-    let end = stream(app.clone(), &mut socket, owner, since).await;
+    let end = stream(feeds.clone(), &mut socket, owner, since).await;
     let (code, reason) = match end {
         Ok(()) => (1001, "the backend is shutting down"),
         Err(End::Peer) => return,
@@ -211,20 +250,20 @@ async fn run(app: Arc<App>, mut socket: WebSocket, owner: TicketOwner, since: Op
 }
 
 /// Streams until shutdown (`Ok`) or the connection ends (`Err`).
-async fn stream(app: Arc<App>, socket: &mut WebSocket, owner: TicketOwner, since: Option<u64>) -> Result<(), End> {
+async fn stream(feeds: Feeds, socket: &mut WebSocket, owner: TicketOwner, since: Option<u64>) -> Result<(), End> {
     // Subscribe before reading the history, so nothing committed in between
     // is missed (duplicates are skipped by offset).
-    let mut subscription = app.hub.subscribe(owner.account_id, owner.user_id);
-    let mut shutdown = app.shutdown_signal();
-    let heartbeat = app.config.heartbeat_interval;
-    let mut cursor = Cursor { app: app.clone(), owner, last: 0 };
+    let mut subscription = feeds.hub.subscribe(owner.account_id, owner.user_id);
+    let mut shutdown = feeds.lifecycle.shutdown_signal();
+    let heartbeat = feeds.heartbeat;
+    let mut cursor = Cursor { feeds: feeds.clone(), owner, last: 0 };
     match since {
         Some(since) => {
             cursor.last = since;
             cursor.catch_up(socket).await?;
         }
         None => {
-            cursor.last = app.store.latest_offset(owner.account_id, owner.user_id).await.map_err(End::Store)?;
+            cursor.last = feeds.store.latest_offset(owner.account_id, owner.user_id).await.map_err(End::Store)?;
         }
     }
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
@@ -259,7 +298,7 @@ async fn stream(app: Arc<App>, socket: &mut WebSocket, owner: TicketOwner, since
                 // receiver catches up above, so there the read would only
                 // cost a query per connection per tick (bench/RESULTS.md:
                 // ~1,300 reads/s competing with intake at 19,700 clients).
-                if app.store.dialect() == Dialect::Postgres {
+                if feeds.store.dialect() == Dialect::Postgres {
                     cursor.catch_up(socket).await?;
                 }
                 cursor.send(socket, &FeedMessage::Heartbeat { latest_offset: cursor.last }).await?;
@@ -270,11 +309,13 @@ async fn stream(app: Arc<App>, socket: &mut WebSocket, owner: TicketOwner, since
 }
 
 /// `GET /widget/feed/poll`.
-pub async fn poll(State(app): State<Arc<App>>, query: Params) -> Result<Json<PollAnswer>, Problem> {
-    let q = params(query)?;
-    let owner = ticket::redeem(&app.store, q.get("ticket").map(String::as_str)).await?;
-    let since = parse_since(&q)?;
-    let wait = match q.get("wait").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+async fn poll(
+    State(feeds): State<Feeds>,
+    FeedTicket(owner): FeedTicket,
+    Query(query): Query<FeedQuery>,
+) -> Result<Json<PollAnswer>, Problem> {
+    let since = parse_since(&query)?;
+    let wait = match query.wait.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => 0,
         Some(s) => s
             .parse::<u64>()
@@ -283,17 +324,17 @@ pub async fn poll(State(app): State<Arc<App>>, query: Params) -> Result<Json<Pol
             .ok_or_else(|| Problem::invalid("wait", format!("wait must be 0 to {MAX_WAIT_SECONDS} seconds")))?,
     };
     let Some(since) = since else {
-        let latest = app.store.latest_offset(owner.account_id, owner.user_id).await?;
+        let latest = feeds.store.latest_offset(owner.account_id, owner.user_id).await?;
         return Ok(Json(PollAnswer { events: Vec::new(), gap: false, latest_offset: latest }));
     };
     // Subscribe first so an event committed between the read and the wait
     // wakes the poll.
-    let mut subscription = (wait > 0).then(|| app.hub.subscribe(owner.account_id, owner.user_id));
-    let mut slice = app.store.feed_after(owner.account_id, owner.user_id, since, PAGE).await?;
+    let mut subscription = (wait > 0).then(|| feeds.hub.subscribe(owner.account_id, owner.user_id));
+    let mut slice = feeds.store.feed_after(owner.account_id, owner.user_id, since, PAGE).await?;
     if let Some(subscription) = subscription.as_mut() {
         if !slice.gap && slice.events.is_empty() {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-            let mut shutdown = app.shutdown_signal();
+            let mut shutdown = feeds.lifecycle.shutdown_signal();
             // Another instance's event reaches this hub only if someone here
             // listens; the subscription is that someone. Re-check the
             // database now and then in case a notification was lost.
@@ -305,27 +346,27 @@ pub async fn poll(State(app): State<Arc<App>>, query: Params) -> Result<Json<Pol
                         matches!(r, Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) | Err(_))
                     }
                 };
-                slice = app.store.feed_after(owner.account_id, owner.user_id, since, PAGE).await?;
+                slice = feeds.store.feed_after(owner.account_id, owner.user_id, since, PAGE).await?;
                 if !woke || slice.gap || !slice.events.is_empty() || tokio::time::Instant::now() >= deadline {
                     break;
                 }
             }
         }
     }
-    app.metrics.pushed_poll.add(slice.events.len() as u64);
+    feeds.metrics.pushed_poll.add(slice.events.len() as u64);
     Ok(Json(PollAnswer { events: slice.events, gap: slice.gap, latest_offset: slice.latest_offset }))
 }
 
 /// `GET /widget/calls`.
-pub async fn current_calls(State(app): State<Arc<App>>, query: Params) -> Result<Json<CurrentCalls>, Problem> {
-    let q = params(query)?;
-    let owner = ticket::redeem(&app.store, q.get("ticket").map(String::as_str)).await?;
+async fn current_calls(
+    State(store): State<Store>,
+    FeedTicket(owner): FeedTicket,
+) -> Result<Json<CurrentCalls>, Problem> {
     // The offset is read before the calls: resuming from it may replay an
     // event already reflected in the state, which snapshots make harmless,
     // but never skips one.
-    let latest_offset = app.store.latest_offset(owner.account_id, owner.user_id).await?;
-    let calls = app
-        .store
+    let latest_offset = store.latest_offset(owner.account_id, owner.user_id).await?;
+    let calls = store
         .current_calls(owner.account_id, owner.user_id, now_ms() - CURRENT_CALLS_WINDOW_MS, CURRENT_CALLS_MAX)
         .await?;
     Ok(Json(CurrentCalls { calls: calls.iter().map(|c| c.view()).collect(), latest_offset }))

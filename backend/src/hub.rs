@@ -5,25 +5,17 @@
 //! (account, user) that has a connected widget; nobody else's channel ever
 //! sees the event, which is what keeps users and accounts apart.
 //!
-//! With PostgreSQL, several instances share one database. The transaction
-//! that records an event also runs `pg_notify('callcard_feed',
-//! 'instance:account:user:offset')`; every instance runs [`listen`], and on a
-//! notification from another instance for a user connected here, reads the
-//! event back from the feed history and publishes it locally. The payload
-//! carries only keys, so it stays far below NOTIFY's 8000-byte limit.
+//! With PostgreSQL, several instances share one database: the
+//! [`crate::listener`] brings other instances' events into this hub.
 //!
 //! Nothing depends on this path being perfect: a connection that notices an
 //! offset jump, lags behind its channel, or sees a newer offset in the
 //! database at a heartbeat, reads what it missed from the history.
 
-use crate::metrics::Metrics;
-use crate::store::feed_log::FEED_CHANNEL;
-use crate::store::Store;
 use callcard_calls::feed::FeedEvent;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 /// How many events a slow connection may fall behind before it catches up
 /// from the database instead.
@@ -124,104 +116,12 @@ impl Publisher {
     }
 }
 
-/// A parsed `pg_notify` payload.
-#[derive(Debug, PartialEq, Eq)]
-struct Notice<'a> {
-    instance: &'a str,
-    account_id: u64,
-    user_id: u64,
-    offset: u64,
-}
-
-fn parse_notice(payload: &str) -> Option<Notice<'_>> {
-    let mut parts = payload.rsplitn(4, ':');
-    let offset = parts.next()?.parse().ok()?;
-    let user_id = parts.next()?.parse().ok()?;
-    let account_id = parts.next()?.parse().ok()?;
-    let instance = parts.next()?;
-    Some(Notice { instance, account_id, user_id, offset })
-}
-
-/// The PostgreSQL listener: runs until `shutdown` turns true, reconnecting
-/// with backoff when the connection drops.
-pub async fn listen(
-    store: Store,
-    hub: Arc<Hub>,
-    metrics: Arc<Metrics>,
-    instance: String,
-    mut shutdown: watch::Receiver<bool>,
-    ready: tokio::sync::oneshot::Sender<()>,
-) {
-    let mut ready = Some(ready);
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let connected = async {
-            let mut listener = sqlx::postgres::PgListener::connect(store.url()).await?;
-            listener.listen(FEED_CHANNEL).await?;
-            Ok::<_, sqlx::Error>(listener)
-        };
-        let mut listener = tokio::select! {
-            _ = shutdown.changed() => return,
-            result = connected => match result {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "feed listener cannot connect; retrying");
-                    tokio::select! {
-                        _ = shutdown.changed() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    continue;
-                }
-            }
-        };
-        backoff = Duration::from_millis(200);
-        if let Some(ready) = ready.take() {
-            let _ = ready.send(());
-        }
-        tracing::debug!("feed listener connected");
-        loop {
-            let notification = tokio::select! {
-                _ = shutdown.changed() => return,
-                n = listener.try_recv() => n,
-            };
-            match notification {
-                Ok(Some(n)) => {
-                    let Some(notice) = parse_notice(n.payload()) else {
-                        tracing::warn!(payload = n.payload(), "unreadable feed notification");
-                        continue;
-                    };
-                    if notice.instance == instance || !hub.has_subscribers(notice.account_id, notice.user_id) {
-                        continue;
-                    }
-                    metrics.notifications_received.inc();
-                    match store.feed_event(notice.account_id, notice.user_id, notice.offset).await {
-                        Ok(Some(event)) => {
-                            hub.publish(notice.account_id, notice.user_id, event);
-                        }
-                        // Already trimmed: the connection's catch-up will
-                        // report the gap.
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "cannot read a notified feed event"),
-                    }
-                }
-                // The connection dropped; notifications in between are lost,
-                // which the connections' heartbeat catch-up repairs.
-                Ok(None) => tracing::warn!("feed listener lost its connection; reconnecting"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "feed listener failed; reconnecting");
-                    break;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use callcard_calls::feed::CallView;
     use callcard_calls::{Call, CallEvent, CallEventKind, Direction};
+    use std::time::Duration;
 
     fn event(offset: u64) -> FeedEvent {
         let call = Call::from_event(&CallEvent {
@@ -233,16 +133,6 @@ mod tests {
             occurred_at: 1_763_691_600_000,
         });
         FeedEvent { offset, call: CallView::new(call, Some(1)) }
-    }
-
-    #[test]
-    fn notices_round_trip_even_with_colons_in_the_instance() {
-        assert_eq!(
-            parse_notice("host:1:31415926:8320148:17"),
-            Some(Notice { instance: "host:1", account_id: 31415926, user_id: 8320148, offset: 17 })
-        );
-        assert_eq!(parse_notice("x:1:2"), None);
-        assert_eq!(parse_notice("x:a:2:3"), None);
     }
 
     #[tokio::test]

@@ -15,16 +15,19 @@
 //! event committed, so a PBX that sees 200 may forget the event; anything else
 //! it should retry, and retries are harmless (see [`crate::store::calls`]).
 
-use crate::backend::App;
+use crate::extract::{read_body, Param, PathParam};
+use crate::group_commit::GroupCommit;
+use crate::metrics::Metrics;
 use crate::problem::{self, Problem};
-use crate::store::{now_ms, Account, Delivery};
-use crate::sync::caller_id;
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use crate::queue::Queue;
+use crate::state::App;
+use crate::store::{now_ms, Account, Delivery, Recorded, Store};
+use crate::sync::caller_id::CallerIdService;
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
 use callcard_calls::event::{BatchAnswer, FieldError, FinishedCall};
 use callcard_calls::signature::{self, SignatureError};
 use callcard_calls::{CallEvent, CallEventKind, Direction, Outcome, PhoneNumber};
@@ -38,6 +41,14 @@ pub const BATCH_BODY_LIMIT: usize = 1024 * 1024;
 /// The most calls in one batch.
 pub const BATCH_MAX_CALLS: usize = 1000;
 
+/// The PBX's routes.
+pub(crate) fn router() -> Router<App> {
+    Router::new()
+        .route("/pbx/{account_id}/events", post(post_event))
+        .route("/pbx/{account_id}/calls", post(post_batch))
+        .method_not_allowed_fallback(problem::method_not_allowed)
+}
+
 /// The answer to one stored event.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EventAck {
@@ -47,49 +58,42 @@ pub struct EventAck {
     pub changed: bool,
 }
 
-pub async fn post_event(
-    State(app): State<Arc<App>>,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn post_event(
+    State(group_commit): State<GroupCommit>,
+    State(metrics): State<Arc<Metrics>>,
+    State(queue): State<Queue>,
+    State(caller_id): State<Arc<CallerIdService>>,
+    SignedWebhook { account, body }: SignedWebhook<EVENT_BODY_LIMIT>,
+) -> Result<Json<EventAck>, Problem> {
     let result = async {
-        let (account, body) = authenticate(&app, path, &headers, body, EVENT_BODY_LIMIT).await?;
         let event = parse_event(&body)?;
         event.validate().map_err(field_problem)?;
         // Caller ID never delays the push: a warm cache names the caller in
         // the first feed event, else a background lookup sends a second one.
-        let cached = caller_id::cached_caller(&app, account.account_id, &event);
+        let cached = caller_id.cached_caller(account.account_id, &event);
         let delivery = Delivery::new(&account, std::slice::from_ref(&event))
             .ok_or_else(|| Problem::invalid("event", "no event"))?
             .with_caller(cached);
-        let recorded = app.group_commit.record(delivery).await?;
-        app.after_record(&recorded);
-        caller_id::after_record(&app, account.account_id, &recorded);
-        Ok::<_, Problem>(EventAck {
+        let recorded = group_commit.record(delivery).await?;
+        after_record(&metrics, &queue, &recorded);
+        caller_id.after_record(account.account_id, &recorded);
+        Ok(EventAck {
             call_id: recorded.call.call.call_id.clone(),
             status: recorded.call.call.status(),
             changed: recorded.changed,
         })
     }
     .await;
-    match result {
-        Ok(ack) => Json(ack).into_response(),
-        Err(p) => {
-            app.metrics.events_rejected.inc();
-            p.into_response()
-        }
-    }
+    result.map(Json).inspect_err(|_| metrics.events_rejected.inc())
 }
 
-pub async fn post_batch(
-    State(app): State<Arc<App>>,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn post_batch(
+    State(group_commit): State<GroupCommit>,
+    State(metrics): State<Arc<Metrics>>,
+    State(queue): State<Queue>,
+    SignedWebhook { account, body }: SignedWebhook<BATCH_BODY_LIMIT>,
+) -> Result<Json<BatchAnswer>, Problem> {
     let result = async {
-        let (account, body) = authenticate(&app, path, &headers, body, BATCH_BODY_LIMIT).await?;
         let items = parse_batch(&body)?;
         let mut answer = BatchAnswer::default();
         let mut accepted = Vec::with_capacity(items.len());
@@ -104,78 +108,97 @@ pub async fn post_batch(
             }) {
                 Ok(delivery) => accepted.push((key, delivery)),
                 Err(reason) => {
-                    app.metrics.events_rejected.inc();
+                    metrics.events_rejected.inc();
                     answer.errors.entry(key).or_default().push(reason);
                 }
             }
         }
         let (keys, deliveries): (Vec<String>, Vec<Delivery>) = accepted.into_iter().unzip();
-        for (key, recorded) in keys.into_iter().zip(app.group_commit.record_all(deliveries).await) {
+        for (key, recorded) in keys.into_iter().zip(group_commit.record_all(deliveries).await) {
             // A store failure refuses the whole batch (503): the PBX retries
             // it, and the calls already stored merge as no-ops.
             let recorded = recorded?;
-            app.after_record(&recorded);
+            after_record(&metrics, &queue, &recorded);
             answer.success.push(key);
         }
-        Ok::<_, Problem>(answer)
+        Ok(answer)
     }
     .await;
-    match result {
-        Ok(answer) => Json(answer).into_response(),
-        Err(p) => {
-            app.metrics.events_rejected.inc();
-            p.into_response()
-        }
+    result.map(Json).inspect_err(|_| metrics.events_rejected.inc())
+}
+
+/// Counts a recorded event and wakes the job workers if it enqueued work.
+/// (Its feed event already went to local connections at commit, and to
+/// other instances through NOTIFY.)
+fn after_record(metrics: &Metrics, queue: &Queue, recorded: &Recorded) {
+    if recorded.changed {
+        metrics.events_stored.inc();
+    } else {
+        metrics.events_unchanged.inc();
+    }
+    if recorded.job.is_some() {
+        queue.wake();
     }
 }
 
-/// Path, size, account and signature: everything before the body is read as JSON.
-async fn authenticate(
-    app: &App,
-    path: Result<Path<String>, PathRejection>,
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<(Arc<Account>, Bytes), Problem> {
-    let account_id = path
-        .ok()
-        .and_then(|Path(raw)| raw.parse::<u64>().ok())
-        .filter(|&id| id > 0 && i64::try_from(id).is_ok())
-        .ok_or_else(|| Problem::invalid("account_id", "the account id in the path must be a Kommo account id"))?;
-    let body = read_body(headers, body, limit).await?;
-    let account = app.store.account(account_id).await?.ok_or_else(|| {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "unknown-account",
-            "Unknown account",
-            "no account with this id is provisioned",
-        )
-        .with_field("account_id")
-    })?;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    signature::verify(
-        account.webhook_secret.as_bytes(),
-        header(signature::TIMESTAMP_HEADER),
-        header(signature::SIGNATURE_HEADER),
-        &body,
-        now_ms() / 1000,
-    )
-    .map_err(signature_problem)?;
-    Ok((account, body))
+/// The account id in a PBX route: a Kommo account id (positive, and an
+/// `i64` in the database).
+struct AccountId(u64);
+
+impl PathParam for AccountId {
+    const NAME: &'static str = "account_id";
+    const EXPECTED: &'static str = "the account id in the path must be a Kommo account id";
+
+    fn parse(raw: &str) -> Option<Self> {
+        raw.parse::<u64>().ok().filter(|&id| id > 0 && i64::try_from(id).is_ok()).map(AccountId)
+    }
 }
 
-/// Reads the whole body, refusing more than `limit` bytes with a 413 problem.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Problem> {
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(Problem::too_large(limit));
+/// A webhook whose signature verified: the account it is for, and its raw
+/// body (at most `LIMIT` bytes), not yet read as JSON.
+///
+/// Checked in the module's order, path, size, account, signature, each
+/// refusal counted as a rejected event.
+struct SignedWebhook<const LIMIT: usize> {
+    account: Arc<Account>,
+    body: Bytes,
+}
+
+impl<S, const LIMIT: usize> FromRequest<S> for SignedWebhook<LIMIT>
+where
+    S: Send + Sync,
+    Store: FromRef<S>,
+    Arc<Metrics>: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let checked = async {
+            let (mut parts, body) = request.into_parts();
+            let Param(AccountId(account_id)) = Param::from_request_parts(&mut parts, state).await?;
+            let body = read_body(&parts.headers, body, LIMIT).await?;
+            let account = Store::from_ref(state).account(account_id).await?.ok_or_else(|| {
+                Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown-account",
+                    "Unknown account",
+                    "no account with this id is provisioned",
+                )
+                .with_field("account_id")
+            })?;
+            let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+            signature::verify(
+                account.webhook_secret.as_bytes(),
+                header(signature::TIMESTAMP_HEADER),
+                header(signature::SIGNATURE_HEADER),
+                &body,
+                now_ms() / 1000,
+            )
+            .map_err(signature_problem)?;
+            Ok(SignedWebhook { account, body })
+        };
+        checked.await.inspect_err(|_| Arc::<Metrics>::from_ref(state).events_rejected.inc())
     }
-    // A failure here is either the limit or a client that went away
-    // mid-body; in the second case nobody reads the answer.
-    axum::body::to_bytes(body, limit).await.map_err(|_| Problem::too_large(limit))
 }
 
 fn signature_problem(e: SignatureError) -> Problem {

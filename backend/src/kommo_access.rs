@@ -2,8 +2,8 @@
 //! across instances, the shared request budget, and the typed client.
 //!
 //! - **Installation.** Kommo sends the admin who installs the integration to
-//!   its redirect URI, `GET /kommo/install?code=…&referer=acme.kommo.com`.
-//!   [`KommoAccess::install`] trades the code for a token pair
+//!   its redirect URI, `GET /kommo/install?code=…&referer=acme.kommo.com`
+//!   (`crate::install`). [`KommoAccess::install`] trades the code for a token pair
 //!   (`kommo_client::OAuthClient`), asks Kommo which account it is
 //!   (`GET /api/v4/account`), stores the pair sealed and marks the account
 //!   authorized. Jobs that waited for it become due at once.
@@ -232,52 +232,6 @@ impl KommoAccess {
     /// True when the account's grant was refused or never given: its jobs wait.
     pub async fn needs_reauthorization(&self, account_id: u64) -> Result<bool, sqlx::Error> {
         Ok(self.inner.store.authorization_state(account_id).await? != Some(true))
-    }
-}
-
-/// `GET /kommo/install?code=…&referer=acme.kommo.com`: Kommo's OAuth
-/// redirect after an admin installed the integration. Answers
-/// `{"account_id": N, "authorized": true}`; refusals are problem+json naming
-/// the field (`code`, `referer`, or `error` when the admin declined).
-pub async fn get_install(
-    axum::extract::State(app): axum::extract::State<Arc<crate::backend::App>>,
-    query: Result<
-        axum::extract::Query<std::collections::HashMap<String, String>>,
-        axum::extract::rejection::QueryRejection,
-    >,
-) -> Result<axum::Json<serde_json::Value>, crate::problem::Problem> {
-    use crate::problem::Problem;
-    use axum::http::StatusCode;
-    let axum::extract::Query(query) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
-    if let Some(error) = query.get("error") {
-        return Err(Problem::invalid("error", format!("Kommo reported {error:?}: the installation was not approved")));
-    }
-    let code = query
-        .get("code")
-        .map(|c| c.trim())
-        .filter(|c| !c.is_empty() && c.len() <= 4096)
-        .ok_or_else(|| Problem::invalid("code", "the authorization code from Kommo is missing"))?;
-    let referer = query
-        .get("referer")
-        .map(|r| r.trim())
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| Problem::invalid("referer", "the account address (e.g. acme.kommo.com) is missing"))?;
-    match app.access.install(code, referer).await {
-        Ok(account_id) => {
-            app.caller_id.authorized(account_id);
-            app.queue.wake();
-            Ok(axum::Json(serde_json::json!({"account_id": account_id, "authorized": true})))
-        }
-        Err(InstallError::BadReferer) => Err(Problem::invalid("referer", InstallError::BadReferer.to_string())),
-        Err(e @ InstallError::Refused(_)) => Err(Problem::invalid("code", e.to_string())),
-        Err(e @ InstallError::UnknownAccount(_)) => {
-            Err(Problem::new(StatusCode::NOT_FOUND, "unknown-account", "Unknown account", e.to_string())
-                .with_field("referer"))
-        }
-        Err(e @ InstallError::Unavailable(_)) => {
-            Err(Problem::new(StatusCode::BAD_GATEWAY, "kommo-unavailable", "Kommo could not be reached", e.to_string()))
-        }
-        Err(InstallError::Store(e)) => Err(e.into()),
     }
 }
 

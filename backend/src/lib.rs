@@ -17,33 +17,50 @@
 //!  widget ◀── WebSocket / poll ── feed (ticket from a one-time token)
 //! ```
 //!
+//! Dependencies point one way. The services (store, hub, queue, Kommo
+//! access, caller ID) know nothing of HTTP; [`state`] holds one handle of
+//! each and names no HTTP module; each HTTP module exposes its own
+//! `router()` and takes only the sub-states it uses (`FromRef`); [`backend`]
+//! merges the routers. `cargo xtask test` checks that no module imports one
+//! that imports it back.
+//!
 //! Layout, one concept per file, roughly in the order a call flows:
 //!
-//! - [`config`]: defaults, TOML file, `CALLCARD_*` environment; secrets redacted.
-//! - [`backend`]: [`Backend`]: start, routes, provisioning, shutdown.
+//! - [`config`]: every setting declared once, layered by figment: defaults,
+//!   TOML file, environment, flags; secrets redacted.
+//! - [`backend`]: [`Backend`]: start, the merged routes, provisioning, shutdown.
+//! - [`state`]: what handlers share, and the sub-states they take.
+//! - [`extract`]: path parameters, query strings and bodies as extractors
+//!   whose refusals are problem documents.
 //! - [`intake`]: the PBX webhooks (single events and batches), checked in a
-//!   fixed order and acknowledged only after commit.
+//!   fixed order by the signed-webhook extractor and acknowledged only
+//!   after commit.
 //! - [`group_commit`]: the webhooks that arrive while one transaction
 //!   commits are stored together in the next.
 //! - [`store`]: SQLite or PostgreSQL through one `sqlx::Any` code path:
 //!   accounts, calls (merged order-free in a transaction), the feed history,
-//!   used token ids and tickets.
-//! - [`hub`]: in-process per-user fan-out, and the PostgreSQL listener that
-//!   brings other instances' events in.
-//! - [`one_time_token`]: Kommo's `X-Auth-Token` JWT, verified completely.
-//! - [`ticket`]: short-lived feed tickets traded for a one-time token.
+//!   the job table, used token ids and tickets.
+//! - [`hub`]: in-process per-user fan-out; [`listener`]: the PostgreSQL
+//!   listener that brings other instances' events in.
+//! - [`one_time_token`]: Kommo's `X-Auth-Token` JWT, verified completely,
+//!   and the widget-caller extractor.
+//! - [`ticket`]: short-lived feed tickets traded for a one-time token, and
+//!   the feed-ticket extractor.
 //! - [`widget`]: the widget's token-authenticated calls and CORS.
 //! - [`feed`]: the WebSocket, polling and current-calls endpoints, offsets,
 //!   gaps and heartbeats.
 //! - [`problem`]: `application/problem+json`, the shape of every refusal.
 //! - [`secrets`]: credentials sealed at rest (ChaCha20-Poly1305).
 //! - [`queue`]: the durable job queue in the call store: leases, retries with
-//!   backoff, dead letters, workers. [`ops`]: the operator's view of it.
+//!   backoff, dead letters, workers. [`ops`]: health, metrics and the
+//!   operator's view of the queue.
 //! - [`kommo_access`]: installation (OAuth), tokens refreshed once across
-//!   instances, the shared 7 rps budget, a `KommoClient` per account.
+//!   instances, the shared 7 rps budget, a `KommoClient` per account;
+//!   [`install`]: its HTTP face, `GET /kommo/install`.
 //! - [`sync`]: what the jobs do in Kommo: call logging and late data
-//!   ([`sync::logging`]), call results ([`sync::results`]); and caller ID
-//!   for the ringing card ([`sync::caller_id`]: cached, single-flight).
+//!   ([`sync::logging`], with the pure log-target rule), call results
+//!   ([`sync::results`], with the pure planner); and caller ID for the
+//!   ringing card ([`sync::caller_id`]: cached, single-flight).
 //! - [`results_api`]: `POST /widget/calls/{call_id}/result`, the Call
 //!   summary's Save: checked, stored, enqueued, answered 202.
 //! - [`metrics`]: Prometheus counters and gauges.
@@ -73,27 +90,40 @@
 //! # Ok(()) }
 //! ```
 
-pub mod backend;
-pub mod config;
-pub mod feed;
-pub mod group_commit;
-pub mod hub;
-pub mod intake;
-pub mod kommo_access;
-pub mod metrics;
-pub mod one_time_token;
-pub mod openapi;
-pub mod ops;
-pub mod problem;
-pub mod queue;
-pub mod results_api;
+// Private modules; the public surface is what is re-exported here.
+mod backend;
+mod config;
+mod extract;
+mod feed;
+mod group_commit;
+mod hub;
+mod install;
+mod intake;
+mod kommo_access;
+mod listener;
+mod metrics;
+mod one_time_token;
+mod openapi;
+mod ops;
+mod problem;
+mod queue;
+mod results_api;
 pub mod secrets;
-pub mod store;
-pub mod sync;
-pub mod ticket;
-pub mod widget;
+mod state;
+mod store;
+mod sync;
+mod ticket;
+mod widget;
 
 pub use backend::Backend;
-pub use config::{AccountSetup, Config, QueueConfig};
+pub use config::{AccountSetup, Config, QueueConfig, Setting, DEMO_INTEGRATION_SECRET};
+pub use kommo_access::{AuthStatus, InstallError, KommoAccess};
+pub use openapi::{document as openapi_document, ROUTES};
 pub use problem::Problem;
 pub use queue::{Job, Queue};
+pub use secrets::Secrets;
+pub use store::jobs::{JobRecord, JobState};
+pub use store::{CrmChange, Store, StoredCall, SyncState};
+pub use sync::logging::sync_call_log;
+pub use sync::results::apply_call_result;
+pub use sync::{JobFailure, SyncContext};

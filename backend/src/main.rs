@@ -1,9 +1,10 @@
 //! `callcard-backend`: serves the backend's routes at the root of
 //! `CALLCARD_LISTEN` (default 127.0.0.1:8090).
 //!
-//! Usage: `callcard-backend [config.toml]` (or `CALLCARD_CONFIG`), with
-//! `CALLCARD_*` environment variables overriding the file; see
-//! `callcard_backend::config`. Logs go to stderr, filtered by `RUST_LOG`
+//! Usage: `callcard-backend [config.toml] [--<setting> <value>]…` (the file
+//! also from `CALLCARD_CONFIG`): `CALLCARD_*` environment variables override
+//! the file and flags override both; the settings are in `backend/README.md`
+//! and `callcard_backend::Config`. Logs go to stderr, filtered by `RUST_LOG`
 //! (default `info`); `CALLCARD_LOG_FORMAT=json` for JSON lines.
 
 use anyhow::Context;
@@ -19,8 +20,8 @@ async fn main() -> anyhow::Result<()> {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
-    let path = std::env::args_os().nth(1).map(PathBuf::from);
-    let config = Config::load(path.as_deref())?;
+    let (path, flags) = command_line(std::env::args().skip(1))?;
+    let config = Config::load(path.as_deref(), &flags)?;
     tracing::info!(?config, "configuration loaded");
     let listen = config.listen;
     let backend = Backend::start(config).await?;
@@ -36,6 +37,29 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     backend.shutdown().await;
     Ok(())
+}
+
+/// The flags, `--key value` or `--key=value`, as `(key, value)`.
+type Flags = Vec<(String, String)>;
+
+/// The optional file (the one argument that is not a flag) and the flags.
+fn command_line(args: impl Iterator<Item = String>) -> anyhow::Result<(Option<PathBuf>, Flags)> {
+    let (mut path, mut flags) = (None, Vec::new());
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        match arg.strip_prefix("--") {
+            Some(flag) => match flag.split_once('=') {
+                Some((key, value)) => flags.push((key.to_string(), value.to_string())),
+                None => {
+                    let value = args.next().with_context(|| format!("--{flag} needs a value"))?;
+                    flags.push((flag.to_string(), value));
+                }
+            },
+            None if path.is_none() => path = Some(PathBuf::from(arg)),
+            None => anyhow::bail!("one configuration file at most (got {arg:?} after the first)"),
+        }
+    }
+    Ok((path, flags))
 }
 
 /// Ctrl-C, or SIGTERM (what container orchestrators send).

@@ -7,11 +7,17 @@
 //! account it names, and its `jti` was never used before: the used ids are
 //! kept in the database until the token expires, so a token replayed to
 //! another instance is refused as well.
+//!
+//! Handlers take a [`WidgetCaller`]: the extractor verifies the token, and
+//! refuses a request whose `Origin` is not the token's own account's origin,
+//! so a page on one account cannot act for another even with a valid token.
 
 use crate::problem::Problem;
 use crate::store::accounts::normalize_origin;
 use crate::store::{Account, Store};
-use axum::http::HeaderMap;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Deserializer};
@@ -51,7 +57,7 @@ fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 
 /// A verified caller: the account (as stored) and the Kommo user.
 #[derive(Clone, Debug)]
-pub struct Verified {
+pub struct WidgetCaller {
     pub account: std::sync::Arc<Account>,
     pub user_id: u64,
 }
@@ -77,7 +83,7 @@ impl Verifier {
     }
 
     /// Verifies the request's `X-Auth-Token` completely, consuming its `jti`.
-    pub async fn verify(&self, headers: &HeaderMap, store: &Store) -> Result<Verified, Problem> {
+    pub async fn verify(&self, headers: &HeaderMap, store: &Store) -> Result<WidgetCaller, Problem> {
         let token =
             headers.get(HEADER).and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty()).ok_or_else(
                 || refused("the X-Auth-Token header with Kommo's one-time token is missing").with_field("X-Auth-Token"),
@@ -101,7 +107,33 @@ impl Verifier {
         if !store.use_jti(&claims.jti, keep_until).await? {
             return Err(refused("the token was already used").with_field("X-Auth-Token.jti"));
         }
-        Ok(Verified { account, user_id: claims.user_id })
+        Ok(WidgetCaller { account, user_id: claims.user_id })
+    }
+}
+
+impl<S> FromRequestParts<S> for WidgetCaller
+where
+    S: Send + Sync,
+    Verifier: FromRef<S>,
+    Store: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    /// Verifies the token and that the request comes from the account's origin.
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let caller = Verifier::from_ref(state).verify(&parts.headers, &Store::from_ref(state)).await?;
+        if let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+            if normalize_origin(origin) != caller.account.origin {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "wrong-origin",
+                    "The request comes from another account's origin",
+                    "the Origin header must be the origin of the token's account",
+                )
+                .with_field("Origin"));
+            }
+        }
+        Ok(caller)
     }
 }
 

@@ -271,6 +271,13 @@ fn schemas() -> Value {
     })
 }
 
+/// `GET /openapi.json`.
+pub(crate) fn router() -> axum::Router<crate::state::App> {
+    axum::Router::new()
+        .route("/openapi.json", axum::routing::get(|| async { axum::Json(document()) }))
+        .method_not_allowed_fallback(crate::problem::method_not_allowed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,22 +1,34 @@
-//! The operator's view of the job queue.
+//! The operator's endpoints: health, metrics, and the view of the job queue.
 //!
+//! - `GET /healthz` → `{"status": "ok"}`, or 503 with `shutting_down` or
+//!   `store_unavailable`.
+//! - `GET /metrics`: Prometheus text ([`crate::metrics`]).
 //! - `GET /ops/jobs?state=dead&limit=100` → `{"counts": {"pending": n, …},
 //!   "jobs": [JobRecord, …]}`, newest change first. `state` is one of
 //!   `pending`, `running`, `done`, `dead` (absent: all).
 //! - `POST /ops/jobs/{id}/retry` → `{"job": JobRecord}`: a dead job becomes
 //!   pending again with its attempts reset (409 if it is not dead).
 //!
-//! Both need `Authorization: Bearer <ops token>` (`CALLCARD_OPS_TOKEN`).
+//! The job endpoints need `Authorization: Bearer <ops token>`
+//! (`CALLCARD_OPS_TOKEN`), checked by the [`Operator`] extractor.
 //! Without a configured token the endpoints do not exist (404), so a
 //! forgotten setting never leaves them open.
 
-use crate::backend::App;
-use crate::problem::Problem;
+use crate::config::Config;
+use crate::extract::{Param, PathParam, Query};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::problem::{self, Problem};
+use crate::queue::Queue;
+use crate::state::{App, Lifecycle};
 use crate::store::jobs::{JobRecord, JobState};
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::Json;
+use crate::store::Store;
+use axum::extract::{FromRef, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -45,11 +57,36 @@ pub struct RetryAnswer {
     pub job: JobRecord,
 }
 
-/// Checks the bearer token; 404 when the endpoints are switched off.
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(), Problem> {
-    let Some(expected) = &app.config.ops_token else {
-        return Err(Problem::new(StatusCode::NOT_FOUND, "not-found", "No such endpoint", "see GET /openapi.json"));
-    };
+pub(crate) fn router() -> Router<App> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/ops/jobs", get(list_jobs))
+        .route("/ops/jobs/{id}/retry", post(retry_job))
+        .method_not_allowed_fallback(problem::method_not_allowed)
+}
+
+/// A request that carries the ops token (module docs).
+struct Operator;
+
+impl<S> FromRequestParts<S> for Operator
+where
+    S: Send + Sync,
+    Arc<Config>: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    /// Checks the bearer token; 404 when the endpoints are switched off.
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let config = Arc::<Config>::from_ref(state);
+        let Some(expected) = &config.ops_token else {
+            return Err(Problem::new(StatusCode::NOT_FOUND, "not-found", "No such endpoint", "see GET /openapi.json"));
+        };
+        check_bearer(&parts.headers, expected).map(|()| Operator)
+    }
+}
+
+fn check_bearer(headers: &axum::http::HeaderMap, expected: &str) -> Result<(), Problem> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -75,13 +112,11 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), Problem> {
 }
 
 /// `GET /ops/jobs`.
-pub async fn list_jobs(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    query: Result<Query<ListQuery>, QueryRejection>,
+async fn list_jobs(
+    State(store): State<Store>,
+    _: Operator,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<JobList>, Problem> {
-    authorize(&app, &headers)?;
-    let Query(query) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
     let state = match query.state.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -93,25 +128,32 @@ pub async fn list_jobs(
     if !(1..=LIST_MAX).contains(&limit) {
         return Err(Problem::invalid("limit", format!("limit must be between 1 and {LIST_MAX}")));
     }
-    let jobs = app.store.jobs(state, None, limit).await?;
-    let counts = app.store.job_counts().await?.into_iter().map(|(s, n)| (s.as_str().to_string(), n)).collect();
+    let jobs = store.jobs(state, None, limit).await?;
+    let counts = store.job_counts().await?.into_iter().map(|(s, n)| (s.as_str().to_string(), n)).collect();
     let jobs = jobs.iter().map(|j| serde_json::to_value(j).unwrap_or_default()).collect();
     Ok(Json(JobList { counts, jobs }))
 }
 
+/// The job in the path: its id.
+struct JobId(i64);
+
+impl PathParam for JobId {
+    const NAME: &'static str = "id";
+    const EXPECTED: &'static str = "the job id in the path must be a positive number";
+
+    fn parse(raw: &str) -> Option<Self> {
+        raw.parse::<i64>().ok().filter(|id| *id > 0).map(JobId)
+    }
+}
+
 /// `POST /ops/jobs/{id}/retry`.
-pub async fn retry_job(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+async fn retry_job(
+    State(store): State<Store>,
+    State(queue): State<Queue>,
+    _: Operator,
+    Param(JobId(id)): Param<JobId>,
 ) -> Result<Json<RetryAnswer>, Problem> {
-    authorize(&app, &headers)?;
-    let id = path
-        .ok()
-        .and_then(|Path(raw)| raw.parse::<i64>().ok())
-        .filter(|id| *id > 0)
-        .ok_or_else(|| Problem::invalid("id", "the job id in the path must be a positive number"))?;
-    match app.store.revive_job(id).await? {
+    match store.revive_job(id).await? {
         None => {
             Err(Problem::new(StatusCode::NOT_FOUND, "unknown-job", "Unknown job", "no job has this id")
                 .with_field("id"))
@@ -125,8 +167,44 @@ pub async fn retry_job(
         .with_field("id")),
         Some((true, job)) => {
             tracing::info!(id, account_id = job.account_id, kind = job.job.kind(), "operator retried a dead job");
-            app.queue.wake();
+            queue.wake();
             Ok(Json(RetryAnswer { job }))
         }
     }
+}
+
+/// `GET /healthz`.
+async fn healthz(State(store): State<Store>, State(lifecycle): State<Lifecycle>) -> Response {
+    match store.ping().await {
+        Ok(()) if !lifecycle.is_shutting_down() => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Ok(()) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "shutting_down"}))).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: store unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "store_unavailable"}))).into_response()
+        }
+    }
+}
+
+/// Refreshes the queue-depth gauge from the store.
+pub(crate) async fn sample_job_depth(store: &Store, metrics: &Metrics) {
+    match store.job_counts().await {
+        Ok(counts) => {
+            let depth = counts.into_iter().map(|(state, n)| (state.as_str(), n)).collect();
+            *metrics.job_depth.lock().unwrap_or_else(|e| e.into_inner()) = depth;
+        }
+        Err(e) => tracing::warn!(error = %e, "sampling the job queue failed"),
+    }
+}
+
+/// `GET /metrics`.
+async fn metrics(
+    State(store): State<Store>,
+    State(metrics): State<Arc<Metrics>>,
+    State(hub): State<Arc<Hub>>,
+) -> Response {
+    sample_job_depth(&store, &metrics).await;
+    let body = metrics.render(hub.queue_depth());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

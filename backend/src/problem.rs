@@ -124,6 +124,21 @@ impl From<anyhow::Error> for Problem {
     }
 }
 
+/// The fallback of every router: no route has this path.
+pub(crate) async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "No such endpoint", "see GET /openapi.json for the routes")
+}
+
+/// The 405 fallback each module's router sets on its routes.
+pub(crate) async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "see GET /openapi.json for the routes",
+    )
+}
+
 /// Describes a JSON deserialisation failure as a problem naming the path.
 ///
 /// `serde_path_to_error` knows where in the document serde gave up; when the

@@ -21,9 +21,11 @@
 //!   is claimed again. Handlers therefore check before they create (a call
 //!   note is looked up by its `uniq` first, an incoming lead by its call).
 //! - **Retries** wait `backoff_base · 2^(attempt−1)`, capped at
-//!   `backoff_cap`, with full jitter (a random wait between half and all of
-//!   it, so a Kommo outage does not end in a thundering herd), and at least
-//!   what Kommo's `Retry-After` asked. After `max_attempts` the job is
+//!   `backoff_cap`, with equal jitter (a random wait between half and all of
+//!   it, so a Kommo outage does not end in a thundering herd, and no retry
+//!   comes back at once; [`callcard_calls::backoff`]). Kommo's `Retry-After`
+//!   is honoured inside the client (up to its `max_retry_after`); this wait
+//!   does not look at it. After `max_attempts` the job is
 //!   **dead**: parked for an operator (`GET /ops/jobs?state=dead`,
 //!   `POST /ops/jobs/{id}/retry`, see [`crate::ops`]).
 //! - **Re-authorization.** While an account's grant is refused, its jobs
@@ -39,11 +41,12 @@
 use crate::config::QueueConfig;
 use crate::kommo_access::KommoAccess;
 use crate::metrics::Metrics;
+pub use crate::store::jobs::Job;
 use crate::store::jobs::JobRecord;
 use crate::store::{now_ms, Store};
 use crate::sync::{self, JobFailure, SyncContext};
+use callcard_calls::backoff::{Backoff, Jitter};
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -52,36 +55,6 @@ use tracing::Instrument;
 
 /// How long a stopping worker lets its current job finish before releasing it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-
-/// Something to do in Kommo for one call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Job {
-    /// The call ended: log it in Kommo (once).
-    LogCall { call_id: String },
-    /// Late data (recording, corrected end, the manager's note): bring the
-    /// call note up to date (logging it first if it is not yet).
-    UpdateCallLog { call_id: String },
-    /// The manager saved a call result (`crate::sync::results`).
-    ApplyCallResult { call_id: String },
-}
-
-impl Job {
-    /// The `kind` column, as in the JSON payload.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::LogCall { .. } => "log_call",
-            Self::UpdateCallLog { .. } => "update_call_log",
-            Self::ApplyCallResult { .. } => "apply_call_result",
-        }
-    }
-
-    pub fn call_id(&self) -> &str {
-        match self {
-            Self::LogCall { call_id } | Self::UpdateCallLog { call_id } | Self::ApplyCallResult { call_id } => call_id,
-        }
-    }
-}
 
 /// The queue's handle: enqueue and wake the workers. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -133,13 +106,11 @@ impl Queue {
     }
 }
 
-/// The backoff before attempt `attempts + 1`: exponential, capped, with
-/// jitter between half and all of it.
+/// The backoff before attempt `attempts + 1` (attempts from 1):
+/// exponential, capped, with equal jitter (module docs).
 pub fn backoff(config: &QueueConfig, attempts: u32, rng: &mut impl Rng) -> Duration {
-    let exp = attempts.saturating_sub(1).min(30);
-    let ceiling = config.backoff_base.saturating_mul(1 << exp).min(config.backoff_cap);
-    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(rng.gen_range(nanos / 2..=nanos))
+    Backoff { base: config.backoff_base, cap: config.backoff_cap, jitter: Jitter::Equal }
+        .delay(attempts.saturating_sub(1), rng.gen())
 }
 
 /// One worker task.
@@ -278,15 +249,6 @@ impl Worker {
 mod tests {
     use super::*;
     use rand::SeedableRng;
-
-    #[test]
-    fn jobs_serialise_with_their_kind() {
-        let job = Job::UpdateCallLog { call_id: "c1".into() };
-        let json = serde_json::to_value(&job).unwrap();
-        assert_eq!(json, serde_json::json!({"kind": "update_call_log", "call_id": "c1"}));
-        assert_eq!(json["kind"], job.kind());
-        assert_eq!(serde_json::from_value::<Job>(json).unwrap(), job);
-    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_a_cap() {

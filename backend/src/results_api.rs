@@ -2,7 +2,7 @@
 //!
 //! The widget posts a [`CallResult`] (the record the call belongs on, the
 //! manager's note, optionally a follow-up task) with Kommo's one-time token in
-//! `X-Auth-Token`, like every other widget call ([`crate::widget`]). The
+//! `X-Auth-Token`, like every other widget call ([`WidgetCaller`]). The
 //! backend checks it, stores it on the call, enqueues
 //! [`Job::ApplyCallResult`] and answers **202** at once with the call as the
 //! widget now sees it (`has_result: true`); the job does the Kommo work
@@ -30,17 +30,20 @@
 //! idempotent, so the second run moves what must move and creates nothing
 //! twice.
 
-use crate::backend::App;
-use crate::intake::read_body;
+use crate::extract::{LimitedBody, Param, PathParam};
+use crate::kommo_access::KommoAccess;
+use crate::one_time_token::WidgetCaller;
 use crate::problem::{self, Problem};
-use crate::queue::Job;
-use crate::store::CrmChange;
-use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use crate::queue::Queue;
+use crate::state::App;
+use crate::store::jobs::Job;
+use crate::store::{CrmChange, Store};
+use crate::sync::caller_id::CallerIdService;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use callcard_calls::feed::CallView;
 use callcard_calls::result::CallResult;
 use callcard_calls::EntityRef;
 use kommo_client::KommoError;
@@ -49,38 +52,40 @@ use std::sync::Arc;
 /// The largest result body accepted (a note is at most 10 000 characters).
 const RESULT_BODY_LIMIT: usize = 128 * 1024;
 
-/// `POST /widget/calls/{call_id}/result`.
-pub async fn post_result(
-    State(app): State<Arc<App>>,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    match save(&app, path, &headers, body).await {
-        Ok(view) => (StatusCode::ACCEPTED, Json(view)).into_response(),
-        Err(p) => p.into_response(),
+pub(crate) fn router() -> Router<App> {
+    Router::new()
+        .route("/widget/calls/{call_id}/result", post(post_result))
+        .method_not_allowed_fallback(problem::method_not_allowed)
+}
+
+/// The call in the path: the PBX's call id.
+struct CallId(String);
+
+impl PathParam for CallId {
+    const NAME: &'static str = "call_id";
+    const EXPECTED: &'static str = "the path must name a call";
+
+    fn parse(raw: &str) -> Option<Self> {
+        (!raw.is_empty()).then(|| CallId(raw.to_string()))
     }
 }
 
-async fn save(
-    app: &Arc<App>,
-    path: Result<Path<String>, PathRejection>,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<callcard_calls::feed::CallView, Problem> {
-    let who = crate::widget::caller(app, headers).await?;
+/// `POST /widget/calls/{call_id}/result`.
+async fn post_result(
+    State(store): State<Store>,
+    State(queue): State<Queue>,
+    State(access): State<KommoAccess>,
+    State(caller_id): State<Arc<CallerIdService>>,
+    who: WidgetCaller,
+    Param(CallId(call_id)): Param<CallId>,
+    LimitedBody(body): LimitedBody<RESULT_BODY_LIMIT>,
+) -> Result<(StatusCode, Json<CallView>), Problem> {
     let account_id = who.account.account_id;
-    let call_id = path
-        .ok()
-        .map(|Path(id)| id)
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| Problem::invalid("call_id", "the path must name a call"))?;
-    let body = read_body(headers, body, RESULT_BODY_LIMIT).await?;
     let de = &mut serde_json::Deserializer::from_slice(&body);
     let result: CallResult = serde_path_to_error::deserialize(de).map_err(|e| problem::from_json_error(e, ""))?;
     result.validate().map_err(|e| Problem::invalid(e.field, e.reason))?;
 
-    let call = app.store.call(account_id, &call_id).await?.ok_or_else(|| {
+    let call = store.call(account_id, &call_id).await?.ok_or_else(|| {
         Problem::new(StatusCode::NOT_FOUND, "unknown-call", "Unknown call", "no call with this id in this account")
             .with_field("call_id")
     })?;
@@ -93,10 +98,10 @@ async fn save(
         )
         .with_field("call_id"));
     }
-    check_entity_exists(app, account_id, result.entity).await?;
+    check_entity_exists(&access, &caller_id, account_id, result.entity).await?;
 
     let json = serde_json::to_string(&result).map_err(|e| Problem::unavailable(&e))?;
-    app.store
+    store
         .update_call_crm(
             account_id,
             &call_id,
@@ -109,26 +114,31 @@ async fn save(
         )
         .await?;
     // A new result supersedes the reason the last one failed.
-    let saved = app.store.set_result_error(account_id, &call_id, None).await?;
+    let saved = store.set_result_error(account_id, &call_id, None).await?;
     // Stored first, then enqueued: a job that ran before the result was
     // stored would find nothing to do. If enqueueing fails the widget gets a
     // 503 and saves again, which is harmless.
-    app.queue.enqueue(account_id, Job::ApplyCallResult { call_id: call_id.clone() }).await?;
+    queue.enqueue(account_id, Job::ApplyCallResult { call_id: call_id.clone() }).await?;
     tracing::info!(account_id, user_id = who.user_id, call_id, entity = ?result.entity, "call result saved");
     let saved = saved.ok_or_else(|| Problem::unavailable(&"the call disappeared while saving its result"))?;
-    Ok(saved.view())
+    Ok((StatusCode::ACCEPTED, Json(saved.view())))
 }
 
 /// Refuses a record Kommo says does not exist (module docs).
-async fn check_entity_exists(app: &App, account_id: u64, entity: EntityRef) -> Result<(), Problem> {
-    let kommo = match app.access.kommo_client(account_id).await {
+async fn check_entity_exists(
+    access: &KommoAccess,
+    caller_id: &CallerIdService,
+    account_id: u64,
+    entity: EntityRef,
+) -> Result<(), Problem> {
+    let kommo = match access.kommo_client(account_id).await {
         Ok(kommo) => kommo,
         Err(e) => {
             tracing::warn!(account_id, error = %e, "cannot check the chosen record; accepting the result");
             return Ok(());
         }
     };
-    match app.caller_id.names().lookup(&kommo, entity).await {
+    match caller_id.names().lookup(&kommo, entity).await {
         Ok(_) => Ok(()),
         Err(KommoError::NotFound) => Err(Problem::invalid(
             "entity.id",

@@ -7,10 +7,15 @@
 //! SHA-256; it is bound to one account and user and expires after
 //! `ticket_ttl`. Until then it opens WebSockets and answers polls (an open
 //! WebSocket outlives its ticket).
+//!
+//! Feed handlers take a [`FeedTicket`]: the owner of the ticket in the query
+//! string, redeemed by the extractor.
 
 use crate::problem::Problem;
 use crate::store::credentials::TicketOwner;
 use crate::store::{now_ms, Store};
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
 use base64::Engine;
 use callcard_calls::feed::Ticket;
 use rand::RngCore;
@@ -50,4 +55,24 @@ pub async fn redeem(store: &Store, ticket: Option<&str>) -> Result<TicketOwner, 
         .ticket(&hash(ticket))
         .await?
         .ok_or_else(|| refused("the ticket is unknown or expired; get a new one from POST /widget/ticket"))
+}
+
+/// The owner of a valid ticket in the `ticket` query parameter.
+pub(crate) struct FeedTicket(pub TicketOwner);
+
+impl<S> FromRequestParts<S> for FeedTicket
+where
+    S: Send + Sync,
+    Store: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        #[derive(serde::Deserialize)]
+        struct TicketQuery {
+            ticket: Option<String>,
+        }
+        let axum::extract::Query(query) = axum::extract::Query::<TicketQuery>::try_from_uri(&parts.uri)?;
+        redeem(&Store::from_ref(state), query.ticket.as_deref()).await.map(FeedTicket)
+    }
 }

@@ -12,19 +12,22 @@
 //! - `POST /widget/calls/{call_id}/result`: the Call summary's result, in
 //!   [`crate::results_api`] (authenticated the same way).
 //!
-//! CORS admits only origins of provisioned accounts, and a request whose
-//! `Origin` is not the token's own account's origin is refused: a page on one
-//! account cannot act for another even with a valid token.
+//! Every handler takes a [`WidgetCaller`] (`crate::one_time_token`): the
+//! token verified, and the request's `Origin` the token's own account's.
+//! CORS admits only origins of provisioned accounts.
 
-use crate::backend::App;
-use crate::intake::read_body;
-use crate::problem::Problem;
-use crate::store::accounts::normalize_origin;
+use crate::config::Config;
+use crate::extract::LimitedBody;
+use crate::kommo_access::KommoAccess;
+use crate::one_time_token::WidgetCaller;
+use crate::problem::{self, Problem};
+use crate::state::App;
+use crate::store::Store;
 use crate::ticket;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use axum::Json;
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
 use callcard_calls::extensions::{ExtensionMap, ExtensionMapError};
 use callcard_calls::feed::Ticket;
 use std::sync::Arc;
@@ -34,27 +37,19 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 /// The largest settings body accepted.
 const SETTINGS_BODY_LIMIT: usize = 64 * 1024;
 
-/// Verifies the token and that the request comes from the account's origin.
-pub(crate) async fn caller(app: &App, headers: &HeaderMap) -> Result<crate::one_time_token::Verified, Problem> {
-    let verified = app.verifier.verify(headers, &app.store).await?;
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        if normalize_origin(origin) != verified.account.origin {
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "wrong-origin",
-                "The request comes from another account's origin",
-                "the Origin header must be the origin of the token's account",
-            )
-            .with_field("Origin"));
-        }
-    }
-    Ok(verified)
+/// The widget's own routes (the feed's and the call result's are in their
+/// modules; [`cors`] covers them all).
+pub(crate) fn router() -> Router<App> {
+    Router::new()
+        .route("/widget/ticket", post(post_ticket))
+        .route("/widget/settings", put(put_settings))
+        .route("/widget/status", get(get_status))
+        .method_not_allowed_fallback(problem::method_not_allowed)
 }
 
 /// `GET /widget/status`.
-pub async fn get_status(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {
-    let who = caller(&app, &headers).await?;
-    let status = app.access.status(who.account.account_id).await?;
+async fn get_status(State(access): State<KommoAccess>, who: WidgetCaller) -> Result<Json<serde_json::Value>, Problem> {
+    let status = access.status(who.account.account_id).await?;
     Ok(Json(serde_json::json!({
         "backend": "ok",
         "authorized": status.authorized,
@@ -63,16 +58,21 @@ pub async fn get_status(State(app): State<Arc<App>>, headers: HeaderMap) -> Resu
 }
 
 /// `POST /widget/ticket`.
-pub async fn post_ticket(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Ticket>, Problem> {
-    let who = caller(&app, &headers).await?;
-    let ticket = ticket::issue(&app.store, who.account.account_id, who.user_id, app.config.ticket_ttl).await?;
+async fn post_ticket(
+    State(store): State<Store>,
+    State(config): State<Arc<Config>>,
+    who: WidgetCaller,
+) -> Result<Json<Ticket>, Problem> {
+    let ticket = ticket::issue(&store, who.account.account_id, who.user_id, config.ticket_ttl).await?;
     Ok(Json(ticket))
 }
 
 /// `PUT /widget/settings`.
-pub async fn put_settings(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Result<StatusCode, Problem> {
-    let who = caller(&app, &headers).await?;
-    let body = read_body(&headers, body, SETTINGS_BODY_LIMIT).await?;
+async fn put_settings(
+    State(store): State<Store>,
+    who: WidgetCaller,
+    LimitedBody(body): LimitedBody<SETTINGS_BODY_LIMIT>,
+) -> Result<StatusCode, Problem> {
     let value: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| Problem::malformed(None, format!("the body is not JSON: {e}")))?;
     let users = value
@@ -80,7 +80,7 @@ pub async fn put_settings(State(app): State<Arc<App>>, headers: HeaderMap, body:
         .and_then(|o| o.get("users"))
         .ok_or_else(|| Problem::invalid("users", "the body must be {\"users\": <the widget's users setting>}"))?;
     let map = ExtensionMap::parse(users).map_err(extension_problem)?;
-    app.store.set_extensions(who.account.account_id, &map).await?;
+    store.set_extensions(who.account.account_id, &map).await?;
     tracing::info!(
         account_id = who.account.account_id,
         user_id = who.user_id,
@@ -103,13 +103,13 @@ fn extension_problem(e: ExtensionMapError) -> Problem {
 /// CORS for the widget routes: only provisioned accounts' origins, checked
 /// against the database so an account provisioned on another instance is
 /// admitted too.
-pub fn cors(app: Arc<App>) -> CorsLayer {
+pub(crate) fn cors(store: Store) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::async_predicate(move |origin: HeaderValue, _parts| {
-            let app = app.clone();
+            let store = store.clone();
             async move {
                 match origin.to_str() {
-                    Ok(origin) => app.store.origin_is_known(origin).await.unwrap_or(false),
+                    Ok(origin) => store.origin_is_known(origin).await.unwrap_or(false),
                     Err(_) => false,
                 }
             }

@@ -6,12 +6,12 @@
 mod common;
 mod sandboxed;
 
-use callcard_backend::store::{CrmChange, StoredCall, SyncState};
-use callcard_backend::sync::results::apply_call_result;
+use callcard_backend::apply_call_result;
+use callcard_backend::{CrmChange, StoredCall, SyncState};
 use callcard_calls::{EntityKind, EntityRef};
 use common::Db;
 use kommo_sandbox::seed::numbers;
-use kommo_sandbox::store::UnsortedStatus;
+use kommo_sandbox::UnsortedStatus;
 use sandboxed::{Env, ANNA, BRUNO};
 use serde_json::{json, Value};
 
@@ -158,7 +158,7 @@ async fn a_known_caller_moved_to_another_lead(db: Db) {
     env.stop().await;
 }
 
-fn contact_named_in(st: &kommo_sandbox::store::Store, name: &str) -> EntityRef {
+fn contact_named_in(st: &kommo_sandbox::Store, name: &str) -> EntityRef {
     st.contacts.values().find(|c| c.name == name).unwrap().entity_ref()
 }
 

@@ -8,8 +8,8 @@
 
 mod common;
 
-use callcard_backend::store::jobs::JobState;
-use callcard_backend::store::CrmChange;
+use callcard_backend::CrmChange;
+use callcard_backend::JobState;
 use callcard_backend::{Backend, Config, Job, QueueConfig};
 use common::{deliver, post_signed, Account, Db, Instance};
 use kommo_sandbox::seed::numbers;
@@ -95,7 +95,7 @@ impl Kommo {
     /// Where Kommo's own call-logging rule puts a call from `phone`.
     fn expected(&self, phone: &str) -> Option<(String, u64)> {
         let st = self.sandbox.store();
-        kommo_sandbox::calls::match_call(&st, phone).map(|r| (r.kind.as_str().to_string(), r.id))
+        kommo_sandbox::match_call(&st, phone).map(|r| (r.kind.as_str().to_string(), r.id))
     }
 
     fn stop(self) {
@@ -226,7 +226,6 @@ async fn every_branch_lands_once_on_the_right_entity(db: Db) {
     }
     instance.stop().await;
     kommo.stop();
-    db.cleanup().await;
 }
 
 async fn late_data_patches_the_same_note_and_keeps_the_managers_words(db: Db) {
@@ -284,7 +283,6 @@ async fn late_data_patches_the_same_note_and_keeps_the_managers_words(db: Db) {
     assert!(!quiet["params"]["call_result"].as_str().unwrap().contains("Recording:"));
     instance.stop().await;
     kommo.stop();
-    db.cleanup().await;
 }
 
 async fn batches_log_each_call(db: Db) {
@@ -313,7 +311,6 @@ async fn batches_log_each_call(db: Db) {
     assert_eq!(n2["params"]["duration"], 0);
     instance.stop().await;
     kommo.stop();
-    db.cleanup().await;
 }
 
 async fn faults_end_with_one_note_per_call(db: Db) {
@@ -361,7 +358,6 @@ async fn faults_end_with_one_note_per_call(db: Db) {
     println!("faults injected: {injected}");
     instance.stop().await;
     kommo.stop();
-    db.cleanup().await;
 }
 
 async fn dead_letters_wait_for_an_operator(db: Db) {
@@ -420,7 +416,6 @@ async fn dead_letters_wait_for_an_operator(db: Db) {
     assert_eq!(r.status(), 409, "a done job is not retried");
     instance.stop().await;
     kommo.stop();
-    db.cleanup().await;
 }
 
 async fn a_worker_that_dies_mid_job_loses_nothing_and_duplicates_nothing(db: Db) {
@@ -451,12 +446,11 @@ async fn a_worker_that_dies_mid_job_loses_nothing_and_duplicates_nothing(db: Db)
     first.stop().await;
     second.stop().await;
     kommo.stop();
-    db.cleanup().await;
 }
 
 /// What a worker does before it records anything: the note in Kommo.
-async fn kommo_sandbox_write_note_then_forget(ctx: &callcard_backend::sync::SyncContext) {
-    callcard_backend::sync::logging::sync_call_log(ctx, "crash").await.unwrap();
+async fn kommo_sandbox_write_note_then_forget(ctx: &callcard_backend::SyncContext) {
+    callcard_backend::sync_call_log(ctx, "crash").await.unwrap();
     // "Forget" what it recorded, as if the commit never happened.
     ctx.store.update_call_crm(ctx.account_id, "crash", CrmChange::default()).await.unwrap();
     sqlx::query("UPDATE calls SET note_id = NULL, note_params = NULL, note_entity_kind = NULL, note_entity_id = NULL, logged_at = NULL")
@@ -508,7 +502,6 @@ async fn a_revoked_grant_parks_work_until_reinstalled(db: Db) {
     assert_eq!(widget_status(instance.base.clone(), account.clone()).await["authorized"], true);
     instance.stop().await;
     kommo.stop();
-    db.cleanup().await;
 }
 
 async fn the_install_endpoint_refuses_clearly(db: Db) {
@@ -547,7 +540,6 @@ async fn the_install_endpoint_refuses_clearly(db: Db) {
     assert!(sealed.starts_with("enc:v1:") && !sealed.contains(&account.secret));
     instance.stop().await;
     kommo.stop();
-    db.cleanup().await;
 }
 
 /// How many Kommo requests logging costs (Kommo allows 7 per second).
@@ -580,7 +572,6 @@ async fn requests_per_call(db: Db) {
     }
     instance.stop().await;
     kommo.stop();
-    db.cleanup().await;
 }
 
 on_both_stores!(

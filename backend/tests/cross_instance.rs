@@ -61,7 +61,6 @@ async fn an_event_received_by_one_instance_reaches_a_widget_on_another() {
 
     b.stop().await;
     a.stop().await;
-    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,5 +96,4 @@ async fn a_silent_peer_is_dropped_and_heartbeats_flow() {
     assert!(heartbeats >= 1, "no heartbeat was sent");
     assert!(closed, "a peer silent for two heartbeats must be dropped");
     node.stop().await;
-    db.cleanup().await;
 }

@@ -99,7 +99,6 @@ async fn one_time_tokens_are_verified_completely(db: Db) {
     let ws = tokio_tungstenite::connect_async(format!("{}/widget/feed?ticket=forged", node.ws_base)).await;
     assert!(ws.is_err(), "a forged ticket must not open a feed");
     node.stop().await;
-    db.cleanup().await;
 }
 
 async fn each_user_sees_only_their_own_calls_on_the_websocket(db: Db) {
@@ -156,7 +155,6 @@ async fn each_user_sees_only_their_own_calls_on_the_websocket(db: Db) {
     assert_eq!(current.latest_offset, 2);
     assert!(node.backend.metrics_text().contains("callcard_connected_clients 4"));
     node.stop().await;
-    db.cleanup().await;
 }
 
 async fn poll(node: &Instance, ticket: &str, since: u64) -> PollAnswer {
@@ -211,7 +209,6 @@ async fn each_user_sees_only_their_own_calls_when_polling(db: Db) {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(woke.events.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![3]);
     node.stop().await;
-    db.cleanup().await;
 }
 
 async fn a_reconnecting_widget_resumes_from_its_offset_or_hears_of_the_gap(db: Db) {
@@ -259,7 +256,6 @@ async fn a_reconnecting_widget_resumes_from_its_offset_or_hears_of_the_gap(db: D
     let polled = poll(&node, &ticket(&node.base, &acme, 11).await, 12).await;
     assert_eq!(polled.events.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![13, 14, 15]);
     node.stop().await;
-    db.cleanup().await;
 }
 
 async fn settings_map_extensions_and_name_bad_fields(db: Db) {
@@ -285,5 +281,4 @@ async fn settings_map_extensions_and_name_bad_fields(db: Db) {
     deliver(&node.base, &acme, &event("ringing", "c-1", "101", now_ms())).await;
     assert_eq!(event_of(next(&mut anna, SOON).await), (1, "c-1".into()));
     node.stop().await;
-    db.cleanup().await;
 }

@@ -100,7 +100,6 @@ async fn refused_requests_store_nothing(db: Db) {
     assert_eq!(ack["changed"], true);
     assert!(node.backend.call(account.id, "c-refused").await.unwrap().is_some());
     node.stop().await;
-    db.cleanup().await;
 }
 
 async fn retried_and_reordered_events_make_one_call(db: Db) {
@@ -155,7 +154,6 @@ async fn retried_and_reordered_events_make_one_call(db: Db) {
     assert_eq!(theirs.call.status(), callcard_calls::CallStatus::Ringing);
     assert_eq!(node.backend.call(account.id, "c-1").await.unwrap().unwrap().version, 4);
     node.stop().await;
-    db.cleanup().await;
 }
 
 async fn concurrent_deliveries_converge(db: Db) {
@@ -181,7 +179,6 @@ async fn concurrent_deliveries_converge(db: Db) {
     assert!(stored.call.recording.is_some());
     assert_eq!(stored.version as usize, changed);
     node.stop().await;
-    db.cleanup().await;
 }
 
 /// Hundreds of webhooks at once are stored in shared transactions (group
@@ -235,7 +232,6 @@ async fn a_burst_loses_nothing_and_keeps_each_feed_in_order(db: Db) {
     let metrics = node.backend.metrics_text();
     assert!(metrics.contains(&format!("callcard_intake_deliveries_total {}", CALLS_PER_USER * 6)), "{metrics}");
     node.stop().await;
-    db.cleanup().await;
 }
 
 async fn batches_answer_per_call(db: Db) {
@@ -273,7 +269,6 @@ async fn batches_answer_per_call(db: Db) {
     let r = post_signed(&node.base, &format!("/pbx/{}/calls", account.id), &account.secret, r#"{"call":[]}"#).await;
     assert_problem(r, 422, "calls").await;
     node.stop().await;
-    db.cleanup().await;
 }
 
 async fn bad_input_is_a_problem_naming_the_field(db: Db) {
@@ -329,5 +324,4 @@ async fn bad_input_is_a_problem_naming_the_field(db: Db) {
 
     assert!(node.backend.call(account.id, "c-bad").await.unwrap().is_none());
     node.stop().await;
-    db.cleanup().await;
 }

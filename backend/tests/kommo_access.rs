@@ -3,7 +3,7 @@
 
 mod common;
 
-use callcard_backend::store::jobs::JobState;
+use callcard_backend::JobState;
 use callcard_backend::{Backend, Config, QueueConfig};
 use common::{Account, Db};
 use kommo_sandbox::seed::numbers;
@@ -55,7 +55,7 @@ fn max_in_window(starts: &[Instant], w: Duration) -> usize {
 async fn two_instances_share_seven_requests_per_second() {
     let db = Db::postgres().await;
     let (sandbox, origin) = sandbox(|c| c).await;
-    let key = callcard_backend::secrets::Secrets::random_key_text();
+    let key = callcard_backend::Secrets::random_key_text();
     let a = Backend::start(config(&db, &sandbox, &origin, &key, 0)).await.unwrap();
     let b = Backend::start(config(&db, &sandbox, &origin, &key, 0)).await.unwrap();
     let account = sandbox.account_id();
@@ -86,7 +86,6 @@ async fn two_instances_share_seven_requests_per_second() {
     println!("48 starts from 2 instances over {span:?}; at most {most} in any second");
     a.shutdown().await;
     b.shutdown().await;
-    db.cleanup().await;
 }
 
 /// An expiring token, two instances, many concurrent requests: exactly one
@@ -95,7 +94,7 @@ async fn two_instances_share_seven_requests_per_second() {
 async fn one_refresh_across_instances() {
     let db = Db::postgres().await;
     let (sandbox, origin) = sandbox(|c| c.with_access_token_ttl(Duration::from_secs(4))).await;
-    let key = callcard_backend::secrets::Secrets::random_key_text();
+    let key = callcard_backend::Secrets::random_key_text();
     let a = Backend::start(config(&db, &sandbox, &origin, &key, 0)).await.unwrap();
     let b = Backend::start(config(&db, &sandbox, &origin, &key, 0)).await.unwrap();
     let account = install(&a, &sandbox, &origin).await;
@@ -123,14 +122,13 @@ async fn one_refresh_across_instances() {
     assert!(!a.kommo().status(account.id).await.unwrap().needs_reauthorization);
     a.shutdown().await;
     b.shutdown().await;
-    db.cleanup().await;
 }
 
 /// The `callcard-backend` binary, killed with SIGKILL while it works through
 /// the queue, then restarted: every call ends with exactly one note.
 async fn kill_9_mid_queue(db: Db) {
     let (sandbox, origin) = sandbox(|c| c).await;
-    let key = callcard_backend::secrets::Secrets::random_key_text();
+    let key = callcard_backend::Secrets::random_key_text();
     // Provision and install with an in-process backend, as an operator would.
     let setup = Backend::start(config(&db, &sandbox, &origin, &key, 0)).await.unwrap();
     let account = install(&setup, &sandbox, &origin).await;
@@ -225,7 +223,6 @@ async fn kill_9_mid_queue(db: Db) {
     child.kill().unwrap();
     child.wait().unwrap();
     setup.shutdown().await;
-    db.cleanup().await;
 }
 
 on_both_stores!(kill_9_mid_queue);

@@ -174,23 +174,6 @@ pub fn results_markdown(info: &RunInfo, rows: &[Row], sections: &[(String, Strin
     out
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds.
-pub fn utc_date(unix_secs: i64) -> String {
-    let days = unix_secs.div_euclid(86_400);
-    let secs = unix_secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,7 +211,7 @@ mod tests {
     fn markdown_has_header_table_and_sections() {
         let info = RunInfo {
             machine: "AMD EPYC, 2 cores".into(),
-            date_utc: utc_date(0),
+            date_utc: callcard_calls::note::format_utc(0),
             commit: "abc1234".into(),
             command: "cargo xtask bench".into(),
             duration: "5 min".into(),
@@ -240,11 +223,5 @@ mod tests {
         assert!(md.contains("| # | measure | figure | same-run baseline | target | verdict |"));
         assert!(md.contains("no CRM sync \\| yet"), "pipes are escaped: {md}");
         assert!(md.contains("\n## 1. Call-pop\n\nstages\n"));
-    }
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc_date(1_763_691_600), "2025-11-21 02:20:00 UTC");
-        assert_eq!(utc_date(951_782_400), "2000-02-29 00:00:00 UTC");
     }
 }

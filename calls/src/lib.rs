@@ -22,7 +22,10 @@
 //! - [`signature`]: HMAC-SHA256 webhook signatures with a replay window.
 //! - [`phonebook`]: an account's phonebook and Kommo's caller-ID rule over it
 //!   (who is calling, with names, without asking Kommo).
+//! - [`backoff`]: exponential backoff with full or equal jitter, the random
+//!   draw passed in (the Kommo client, the job queue, the widget).
 
+pub mod backoff;
 pub mod call;
 pub mod entity;
 pub mod event;

@@ -90,7 +90,7 @@ impl Demo {
             integration_secret: integration_secret.clone(),
             public_base_url: backend_url.clone(),
             // A fresh key per run: the demo's credentials are throwaway.
-            secret_key: Some(callcard_backend::secrets::Secrets::random_key_text()),
+            secret_key: Some(callcard_backend::Secrets::random_key_text()),
             // Every account's "Kommo" is the sandbox on this very origin.
             kommo_base_url: Some(base_url.clone()),
             client_id: sandbox.config().client_id.clone(),

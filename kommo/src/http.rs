@@ -15,8 +15,8 @@
 //! read answers; nothing there knows about tokens, budgets or retries.
 
 use crate::budget::{LocalBudget, RequestBudget};
-use crate::oauth::AccessTokens;
 use crate::retry::{self, Idempotency};
+use crate::tokens::AccessTokens;
 use crate::{ClientConfig, KommoError, Problem};
 use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
 use reqwest::{Method, StatusCode};

@@ -14,6 +14,8 @@
 //!
 //! ## Layout, one concept per file
 //!
+//! The modules are private; what callers use is re-exported at the root.
+//!
 //! The machinery:
 //!
 //! - [`config`]: [`ClientConfig`], timeouts and retry policy.
@@ -22,9 +24,10 @@
 //! - [`budget`]: the [`RequestBudget`] trait (7 requests/second per account,
 //!   shared by every worker and instance) and [`LocalBudget`], its
 //!   in-process GCRA implementation.
-//! - [`oauth`]: [`OAuthClient`] for `POST /oauth2/access_token`, the
-//!   [`AccessTokens`] trait, and [`InMemoryTokens`] (refresh ahead of expiry,
-//!   one refresh in flight per account) and [`StaticToken`].
+//! - [`tokens`]: the [`AccessTokens`] trait, where a client gets its tokens.
+//! - [`oauth`]: [`OAuthClient`] for `POST /oauth2/access_token`, and
+//!   [`InMemoryTokens`] (refresh ahead of expiry, one refresh in flight per
+//!   account) and [`StaticToken`].
 //! - [`retry`]: which failures are retried, and the backoff with full jitter.
 //! - [`http`]: [`KommoClient`] and the request pipeline.
 //!
@@ -47,37 +50,41 @@
 //! Entity kinds and references are the shared [`callcard_calls::EntityKind`]
 //! and [`callcard_calls::EntityRef`], re-exported here.
 
-pub mod account;
-pub mod budget;
-pub mod caller_id;
-pub mod calls;
-pub mod config;
-pub mod entities;
-pub mod error;
-pub mod http;
-pub mod links;
-pub mod listing;
-pub mod notes;
-pub mod oauth;
-pub mod retry;
-pub mod tasks;
-pub mod unsorted;
-pub mod webhooks;
+mod account;
+mod budget;
+mod caller_id;
+mod calls;
+mod config;
+mod entities;
+mod error;
+mod http;
+mod links;
+mod listing;
+mod notes;
+mod oauth;
+mod retry;
+mod tasks;
+mod tokens;
+mod unsorted;
+mod webhooks;
 
 pub use account::{Account, User};
 pub use budget::{Gcra, LocalBudget, Quota, RequestBudget, Unlimited};
 pub use caller_id::CallerMatch;
 pub use calls::{CallError, CallStatus, CallsAnswer, LoggedCall, NewCall};
 pub use config::ClientConfig;
-pub use entities::{Company, Contact, CustomField, Customer, Embedded, FieldValue, Lead, Party, Record, Related, With};
+pub use entities::{
+    Company, Contact, CustomField, Customer, Embedded, FieldValue, Lead, Party, Record, Related, With, STATUS_LOST,
+};
 pub use error::{FieldError, KommoError, Problem, ValidationErrors};
 pub use http::{KommoClient, KommoClientBuilder};
 pub use links::Link;
 pub use listing::{Listing, Page};
 pub use notes::{CallNoteParams, NewNote, Note, NoteBody, NoteRef, NoteType};
-pub use oauth::{AccessTokens, InMemoryTokens, OAuthApp, OAuthClient, OnRefresh, StaticToken, TokenSet};
+pub use oauth::{InMemoryTokens, OAuthApp, OAuthClient, OnRefresh, StaticToken, TokenSet};
 pub use retry::Idempotency;
-pub use tasks::{NewTask, Task, TaskRef};
+pub use tasks::{NewTask, Task, TaskRef, TASK_FOLLOW_UP, TASK_MEETING};
+pub use tokens::AccessTokens;
 pub use unsorted::{
     NewSipUnsorted, NewUnsortedContact, NewUnsortedEmbedded, NewUnsortedLead, SipMetadata, Unsorted, UnsortedEmbedded,
     UnsortedRef,

@@ -27,6 +27,7 @@
 
 use crate::http::{answer, decode, http_client, normalize_base_url, transport_error};
 use crate::retry::{self, Idempotency};
+use crate::tokens::AccessTokens;
 use crate::{ClientConfig, KommoError};
 use futures::future::BoxFuture;
 use reqwest::header::ACCEPT;
@@ -35,25 +36,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Where the API client gets its access tokens. Implementations are shared
-/// by every client of an account and must be safe to call concurrently.
-pub trait AccessTokens: Send + Sync + 'static {
-    /// A token that is valid now, refreshing first if it is (nearly) expired.
-    fn access_token(&self, account_id: u64) -> BoxFuture<'_, Result<String, KommoError>>;
-
-    /// Kommo answered 401 to `rejected`. Make sure the next
-    /// [`access_token`](Self::access_token) returns a different, fresh token:
-    /// refresh, unless another caller already replaced `rejected` (then do
-    /// nothing: that is what keeps one 401 storm to one refresh). Fails with
-    /// [`KommoError::Unauthorized`] or [`KommoError::ReauthorizationNeeded`]
-    /// when no new token can be had.
-    fn refresh_after_rejection<'a>(
-        &'a self,
-        account_id: u64,
-        rejected: &'a str,
-    ) -> BoxFuture<'a, Result<(), KommoError>>;
-}
 
 /// A token pair as Kommo issues it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

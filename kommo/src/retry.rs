@@ -21,17 +21,19 @@
 //!
 //! # The wait
 //!
-//! "Exponential backoff with full jitter": the n-th retry waits a uniformly
-//! random time in `[0, min(cap, base·2ⁿ)]`. The randomness spreads the
-//! retries of many workers hit by the same outage, so they do not come back
-//! in lockstep and knock Kommo (and our 7 requests/second) over again. When
-//! Kommo says `Retry-After: s`, we wait `s` plus a jitter of up to `base`:
-//! never earlier than asked.
+//! "Exponential backoff with full jitter" ([`callcard_calls::backoff`], the
+//! one backoff of the project): the n-th retry waits a uniformly random time
+//! in `[0, min(cap, base·2ⁿ)]`. The randomness spreads the retries of many
+//! workers hit by the same outage, so they do not come back in lockstep and
+//! knock Kommo (and our 7 requests/second) over again. When Kommo says
+//! `Retry-After: s`, we wait `s` plus a jitter of up to `base`: never
+//! earlier than asked.
 //!
 //! [`ClientConfig::max_retries`]: crate::ClientConfig::max_retries
 //! [`KommoClient::add_call_note_once`]: crate::KommoClient::add_call_note_once
 
 use crate::{ClientConfig, KommoError};
+use callcard_calls::backoff::{Backoff, Jitter};
 use rand::Rng;
 use std::time::Duration;
 
@@ -46,20 +48,9 @@ pub enum Idempotency {
     Creates,
 }
 
-/// The ceiling of the n-th retry's wait (n from 0): `min(cap, base·2ⁿ)`,
-/// without overflowing for large n.
-pub fn backoff_ceiling(base: Duration, cap: Duration, retry: u32) -> Duration {
-    let factor = 1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX);
-    base.checked_mul(factor).unwrap_or(cap).min(cap)
-}
-
-/// The n-th retry's wait with full jitter: uniform in `[0, ceiling]`.
-pub fn full_jitter(base: Duration, cap: Duration, retry: u32, rng: &mut impl Rng) -> Duration {
-    let ceiling = backoff_ceiling(base, cap, retry);
-    if ceiling.is_zero() {
-        return ceiling;
-    }
-    Duration::from_nanos(rng.gen_range(0..=ceiling.as_nanos().min(u64::MAX as u128) as u64))
+/// The client's backoff schedule: full jitter up to `backoff_cap`.
+fn schedule(config: &ClientConfig) -> Backoff {
+    Backoff { base: config.backoff_base, cap: config.backoff_cap, jitter: Jitter::Full }
 }
 
 /// Decides whether to retry after `err`, which ended attempt number
@@ -74,18 +65,14 @@ pub fn next_delay(
     if retries_done >= config.max_retries {
         return None;
     }
-    let mut backoff = || full_jitter(config.backoff_base, config.backoff_cap, retries_done, rng);
+    let mut backoff = || schedule(config).delay(retries_done, rng.gen());
     match err {
         KommoError::RateLimited { retry_after: Some(after) } => {
             if *after > config.max_retry_after {
                 return None;
             }
-            let jitter = if config.backoff_base.is_zero() {
-                Duration::ZERO
-            } else {
-                Duration::from_nanos(rng.gen_range(0..=config.backoff_base.as_nanos().min(u64::MAX as u128) as u64))
-            };
-            Some(*after + jitter)
+            // Up to one `base` more than asked: the first retry's full jitter.
+            Some(*after + schedule(config).delay(0, rng.gen()))
         }
         KommoError::RateLimited { retry_after: None } | KommoError::Transport { request_sent: false, .. } => {
             Some(backoff())
@@ -122,30 +109,21 @@ mod tests {
     }
 
     #[test]
-    fn ceiling_doubles_then_caps_and_never_overflows() {
-        let (b, c) = (Duration::from_millis(100), Duration::from_secs(1));
-        assert_eq!(backoff_ceiling(b, c, 0), Duration::from_millis(100));
-        assert_eq!(backoff_ceiling(b, c, 1), Duration::from_millis(200));
-        assert_eq!(backoff_ceiling(b, c, 3), Duration::from_millis(800));
-        assert_eq!(backoff_ceiling(b, c, 4), c);
-        assert_eq!(backoff_ceiling(b, c, 40), c);
-        assert_eq!(backoff_ceiling(b, c, u32::MAX), c);
-        assert_eq!(backoff_ceiling(Duration::from_secs(u64::MAX / 2), c, 5), c);
-    }
-
-    #[test]
-    fn full_jitter_stays_in_range_and_spreads() {
+    fn retries_wait_with_full_jitter_below_the_doubling_ceiling() {
         let mut rng = StdRng::seed_from_u64(7);
-        let (b, c) = (Duration::from_millis(100), Duration::from_secs(1));
+        let c = ClientConfig { max_retries: 10, ..config() };
+        let err = KommoError::Server { status: 503 };
         for retry in 0..8 {
-            let ceiling = backoff_ceiling(b, c, retry);
-            let samples: Vec<Duration> = (0..2000).map(|_| full_jitter(b, c, retry, &mut rng)).collect();
+            let ceiling = schedule(&c).ceiling(retry);
+            let samples: Vec<Duration> =
+                (0..2000).map(|_| next_delay(&c, retry, &err, Idempotency::Idempotent, &mut rng).unwrap()).collect();
             assert!(samples.iter().all(|d| *d <= ceiling));
             // Full jitter: the waits cover the whole range, not just its top.
             assert!(samples.iter().any(|d| *d < ceiling / 10));
             assert!(samples.iter().any(|d| *d > ceiling * 9 / 10));
         }
-        assert_eq!(full_jitter(Duration::ZERO, c, 3, &mut rng), Duration::ZERO);
+        assert_eq!(schedule(&c).ceiling(3), Duration::from_millis(800));
+        assert_eq!(schedule(&c).ceiling(4), Duration::from_secs(1));
     }
 
     #[test]

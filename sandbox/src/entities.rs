@@ -20,7 +20,7 @@
 //! adds those links (`{id, _links}`; contacts on leads carry `is_main`).
 
 use crate::oauth::Principal;
-use crate::problem::{hal, no_content, ok, parse_array, Fields, Problem, RequestErrors};
+use crate::problem::{check_batch, element_id, hal, no_content, ok, Fields, Problem, RequestErrors};
 use crate::store::*;
 use crate::Sandbox;
 use axum::body::Bytes;
@@ -493,15 +493,8 @@ fn embedded_links(st: &Store, f: &mut Fields, kind: EntityKind) -> Vec<EntityRef
 }
 
 fn create(sb: &Sandbox, kind: EntityKind, p: Principal, body: &[u8]) -> Response {
-    let items = match parse_array(body) {
-        Ok(i) => i,
-        Err(e) => return e.into_response(),
-    };
     let mut st = sb.store();
-    // Validate everything first: Kommo refuses the whole batch on any error.
-    let mut prepared = Vec::new();
-    let mut errors: Vec<RequestErrors> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
+    let checked = check_batch(body, |item, i| {
         let mut f = Fields::new(item, i);
         let now = f.opt_i64("created_at").unwrap_or_else(now_secs);
         let mut e = Entity::new(kind, 0, "", now, p.user_id);
@@ -511,14 +504,12 @@ fn create(sb: &Sandbox, kind: EntityKind, p: Principal, body: &[u8]) -> Response
         }
         apply_fields(&st, &mut f, &mut e);
         let links = embedded_links(&st, &mut f, kind);
-        match f.finish() {
-            Ok(rid) => prepared.push((rid, e, links)),
-            Err(err) => errors.push(err),
-        }
-    }
-    if !errors.is_empty() {
-        return Problem::validation(errors).into_response();
-    }
+        Ok((f.finish()?, e, links))
+    });
+    let prepared = match checked {
+        Ok(prepared) => prepared,
+        Err(e) => return e.into_response(),
+    };
     let mut out = Vec::new();
     for (rid, mut e, links) in prepared {
         e.id = st.next_id(kind);
@@ -536,7 +527,7 @@ fn create(sb: &Sandbox, kind: EntityKind, p: Principal, body: &[u8]) -> Response
 }
 
 fn apply_update(
-    st: &mut Store,
+    st: &Store,
     kind: EntityKind,
     p: Principal,
     item: &Value,
@@ -556,28 +547,11 @@ fn apply_update(
 }
 
 fn update_many(sb: &Sandbox, kind: EntityKind, p: Principal, body: &[u8]) -> Response {
-    let items = match parse_array(body) {
-        Ok(i) => i,
+    let mut st = sb.store();
+    let updated = match check_batch(body, |item, i| apply_update(&st, kind, p, item, i, element_id(item, i)?)) {
+        Ok(updated) => updated,
         Err(e) => return e.into_response(),
     };
-    let mut st = sb.store();
-    let mut updated = Vec::new();
-    let mut errors = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let mut f = Fields::new(item, i);
-        let id = f.req_u64("id");
-        if let Err(e) = f.finish() {
-            errors.push(e);
-            continue;
-        }
-        match apply_update(&mut st, kind, p, item, i, id) {
-            Ok(x) => updated.push(x),
-            Err(e) => errors.push(e),
-        }
-    }
-    if !errors.is_empty() {
-        return Problem::validation(errors).into_response();
-    }
     let mut out = Vec::new();
     for (rid, e) in updated {
         out.push(json!({"id": e.id, "updated_at": e.updated_at, "request_id": rid,
@@ -596,7 +570,7 @@ fn update_one(sb: &Sandbox, kind: EntityKind, p: Principal, id: &str, body: &[u8
     let Some(id) = id.parse::<u64>().ok().filter(|id| st.map(kind).contains_key(id)) else {
         return Problem::not_found(format!("{} {id} not found", kind.as_str())).into_response();
     };
-    match apply_update(&mut st, kind, p, &item, 0, id) {
+    match apply_update(&st, kind, p, &item, 0, id) {
         Ok((_, e)) => {
             let answer = json!({"id": e.id, "updated_at": e.updated_at,
                                 "_links": {"self": {"href": format!("{}/{}", base(kind), e.id)}}});

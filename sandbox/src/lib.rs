@@ -17,6 +17,10 @@
 //!
 //! ## Layout, one concept per file
 //!
+//! The modules are private but [`seed`] (the seeded data's names and numbers)
+//! and [`one_time_token`] (signing tokens for tests); what else callers use
+//! is re-exported at the root.
+//!
 //! - [`config`]: [`SandboxConfig`], where the sandbox lives and its knobs.
 //! - [`store`]: the account's data in memory, with the indexes that keep
 //!   every handler O(small).
@@ -86,33 +90,37 @@
 //! The router has a fallback (the host page), so the demo mounts the
 //! backend with `sandbox.router().nest("/backend", backend_router)`.
 
-pub mod account;
-pub mod caller_id;
-pub mod calls;
-pub mod config;
-pub mod entities;
-pub mod faults;
-pub mod host_page;
-pub mod inspect;
-pub mod limits;
-pub mod links;
-pub mod notes;
-pub mod oauth;
+mod account;
+mod caller_id;
+mod calls;
+mod config;
+mod entities;
+mod faults;
+mod host_page;
+mod inspect;
+mod limits;
+mod links;
+mod notes;
+mod oauth;
 pub mod one_time_token;
-pub mod problem;
-pub mod records;
+mod problem;
+mod records;
 pub mod seed;
-pub mod snapshot;
-pub mod store;
-pub mod tasks;
-pub mod unsorted;
-pub mod webhooks;
+mod snapshot;
+mod store;
+mod tasks;
+mod unsorted;
+mod webhooks;
 
 mod routes;
 
+pub use caller_id::identify as identify_caller;
+pub use calls::match_call;
 pub use config::SandboxConfig;
 pub use faults::FaultConfig;
 pub use oauth::TokenPair;
+pub use store::{Store, UnsortedStatus};
+pub use webhooks::{Delivery as WebhookDelivery, DeliveryLog as WebhookLog};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -13,7 +13,7 @@
 
 use crate::entities::{base, filter_ids, page_answer, param};
 use crate::oauth::Principal;
-use crate::problem::{hal, ok, parse_array, parse_body, Fields, Problem, RequestErrors};
+use crate::problem::{check_batch, element_id, hal, ok, parse_body, Fields, Problem, RequestErrors};
 use crate::store::{now_secs, Note, Store};
 use crate::Sandbox;
 use axum::body::Bytes;
@@ -196,14 +196,8 @@ fn get_one(sb: &Sandbox, kind: EntityKind, entity: Option<u64>, note_id: &str) -
 }
 
 fn create(sb: &Sandbox, kind: EntityKind, entity: Option<u64>, p: Principal, body: &[u8]) -> Response {
-    let items = match parse_array(body) {
-        Ok(i) => i,
-        Err(e) => return e.into_response(),
-    };
     let mut st = sb.store();
-    let mut notes = Vec::new();
-    let mut errors: Vec<RequestErrors> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
+    let checked = check_batch(body, |item, i| {
         let mut f = Fields::new(item, i);
         let entity_id = match entity {
             Some(e) => e,
@@ -228,27 +222,26 @@ fn create(sb: &Sandbox, kind: EntityKind, entity: Option<u64>, p: Principal, bod
         let created_by = f.opt_u64("created_by").unwrap_or(p.user_id);
         let responsible = f.opt_u64("responsible_user_id").unwrap_or(p.user_id);
         let at = f.opt_i64("created_at").unwrap_or_else(now_secs);
-        match f.finish() {
-            Ok(rid) => notes.push((
-                rid,
-                Note {
-                    id: 0,
-                    entity: EntityRef::new(kind, entity_id),
-                    note_type,
-                    params,
-                    created_by,
-                    updated_by: created_by,
-                    responsible_user_id: responsible,
-                    created_at: at,
-                    updated_at: at,
-                },
-            )),
-            Err(e) => errors.push(e),
-        }
-    }
-    if !errors.is_empty() {
-        return Problem::validation(errors).into_response();
-    }
+        let rid = f.finish()?;
+        Ok((
+            rid,
+            Note {
+                id: 0,
+                entity: EntityRef::new(kind, entity_id),
+                note_type,
+                params,
+                created_by,
+                updated_by: created_by,
+                responsible_user_id: responsible,
+                created_at: at,
+                updated_at: at,
+            },
+        ))
+    });
+    let notes = match checked {
+        Ok(notes) => notes,
+        Err(e) => return e.into_response(),
+    };
     let mut out = Vec::new();
     for (rid, mut n) in notes {
         n.id = st.next_note_id();
@@ -310,27 +303,11 @@ fn store_patched(st: &mut Store, n: Note) {
 }
 
 fn update_many(sb: &Sandbox, kind: EntityKind, entity: Option<u64>, p: Principal, body: &[u8]) -> Response {
-    let items = match parse_array(body) {
-        Ok(i) => i,
+    let mut st = sb.store();
+    let done = match check_batch(body, |item, i| patch(&st, kind, entity, element_id(item, i)?, item, i, p)) {
+        Ok(done) => done,
         Err(e) => return e.into_response(),
     };
-    let mut st = sb.store();
-    let (mut done, mut errors) = (Vec::new(), Vec::new());
-    for (i, item) in items.iter().enumerate() {
-        let mut f = Fields::new(item, i);
-        let id = f.req_u64("id");
-        if let Err(e) = f.finish() {
-            errors.push(e);
-            continue;
-        }
-        match patch(&st, kind, entity, id, item, i, p) {
-            Ok(x) => done.push(x),
-            Err(e) => errors.push(e),
-        }
-    }
-    if !errors.is_empty() {
-        return Problem::validation(errors).into_response();
-    }
     let mut out = Vec::new();
     for (rid, n) in done {
         out.push(json!({"id": n.id, "entity_id": n.entity.id, "updated_at": n.updated_at, "request_id": rid,

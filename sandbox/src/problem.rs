@@ -160,6 +160,36 @@ pub fn parse_array(body: &[u8]) -> Result<Vec<Value>, Problem> {
     }
 }
 
+/// Kommo's batch rule: the body is a non-empty array, every element is
+/// checked (`check` gets it with its index) before anything is stored, and
+/// one refused element refuses the whole batch, reporting every element's
+/// errors at once. Returns the checked elements, in order.
+pub fn check_batch<T>(
+    body: &[u8],
+    mut check: impl FnMut(&Value, usize) -> Result<T, RequestErrors>,
+) -> Result<Vec<T>, Problem> {
+    let items = parse_array(body)?;
+    let (mut checked, mut errors) = (Vec::with_capacity(items.len()), Vec::new());
+    for (index, item) in items.iter().enumerate() {
+        match check(item, index) {
+            Ok(done) => checked.push(done),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(checked)
+    } else {
+        Err(Problem::validation(errors))
+    }
+}
+
+/// The `id` every element of a PATCH batch must carry.
+pub fn element_id(item: &Value, index: usize) -> Result<u64, RequestErrors> {
+    let mut f = Fields::new(item, index);
+    let id = f.req_u64("id");
+    f.finish().map(|_| id)
+}
+
 /// Reads the fields of one batch element, collecting every error (Kommo
 /// reports them all at once, each with the element's `request_id`).
 pub struct Fields<'a> {

@@ -8,7 +8,7 @@
 
 use crate::entities::{filter_ids, page_answer, param};
 use crate::oauth::Principal;
-use crate::problem::{hal, ok, parse_array, parse_body, Fields, Problem, RequestErrors};
+use crate::problem::{check_batch, element_id, hal, ok, parse_body, Fields, Problem, RequestErrors};
 use crate::store::{now_secs, Store, Task};
 use crate::Sandbox;
 use axum::body::Bytes;
@@ -85,13 +85,8 @@ fn apply(st: &Store, f: &mut Fields, t: &mut Task, creating: bool) {
 
 /// `POST /api/v4/tasks`.
 pub async fn create(State(sb): State<Sandbox>, Extension(p): Extension<Principal>, body: Bytes) -> Response {
-    let items = match parse_array(&body) {
-        Ok(i) => i,
-        Err(e) => return e.into_response(),
-    };
     let mut st = sb.store();
-    let (mut tasks, mut errors) = (Vec::new(), Vec::<RequestErrors>::new());
-    for (i, item) in items.iter().enumerate() {
+    let checked = check_batch(&body, |item, i| {
         let mut f = Fields::new(item, i);
         let now = now_secs();
         let by = f.opt_u64("created_by").unwrap_or(p.user_id);
@@ -110,14 +105,12 @@ pub async fn create(State(sb): State<Sandbox>, Extension(p): Extension<Principal
             result_text: None,
         };
         apply(&st, &mut f, &mut t, true);
-        match f.finish() {
-            Ok(rid) => tasks.push((rid, t)),
-            Err(e) => errors.push(e),
-        }
-    }
-    if !errors.is_empty() {
-        return Problem::validation(errors).into_response();
-    }
+        Ok((f.finish()?, t))
+    });
+    let tasks = match checked {
+        Ok(tasks) => tasks,
+        Err(e) => return e.into_response(),
+    };
     let mut out = Vec::new();
     for (rid, mut t) in tasks {
         t.id = st.next_task_id();
@@ -187,27 +180,11 @@ fn store_task(st: &mut Store, t: Task) {
 
 /// `PATCH /api/v4/tasks` (array with `id`).
 pub async fn update_many(State(sb): State<Sandbox>, Extension(p): Extension<Principal>, body: Bytes) -> Response {
-    let items = match parse_array(&body) {
-        Ok(i) => i,
+    let mut st = sb.store();
+    let done = match check_batch(&body, |item, i| patch(&st, element_id(item, i)?, item, i, p)) {
+        Ok(done) => done,
         Err(e) => return e.into_response(),
     };
-    let mut st = sb.store();
-    let (mut done, mut errors) = (Vec::new(), Vec::new());
-    for (i, item) in items.iter().enumerate() {
-        let mut f = Fields::new(item, i);
-        let id = f.req_u64("id");
-        if let Err(e) = f.finish() {
-            errors.push(e);
-            continue;
-        }
-        match patch(&st, id, item, i, p) {
-            Ok(x) => done.push(x),
-            Err(e) => errors.push(e),
-        }
-    }
-    if !errors.is_empty() {
-        return Problem::validation(errors).into_response();
-    }
     let mut out = Vec::new();
     for (rid, t) in done {
         out.push(json!({"id": t.id, "updated_at": t.updated_at, "request_id": rid,

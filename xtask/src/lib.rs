@@ -17,11 +17,13 @@
 //!
 //! Layout: [`install`] (idempotent install steps), [`widget_build`] (wasm
 //! bundle), [`package`] (the Kommo widget package), [`logo`] (the mark),
-//! [`tasks`] (the commands themselves), [`shell`] (running programs).
+//! [`tasks`] (the commands themselves), [`shell`] (running programs),
+//! [`module_graph`] (no module depends on one that depends on it).
 
 pub mod bench;
 pub mod install;
 pub mod logo;
+pub mod module_graph;
 pub mod package;
 pub mod shell;
 pub mod tasks;

@@ -56,6 +56,7 @@ pub fn test(options: &Options) -> Result<()> {
     install::postgres_running()?;
 
     run(&root, "cargo", &["fmt", "--all", "--check"], &[])?;
+    crate::module_graph::check_workspace(&root)?;
     run(
         &root,
         "cargo",

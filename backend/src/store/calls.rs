@@ -11,7 +11,7 @@
 
 use super::feed_log::FEED_CHANNEL;
 use super::{now_ms, rust_id, sql_id, Account, Dialect, Store};
-use crate::queue::Job;
+use crate::store::jobs::Job;
 use callcard_calls::call::{Ending, Recording};
 use callcard_calls::feed::CallerId;
 use callcard_calls::feed::{CallView, FeedEvent};

@@ -29,10 +29,40 @@
 //! dropped: the job that goes back covers it.
 
 use super::{now_ms, rust_id, sql_id, Dialect, Store};
-use crate::queue::Job;
+use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::time::Duration;
+
+/// Something to do in Kommo for one call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    /// The call ended: log it in Kommo (once).
+    LogCall { call_id: String },
+    /// Late data (recording, corrected end, the manager's note): bring the
+    /// call note up to date (logging it first if it is not yet).
+    UpdateCallLog { call_id: String },
+    /// The manager saved a call result (`crate::sync::results`).
+    ApplyCallResult { call_id: String },
+}
+
+impl Job {
+    /// The `kind` column, as in the JSON payload.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::LogCall { .. } => "log_call",
+            Self::UpdateCallLog { .. } => "update_call_log",
+            Self::ApplyCallResult { .. } => "apply_call_result",
+        }
+    }
+
+    pub fn call_id(&self) -> &str {
+        match self {
+            Self::LogCall { call_id } | Self::UpdateCallLog { call_id } | Self::ApplyCallResult { call_id } => call_id,
+        }
+    }
+}
 
 /// Where a job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -444,4 +474,18 @@ fn row_to_job(row: &AnyRow) -> Result<JobRecord, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_serialise_with_their_kind() {
+        let job = Job::UpdateCallLog { call_id: "c1".into() };
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": "update_call_log", "call_id": "c1"}));
+        assert_eq!(json["kind"], job.kind());
+        assert_eq!(serde_json::from_value::<Job>(json).unwrap(), job);
+    }
 }

@@ -128,7 +128,7 @@ fn record(
     for r in recorded.iter_mut().filter(|r| r.changed && r.call.kommo_user_id.is_some()) {
         r.feed = events.next().map(|(_, user_id, event)| (user_id, event));
     }
-    let jobs: Vec<(u64, &crate::queue::Job)> =
+    let jobs: Vec<(u64, &super::jobs::Job)> =
         recorded.iter().filter_map(|r| r.job.as_ref().map(|j| (r.call.account_id, j))).collect();
     for (account_id, job) in unique_jobs(&jobs) {
         let payload = job_payload(job)?;

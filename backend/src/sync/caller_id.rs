@@ -39,8 +39,8 @@
 //! instance per number per minute, and keeps the hot path free of any
 //! database read.
 
-use crate::backend::App;
-use crate::store::{CrmChange, Recorded};
+use crate::kommo_access::KommoAccess;
+use crate::store::{CrmChange, Recorded, Store};
 use callcard_calls::feed::CallerId;
 use callcard_calls::phone::{last_digits, CALLER_ID_DIGITS};
 use callcard_calls::{CallEvent, CallEventKind, CallStatus, EntityKind, EntityRef};
@@ -280,12 +280,22 @@ pub struct CallerIdService {
     /// up meanwhile, so a busy PBX on such an account costs no token reads
     /// and no log line per call.
     unauthorized: Mutex<HashMap<u64, Instant>>,
+    /// Where lookups go.
+    access: KommoAccess,
+    /// Where answers are recorded (which pushes them to the widget).
+    store: Store,
 }
 
 impl CallerIdService {
     /// Answers live `ttl` (`Config::caller_id_cache_ttl`), names `name_ttl`.
-    pub fn new(ttl: Duration, name_ttl: Duration) -> Self {
-        Self { answers: CallerIdCache::new(ttl), names: NameCache::new(name_ttl), unauthorized: Mutex::default() }
+    pub fn new(ttl: Duration, name_ttl: Duration, access: KommoAccess, store: Store) -> Self {
+        Self {
+            answers: CallerIdCache::new(ttl),
+            names: NameCache::new(name_ttl),
+            unauthorized: Mutex::default(),
+            access,
+            store,
+        }
     }
 
     /// Whether the account's Kommo refused to be asked a moment ago.
@@ -315,64 +325,65 @@ impl CallerIdService {
     }
 }
 
-/// The caller to start a call with, from the cache only (no I/O): what
-/// intake passes to the store with a `ringing` event, so that the first
-/// push of a warm number already names the caller.
-pub(crate) fn cached_caller(app: &App, account_id: u64, event: &CallEvent) -> Option<CallerId> {
-    match event.kind {
-        CallEventKind::Ringing | CallEventKind::Answered => {
-            app.caller_id.answers.peek(account_id, event.external_number.as_str())
-        }
-        _ => None,
-    }
-}
-
-/// After intake stored an event and pushed it: if the call is live, has a
-/// user to show it to, and its caller is still `Pending`, looks the caller
-/// up in the background and records the answer on the call (which pushes a
-/// second feed event). Returns at once; never fails (see the module docs).
-pub(crate) fn after_record(app: &Arc<App>, account_id: u64, recorded: &Recorded) {
-    let stored = &recorded.call;
-    let Some(user_id) = stored.kommo_user_id else { return };
-    if !recorded.changed || stored.caller != CallerId::Pending || stored.call.status() == CallStatus::Ended {
-        return;
-    }
-    if app.caller_id.is_unauthorized(account_id) {
-        return;
-    }
-    let app = app.clone();
-    let call_id = stored.call.call_id.clone();
-    let number = stored.call.external_number.as_str().to_string();
-    tokio::spawn(async move {
-        let started = Instant::now();
-        let answer = app
-            .caller_id
-            .answers
-            .resolve(account_id, &number, || async {
-                let looked_up = async {
-                    let kommo = app.access.kommo_client(account_id).await?;
-                    identify(&kommo, &app.caller_id.names, &number, &[user_id]).await
-                };
-                looked_up.await.map_err(|e| {
-                    if e.needs_reauthorization() {
-                        app.caller_id.mark_unauthorized(account_id);
-                    }
-                    e.to_string()
-                })
-            })
-            .await;
-        match answer {
-            Ok(caller) => {
-                tracing::debug!(account_id, call_id, ?caller, elapsed = ?started.elapsed(), "caller identified");
-                let change = CrmChange { caller: Some(caller), ..CrmChange::default() };
-                if let Err(e) = app.store.update_call_crm(account_id, &call_id, change).await {
-                    tracing::warn!(account_id, call_id, error = %e, "could not record the caller");
-                }
+impl CallerIdService {
+    /// The caller to start a call with, from the cache only (no I/O): what
+    /// intake passes to the store with a `ringing` event, so that the first
+    /// push of a warm number already names the caller.
+    pub(crate) fn cached_caller(&self, account_id: u64, event: &CallEvent) -> Option<CallerId> {
+        match event.kind {
+            CallEventKind::Ringing | CallEventKind::Answered => {
+                self.answers.peek(account_id, event.external_number.as_str())
             }
-            // The card keeps showing the number.
-            Err(reason) => tracing::warn!(account_id, call_id, reason, "caller ID unavailable"),
+            _ => None,
         }
-    });
+    }
+
+    /// After intake stored an event and pushed it: if the call is live, has a
+    /// user to show it to, and its caller is still `Pending`, looks the caller
+    /// up in the background and records the answer on the call (which pushes a
+    /// second feed event). Returns at once; never fails (see the module docs).
+    pub(crate) fn after_record(self: &Arc<Self>, account_id: u64, recorded: &Recorded) {
+        let stored = &recorded.call;
+        let Some(user_id) = stored.kommo_user_id else { return };
+        if !recorded.changed || stored.caller != CallerId::Pending || stored.call.status() == CallStatus::Ended {
+            return;
+        }
+        if self.is_unauthorized(account_id) {
+            return;
+        }
+        let service = self.clone();
+        let call_id = stored.call.call_id.clone();
+        let number = stored.call.external_number.as_str().to_string();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = service
+                .answers
+                .resolve(account_id, &number, || async {
+                    let looked_up = async {
+                        let kommo = service.access.kommo_client(account_id).await?;
+                        identify(&kommo, &service.names, &number, &[user_id]).await
+                    };
+                    looked_up.await.map_err(|e| {
+                        if e.needs_reauthorization() {
+                            service.mark_unauthorized(account_id);
+                        }
+                        e.to_string()
+                    })
+                })
+                .await;
+            match answer {
+                Ok(caller) => {
+                    tracing::debug!(account_id, call_id, ?caller, elapsed = ?started.elapsed(), "caller identified");
+                    let change = CrmChange { caller: Some(caller), ..CrmChange::default() };
+                    if let Err(e) = service.store.update_call_crm(account_id, &call_id, change).await {
+                        tracing::warn!(account_id, call_id, error = %e, "could not record the caller");
+                    }
+                }
+                // The card keeps showing the number.
+                Err(reason) => tracing::warn!(account_id, call_id, reason, "caller ID unavailable"),
+            }
+        });
+    }
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ use kommo_client::{
 };
 
 #[cfg(doc)]
-use crate::queue::Job;
+use crate::store::jobs::Job;
 
 /// The `source` of our call notes and incoming leads.
 pub const SOURCE: &str = "callcard";
@@ -218,24 +218,21 @@ async fn choose_target(ctx: &SyncContext, call: StoredCall) -> Result<(StoredCal
     Ok((call, target))
 }
 
-/// Kommo's call-logging rule (kommo-facts.md, `POST /api/v4/calls`) over a
-/// search: the oldest contact holding the number's last 10 digits, else the
-/// oldest company; its single active lead if it has no active customer, its
-/// single active customer if it has no active lead, else the holder itself.
+/// Kommo's call-logging rule over a search of the number's last 10 digits:
+/// the I/O around [`log_target`]. Reads the oldest holder's leads and
+/// customers to know which are active.
 pub async fn match_call(ctx: &SyncContext, phone: &str) -> Result<Option<EntityRef>, KommoError> {
     let key = last_digits(phone, CALL_LOG_DIGITS);
     if key.is_empty() {
         return Ok(None);
     }
-    let holds = |p: &Party| p.phones().iter().any(|n| last_digits(n, CALL_LOG_DIGITS) == key) && !p.is_deleted;
-    let oldest = |parties: Vec<Party>| parties.into_iter().filter(holds).min_by_key(|p| (p.created_at, p.id));
     let with = [With::Leads, With::Customers];
     let contacts: Vec<Contact> = ctx.kommo.search(&key, &with).await?;
-    let (kind, holder) = match oldest(contacts.into_iter().map(|c| c.0).collect()) {
+    let (kind, holder) = match oldest_holder(contacts.into_iter().map(|c| c.0), &key) {
         Some(c) => (EntityKind::Contact, c),
         None => {
             let companies: Vec<Company> = ctx.kommo.search(&key, &with).await?;
-            match oldest(companies.into_iter().map(|c| c.0).collect()) {
+            match oldest_holder(companies.into_iter().map(|c| c.0), &key) {
                 Some(c) => (EntityKind::Company, c),
                 None => return Ok(None),
             }
@@ -257,16 +254,31 @@ pub async fn match_call(ctx: &SyncContext, phone: &str) -> Result<Option<EntityR
             Err(e) => return Err(e),
         }
     }
-    Ok(Some(match (active_leads.as_slice(), active_customers.as_slice()) {
+    Ok(Some(log_target(EntityRef::new(kind, holder.id), &active_leads, &active_customers)))
+}
+
+/// The oldest (by creation, then id) of `parties` that is not deleted and
+/// has a phone whose last 10 digits are `key`: Kommo's choice of the
+/// number's holder, among contacts first and then among companies.
+pub fn oldest_holder(parties: impl IntoIterator<Item = Party>, key: &str) -> Option<Party> {
+    let holds = |p: &Party| !p.is_deleted && p.phones().iter().any(|n| last_digits(n, CALL_LOG_DIGITS) == key);
+    parties.into_iter().filter(holds).min_by_key(|p| (p.created_at, p.id))
+}
+
+/// Kommo's call-logging rule (kommo-facts.md, `POST /api/v4/calls`), pure:
+/// the holder's single active lead if it has no active customer, its single
+/// active customer if it has no active lead, else the holder itself.
+pub fn log_target(holder: EntityRef, active_leads: &[u64], active_customers: &[u64]) -> EntityRef {
+    match (active_leads, active_customers) {
         ([lead], []) => EntityRef::new(EntityKind::Lead, *lead),
         ([], [customer]) => EntityRef::new(EntityKind::Customer, *customer),
-        _ => EntityRef::new(kind, holder.id),
-    }))
+        _ => holder,
+    }
 }
 
 /// Kommo's closed customer stage ("lost") is 143, as for leads.
 fn customer_is_active(customer: &Customer) -> bool {
-    customer.status_id != Some(kommo_client::entities::STATUS_LOST)
+    customer.status_id != Some(kommo_client::STATUS_LOST)
 }
 
 /// The pending incoming lead an earlier run created for this call, if any.
@@ -326,4 +338,44 @@ async fn create_unsorted(ctx: &SyncContext, call: &StoredCall) -> Result<(Entity
         .id;
     tracing::info!(call_id, uid = %unsorted.uid, lead, "created an incoming lead for an unknown number");
     Ok((EntityRef::new(EntityKind::Lead, lead), Some(unsorted.uid)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MARIA: EntityRef = EntityRef { kind: EntityKind::Contact, id: 7 };
+
+    #[test]
+    fn a_single_active_lead_or_customer_takes_the_call_else_the_holder() {
+        assert_eq!(log_target(MARIA, &[31], &[]), EntityRef::new(EntityKind::Lead, 31));
+        assert_eq!(log_target(MARIA, &[], &[41]), EntityRef::new(EntityKind::Customer, 41));
+        // Ambiguous: two leads, or a lead and a customer; or nothing open.
+        assert_eq!(log_target(MARIA, &[31, 32], &[]), MARIA);
+        assert_eq!(log_target(MARIA, &[31], &[41]), MARIA);
+        assert_eq!(log_target(MARIA, &[], &[41, 42]), MARIA);
+        assert_eq!(log_target(MARIA, &[], &[]), MARIA);
+    }
+
+    fn party(id: u64, created_at: i64, phone: &str, is_deleted: bool) -> Party {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": format!("p{id}"), "created_at": created_at, "is_deleted": is_deleted,
+            "custom_fields_values": [{"field_code": "PHONE", "values": [{"value": phone}]}],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_oldest_live_holder_of_the_last_ten_digits_is_chosen() {
+        let key = last_digits("+1 (830) 570-3077", CALL_LOG_DIGITS);
+        let parties = vec![
+            party(5, 300, "8305703077", false),
+            party(4, 100, "+18305703077", true),     // oldest, but deleted
+            party(3, 200, "+1 830 570 3078", false), // another number
+            party(2, 200, "830-570-3077", false),
+            party(9, 200, "18305703077", false), // same age: lower id wins
+        ];
+        assert_eq!(oldest_holder(parties, &key).map(|p| p.id), Some(2));
+        assert!(oldest_holder(vec![party(1, 1, "+15550000000", false)], &key).is_none());
+    }
 }

@@ -18,7 +18,7 @@ pub mod logging;
 pub mod results;
 
 use crate::hub::Publisher;
-use crate::queue::Job;
+use crate::store::jobs::Job;
 use crate::store::Store;
 use kommo_client::{KommoClient, KommoError};
 

@@ -52,7 +52,7 @@ use kommo_client::{CallNoteParams, Contact, KommoError, Link, NewNote, NewTask, 
 use serde::Deserialize;
 
 #[cfg(doc)]
-use crate::queue::Job;
+use crate::store::jobs::Job;
 
 /// Applies the stored result of call `call_id` (module docs).
 pub async fn apply_call_result(ctx: &SyncContext, call_id: &str) -> Result<(), JobFailure> {

@@ -37,7 +37,9 @@ macro_rules! on_both_stores {
     )*};
 }
 
-/// A database of its own for one test.
+/// A database of its own for one test, removed when it is dropped: at the
+/// end of the test, and as well when the test fails (the SQLite file goes
+/// with its temp dir, the PostgreSQL schema is dropped).
 pub enum Db {
     Sqlite(tempfile::TempDir),
     Postgres { schema: String },
@@ -51,7 +53,9 @@ impl Db {
     /// A fresh schema, so tests run in parallel without seeing each other.
     pub async fn postgres() -> Db {
         let schema = format!("cc_test_{}", uuid::Uuid::new_v4().simple());
-        admin(&format!("CREATE SCHEMA {schema}")).await;
+        admin(&format!("CREATE SCHEMA {schema}")).await.unwrap_or_else(|e| {
+            panic!("CREATE SCHEMA on the PostgreSQL at 127.0.0.1:5432/test (start it with pg_ctlcluster): {e}")
+        });
         Db::Postgres { schema }
     }
 
@@ -65,20 +69,35 @@ impl Db {
     pub fn is_postgres(&self) -> bool {
         matches!(self, Db::Postgres { .. })
     }
+}
 
-    pub async fn cleanup(self) {
-        if let Db::Postgres { schema } = self {
-            admin(&format!("DROP SCHEMA {schema} CASCADE")).await;
+impl Drop for Db {
+    fn drop(&mut self) {
+        let Db::Postgres { schema } = self else { return };
+        // Drop runs inside the test's runtime, possibly while it unwinds: the
+        // statement gets a thread and a runtime of its own. A backend the
+        // failed test left running may hold a lock briefly; past the timeout
+        // the schema is left behind, and said so.
+        let sql = format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE");
+        let dropped = std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            runtime.block_on(admin(&sql)).map_err(|e| e.to_string())
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("test schema {schema} was not dropped: {e}"),
+            Err(_) => eprintln!("test schema {schema} was not dropped: the cleanup thread panicked"),
         }
     }
 }
 
-async fn admin(sql: &str) {
+async fn admin(sql: &str) -> Result<(), sqlx::Error> {
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(PG_URL)
-        .await
-        .expect("PostgreSQL at 127.0.0.1:5432/test (start it with pg_ctlcluster)");
-    sqlx::Executor::execute(&mut conn, sql).await.expect(sql);
+    let mut conn = sqlx::PgConnection::connect(PG_URL).await?;
+    sqlx::raw_sql(sql).execute(&mut conn).await?;
+    conn.close().await
 }
 
 pub fn config(db: &Db) -> Config {
@@ -121,6 +140,13 @@ impl Instance {
 
     pub async fn stop(self) {
         self.backend.shutdown().await;
+        self.server.abort();
+    }
+}
+
+/// A test that fails before `stop` leaves no server behind.
+impl Drop for Instance {
+    fn drop(&mut self) {
         self.server.abort();
     }
 }

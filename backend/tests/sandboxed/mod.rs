@@ -7,8 +7,8 @@
 #![allow(dead_code)]
 
 use crate::common::{self, Account, Db, Instance};
-use callcard_backend::store::StoredCall;
 use callcard_backend::Config;
+use callcard_backend::StoredCall;
 use kommo_sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -131,12 +131,10 @@ impl Env {
         old.stop().await;
     }
 
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
         self.backend.stop().await;
         self.server.abort();
-        if let Some(db) = self.db.take() {
-            db.cleanup().await;
-        }
+        // The database goes with `self` (`Db` drops its schema).
     }
 
     /// Delivers a PBX event for `call_id` from `number` to extension `ext`.

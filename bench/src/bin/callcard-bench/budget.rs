@@ -7,7 +7,7 @@
 
 use crate::{Outcome, Params};
 use anyhow::Result;
-use callcard_backend::store::SyncState;
+use callcard_backend::SyncState;
 use callcard_bench::report::{Row, Verdict};
 use callcard_bench::wire;
 use callcard_demo::{Demo, DemoConfig, KommoRequest};

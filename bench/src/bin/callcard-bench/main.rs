@@ -179,7 +179,7 @@ async fn main() -> Result<()> {
     let dirty = git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
     let info = RunInfo {
         machine: machine.to_string(),
-        date_utc: report::utc_date(unix_now),
+        date_utc: callcard_calls::note::format_utc(unix_now.saturating_mul(1000)),
         commit: format!(
             "{}{}",
             git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into()),

@@ -1,0 +1,80 @@
+//! Request parsing as axum extractors whose refusals are problem documents
+//! ([`Problem`]): a handler receives its inputs already checked, and a bad
+//! path, query string or body never reaches it.
+//!
+//! - [`Param`]: one path parameter, parsed and validated by its type
+//!   ([`PathParam`]); refused with 422 naming the parameter.
+//! - [`Query`]: the query string as a typed struct; refused with 422
+//!   naming `query`.
+//! - [`LimitedBody`]: the whole body, refused with 413 above its limit.
+//!
+//! The authenticating extractors live with what they check: the signed
+//! webhook's account in `crate::intake`, the widget caller in
+//! `crate::one_time_token`, the feed ticket in `crate::ticket`, the operator
+//! in `crate::ops`.
+
+use crate::problem::Problem;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+
+/// A value carried in the path, such as `/pbx/{account_id}/events`.
+pub(crate) trait PathParam: Sized {
+    /// The route's name for it, which refusals name as their `field`.
+    const NAME: &'static str;
+    /// What the refusal says a good value is.
+    const EXPECTED: &'static str;
+    /// The value, or `None` when `raw` is not one.
+    fn parse(raw: &str) -> Option<Self>;
+}
+
+/// The path parameter `T::NAME`, parsed (see [`PathParam`]).
+pub(crate) struct Param<T>(pub T);
+
+impl<S: Send + Sync, T: PathParam> FromRequestParts<S> for Param<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let refused = || Problem::invalid(T::NAME, T::EXPECTED);
+        let params = RawPathParams::from_request_parts(parts, state).await.map_err(|_| refused())?;
+        let raw = params.iter().find(|(name, _)| *name == T::NAME).map(|(_, value)| value).ok_or_else(refused)?;
+        T::parse(raw).map(Param).ok_or_else(refused)
+    }
+}
+
+/// The query string as `T` (`serde_urlencoded`).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Problem))]
+pub(crate) struct Query<T>(pub T);
+
+impl From<QueryRejection> for Problem {
+    fn from(e: QueryRejection) -> Self {
+        Problem::invalid("query", e.body_text())
+    }
+}
+
+/// The whole request body, at most `LIMIT` bytes.
+pub(crate) struct LimitedBody<const LIMIT: usize>(pub Bytes);
+
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for LimitedBody<LIMIT> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Problem> {
+        let (parts, body) = request.into_parts();
+        read_body(&parts.headers, body, LIMIT).await.map(LimitedBody)
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with a 413 problem.
+pub(crate) async fn read_body(headers: &HeaderMap, body: axum::body::Body, limit: usize) -> Result<Bytes, Problem> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(Problem::too_large(limit));
+    }
+    // A failure here is either the limit or a client that went away
+    // mid-body; in the second case nobody reads the answer.
+    axum::body::to_bytes(body, limit).await.map_err(|_| Problem::too_large(limit))
+}
