@@ -2,8 +2,9 @@
 //! PostgreSQL: the first sync builds it and the next ring names the caller
 //! in its very first feed event at 0 Kommo requests; Kommo's webhooks keep
 //! it current (a lead's status, a contact's name, a deletion and a restore);
-//! a restart in the middle of the sync resumes at the stored page; the
-//! webhook route tells nobody which accounts exist.
+//! a missed webhook heals at the next reconciliation; a restart in the
+//! middle of the sync resumes at the stored page; the webhook route tells
+//! nobody which accounts exist.
 
 mod common;
 mod sandboxed;
@@ -343,7 +344,41 @@ async fn the_webhook_route_tells_nobody_which_accounts_exist(db: Db) {
     env.stop().await;
 }
 
+async fn a_missed_webhook_heals_at_the_next_reconciliation(db: Db) {
+    let env = Env::start(db, |c| {
+        indexed(c);
+        c.caller_index_reconcile_interval = Duration::from_millis(300);
+    })
+    .await;
+    until_ready(&env).await;
+    let store = env.backend.backend.store();
+    let destination = store.phonebook_sync(env.account.id).await.unwrap().unwrap().hook_destination;
+    // Kommo loses the subscription: changes are no longer posted.
+    kommo_api(&env, reqwest::Method::DELETE, "/api/v4/webhooks", json!({"destination": destination})).await;
+    let number = numbers::CONTACT_NO_LEADS;
+    let mut ws = feed(&env).await;
+    let Some((contact, _)) = answer(&ring(&env, &mut ws, "before", number).await) else { panic!("not known") };
+    let path = format!("/api/v4/contacts/{}", contact.id);
+    kommo_api(&env, reqwest::Method::PATCH, &path, json!({"name": "Oliver Smith-Jones"})).await;
+
+    let deadline = tokio::time::Instant::now() + common::SOON;
+    loop {
+        let book = store.phonebook_for(env.account.id, number).await.unwrap();
+        if book.identify(number).is_some_and(|c| c.name == "Oliver Smith-Jones") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the reconciliation never brought the new name");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let log = env.sandbox.webhook_log().snapshot();
+    assert!(!log.iter().any(|d| d.events.iter().any(|e| e == "update_contact")), "a webhook came after all: {log:?}");
+    let after = ring(&env, &mut ws, "after", number).await;
+    assert_eq!(answer(&after), Some((contact, "Oliver Smith-Jones".to_string())));
+    env.stop().await;
+}
+
 on_both_stores!(
+    a_missed_webhook_heals_at_the_next_reconciliation,
     the_first_push_names_the_caller_at_no_kommo_request,
     a_status_and_a_name_changed_in_kommo_show_on_the_next_ring,
     a_deleted_contact_is_not_matched_and_a_restored_one_is_again,
