@@ -9,10 +9,11 @@ use crate::metrics::Metrics;
 use crate::one_time_token::Verifier;
 use crate::queue::Queue;
 use crate::state::{App, Lifecycle};
-use crate::store::{Dialect, Store, StoredCall};
+use crate::store::jobs::Job;
+use crate::store::{now_ms, Dialect, Store, StoredCall};
 use crate::sync::caller_id::CallerIdService;
 use crate::sync::SyncContext;
-use crate::{feed, install, intake, listener, openapi, ops, problem, results_api, widget};
+use crate::{feed, install, intake, kommo_hooks, listener, openapi, ops, problem, results_api, widget};
 use anyhow::Context;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
@@ -96,6 +97,9 @@ impl Backend {
         };
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(prune(app.clone())));
+        if app.config.caller_index {
+            tasks.push(tokio::spawn(reconcile_phonebooks(app.clone())));
+        }
         tasks.extend(app.queue.start_workers(
             &app.config.queue,
             app.access.clone(),
@@ -138,8 +142,11 @@ impl Backend {
             .merge(ops::router())
             .merge(openapi::router())
             .fallback(problem::not_found)
-            .layer(middleware::from_fn_with_state(self.app.metrics.clone(), count_errors))
             .layer(tower_http::trace::TraceLayer::new_for_http())
+            // Kommo's webhook paths carry a secret: outside the request
+            // trace, whose spans record the URI.
+            .merge(kommo_hooks::router())
+            .layer(middleware::from_fn_with_state(self.app.metrics.clone(), count_errors))
             .with_state(self.app.clone())
     }
 
@@ -267,6 +274,36 @@ async fn prune(app: App) {
                     tracing::warn!(error = %e, "pruning jobs failed");
                 }
                 ops::sample_job_depth(&app.store, &app.metrics).await;
+            }
+        }
+    }
+}
+
+/// Every `caller_index_reconcile_interval`, a reconciliation job for each
+/// ready caller index (deduplicated by the queue: with several instances,
+/// still one per account at a time).
+async fn reconcile_phonebooks(app: App) {
+    let mut shutdown = app.lifecycle.shutdown_signal();
+    let mut every = tokio::time::interval(app.config.caller_index_reconcile_interval);
+    // The first tick is immediate; a fresh start has nothing to heal yet.
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = every.tick() => {
+                let accounts = match app.store.ready_phonebooks().await {
+                    Ok(accounts) => accounts,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listing the caller indexes failed");
+                        continue;
+                    }
+                };
+                for account_id in accounts {
+                    if let Err(e) = app.store.enqueue_job(account_id, &Job::ReconcilePhonebook, now_ms()).await {
+                        tracing::warn!(account_id, error = %e, "enqueueing a caller index reconciliation failed");
+                    }
+                }
+                app.queue.wake();
             }
         }
     }

@@ -122,6 +122,14 @@ pub struct Config {
     /// The integration's redirect URI as registered in Kommo (where Kommo
     /// sends the admin after installation: `GET {base}/kommo/install`).
     pub redirect_uri: String,
+    /// Keep a local caller index per account (`crate::sync::phonebook`):
+    /// built at installation, kept current by Kommo's webhooks, asked on
+    /// every ring at no Kommo request. Off: caller ID asks Kommo per number.
+    pub caller_index: bool,
+    /// How often each ready caller index reads what changed in Kommo since
+    /// the last time (heals a missed webhook).
+    #[serde(rename = "caller_index_reconcile_interval_seconds", with = "seconds")]
+    pub caller_index_reconcile_interval: Duration,
     /// The bearer token of the operator endpoints (`/ops/...`). `None`:
     /// those endpoints do not exist (404).
     pub ops_token: Option<String>,
@@ -136,6 +144,10 @@ pub struct Config {
     /// Access tokens are refreshed once they expire within this long.
     #[serde(skip)]
     pub token_refresh_ahead: Duration,
+    /// Where Kommo's webhooks are addressed (`{base}/kommo/{account}/hooks/…`);
+    /// `None`: `public_base_url`. Tests point it at their ephemeral port.
+    #[serde(skip)]
+    pub webhook_base_url: Option<String>,
 }
 
 /// How the durable job queue ([`crate::queue`]) runs. Its settings sit at
@@ -202,10 +214,13 @@ impl Default for Config {
             kommo_base_url: None,
             client_id: String::new(),
             redirect_uri: "http://127.0.0.1:8080/backend/kommo/install".into(),
+            caller_index: true,
+            caller_index_reconcile_interval: Duration::from_secs(300),
             ops_token: None,
             queue: QueueConfig::default(),
             kommo: kommo_client::ClientConfig::default(),
             token_refresh_ahead: Duration::from_secs(300),
+            webhook_base_url: None,
         }
     }
 }
@@ -229,10 +244,13 @@ impl fmt::Debug for Config {
             .field("kommo_base_url", &self.kommo_base_url)
             .field("client_id", &self.client_id)
             .field("redirect_uri", &self.redirect_uri)
+            .field("caller_index", &self.caller_index)
+            .field("caller_index_reconcile_interval", &self.caller_index_reconcile_interval)
             .field("ops_token", &self.ops_token.as_ref().map(|_| "<redacted>"))
             .field("queue", &self.queue)
             .field("kommo", &self.kommo)
             .field("token_refresh_ahead", &self.token_refresh_ahead)
+            .field("webhook_base_url", &self.webhook_base_url)
             .finish()
     }
 }
@@ -329,6 +347,10 @@ impl Config {
         anyhow::ensure!(self.max_db_connections > 0, "max_db_connections must be positive");
         anyhow::ensure!(self.queue.max_attempts > 0, "job_max_attempts must be positive");
         anyhow::ensure!(!self.queue.lease.is_zero(), "job_lease_seconds must be positive");
+        anyhow::ensure!(
+            !self.caller_index_reconcile_interval.is_zero(),
+            "caller_index_reconcile_interval_seconds must be positive"
+        );
         anyhow::ensure!(
             self.ops_token.as_ref().is_none_or(|t| t.len() >= 16),
             "ops_token must be at least 16 characters"

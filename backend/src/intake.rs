@@ -68,9 +68,10 @@ async fn post_event(
     let result = async {
         let event = parse_event(&body)?;
         event.validate().map_err(field_problem)?;
-        // Caller ID never delays the push: a warm cache names the caller in
-        // the first feed event, else a background lookup sends a second one.
-        let cached = caller_id.cached_caller(account.account_id, &event);
+        // Caller ID never waits for Kommo: the caller index (a database
+        // read) or a warm cache names the caller in the first feed event,
+        // else a background lookup sends a second one.
+        let cached = caller_id.ringing_caller(account.account_id, &event).await;
         let delivery = Delivery::new(&account, std::slice::from_ref(&event))
             .ok_or_else(|| Problem::invalid("event", "no event"))?
             .with_caller(cached);

@@ -6,7 +6,8 @@
 //!   (`crate::install`). [`KommoAccess::install`] trades the code for a token pair
 //!   (`kommo_client::OAuthClient`), asks Kommo which account it is
 //!   (`GET /api/v4/account`), stores the pair sealed and marks the account
-//!   authorized. Jobs that waited for it become due at once.
+//!   authorized. Jobs that waited for it become due at once, and the
+//!   account's caller index sync is enqueued (`crate::sync::phonebook`).
 //! - **Tokens** ([`StoreTokens`], the backend's `AccessTokens`): read from
 //!   the store for every request, refreshed ahead of expiry by exactly one
 //!   worker of one instance at a time (a lease row claimed with a conditional
@@ -23,6 +24,7 @@
 use crate::config::Config;
 use crate::hub::Publisher;
 use crate::metrics::Metrics;
+use crate::store::jobs::Job;
 use crate::store::{now_ms, Store};
 use futures::future::BoxFuture;
 use kommo_client::{AccessTokens, KommoClient, KommoError, OAuthApp, OAuthClient, Quota, RequestBudget};
@@ -77,6 +79,8 @@ struct Inner {
     tokens: Arc<StoreTokens>,
     budget: Arc<SqlBudget>,
     publisher: Publisher,
+    /// Where Kommo's webhooks for the caller index go (`None`: no index).
+    hook_base: Option<String>,
 }
 
 impl KommoAccess {
@@ -116,6 +120,9 @@ impl KommoAccess {
                 tokens,
                 budget,
                 publisher,
+                hook_base: config
+                    .caller_index
+                    .then(|| config.webhook_base_url.clone().unwrap_or_else(|| config.public_base_url.clone())),
             }),
         })
     }
@@ -214,6 +221,11 @@ impl KommoAccess {
         self.inner.store.put_tokens(account.id, &tokens).await?;
         if self.inner.kommo_base_url.is_none() {
             self.inner.store.set_kommo_base_url(account.id, base).await?;
+        }
+        if let Some(hook_base) = &self.inner.hook_base {
+            // The caller index is built by a job: durable, in the budget.
+            self.inner.store.start_phonebook(account.id, hook_base).await?;
+            self.inner.store.enqueue_job(account.id, &Job::SyncPhonebook, now_ms()).await?;
         }
         let woken = self.inner.store.wake_account_jobs(account.id).await?;
         tracing::info!(account_id = account.id, waiting_jobs = woken, "Kommo integration installed");

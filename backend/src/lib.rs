@@ -39,7 +39,7 @@
 //!   commits are stored together in the next.
 //! - [`store`]: SQLite or PostgreSQL through one `sqlx::Any` code path:
 //!   accounts, calls (merged order-free in a transaction), the feed history,
-//!   the job table, used token ids and tickets.
+//!   the job table, the caller index, used token ids and tickets.
 //! - [`hub`]: in-process per-user fan-out; [`listener`]: the PostgreSQL
 //!   listener that brings other instances' events in.
 //! - [`one_time_token`]: Kommo's `X-Auth-Token` JWT, verified completely,
@@ -57,10 +57,15 @@
 //! - [`kommo_access`]: installation (OAuth), tokens refreshed once across
 //!   instances, the shared 7 rps budget, a `KommoClient` per account;
 //!   [`install`]: its HTTP face, `GET /kommo/install`.
+//! - [`kommo_hooks`]: `POST /kommo/{account_id}/hooks/{secret}`, Kommo's
+//!   change webhooks for the caller index, applied at once.
 //! - [`sync`]: what the jobs do in Kommo: call logging and late data
 //!   ([`sync::logging`], with the pure log-target rule), call results
-//!   ([`sync::results`], with the pure planner); and caller ID for the
-//!   ringing card ([`sync::caller_id`]: cached, single-flight).
+//!   ([`sync::results`], with the pure planner); the local caller index
+//!   ([`sync::phonebook`]: first sync, reconciliation, link refreshes, and
+//!   caller ID from it); and caller ID for the ringing card
+//!   ([`sync::caller_id`]: from the index once ready, else Kommo, cached,
+//!   single-flight).
 //! - [`results_api`]: `POST /widget/calls/{call_id}/result`, the Call
 //!   summary's Save: checked, stored, enqueued, answered 202.
 //! - [`metrics`]: Prometheus counters and gauges.
@@ -100,6 +105,7 @@ mod hub;
 mod install;
 mod intake;
 mod kommo_access;
+mod kommo_hooks;
 mod listener;
 mod metrics;
 mod one_time_token;
@@ -123,6 +129,7 @@ pub use problem::Problem;
 pub use queue::{Job, Queue};
 pub use secrets::Secrets;
 pub use store::jobs::{JobRecord, JobState};
+pub use store::phonebook::{PhonebookSync, SyncPhase};
 pub use store::{CrmChange, Store, StoredCall, SyncState};
 pub use sync::logging::sync_call_log;
 pub use sync::results::apply_call_result;

@@ -18,6 +18,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/widget/calls/{call_id}/result"),
     ("get", "/widget/status"),
     ("get", "/kommo/install"),
+    ("post", "/kommo/{account_id}/hooks/{secret}"),
     ("get", "/ops/jobs"),
     ("post", "/ops/jobs/{id}/retry"),
     ("get", "/healthz"),
@@ -170,6 +171,18 @@ pub fn document() -> Value {
                 "responses": merge(json!({"200": {"description": "Installed: {account_id, authorized: true}"}}),
                     problem_responses(&[("422", "Missing code or referer, a refused code, or installation not approved (field names which)"),
                         ("404", "The account is not provisioned"), ("502", "Kommo could not be reached")])),
+            }},
+            "/kommo/{account_id}/hooks/{secret}": {"post": {
+                "summary": "Kommo's change webhooks for the caller index (the path's secret is the account's, subscribed at installation)",
+                "parameters": [
+                    {"name": "account_id", "in": "path", "required": true, "schema": {"type": "integer"}},
+                    {"name": "secret", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"},
+                    "example": "account[id]=31415926&contacts[update][0][id]=20100001&contacts[update][0][name]=Maria Gonzalez"}}},
+                "responses": merge(json!({"200": {"description": "Applied to the index: {applied: N}"}}),
+                    problem_responses(&[("404", "No such webhook destination (unknown account and wrong secret alike)"),
+                        ("400", "The body is not Kommo's form (field `body`), or names another account (`account[id]`)"),
+                        ("413", "Body too large")])),
             }},
             "/ops/jobs": {"get": {
                 "summary": "Operator view of sync jobs (Authorization: Bearer <ops token>; 404 when no token is configured)",

@@ -18,6 +18,8 @@
 //! - [`tokens`]: the accounts' Kommo OAuth tokens (sealed) and the refresh lease.
 //! - [`budget`]: the shared 7-requests-per-second schedule per account.
 //! - [`jobs`]: the durable job queue's table.
+//! - [`phonebook`]: the local caller index (holders, numbers, deals, links)
+//!   and each account's sync state.
 //! - `sqlite_writer`: intake's SQLite fast path, the one exception to the
 //!   single code path (same rules, a plain SQLite connection on its own
 //!   thread; see the file).
@@ -33,6 +35,7 @@ pub mod credentials;
 pub mod crm;
 pub mod feed_log;
 pub mod jobs;
+pub mod phonebook;
 pub(crate) mod sqlite_writer;
 pub mod tokens;
 

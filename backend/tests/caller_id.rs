@@ -26,7 +26,7 @@ const EVENTS: &str = "/api/v2/events";
 fn expected(env: &Env, number: &str) -> CallerId {
     let st = env.sandbox.store();
     match kommo_sandbox::identify_caller(&st, number) {
-        Some(m) => CallerId::Known { name: m.name, entity: m.element },
+        Some(m) => CallerId::known(m.name, m.element),
         None => CallerId::Unknown,
     }
 }
@@ -62,7 +62,7 @@ async fn every_branch_reaches_the_card(db: Db) {
         assert_eq!(env.requests.all().len(), cost, "{number}: {:?}", env.requests.all());
         assert_eq!(got, expected(&env, number), "{number}");
         match (want, &got) {
-            (Some((kind, name)), CallerId::Known { name: n, entity }) => {
+            (Some((kind, name)), CallerId::Known { name: n, entity, .. }) => {
                 assert_eq!((entity.kind, n.as_str()), (kind, name), "{number}");
             }
             (None, CallerId::Unknown) => {}
@@ -87,8 +87,7 @@ async fn warm_cache_names_the_caller_in_the_first_push(db: Db) {
     let first = first_event(&mut ws).await;
     assert_eq!(first.caller, CallerId::Pending);
     let second = first_event(&mut ws).await;
-    let maria =
-        CallerId::Known { name: "Website redesign".into(), entity: EntityRef::new(EntityKind::Lead, 5_756_100) };
+    let maria = CallerId::known("Website redesign", EntityRef::new(EntityKind::Lead, 5_756_100));
     assert_eq!(second.caller, maria);
     let cold = env.requests.all();
     assert_eq!(env.requests.count("POST", EVENTS), 1, "{cold:?}");

@@ -38,8 +38,59 @@ pub enum CallerId {
     Pending,
     /// No contact or company has this number.
     Unknown,
-    /// The record to open and the name to show.
-    Known { name: String, entity: EntityRef },
+    /// The record to open and the name to show: what Kommo's caller-ID rule
+    /// picks. `holder` and `deal` are what the local caller index adds for
+    /// the caller card (absent when the answer came from Kommo's
+    /// `POST /api/v2/events`, which does not tell them).
+    Known {
+        name: String,
+        entity: EntityRef,
+        /// The contact or company holding the number.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holder: Option<CallerHolder>,
+        /// The lead or customer picked, when exactly one was active.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deal: Option<CallerDeal>,
+    },
+}
+
+/// The contact or company behind a caller-ID answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerHolder {
+    pub entity: EntityRef,
+    pub name: String,
+}
+
+/// Where the lead or customer behind a caller-ID answer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerDeal {
+    pub status_id: u64,
+    pub pipeline_id: u64,
+    pub responsible_user_id: u64,
+}
+
+impl CallerId {
+    /// A caller as Kommo's `POST /api/v2/events` answers it: the record and
+    /// its name, nothing more.
+    pub fn known(name: impl Into<String>, entity: EntityRef) -> Self {
+        Self::Known { name: name.into(), entity, holder: None, deal: None }
+    }
+}
+
+impl From<crate::phonebook::Caller> for CallerId {
+    /// What the local index says, with the holder and the deal for the card.
+    fn from(c: crate::phonebook::Caller) -> Self {
+        Self::Known {
+            name: c.name,
+            entity: c.element,
+            holder: Some(CallerHolder { entity: c.holder, name: c.holder_name }),
+            deal: c.deal.map(|d| CallerDeal {
+                status_id: d.status_id,
+                pipeline_id: d.pipeline_id,
+                responsible_user_id: d.responsible_user_id,
+            }),
+        }
+    }
 }
 
 /// A call as one user's widget sees it.

@@ -21,6 +21,8 @@
 //!   place, switchable per account, the manager's note never overwritten.
 //! - [`status`]: the backend's answer to the settings page's connection check.
 //! - [`signature`]: HMAC-SHA256 webhook signatures with a replay window.
+//! - [`phonebook`]: an account's phonebook and Kommo's caller-ID rule over it
+//!   (who is calling, with names, without asking Kommo).
 //! - [`backoff`]: exponential backoff with full or equal jitter, the random
 //!   draw passed in (the Kommo client, the job queue, the widget).
 
@@ -32,6 +34,7 @@ pub mod extensions;
 pub mod feed;
 pub mod note;
 pub mod phone;
+pub mod phonebook;
 pub mod result;
 pub mod signature;
 pub mod status;

@@ -330,7 +330,7 @@ impl KommoClient {
     }
 }
 
-fn with_param(with: &[With]) -> String {
+pub(crate) fn with_param(with: &[With]) -> String {
     with.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(",")
 }
 

@@ -35,6 +35,10 @@
 //!
 //! - [`caller_id`]: `POST /api/v2/events` → [`CallerMatch`].
 //! - [`entities`]: contacts, companies, leads, customers: get, search, add a phone.
+//! - [`listing`]: whole collections one page at a time, or what changed
+//!   since a moment ([`Listing`], [`Page`]), for a resumable local copy.
+//! - [`webhooks`]: subscribe a destination to Kommo's change events, and
+//!   read what a delivery says changed ([`Delivery`]).
 //! - [`calls`]: `POST /api/v4/calls`.
 //! - [`notes`]: call notes, common notes, service messages; find a call
 //!   note by `uniq`, create one idempotently, edit.
@@ -55,12 +59,14 @@ mod entities;
 mod error;
 mod http;
 mod links;
+mod listing;
 mod notes;
 mod oauth;
 mod retry;
 mod tasks;
 mod tokens;
 mod unsorted;
+mod webhooks;
 
 pub use account::{Account, User};
 pub use budget::{Gcra, LocalBudget, Quota, RequestBudget, Unlimited};
@@ -73,6 +79,7 @@ pub use entities::{
 pub use error::{FieldError, KommoError, Problem, ValidationErrors};
 pub use http::{KommoClient, KommoClientBuilder};
 pub use links::Link;
+pub use listing::{Listing, Page};
 pub use notes::{CallNoteParams, NewNote, Note, NoteBody, NoteRef, NoteType};
 pub use oauth::{InMemoryTokens, OAuthApp, OAuthClient, OnRefresh, StaticToken, TokenSet};
 pub use retry::Idempotency;
@@ -82,5 +89,7 @@ pub use unsorted::{
     NewSipUnsorted, NewUnsortedContact, NewUnsortedEmbedded, NewUnsortedLead, SipMetadata, Unsorted, UnsortedEmbedded,
     UnsortedRef,
 };
+
+pub use webhooks::{ChangeAction, Delivery, DeliveryError, RecordChange, Webhook};
 
 pub use callcard_calls::{Direction, EntityKind, EntityRef};

@@ -328,3 +328,136 @@ async fn injected_faults_are_retried_or_reported() {
     // The script is used up: the next request goes through.
     assert_eq!(k.client.add_calls(&[call]).await.unwrap().calls.len(), 1);
 }
+
+/// Creates `n` contacts over the API (as a person importing them would),
+/// each with its own number; returns their ids.
+async fn import_contacts(k: &Kommo, n: usize) -> Vec<u64> {
+    let token = k.sandbox.issue_tokens(ANNA).access_token;
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(250) {
+        let body: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|i| {
+                serde_json::json!({"name": format!("Imported {i}"),
+                "custom_fields_values": [{"field_code": "PHONE", "values": [{"value": format!("+1 212 {i:07}")}]}]})
+            })
+            .collect();
+        let answer: serde_json::Value = http
+            .post(format!("{}/api/v4/contacts", k.origin))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.extend(answer["_embedded"]["contacts"].as_array().unwrap().iter().map(|c| c["id"].as_u64().unwrap()));
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_listing_reads_every_record_once_page_by_page_and_resumes() {
+    let k = kommo_with(|c| c.with_rate_limit(None), quick()).await;
+    let imported = import_contacts(&k, 300).await;
+    let total = k.sandbox.store().contacts.len();
+    assert!(total > 300);
+
+    let mut seen = Vec::new();
+    let mut listing = Listing::from_start(&[With::Leads]);
+    let mut pages = 0;
+    loop {
+        let page = k.client.list_page::<Contact>(&listing).await.unwrap();
+        pages += 1;
+        seen.extend(page.records.iter().map(|c| c.id));
+        // A restart resumes from the saved listing: simulate it by cloning.
+        match page.next {
+            Some(next) => listing = next.clone(),
+            None => break,
+        }
+    }
+    assert_eq!(pages, total.div_ceil(250));
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (total, total), "every contact exactly once");
+    assert!(imported.iter().all(|id| seen.contains(id)));
+}
+
+#[tokio::test]
+async fn changed_since_lists_only_what_changed_oldest_change_first() {
+    let k = kommo_with(|c| c.with_rate_limit(None), quick()).await;
+    let token = k.sandbox.issue_tokens(ANNA).access_token;
+    let future = 4_000_000_000i64;
+    let (a, b) = {
+        let st = k.sandbox.store();
+        let mut ids = st.contacts.keys().copied();
+        (ids.next().unwrap(), ids.next().unwrap())
+    };
+    // b changes before a: the listing gives b first.
+    for (id, at) in [(b, future), (a, future + 5)] {
+        let r = reqwest::Client::new()
+            .patch(format!("{}/api/v4/contacts/{id}", k.origin))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"name": format!("Changed {id}"), "updated_at": at}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let page = k.client.list_page::<Contact>(&Listing::changed_since(future, &[])).await.unwrap();
+    assert_eq!(page.records.iter().map(|c| c.id).collect::<Vec<_>>(), [b, a]);
+    assert!(page.next.is_none());
+    let later = k.client.list_page::<Contact>(&Listing::changed_since(future + 6, &[])).await.unwrap();
+    assert!(later.records.is_empty());
+}
+
+#[tokio::test]
+async fn webhooks_subscribe_once_per_destination_and_unsubscribe() {
+    let k = kommo().await;
+    assert!(k.client.webhooks().await.unwrap().is_empty());
+    let hook = "https://callcard.example/kommo/31415926/hook";
+    let first = k.client.subscribe_webhook(hook, &["add_contact", "update_contact"]).await.unwrap();
+    let again = k.client.subscribe_webhook(hook, &["add_contact", "status_lead"]).await.unwrap();
+    assert_eq!(first.id, again.id);
+    let all = k.client.webhooks().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].settings, ["add_contact", "status_lead"]);
+    let refused = k.client.subscribe_webhook(hook, &["explode_lead"]).await.unwrap_err();
+    assert!(matches!(refused, KommoError::Validation(_)), "{refused:?}");
+    k.client.unsubscribe_webhook(hook).await.unwrap();
+    k.client.unsubscribe_webhook(hook).await.unwrap();
+    assert!(k.client.webhooks().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn what_the_sandbox_delivers_reads_back_as_the_change_made() {
+    let k = kommo_with(|c| c.with_rate_limit(None), quick()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                tx.send(body).unwrap();
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    k.client.subscribe_webhook(&hook, &["update_contact", "status_lead"]).await.unwrap();
+
+    let contact = k.client.search::<Contact>(numbers::CONTACT_NO_LEADS, &[]).await.unwrap()[0].id;
+    k.client.add_phone(EntityRef::new(EntityKind::Contact, contact), "+1 415 555 0199").await.unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+    let delivery = Delivery::parse(&body).unwrap();
+    assert_eq!(delivery.account_id, Some(k.sandbox.account_id()));
+    let change = &delivery.changes[0];
+    assert_eq!((change.record, change.action), (EntityRef::new(EntityKind::Contact, contact), ChangeAction::Update));
+    let phones = change.phones.clone().unwrap();
+    assert!(phones.contains(&"+1 415 555 0199".to_string()) && phones.len() >= 2, "{phones:?}");
+}

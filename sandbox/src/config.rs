@@ -61,6 +61,11 @@ pub struct SandboxConfig {
     /// Load the state from this file at start when it exists, and write it
     /// there on [`crate::Sandbox::save_snapshot`] / `POST /sandbox/snapshot`.
     pub snapshot: Option<PathBuf>,
+    /// How long a webhook destination has to answer an attempt.
+    pub webhook_timeout: Duration,
+    /// The waits before each retry of a webhook that got no 2xx; after the
+    /// last, the delivery is given up. Kommo's own schedule is unconfirmed.
+    pub webhook_retry_delays: Vec<Duration>,
 }
 
 impl Default for SandboxConfig {
@@ -94,6 +99,8 @@ impl SandboxConfig {
             long_lived_token: None,
             users_setting_as_string: false,
             snapshot: None,
+            webhook_timeout: Duration::from_secs(2),
+            webhook_retry_delays: [5, 30, 120, 600].into_iter().map(Duration::from_secs).collect(),
         }
     }
 
@@ -163,6 +170,11 @@ impl SandboxConfig {
 
     pub fn with_long_lived_token(mut self, token: impl Into<String>) -> Self {
         self.long_lived_token = Some(token.into());
+        self
+    }
+
+    pub fn with_webhook_retry_delays(mut self, delays: Vec<Duration>) -> Self {
+        self.webhook_retry_delays = delays;
         self
     }
 

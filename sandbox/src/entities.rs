@@ -301,14 +301,32 @@ fn list(sb: &Sandbox, kind: EntityKind, q: &[(String, String)]) -> Response {
     let with = With::parse(q);
     let query = param(q, "query").unwrap_or("");
     let ids = filter_ids(q, "id");
-    let items: Vec<Value> = st
+    let (from, to) = updated_at_range(q);
+    let mut records: Vec<&Entity> = st
         .map(kind)
         .values()
         .filter(|e| ids.as_ref().is_none_or(|ids| ids.contains(&e.id)))
+        .filter(|e| from.is_none_or(|from| e.updated_at >= from) && to.is_none_or(|to| e.updated_at <= to))
         .filter(|e| matches_query(&st, e, query))
-        .map(|e| entity_json(&st, e, with))
         .collect();
+    match param(q, "order[updated_at]") {
+        Some("asc") => records.sort_by_key(|e| (e.updated_at, e.id)),
+        Some("desc") => records.sort_by_key(|e| std::cmp::Reverse((e.updated_at, e.id))),
+        _ if param(q, "order[id]") == Some("desc") => records.reverse(),
+        _ => {}
+    }
+    let items: Vec<Value> = records.into_iter().map(|e| entity_json(&st, e, with)).collect();
     page_answer(items, q, &base(kind), kind.api_path())
+}
+
+/// `filter[updated_at][from]` / `[to]` (Unix seconds, both inclusive), or
+/// `filter[updated_at]=N` for exactly N.
+fn updated_at_range(q: &[(String, String)]) -> (Option<i64>, Option<i64>) {
+    let number = |key: &str| param(q, key).and_then(|v| v.trim().parse::<i64>().ok());
+    match number("filter[updated_at]") {
+        Some(exact) => (Some(exact), Some(exact)),
+        None => (number("filter[updated_at][from]"), number("filter[updated_at][to]")),
+    }
 }
 
 fn get_one(sb: &Sandbox, kind: EntityKind, id: &str, q: &[(String, String)]) -> Response {

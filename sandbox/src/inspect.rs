@@ -14,6 +14,8 @@
 //!                 "processed_at", "processed_by"}],
 //!   "caller_id_events": [{"uid", "at", "phone_number", "query_string", "users": [id],
 //!                         "element": {"type": "lead", "id": 5756100} | null, "name": "Website redesign" | null}],
+//!   "webhooks": [{"id", "destination", "settings": ["update_contact", ...], ...}],
+//!   "webhook_deliveries": [{"destination", "events", "body", "attempts": [status], "delivered"}],
 //!   "counts": {"contacts", "companies", "leads", "customers", "notes", "calls", "tasks", "unsorted_pending"}
 //! }
 //! ```
@@ -124,6 +126,7 @@ pub fn document(st: &Store, touched_only: bool) -> Value {
         "users": users,
         "unsorted": unsorted,
         "caller_id_events": events,
+        "webhooks": st.webhooks,
         "counts": counts,
     });
     for (k, v) in kinds {
@@ -135,12 +138,18 @@ pub fn document(st: &Store, touched_only: bool) -> Value {
 impl Sandbox {
     /// The inspection document (see [`crate::inspect`]).
     pub fn inspect(&self) -> Value {
-        document(&self.store(), false)
+        with_deliveries(self, document(&self.store(), false))
     }
 }
 
 /// `GET /sandbox/inspect`.
 pub async fn inspect(State(sb): State<Sandbox>, Query(q): Query<Vec<(String, String)>>) -> Response {
     let touched = q.iter().any(|(k, v)| k == "touched" && (v == "1" || v == "true"));
-    Json(document(&sb.store(), touched)).into_response()
+    let doc = document(&sb.store(), touched);
+    Json(with_deliveries(&sb, doc)).into_response()
+}
+
+fn with_deliveries(sb: &Sandbox, mut doc: Value) -> Value {
+    doc["webhook_deliveries"] = serde_json::json!(sb.webhook_log().snapshot());
+    doc
 }

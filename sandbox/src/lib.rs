@@ -46,6 +46,10 @@
 //! - [`one_time_token`]: the `X-Auth-Token` JWTs the host page hands the widget.
 //! - [`host_page`]: the static host page, the widget package, the session
 //!   and the widget's saved settings.
+//! - [`webhooks`]: `GET|POST|DELETE /api/v4/webhooks`, and the form-encoded
+//!   deliveries (with retries) of every change to a record.
+//! - [`records`]: deleting and restoring records, as a person does in
+//!   Kommo's interface.
 //! - [`inspect`]: `GET /sandbox/inspect`, everything the product wrote.
 //! - [`snapshot`]: saving and loading the store.
 //!
@@ -64,6 +68,7 @@
 //!   `GET /api/v4/{kind}/{id}/links`
 //! - `POST /api/v2/events` (and with a trailing slash)
 //! - `POST /api/v4/calls`
+//! - `GET|POST|DELETE /api/v4/webhooks`
 //! - `GET|POST|PATCH /api/v4/tasks`, `GET|PATCH /api/v4/tasks/{id}`
 //! - `GET /api/v4/leads/unsorted`, `POST /api/v4/leads/unsorted/sip`,
 //!   `GET /api/v4/leads/unsorted/{uid}`, `POST /api/v4/leads/unsorted/{uid}/accept`,
@@ -99,11 +104,13 @@ mod notes;
 mod oauth;
 pub mod one_time_token;
 mod problem;
+mod records;
 pub mod seed;
 mod snapshot;
 mod store;
 mod tasks;
 mod unsorted;
+mod webhooks;
 
 mod routes;
 
@@ -113,6 +120,7 @@ pub use config::SandboxConfig;
 pub use faults::FaultConfig;
 pub use oauth::TokenPair;
 pub use store::{Store, UnsortedStatus};
+pub use webhooks::{Delivery as WebhookDelivery, DeliveryLog as WebhookLog};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -128,6 +136,9 @@ struct Shared {
     store: Mutex<store::Store>,
     limiter: limits::RateLimiter,
     faults: faults::Faults,
+    webhook_log: webhooks::DeliveryLog,
+    /// Delivers webhooks.
+    http: reqwest::Client,
 }
 
 impl Sandbox {
@@ -150,6 +161,8 @@ impl Sandbox {
             shared: Arc::new(Shared {
                 limiter: limits::RateLimiter::new(config.rate_limit_per_second),
                 faults: faults::Faults::default(),
+                webhook_log: webhooks::DeliveryLog::default(),
+                http: reqwest::Client::new(),
                 store: Mutex::new(store),
                 config,
             }),
@@ -186,6 +199,15 @@ impl Sandbox {
 
     pub fn faults(&self) -> &faults::Faults {
         &self.shared.faults
+    }
+
+    /// Every webhook delivery so far, with its attempts.
+    pub fn webhook_log(&self) -> &webhooks::DeliveryLog {
+        &self.shared.webhook_log
+    }
+
+    fn http_client(&self) -> &reqwest::Client {
+        &self.shared.http
     }
 
     /// Sets (or with `None` lifts) the per-second request budget.

@@ -25,6 +25,7 @@ pub fn router(sb: Sandbox) -> Router {
         .route("/api/v2/events", post(caller_id::events))
         .route("/api/v2/events/", post(caller_id::events))
         .route("/api/v4/calls", post(calls::add))
+        .route("/api/v4/webhooks", get(webhooks::list).post(webhooks::subscribe).delete(webhooks::unsubscribe))
         .route("/api/v4/tasks", get(tasks::list).post(tasks::create).patch(tasks::update_many))
         .route("/api/v4/tasks/{id}", get(tasks::get_one).patch(tasks::update_one))
         .route("/api/v4/leads/unsorted", get(unsorted::list))
@@ -49,7 +50,9 @@ pub fn router(sb: Sandbox) -> Router {
         .route("/sandbox/oauth/revoke", post(oauth::admin_revoke))
         .route("/sandbox/rate-limit", put(admin_rate_limit))
         .route("/sandbox/reset", post(admin_reset))
-        .route("/sandbox/snapshot", post(snapshot::take));
+        .route("/sandbox/snapshot", post(snapshot::take))
+        .route("/sandbox/records/{kind}/{id}", delete(records::delete))
+        .route("/sandbox/records/{kind}/{id}/restore", post(records::restore));
 
     let node_modules = cfg.www_dir.join("node_modules");
     let statics = Router::new()
@@ -58,7 +61,11 @@ pub fn router(sb: Sandbox) -> Router {
         .route_service("/vendor/jquery.js", ServeFile::new(node_modules.join("jquery/dist/jquery.min.js")))
         .fallback_service(ServeDir::new(&cfg.www_dir).append_index_html_on_directories(true));
 
-    api.merge(admin).merge(statics).layer(TraceLayer::new_for_http()).with_state(sb)
+    api.merge(admin)
+        .merge(statics)
+        .layer(from_fn_with_state(sb.clone(), webhooks::deliver_after))
+        .layer(TraceLayer::new_for_http())
+        .with_state(sb)
 }
 
 /// `PUT /sandbox/rate-limit {"per_second": N | null}` → 204.

@@ -316,6 +316,15 @@ pub struct Store {
     pub caller_id_events: Vec<CallerIdEvent>,
     pub widget_settings: Value,
     pub tokens: Tokens,
+    /// `POST /api/v4/webhooks` subscriptions ([`crate::webhooks`]).
+    #[serde(default)]
+    pub webhooks: Vec<crate::webhooks::Subscription>,
+    /// Records deleted in "Kommo's interface", with their links, until restored.
+    #[serde(default)]
+    pub trash: Vec<(Entity, Vec<Link>)>,
+    /// Changes made since the last delivery, while anyone is subscribed.
+    #[serde(skip)]
+    pub webhook_outbox: Vec<crate::webhooks::Change>,
 
     /// Last 8 digits of every PHONE value → the records holding it.
     #[serde(skip)]
@@ -350,6 +359,9 @@ impl Store {
             caller_id_events: Vec::new(),
             widget_settings: Value::Object(Default::default()),
             tokens: Tokens::default(),
+            webhooks: Vec::new(),
+            trash: Vec::new(),
+            webhook_outbox: Vec::new(),
             phone_index: HashMap::new(),
             link_index: HashMap::new(),
             notes_by_entity: HashMap::new(),
@@ -415,6 +427,10 @@ impl Store {
     /// Adds or replaces a record, keeping the phone index right.
     pub fn put(&mut self, e: Entity) {
         let r = e.entity_ref();
+        if !self.webhooks.is_empty() {
+            let changes = crate::webhooks::changes_of(self.get(r), &e);
+            self.webhook_outbox.extend(changes);
+        }
         self.unindex_phones(r);
         for p in &e.phones {
             let key = last_digits(&p.value, CALLER_ID_DIGITS);
@@ -443,6 +459,14 @@ impl Store {
 
     /// Deletes a record with its links (declined incoming leads).
     pub fn remove(&mut self, r: EntityRef) {
+        if let (false, Some(gone)) = (self.webhooks.is_empty(), self.get(r)) {
+            let change = crate::webhooks::Change {
+                action: crate::webhooks::Action::Delete,
+                entity: gone.clone(),
+                old_status_id: None,
+            };
+            self.webhook_outbox.push(change);
+        }
         self.unindex_phones(r);
         self.map_mut(r.kind).remove(&r.id);
         let linked = self.link_index.remove(&r).unwrap_or_default();
@@ -452,6 +476,42 @@ impl Store {
             }
         }
         self.links.retain(|l| l.from != r && l.to != r);
+    }
+
+    /// Deletes a record as a person does in Kommo's interface: it can be
+    /// restored, links and all. False when there is no such record.
+    pub fn trash_record(&mut self, r: EntityRef) -> bool {
+        let Some(e) = self.get(r).cloned() else { return false };
+        let links = self.links.iter().filter(|l| l.from == r || l.to == r).cloned().collect();
+        self.remove(r);
+        self.trash.push((e, links));
+        true
+    }
+
+    /// Brings a deleted record back with the links whose other end still
+    /// exists. False when it is not in the trash.
+    pub fn restore_record(&mut self, r: EntityRef) -> bool {
+        let Some(i) = self.trash.iter().position(|(e, _)| e.entity_ref() == r) else { return false };
+        let (e, links) = self.trash.remove(i);
+        if !self.webhooks.is_empty() {
+            let change = crate::webhooks::Change {
+                action: crate::webhooks::Action::Restore,
+                entity: e.clone(),
+                old_status_id: None,
+            };
+            self.webhook_outbox.push(change);
+        }
+        // Restoring is not an "add": put without recording a change.
+        let outbox = std::mem::take(&mut self.webhook_outbox);
+        self.put(e);
+        self.webhook_outbox = outbox;
+        for l in links {
+            let other = if l.from == r { l.to } else { l.from };
+            if self.exists(other) {
+                self.link(l.from, l.to, l.metadata);
+            }
+        }
+        true
     }
 
     /// Records whose PHONE ends with the same last 8 digits as `phone`: the

@@ -45,7 +45,24 @@ pub enum Job {
     UpdateCallLog { call_id: String },
     /// The manager saved a call result (`crate::sync::results`).
     ApplyCallResult { call_id: String },
+    /// Build the account's caller index: subscribe its webhooks, then read
+    /// every lead, customer, contact and company page by page
+    /// (`crate::sync::phonebook`).
+    SyncPhonebook,
+    /// Read what changed in Kommo since the last reconciliation into the
+    /// caller index (a missed webhook heals).
+    ReconcilePhonebook,
+    /// Re-read one lead's or customer's links to contacts and companies
+    /// (Kommo's webhooks do not carry them). `call_id` is
+    /// `phonebook:{kind}:{id}`, so one pending refresh per record.
+    RefreshDealLinks { call_id: String, deal: callcard_calls::EntityRef },
 }
+
+/// The `call_id` column of the account-wide caller-index jobs. Not a call:
+/// the column is the queue's key, so at most one of them is pending per
+/// account and the jobs sharing it never run at the same time (a
+/// reconciliation never overlaps the first sync).
+pub const PHONEBOOK_JOB_KEY: &str = "phonebook";
 
 impl Job {
     /// The `kind` column, as in the JSON payload.
@@ -54,13 +71,27 @@ impl Job {
             Self::LogCall { .. } => "log_call",
             Self::UpdateCallLog { .. } => "update_call_log",
             Self::ApplyCallResult { .. } => "apply_call_result",
+            Self::SyncPhonebook => "sync_phonebook",
+            Self::ReconcilePhonebook => "reconcile_phonebook",
+            Self::RefreshDealLinks { .. } => "refresh_deal_links",
         }
     }
 
+    /// The queue's key: the call, or a synthetic key for the caller index's
+    /// jobs ([`PHONEBOOK_JOB_KEY`], `phonebook:{kind}:{id}`).
     pub fn call_id(&self) -> &str {
         match self {
-            Self::LogCall { call_id } | Self::UpdateCallLog { call_id } | Self::ApplyCallResult { call_id } => call_id,
+            Self::LogCall { call_id }
+            | Self::UpdateCallLog { call_id }
+            | Self::ApplyCallResult { call_id }
+            | Self::RefreshDealLinks { call_id, .. } => call_id,
+            Self::SyncPhonebook | Self::ReconcilePhonebook => PHONEBOOK_JOB_KEY,
         }
+    }
+
+    /// The link refresh of `deal`.
+    pub fn refresh_deal_links(deal: callcard_calls::EntityRef) -> Self {
+        Self::RefreshDealLinks { call_id: format!("{PHONEBOOK_JOB_KEY}:{}:{}", deal.kind.api_path(), deal.id), deal }
     }
 }
 

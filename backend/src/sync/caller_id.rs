@@ -12,6 +12,12 @@
 //! The call pop is latency-critical and Kommo is slow, throttled (7 requests
 //! per second per account) and sometimes down. So:
 //!
+//! - **The local index first.** Once an account's caller index finished its
+//!   first sync (`crate::sync::phonebook`), intake awaits its answer (a
+//!   database read, no Kommo request: `ringing_caller`) and creates the call
+//!   with it, holder and deal included; everything below is then not used.
+//!   Until then, and if the index cannot be read, the rest of this module
+//!   answers as before.
 //! - **Intake never waits for Kommo.** The ringing event is pushed at once.
 //!   When [`CallerIdCache::peek`] has a fresh answer, the call is created
 //!   with it, so the first push already names the caller (a cache read, no
@@ -237,7 +243,7 @@ pub async fn identify(
             String::new()
         }
     };
-    Ok(CallerId::Known { name, entity })
+    Ok(CallerId::known(name, entity))
 }
 
 /// The name Kommo's notification would show for `entity`.
@@ -284,7 +290,14 @@ pub struct CallerIdService {
     access: KommoAccess,
     /// Where answers are recorded (which pushes them to the widget).
     store: Store,
+    /// Accounts whose caller index is ready (for good), and those found not
+    /// ready, until when that is believed (`crate::sync::phonebook`).
+    index_ready: Mutex<HashMap<u64, Option<Instant>>>,
 }
+
+/// How long "the account's index is not ready yet" is believed before the
+/// store is asked again.
+const INDEX_READY_RECHECK: Duration = Duration::from_secs(1);
 
 impl CallerIdService {
     /// Answers live `ttl` (`Config::caller_id_cache_ttl`), names `name_ttl`.
@@ -295,7 +308,31 @@ impl CallerIdService {
             unauthorized: Mutex::default(),
             access,
             store,
+            index_ready: Mutex::default(),
         }
+    }
+
+    /// Whether the account's caller index finished its first sync (read from
+    /// the store at most once a second until it has; it never goes back).
+    async fn index_is_ready(&self, account_id: u64) -> bool {
+        {
+            let known = self.index_ready.lock().unwrap_or_else(|e| e.into_inner());
+            match known.get(&account_id) {
+                Some(None) => return true,
+                Some(Some(until)) if *until > Instant::now() => return false,
+                _ => {}
+            }
+        }
+        let ready = match self.store.phonebook_sync(account_id).await {
+            Ok(state) => state.is_some_and(|s| s.ready),
+            Err(e) => {
+                tracing::warn!(account_id, error = %e, "could not read the caller index state");
+                false
+            }
+        };
+        let mut known = self.index_ready.lock().unwrap_or_else(|e| e.into_inner());
+        known.insert(account_id, (!ready).then(|| Instant::now() + INDEX_READY_RECHECK));
+        ready
     }
 
     /// Whether the account's Kommo refused to be asked a moment ago.
@@ -336,6 +373,25 @@ impl CallerIdService {
             }
             _ => None,
         }
+    }
+
+    /// The caller to start a ringing call with, before its first push: from
+    /// the account's caller index once it is ready (a database read, no
+    /// Kommo request), else from the cache only ([`Self::cached_caller`]).
+    /// `None` leaves the call `Pending` for the background lookup.
+    pub(crate) async fn ringing_caller(&self, account_id: u64, event: &CallEvent) -> Option<CallerId> {
+        if !matches!(event.kind, CallEventKind::Ringing | CallEventKind::Answered) {
+            return None;
+        }
+        if self.index_is_ready(account_id).await {
+            let number = event.external_number.as_str();
+            match super::phonebook::identify(&self.store, account_id, number).await {
+                Ok(caller) => return Some(caller),
+                // The Kommo lookup still names the caller, a moment later.
+                Err(e) => tracing::warn!(account_id, error = %e, "the caller index could not be read"),
+            }
+        }
+        self.cached_caller(account_id, event)
     }
 
     /// After intake stored an event and pushed it: if the call is live, has a
@@ -392,7 +448,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn known(name: &str) -> CallerId {
-        CallerId::Known { name: name.into(), entity: EntityRef::new(EntityKind::Lead, 5_756_100) }
+        CallerId::known(name, EntityRef::new(EntityKind::Lead, 5_756_100))
     }
 
     #[tokio::test]

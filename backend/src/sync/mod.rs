@@ -10,11 +10,15 @@
 //! - [`logging`]: the call note at call end and its late updates
 //!   ([`Job::LogCall`], [`Job::UpdateCallLog`]).
 //! - [`results`]: the manager's call result ([`Job::ApplyCallResult`]).
+//! - [`phonebook`]: the local caller index: its first sync, reconciliation
+//!   and link refreshes ([`Job::SyncPhonebook`], [`Job::ReconcilePhonebook`],
+//!   [`Job::RefreshDealLinks`]), and caller ID from it.
 //! - [`caller_id`]: who is calling, for the ringing card (not a job: intake
 //!   starts it, and it must never wait in a queue).
 
 pub mod caller_id;
 pub mod logging;
+pub mod phonebook;
 pub mod results;
 
 use crate::hub::Publisher;
@@ -82,6 +86,9 @@ pub async fn run_job(ctx: &SyncContext, job: &Job) -> Result<(), JobFailure> {
     match job {
         Job::LogCall { call_id } | Job::UpdateCallLog { call_id } => logging::sync_call_log(ctx, call_id).await,
         Job::ApplyCallResult { call_id } => results::apply_call_result(ctx, call_id).await,
+        Job::SyncPhonebook => phonebook::sync(ctx).await,
+        Job::ReconcilePhonebook => phonebook::reconcile(ctx).await,
+        Job::RefreshDealLinks { deal, .. } => phonebook::refresh_deal_links(ctx, *deal).await,
     }
 }
 

@@ -107,6 +107,9 @@ pub fn config(db: &Db) -> Config {
         public_base_url: "http://backend.test/backend".into(),
         // One key for every instance on a database, as in a deployment.
         secret_key: Some(SECRET_KEY.into()),
+        // Off unless a test is about it: the index's sync would add Kommo
+        // requests to what the other tests count (`backend/tests/phonebook.rs`).
+        caller_index: false,
         ..Config::default()
     }
 }
@@ -120,10 +123,13 @@ pub struct Instance {
 }
 
 impl Instance {
-    pub async fn start(config: Config) -> Instance {
-        let backend = Backend::start(config).await.expect("backend starts");
+    /// Kommo's webhooks (for the caller index) are addressed to this
+    /// instance's port unless the configuration says otherwise.
+    pub async fn start(mut config: Config) -> Instance {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        config.webhook_base_url.get_or_insert_with(|| format!("http://{addr}"));
+        let backend = Backend::start(config).await.expect("backend starts");
         let closing = backend.clone();
         let router = backend.router();
         let server = tokio::spawn(async move {

@@ -23,6 +23,8 @@ const CLIENT_ID: &str = "callcard-test-client";
 pub struct Seen {
     pub method: String,
     pub path: String,
+    /// The query string (`page=2&limit=250…`), empty when none.
+    pub query: String,
 }
 
 /// The sandbox's request log.
@@ -73,7 +75,11 @@ impl Env {
                 let log = log.clone();
                 async move {
                     let bearer = request.headers().contains_key(axum::http::header::AUTHORIZATION);
-                    let seen = Seen { method: request.method().to_string(), path: request.uri().path().to_string() };
+                    let seen = Seen {
+                        method: request.method().to_string(),
+                        path: request.uri().path().to_string(),
+                        query: request.uri().query().unwrap_or("").to_string(),
+                    };
                     if bearer && seen.path.starts_with("/api/") {
                         log.0.lock().unwrap().push(seen);
                     }
