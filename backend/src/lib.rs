@@ -129,7 +129,7 @@ pub use problem::Problem;
 pub use queue::{Job, Queue};
 pub use secrets::Secrets;
 pub use store::jobs::{JobRecord, JobState};
-pub use store::phonebook::{PhonebookSync, SyncPhase};
+pub use store::phonebook::{DealData, HolderData, IndexChange, PhonebookSync, SyncPhase};
 pub use store::{CrmChange, Store, StoredCall, SyncState};
 pub use sync::logging::sync_call_log;
 pub use sync::results::apply_call_result;

@@ -9,7 +9,7 @@
 mod common;
 mod sandboxed;
 
-use callcard_backend::{Config, JobState, SyncPhase};
+use callcard_backend::{Config, DealData, HolderData, IndexChange, JobState, SyncPhase};
 use callcard_calls::feed::{CallView, CallerId, FeedMessage};
 use callcard_calls::{EntityKind, EntityRef};
 use common::Db;
@@ -377,7 +377,65 @@ async fn a_missed_webhook_heals_at_the_next_reconciliation(db: Db) {
     env.stop().await;
 }
 
+async fn changes_apply_in_any_order_and_a_stale_page_cannot_resurrect(db: Db) {
+    let node = common::Instance::start(common::config(&db)).await;
+    let store = node.backend.store();
+    let account = common::Account::random().id;
+    let anna = EntityRef::new(EntityKind::Contact, 1);
+    let holder = |name: &str, updated_at: i64, phone: &str| {
+        IndexChange::Holder(HolderData {
+            entity: anna,
+            name: Some(name.into()),
+            created_at: Some(100),
+            updated_at,
+            phones: Some(vec![phone.into()]),
+        })
+    };
+    let who = |number: &'static str| async move {
+        store.phonebook_for(account, number).await.unwrap().identify(number).map(|c| c.name)
+    };
+    const LINE: &str = "+1 830 570 3077";
+    store.apply_phonebook(account, &[holder("Anna new", 200, LINE)]).await.unwrap();
+    // Older data (a webhook retried late, an old page) changes nothing, numbers included.
+    store.apply_phonebook(account, &[holder("Anna old", 150, "+1 999 000 1111")]).await.unwrap();
+    assert_eq!(who(LINE).await.as_deref(), Some("Anna new"));
+    assert_eq!(who("+1 999 000 1111").await, None);
+    store.apply_phonebook(account, &[holder("Anna same second", 200, LINE)]).await.unwrap();
+    assert_eq!(who(LINE).await.as_deref(), Some("Anna same second"));
+
+    // Deleted at 300: a page read before (updated 250) does not bring her back...
+    store.apply_phonebook(account, &[IndexChange::Delete { record: anna, at: 300 }]).await.unwrap();
+    assert_eq!(who(LINE).await, None);
+    store.apply_phonebook(account, &[holder("Anna listed", 250, LINE)]).await.unwrap();
+    assert_eq!(who(LINE).await, None, "a stale page resurrected a deleted contact");
+    // ...a restore does, and so does a change made after the deletion.
+    store.apply_phonebook(account, &[IndexChange::Restore { record: anna }]).await.unwrap();
+    assert_eq!(who(LINE).await.as_deref(), Some("Anna listed"));
+    store.apply_phonebook(account, &[IndexChange::Delete { record: anna, at: 400 }]).await.unwrap();
+    store.apply_phonebook(account, &[holder("Anna back", 401, LINE)]).await.unwrap();
+    assert_eq!(who(LINE).await.as_deref(), Some("Anna back"));
+
+    // Deals too: the newer status stays, whatever order they come in.
+    let lead = EntityRef::new(EntityKind::Lead, 9);
+    let deal = |status_id: u64, updated_at: i64| {
+        IndexChange::Deal(DealData {
+            entity: lead,
+            name: Some("Headsets".into()),
+            status_id: Some(status_id),
+            pipeline_id: Some(3),
+            responsible_user_id: Some(ANNA),
+            updated_at,
+        })
+    };
+    let links = IndexChange::HolderLinks { holder: anna, deals: vec![lead] };
+    store.apply_phonebook(account, &[deal(7_100_012, 500), links, deal(142, 450)]).await.unwrap();
+    let caller = store.phonebook_for(account, LINE).await.unwrap().identify(LINE).unwrap();
+    assert_eq!((caller.element, caller.deal.map(|d| d.status_id)), (lead, Some(7_100_012)));
+    node.stop().await;
+}
+
 on_both_stores!(
+    changes_apply_in_any_order_and_a_stale_page_cannot_resurrect,
     a_missed_webhook_heals_at_the_next_reconciliation,
     the_first_push_names_the_caller_at_no_kommo_request,
     a_status_and_a_name_changed_in_kommo_show_on_the_next_ring,

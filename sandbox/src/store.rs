@@ -318,13 +318,13 @@ pub struct Store {
     pub tokens: Tokens,
     /// `POST /api/v4/webhooks` subscriptions ([`crate::webhooks`]).
     #[serde(default)]
-    pub webhooks: Vec<crate::webhooks::Subscription>,
+    pub webhooks: Vec<Subscription>,
     /// Records deleted in "Kommo's interface", with their links, until restored.
     #[serde(default)]
     pub trash: Vec<(Entity, Vec<Link>)>,
     /// Changes made since the last delivery, while anyone is subscribed.
     #[serde(skip)]
-    pub webhook_outbox: Vec<crate::webhooks::Change>,
+    pub webhook_outbox: Vec<Change>,
 
     /// Last 8 digits of every PHONE value → the records holding it.
     #[serde(skip)]
@@ -428,7 +428,7 @@ impl Store {
     pub fn put(&mut self, e: Entity) {
         let r = e.entity_ref();
         if !self.webhooks.is_empty() {
-            let changes = crate::webhooks::changes_of(self.get(r), &e);
+            let changes = changes_of(self.get(r), &e);
             self.webhook_outbox.extend(changes);
         }
         self.unindex_phones(r);
@@ -460,11 +460,7 @@ impl Store {
     /// Deletes a record with its links (declined incoming leads).
     pub fn remove(&mut self, r: EntityRef) {
         if let (false, Some(gone)) = (self.webhooks.is_empty(), self.get(r)) {
-            let change = crate::webhooks::Change {
-                action: crate::webhooks::Action::Delete,
-                entity: gone.clone(),
-                old_status_id: None,
-            };
+            let change = Change { action: Action::Delete, entity: gone.clone(), old_status_id: None };
             self.webhook_outbox.push(change);
         }
         self.unindex_phones(r);
@@ -494,11 +490,7 @@ impl Store {
         let Some(i) = self.trash.iter().position(|(e, _)| e.entity_ref() == r) else { return false };
         let (e, links) = self.trash.remove(i);
         if !self.webhooks.is_empty() {
-            let change = crate::webhooks::Change {
-                action: crate::webhooks::Action::Restore,
-                entity: e.clone(),
-                old_status_id: None,
-            };
+            let change = Change { action: Action::Restore, entity: e.clone(), old_status_id: None };
             self.webhook_outbox.push(change);
         }
         // Restoring is not an "add": put without recording a change.
@@ -675,4 +667,68 @@ mod tests {
         assert!(!s.is_linked(a, b));
         assert!(s.links.is_empty());
     }
+}
+
+// Kommo's webhooks (`crate::webhooks` delivers them): the subscriptions
+// and the changes waiting to be delivered, recorded here as records change.
+
+/// One destination and the events it wants.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: u64,
+    pub destination: String,
+    pub settings: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: u64,
+}
+
+/// What happened to a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Add,
+    Update,
+    Delete,
+    Restore,
+    /// A lead moved to another status (sent besides its `Update`).
+    Status,
+}
+
+impl Action {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Add => "add",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::Restore => "restore",
+            Self::Status => "status",
+        }
+    }
+}
+
+/// A change waiting to be delivered: the record as it is after the change.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub action: Action,
+    pub entity: Entity,
+    pub old_status_id: Option<u64>,
+}
+
+impl Change {
+    /// The subscription setting that asks for this change: `update_contact`.
+    pub fn event_name(&self) -> String {
+        format!("{}_{}", self.action.as_str(), self.entity.kind.as_str())
+    }
+}
+
+/// The changes `put` makes to a record: `old` is the record before, if any.
+pub fn changes_of(old: Option<&Entity>, new: &Entity) -> Vec<Change> {
+    let Some(old) = old else {
+        return vec![Change { action: Action::Add, entity: new.clone(), old_status_id: None }];
+    };
+    let mut changes = vec![Change { action: Action::Update, entity: new.clone(), old_status_id: None }];
+    if new.kind == EntityKind::Lead && old.status_id != new.status_id {
+        changes.push(Change { action: Action::Status, entity: new.clone(), old_status_id: Some(old.status_id) });
+    }
+    changes
 }

@@ -34,7 +34,10 @@
 
 use crate::oauth::Principal;
 use crate::problem::{no_content, ok, Fields, Problem};
-use crate::store::{now_secs, Entity, Store, ALL_KINDS};
+use crate::store::{now_secs, Store, ALL_KINDS};
+// The subscriptions and the outbox of changes are the store's (it records
+// every change as it makes it); this module delivers them.
+pub use crate::store::{Action, Change, Subscription};
 use crate::Sandbox;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -42,58 +45,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use callcard_calls::EntityKind;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Mutex;
-
-/// One destination and the events it wants.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Subscription {
-    pub id: u64,
-    pub destination: String,
-    pub settings: Vec<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub created_by: u64,
-}
-
-/// What happened to a record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    Add,
-    Update,
-    Delete,
-    Restore,
-    /// A lead moved to another status (sent besides its `Update`).
-    Status,
-}
-
-impl Action {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Add => "add",
-            Self::Update => "update",
-            Self::Delete => "delete",
-            Self::Restore => "restore",
-            Self::Status => "status",
-        }
-    }
-}
-
-/// A change waiting to be delivered: the record as it is after the change.
-#[derive(Clone, Debug)]
-pub struct Change {
-    pub action: Action,
-    pub entity: Entity,
-    pub old_status_id: Option<u64>,
-}
-
-impl Change {
-    /// The subscription setting that asks for this change: `update_contact`.
-    pub fn event_name(&self) -> String {
-        format!("{}_{}", self.action.as_str(), self.entity.kind.as_str())
-    }
-}
 
 /// Every event name a subscription may ask for.
 pub fn known_events() -> Vec<String> {
@@ -105,18 +59,6 @@ pub fn known_events() -> Vec<String> {
     }
     names.push("status_lead".into());
     names
-}
-
-/// The changes `put` makes to a record: `old` is the record before, if any.
-pub fn changes_of(old: Option<&Entity>, new: &Entity) -> Vec<Change> {
-    let Some(old) = old else {
-        return vec![Change { action: Action::Add, entity: new.clone(), old_status_id: None }];
-    };
-    let mut changes = vec![Change { action: Action::Update, entity: new.clone(), old_status_id: None }];
-    if new.kind == EntityKind::Lead && old.status_id != new.status_id {
-        changes.push(Change { action: Action::Status, entity: new.clone(), old_status_id: Some(old.status_id) });
-    }
-    changes
 }
 
 /// One delivery and its attempts, for the inspection view and the tests.
@@ -421,6 +363,7 @@ pub async fn unsubscribe(State(sb): State<Sandbox>, body: Bytes) -> Response {
 mod tests {
     use super::*;
     use crate::store::FieldValue;
+    use crate::store::{changes_of, Entity};
 
     fn contact() -> Entity {
         let mut e = Entity::new(EntityKind::Contact, 7, "Maria Gonzalez", 1_700_000_000, 1);
