@@ -94,7 +94,7 @@ pub fn display_party(view: &CallView) -> String {
 /// escaped.
 pub fn ringing_party(view: &CallView, texts: &dyn Texts) -> String {
     match &view.caller {
-        CallerId::Known { name, entity } if !name.trim().is_empty() => {
+        CallerId::Known { name, entity, .. } if !name.trim().is_empty() => {
             format!("{} · {}", escape_html(name.trim()), escape_html(&texts.text(kind_key(entity.kind))))
         }
         _ => escape_html(view.call.external_number.as_str()),
@@ -221,7 +221,7 @@ pub(crate) mod tests {
     }
 
     fn known(name: &str) -> CallerId {
-        CallerId::Known { name: name.into(), entity: EntityRef::new(EntityKind::Contact, 77) }
+        CallerId::known(name, EntityRef::new(EntityKind::Contact, 77))
     }
 
     #[test]
@@ -233,7 +233,7 @@ pub(crate) mod tests {
         assert_eq!(p.date, Some(1_763_691_600));
         v.caller = known("Bruno <b>Costa</b>");
         assert_eq!(ringing_popup(&v, &English).text.text, "Bruno &lt;b&gt;Costa&lt;/b&gt; · Contact");
-        v.caller = CallerId::Known { name: "Quote for ACME".into(), entity: EntityRef::new(EntityKind::Lead, 5) };
+        v.caller = CallerId::known("Quote for ACME", EntityRef::new(EntityKind::Lead, 5));
         assert_eq!(ringing_popup(&v, &English).text.text, "Quote for ACME · Lead");
         let out = view(Direction::Outbound, "+18305703077", &[CallEventKind::Ringing]);
         assert_eq!(ringing_popup(&out, &English).text.header, "Outgoing call");

@@ -218,7 +218,7 @@ mod tests {
         let mut v = view(Direction::Inbound, "+1830", &[ended(Outcome::Answered, 10)]);
         assert_eq!(default_entity(&v), None);
         let contact = EntityRef::new(EntityKind::Contact, 7);
-        v.caller = CallerId::Known { name: "Anna".into(), entity: contact };
+        v.caller = CallerId::known("Anna", contact);
         assert_eq!(default_entity(&v), Some(ChosenEntity { entity: contact, name: "Anna".into() }));
         v.entity = Some(EntityRef::new(EntityKind::Lead, 5));
         assert_eq!(default_entity(&v).unwrap().entity, EntityRef::new(EntityKind::Lead, 5));

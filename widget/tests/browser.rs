@@ -120,10 +120,7 @@ fn a_ringing_call_pops_up_once_with_the_name_escaped() {
     let widget = KommoWidget::new(this);
     let mut announcer = Announcer::new(ME, None);
     let mut v = call("ring-1", "+18305703077", &[CallEventKind::Ringing]);
-    v.caller = CallerId::Known {
-        name: "<img src=x onerror=alert(1)>Eve".into(),
-        entity: EntityRef::new(EntityKind::Contact, 9),
-    };
+    v.caller = CallerId::known("<img src=x onerror=alert(1)>Eve", EntityRef::new(EntityKind::Contact, 9));
     assert_eq!(announcer.announce(&v, &widget), vec![Notice::Ringing]);
     assert_eq!(announcer.announce(&v, &widget), vec![]);
     // Another tab (a fresh announcer reading localStorage) stays quiet too.

@@ -123,7 +123,7 @@ fn ended_call(id: &str, recording: bool) -> CallView {
         }
     }
     let mut v = CallView::new(call.unwrap(), Some(8320148));
-    v.caller = CallerId::Known { name: "Anna <b>Petrova</b>".into(), entity: EntityRef::new(EntityKind::Contact, 7) };
+    v.caller = CallerId::known("Anna <b>Petrova</b>", EntityRef::new(EntityKind::Contact, 7));
     v
 }
 
