@@ -46,7 +46,12 @@ fn install_fakes(ajax_answer: &str) -> JsValue {
             get_settings: function () {{ return {{ path: '/upl/callcard/widget', version: '0.1.0' }}; }},
             i18n: function (group) {{
                 return ({{
-                    call: {{ incoming: 'Llamada entrante', header_incoming: 'Llamada entrante: {{number}}' }},
+                    call: {{
+                        incoming: 'Llamada entrante',
+                        header_incoming: 'Llamada entrante: {{number}}',
+                        completed_from: 'Llamada de {{name}}',
+                        go_to_card: 'Ir a la ficha del contacto',
+                    }},
                     widget: {{ name: 'Callcard' }},
                 }})[group];
             }},
@@ -86,13 +91,17 @@ fn num_at(obj: &JsValue, path: &str) -> Option<f64> {
 }
 
 fn call(id: &str, number: &str, kinds: &[CallEventKind]) -> CallView {
+    call_towards(Direction::Inbound, id, number, kinds)
+}
+
+fn call_towards(direction: Direction, id: &str, number: &str, kinds: &[CallEventKind]) -> CallView {
     let mut at = js_sys::Date::now() as i64 - 30_000;
     let mut call: Option<Call> = None;
     for kind in kinds {
         let e = CallEvent {
             kind: kind.clone(),
             call_id: id.into(),
-            direction: Direction::Inbound,
+            direction,
             external_number: number.into(),
             extension: "101".into(),
             occurred_at: at,
@@ -172,8 +181,36 @@ fn an_ended_call_is_added_once_in_kommos_shape() {
     assert_eq!(text_at(arg, "link").as_deref(), Some("https://pbx.example/r/1.mp3"));
     assert_eq!(num_at(arg, "element.id"), Some(5.0));
     assert_eq!(text_at(arg, "element.type").as_deref(), Some("lead"));
+    assert_eq!(
+        text_at(arg, "text").as_deref(),
+        Some("Callcard: Llamada de &quot;&gt;&lt;script&gt;x&lt;/script&gt; Ir a la ficha del contacto")
+    );
     let date = num_at(arg, "date").unwrap();
-    assert!(date > 1.7e9 && date < 1.0e10, "unix seconds, got {date}");
+    assert!(date > 1.7e12 && date < 1.0e13, "milliseconds as Date.now(), got {date}");
+}
+
+#[wasm_bindgen_test]
+fn an_outbound_call_is_headed_with_the_number_called() {
+    let this = install_fakes("Promise.reject({status: 503})");
+    clear_ledger();
+    let widget = KommoWidget::new(this);
+    let mut v = call_towards(
+        Direction::Outbound,
+        "out-1",
+        "+18305703077",
+        &[CallEventKind::Answered, CallEventKind::Ended { duration: 12, outcome: Outcome::Answered }],
+    );
+    v.caller = CallerId::Known { name: "Maria Gonzalez".into(), entity: EntityRef::new(EntityKind::Contact, 31) };
+    Announcer::new(ME, None).announce(&v, &widget);
+    let calls = recorded();
+    let (method, arg) = &calls[0];
+    assert_eq!(method, "add_call");
+    assert_eq!(text_at(arg, "header").as_deref(), Some("Outgoing call: +18305703077"), "not \"Internal number: 101\"");
+    assert_eq!(text_at(arg, "from").as_deref(), Some("+18305703077"));
+    assert_eq!(text_at(arg, "to").as_deref(), Some("101"));
+    assert_eq!(text_at(arg, "text").as_deref(), Some("Callcard: Call to Maria Gonzalez Ir a la ficha del contacto"));
+    assert_eq!(num_at(arg, "element.id"), Some(31.0));
+    assert_eq!(text_at(arg, "element.type").as_deref(), Some("contact"));
 }
 
 #[wasm_bindgen_test]
