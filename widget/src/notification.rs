@@ -2,16 +2,19 @@
 //!
 //! - [`CallPopup`] for `show_notification({text:{header, text}, type:"call"})`
 //!   while a call rings: the header says incoming or outgoing in the user's
-//!   language, the text is the caller's name and record kind when caller ID
-//!   knows them, else the number.
+//!   language, the text names the caller's record (linking to its card), its
+//!   kind and the number when caller ID knows them, says "Unknown number"
+//!   and offers "Create contact" when it knows nobody, else is the number.
+//!   Shown again when caller ID answers after the first pop-up (see
+//!   [`crate::ledger::Notice::Identified`]).
 //! - [`CompletedCall`] for `add_call({...})` when a call ends, following
 //!   Kommo's documented example (`call-notification.txt`): `from` is the
 //!   other party (Kommo: "the contact name or phone number"), `to` the
 //!   manager's extension; `header` is "Internal number: …" when `from` has
 //!   fewer than 4 characters (`from.length < 4`), else "Incoming call: …" or
 //!   "Outgoing call: …"; `element` points at the record the call is logged
-//!   on (or caller ID's record), and then the text ends "Go to the contact
-//!   card" as in the example; without one, the text ends with a link to
+//!   on (or caller ID's record), and then the text ends with the example's
+//!   "Go to the contact card", linking to that card; without one, the text ends with a link to
 //!   create a contact for the number; `link` is the recording; `date` is
 //!   Unix milliseconds (the example passes `Date.now()`).
 //!
@@ -21,7 +24,7 @@
 use crate::escape::{encode_component, escape_html, safe_link};
 use crate::texts::{kind_key, Texts};
 use callcard_calls::feed::{CallView, CallerId};
-use callcard_calls::{Direction, EntityRef, PhoneNumber};
+use callcard_calls::{Direction, EntityKind, EntityRef, PhoneNumber};
 use serde::Serialize;
 
 /// The argument of `show_message` / `show_message_error`.
@@ -90,16 +93,52 @@ pub fn display_party(view: &CallView) -> String {
     }
 }
 
-/// Who a ringing call is with: `name · kind` (for example `Anna Petrova ·
-/// Contact`, or a lead's name · Lead when caller ID returned the contact's
-/// only active lead) when caller ID found a record, the number otherwise;
-/// escaped.
+/// Where a record's card is in Kommo: `/leads/detail/5`. These are
+/// amoCRM's card paths, which Kommo kept as far as we know; unconfirmed by
+/// the seeds (the host page routes them to its inspector like Kommo's router).
+pub fn record_card_path(entity: EntityRef) -> String {
+    let section = match entity.kind {
+        EntityKind::Lead => "leads",
+        EntityKind::Contact => "contacts",
+        EntityKind::Company => "companies",
+        EntityKind::Customer => "customers",
+    };
+    format!("/{section}/detail/{}", entity.id)
+}
+
+/// `<a href="/contacts/detail/31">label</a>`: the label is escaped here.
+fn record_link(entity: EntityRef, label: &str) -> String {
+    format!(
+        "<a class=\"callcard-record\" href=\"{}\" data-kind=\"{}\">{}</a>",
+        record_card_path(entity),
+        entity.kind.as_str(),
+        escape_html(label)
+    )
+}
+
+/// Who a ringing call is with, as HTML for the pop-up's text:
+/// - caller ID found a record: its name linking to its card, its kind, the
+///   number (`<a …>Maria Gonzalez</a> · Contact · +18305703077`);
+/// - no record has the number: "Unknown number …" and a "Create contact" link;
+/// - caller ID has not answered yet: the number.
+///
+/// One segment per fact, so more facts about the caller (the company behind a
+/// contact, a lead's status) are one more segment.
 pub fn ringing_party(view: &CallView, texts: &dyn Texts) -> String {
+    let number = &view.call.external_number;
     match &view.caller {
-        CallerId::Known { name, entity } if !name.trim().is_empty() => {
-            format!("{} · {}", escape_html(name.trim()), escape_html(&texts.text(kind_key(entity.kind))))
-        }
-        _ => escape_html(view.call.external_number.as_str()),
+        CallerId::Known { name, entity } if !name.trim().is_empty() => [
+            record_link(*entity, name.trim()),
+            escape_html(&texts.text(kind_key(entity.kind))),
+            escape_html(number.as_str()),
+        ]
+        .join(" · "),
+        CallerId::Unknown if !number.looks_internal() => format!(
+            "{} {}",
+            texts.fill("call.unknown_number", &[("number", &escape_html(number.as_str()))]),
+            create_contact_link(number, texts)
+        ),
+        _ => escape_html(number.as_str()),
     }
 }
 
@@ -173,7 +212,7 @@ pub fn completed_call(view: &CallView, texts: &dyn Texts, now_ms: i64) -> Comple
     // Nobody in the CRM has this (outside) number: offer to create the contact.
     let tail = match element {
         // The example's "Go to the contact card": a click on the notification opens `element`.
-        Some(_) => format!(" {}", escape_html(&texts.text("call.go_to_card"))),
+        Some(e) => format!(" {}", record_link(e, &texts.text("call.go_to_card"))),
         None if !number.as_str().trim().is_empty() && !number.looks_internal() => {
             format!(" {}", create_contact_link(number, texts))
         }
@@ -237,11 +276,38 @@ pub(crate) mod tests {
         assert_eq!(p.kind, "call");
         assert_eq!(p.date, Some(1_763_691_600));
         v.caller = known("Bruno <b>Costa</b>");
-        assert_eq!(ringing_popup(&v, &English).text.text, "Bruno &lt;b&gt;Costa&lt;/b&gt; · Contact");
+        assert_eq!(
+            ringing_popup(&v, &English).text.text,
+            "<a class=\"callcard-record\" href=\"/contacts/detail/77\" data-kind=\"contact\">Bruno &lt;b&gt;Costa&lt;/b&gt;</a> · Contact · +18305703077"
+        );
         v.caller = CallerId::Known { name: "Quote for ACME".into(), entity: EntityRef::new(EntityKind::Lead, 5) };
-        assert_eq!(ringing_popup(&v, &English).text.text, "Quote for ACME · Lead");
+        assert_eq!(
+            ringing_popup(&v, &English).text.text,
+            "<a class=\"callcard-record\" href=\"/leads/detail/5\" data-kind=\"lead\">Quote for ACME</a> · Lead · +18305703077"
+        );
+        v.caller = CallerId::Unknown;
+        assert_eq!(
+            ringing_popup(&v, &English).text.text,
+            "Unknown number +18305703077 <a href=\"/contacts/add/?phone=%2B18305703077\">Create contact</a>"
+        );
         let out = view(Direction::Outbound, "+18305703077", &[CallEventKind::Ringing]);
         assert_eq!(ringing_popup(&out, &English).text.header, "Outgoing call");
+    }
+
+    #[test]
+    fn every_kind_of_record_has_its_card() {
+        let path = |kind, id| record_card_path(EntityRef::new(kind, id));
+        assert_eq!(path(EntityKind::Contact, 1), "/contacts/detail/1");
+        assert_eq!(path(EntityKind::Company, 2), "/companies/detail/2");
+        assert_eq!(path(EntityKind::Lead, 3), "/leads/detail/3");
+        assert_eq!(path(EntityKind::Customer, 4), "/customers/detail/4");
+    }
+
+    #[test]
+    fn an_unknown_colleague_is_just_the_extension() {
+        let mut v = view(Direction::Inbound, "117", &[CallEventKind::Ringing]);
+        v.caller = CallerId::Unknown;
+        assert_eq!(ringing_popup(&v, &English).text.text, "117", "no contact to create for a colleague");
     }
 
     #[test]
@@ -286,7 +352,7 @@ pub(crate) mod tests {
         assert_eq!(n.duration, 40);
         assert_eq!(n.link.as_deref(), Some("https://pbx.example/r.mp3"));
         assert_eq!(n.element, Some(NotificationElement { id: 5, kind: "lead" }));
-        assert_eq!(n.text, "callcard: Call from Anna &amp; Co Go to the contact card");
+        assert_eq!(n.text, "callcard: Call from Anna &amp; Co <a class=\"callcard-record\" href=\"/leads/detail/5\" data-kind=\"lead\">Go to the contact card</a>");
         assert_eq!(n.date, 1_763_691_620_000, "milliseconds, as Date.now()");
         let json = serde_json::to_value(&n).unwrap();
         assert_eq!(json["element"], serde_json::json!({"id": 5, "type": "lead"}));
@@ -360,7 +426,7 @@ pub(crate) mod tests {
         assert_eq!(n.element, Some(NotificationElement { id: 77, kind: "contact" }));
         assert_eq!(n.from, "&lt;script&gt;1234&lt;/script&gt;");
         assert_eq!(n.header, "Incoming call: &lt;script&gt;1234&lt;/script&gt;");
-        assert_eq!(n.text, "callcard: Call from &quot;&gt;&lt;img onerror=x&gt; Go to the contact card");
+        assert_eq!(n.text, "callcard: Call from &quot;&gt;&lt;img onerror=x&gt; <a class=\"callcard-record\" href=\"/contacts/detail/77\" data-kind=\"contact\">Go to the contact card</a>");
         assert_eq!(n.link, None);
         assert_eq!(serde_json::to_value(&n).unwrap().get("link"), None);
     }

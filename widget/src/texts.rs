@@ -26,6 +26,7 @@ pub const ENGLISH: &[(&str, &str)] = &[
     ("call.completed_to", "Call to {name}"),
     ("call.missed_from", "Missed call from {name}"),
     ("call.create_contact", "Create contact"),
+    ("call.unknown_number", "Unknown number {number}"),
     ("feed.connecting", "Connecting to the phone system…"),
     ("feed.live", "Connected to the phone system"),
     ("feed.polling", "Connected (slow mode)"),
