@@ -19,6 +19,26 @@ async fn a_ringing_webhook_pops_the_call_for_its_user_only() -> anyhow::Result<(
     anna.wait_for("#callcard-root[data-feed=live]", 30).await?;
     bruno.wait_for("#callcard-root[data-feed=live]", 30).await?;
 
+    // script.js added the package's stylesheet once, cache-busted, and it applies.
+    let styles = anna
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('link[rel=stylesheet]'))\
+               .map(function (l) { return l.getAttribute('href'); })\
+               .filter(function (h) { return h.indexOf('callcard.css') >= 0; });",
+            vec![],
+        )
+        .await?;
+    let styles: Vec<String> = serde_json::from_value(styles)?;
+    assert_eq!(styles.len(), 1, "one stylesheet link: {styles:?}");
+    assert!(styles[0].contains("/callcard.css?v="), "from the widget's path, cache-busted: {styles:?}");
+    let applied = "return getComputedStyle(document.querySelector('.callcard-status')).position;";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while anna.client.execute(applied, vec![]).await?.as_str() != Some("absolute") {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "callcard.css never hid the feed status line");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
     // A caller nobody in the CRM knows rings Anna's extension.
     product.pbx_sends(&call_event(CallEventKind::Ringing, "skeleton-1", "+1 830 570 3077", "101")).await?;
     let popup = anna.wait_for(POPUP, 10).await?;

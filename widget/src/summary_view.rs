@@ -12,6 +12,8 @@
 //! `#callcard-summary-task-text`, `#callcard-summary-save`,
 //! `#callcard-summary-cancel`, `.callcard-summary-error[role=alert]`.
 //!
+//! Styled by the package's `callcard.css` (no inline styles).
+//!
 //! Every control has a label; the dialog is labelled by its title and
 //! described by the call line. Escape cancels; the form submits with Enter;
 //! Tab stays inside the dialog; ArrowDown/ArrowUp move between the search
@@ -76,11 +78,6 @@ pub fn step_hit(len: usize, current: Option<usize>, down: bool) -> Option<usize>
         (Some(i), false) => Some(i - 1),
     }
 }
-
-const OVERLAY: &str = "position:fixed;inset:0;background:rgba(0,0,0,.35);z-index:10000;display:flex;\
-                       align-items:center;justify-content:center;";
-const DIALOG: &str = "background:#fff;color:#222;max-width:32rem;width:100%;max-height:90vh;overflow:auto;\
-                      padding:1.25rem;border-radius:6px;font:14px/1.4 sans-serif;";
 
 /// The modal for the first queued call, if any.
 #[component]
@@ -275,9 +272,9 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
     };
     let recording = Memo::new(move |_| current.get().and_then(|v| v.call.recording_url().and_then(safe_link)));
     Some(view! {
-        <div class="callcard-summary-overlay" style=OVERLAY>
+        <div class="callcard-summary-overlay">
             <div id="callcard-summary" class="callcard-summary" role="dialog" aria-modal="true"
-                aria-labelledby="callcard-summary-title" aria-describedby="callcard-summary-party" style=DIALOG
+                aria-labelledby="callcard-summary-title" aria-describedby="callcard-summary-party"
                 node_ref=dialog_ref data-call-id=call_id data-state=state on:keydown=on_key>
                 <form on:submit=on_submit>
                     <Party view=initial.clone() />
