@@ -3,7 +3,9 @@
 //!
 //! Markup (stable for tests and styling):
 //! `#callcard-summary[role=dialog][data-call-id][data-state=editing|saving|error]`,
-//! `#callcard-summary-title`, `.callcard-summary-entity`,
+//! `#callcard-summary-title`, the call's facts `#callcard-summary-party`
+//! (a `<dl>`, `dd[data-fact=caller|number|direction|time|talked]`),
+//! `.callcard-summary-entity`,
 //! `#callcard-summary-search` with hits `#callcard-summary-hits
 //! .callcard-summary-hit[data-entity-type][data-entity-id]`,
 //! `.callcard-summary-recording` (an `<audio>` or
@@ -35,6 +37,7 @@ use crate::texts::{kind_key, Texts, Translations};
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::note::format_duration;
 use callcard_calls::result::CallResult;
+use callcard_calls::Direction;
 use gloo_timers::future::TimeoutFuture;
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
@@ -289,19 +292,42 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
     })
 }
 
-/// The title, and who the call was with (as text: names are never markup).
+/// The title, and the call: who (when caller ID named them), the number, the
+/// direction, when it started and how long it was talked. All text: names
+/// are never markup. One row per fact, so more facts about the caller (the
+/// company behind a contact) are one more row.
 #[component]
 fn Party(view: CallView) -> impl IntoView {
     let texts = expect_context::<Translations>();
-    let party = match &view.caller {
-        CallerId::Known { name, .. } if !name.trim().is_empty() => name.trim().to_owned(),
-        _ => view.call.external_number.as_str().to_owned(),
+    let call = &view.call;
+    let mut facts: Vec<(&'static str, String)> = Vec::new();
+    if let CallerId::Known { name, .. } = &view.caller {
+        if !name.trim().is_empty() {
+            facts.push(("summary.caller", name.trim().to_owned()));
+        }
+    }
+    facts.push(("summary.number", call.external_number.as_str().to_owned()));
+    let direction = match call.direction {
+        Direction::Inbound => "call.incoming",
+        Direction::Outbound => "call.outgoing",
     };
+    facts.push(("summary.direction", texts.text(direction)));
+    if let Some(at) = call.ringing_at.or(call.answered_at).or(call.ending.as_ref().map(|e| e.at)) {
+        facts.push(("summary.time", local_time::wall_clock(at)));
+    }
+    facts.push(("summary.talked", format_duration(call.billable_seconds())));
+    let rows = facts
+        .into_iter()
+        .map(|(key, value)| {
+            view! {
+                <dt>{texts.text(key)}</dt>
+                <dd data-fact=key.trim_start_matches("summary.")>{value}</dd>
+            }
+        })
+        .collect_view();
     view! {
         <h2 id="callcard-summary-title">{texts.text("summary.title")}</h2>
-        <p id="callcard-summary-party" class="callcard-summary-party">
-            {texts.fill("summary.with", &[("name", &party)])}
-        </p>
+        <dl id="callcard-summary-party" class="callcard-summary-party">{rows}</dl>
     }
 }
 
