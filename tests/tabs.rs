@@ -24,10 +24,18 @@ async fn role(browser: &Browser) -> Result<String> {
     Ok(value.as_str().unwrap_or_default().to_owned())
 }
 
-/// The call pop-ups in the current window that mention `digits`.
+/// 1 if the call whose number has `digits` popped up in the current window,
+/// else 0; an error if one of its pop-ups was shown twice. A call pops up
+/// with its number and, when caller ID answers later, once more naming the
+/// caller (a different text); a repeat (two tabs, a replayed snapshot) is the
+/// same text again.
 async fn popups(browser: &Browser, digits: &str) -> Result<usize> {
     let shown = browser.notifications("show_notification").await?;
-    Ok(shown.iter().filter(|n| n["text"]["text"].as_str().unwrap_or_default().contains(digits)).count())
+    let texts: Vec<&str> =
+        shown.iter().filter_map(|n| n["text"]["text"].as_str()).filter(|t| t.contains(digits)).collect();
+    let distinct: std::collections::BTreeSet<&str> = texts.iter().copied().collect();
+    ensure!(distinct.len() == texts.len(), "a pop-up was shown twice: {texts:?}");
+    Ok(usize::from(!texts.is_empty()))
 }
 
 /// Pop-ups mentioning `digits` in every window (ends in the first one).

@@ -6,9 +6,11 @@
  * (Leptos) code compiled to wasm; this file only
  *   1. finds the widget's own files at `self.get_settings().path`
  *      (+ `?v=<version>` so a new upload is not served from cache),
- *   2. imports `pkg/callcard_widget.js` (wasm-bindgen `--target web`) once per
+ *   2. adds the package's stylesheet `callcard.css` to the page once
+ *      (`<link id="callcard-style">`, same `?v=`),
+ *   3. imports `pkg/callcard_widget.js` (wasm-bindgen `--target web`) once per
  *      page and initialises it with `pkg/callcard_widget_bg.wasm`,
- *   3. forwards Kommo's callbacks to the wasm exports (docs/design.md):
+ *   4. forwards Kommo's callbacks to the wasm exports (docs/design.md):
  *        init                -> widget_init(self)
  *        bind_actions        -> widget_bind_actions(self)
  *        settings($body)     -> widget_settings(self, element)
@@ -67,6 +69,19 @@ define(['jquery'], function ($) {
     return { base: base, query: query };
   }
 
+  // The widget's stylesheet, once per page whatever the number of instances.
+  var STYLE_ID = 'callcard-style';
+  function style(loc) {
+    if (!loc.base || document.getElementById(STYLE_ID)) {
+      return;
+    }
+    var link = document.createElement('link');
+    link.id = STYLE_ID;
+    link.rel = 'stylesheet';
+    link.href = loc.base + '/callcard.css' + loc.query;
+    document.head.appendChild(link);
+  }
+
   // Import and initialise the wasm package once per page. Resolves to the
   // module namespace object with the widget_* exports.
   function load(self) {
@@ -75,6 +90,7 @@ define(['jquery'], function ($) {
       return g.promise;
     }
     var loc = locate(self);
+    style(loc);
     g = shared = window[GUARD] = { promise: null, module: null, reported: false };
     g.promise = Promise.resolve()
       .then(function () {

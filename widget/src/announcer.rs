@@ -66,7 +66,9 @@ impl Announcer {
         let notifications = Notifications::get();
         for notice in &due {
             let shown = match notice {
-                Notice::Ringing => notifications.as_ref().map(|n| n.show_notification(&ringing_popup(view, widget))),
+                Notice::Ringing | Notice::Identified => {
+                    notifications.as_ref().map(|n| n.show_notification(&ringing_popup(view, widget)))
+                }
                 Notice::Completed => notifications.as_ref().map(|n| n.add_call(&completed_call(view, widget, now))),
                 Notice::Summary => {
                     if let Some(open) = &self.on_summary {

@@ -10,6 +10,7 @@
 //! `X-Auth-Token`); the feed routes carry the ticket in the query string.
 
 use crate::convert::{from_js, from_json, to_json};
+use crate::escape::encode_component;
 use crate::kommo::{AjaxError, AjaxRequest, KommoWidget, ProblemText};
 use callcard_calls::extensions::{ExtensionMap, SettingsUpdate};
 use callcard_calls::feed::{CurrentCalls, PollAnswer, Ticket};
@@ -20,26 +21,6 @@ use serde::de::DeserializeOwned;
 /// The backend base URL this build talks to.
 pub fn configured_base() -> &'static str {
     option_env!("CALLCARD_BACKEND_URL").unwrap_or("/backend")
-}
-
-/// Percent-encodes a query-string value (everything but RFC 3986 unreserved).
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            b => push_percent(&mut out, b),
-        }
-    }
-    out
-}
-
-/// `%XX` (upper-case hex) for one byte.
-pub fn push_percent(out: &mut String, b: u8) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    out.push('%');
-    out.push(char::from(HEX[usize::from(b >> 4)]));
-    out.push(char::from(HEX[usize::from(b & 0xF)]));
 }
 
 /// The backend's routes, from an absolute `http(s)` base.
@@ -200,11 +181,5 @@ mod tests {
         assert_eq!(b.settings_url(), "https://callcard.example/widget/settings");
         assert_eq!(b.status_url(), "https://callcard.example/widget/status");
         assert_eq!(b.feed_socket_url("t", 1), "wss://callcard.example/widget/feed?ticket=t&since=1");
-    }
-
-    #[test]
-    fn encoding_leaves_unreserved_alone() {
-        assert_eq!(encode_component("aZ0-_.~"), "aZ0-_.~");
-        assert_eq!(encode_component("a+b/c=é"), "a%2Bb%2Fc%3D%C3%A9");
     }
 }

@@ -4,6 +4,7 @@
 //! `APP.notifications` straight into `innerHTML`, so every name or number
 //! that came from a PBX webhook or a CRM record is escaped first, and a
 //! recording link is only passed on when it is a plain `http(s)` URL.
+//! Values put into a URL's query string are percent-encoded here too.
 
 /// Escapes the five characters that matter in HTML text and attributes.
 pub fn escape_html(raw: &str) -> String {
@@ -19,6 +20,26 @@ pub fn escape_html(raw: &str) -> String {
         }
     }
     out
+}
+
+/// Percent-encodes a query-string value (everything but RFC 3986 unreserved).
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b => push_percent(&mut out, b),
+        }
+    }
+    out
+}
+
+/// `%XX` (upper-case hex) for one byte.
+pub fn push_percent(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(char::from(HEX[usize::from(b >> 4)]));
+    out.push(char::from(HEX[usize::from(b & 0xF)]));
 }
 
 /// A recording URL fit for an `href`: only `http:`/`https:` (no
@@ -78,5 +99,11 @@ mod tests {
         assert_eq!(safe_link("https://"), None);
         assert_eq!(safe_link("/relative/r.mp3"), None);
         assert_eq!(safe_link("https://pbx/r.mp3\"><script>").as_deref(), Some("https://pbx/r.mp3%22%3E%3Cscript%3E"));
+    }
+
+    #[test]
+    fn encoding_leaves_unreserved_alone() {
+        assert_eq!(encode_component("aZ0-_.~"), "aZ0-_.~");
+        assert_eq!(encode_component("a+b/c=é"), "a%2Bb%2Fc%3D%C3%A9");
     }
 }

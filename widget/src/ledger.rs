@@ -11,13 +11,17 @@
 //! - Only calls of this user (or calls no user is known for) are shown.
 //! - [`Notice::Ringing`]: the first snapshot of a call that is still ringing,
 //!   rang less than [`RINGING_FRESH_MS`] ago and was not seen past ringing.
+//! - [`Notice::Identified`]: caller ID answered (known or unknown) after that
+//!   first pop-up went out with only the number, while the call still rings:
+//!   Kommo's pop-ups cannot be edited, so the named one is shown then. A
+//!   first pop-up that already named the caller counts as identified.
 //! - [`Notice::Completed`]: the first snapshot of an ended call that ended
 //!   less than [`COMPLETED_FRESH_MS`] ago.
 //! - [`Notice::Summary`]: with `Completed`, for a call of this user that has
 //!   no saved result yet (opens the Call summary modal).
 //! - A call seen answered or ended never rings afterwards.
 
-use callcard_calls::feed::CallView;
+use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::CallStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -36,6 +40,8 @@ pub const CAPACITY: usize = 500;
 pub enum Notice {
     /// `show_notification`, while ringing.
     Ringing,
+    /// `show_notification` again, naming the caller once caller ID answered.
+    Identified,
     /// `add_call`, when ended.
     Completed,
     /// The Call summary modal.
@@ -43,7 +49,7 @@ pub enum Notice {
 }
 
 /// The remembered notices, oldest first; stored as
-/// `{"shown":[["<call_id>","ringing"|"completed"|"summary"],…]}`.
+/// `{"shown":[["<call_id>","ringing"|"identified"|"completed"|"summary"],…]}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationLedger {
     shown: VecDeque<(String, Notice)>,
@@ -65,8 +71,16 @@ impl NotificationLedger {
         match view.status {
             CallStatus::Ringing => {
                 let fresh = view.call.ringing_at.is_none_or(|at| now_ms - at <= RINGING_FRESH_MS);
-                if self.record(id, Notice::Ringing) && fresh {
-                    due.push(Notice::Ringing);
+                let identified = !matches!(view.caller, CallerId::Pending);
+                if self.record(id, Notice::Ringing) {
+                    if fresh {
+                        due.push(Notice::Ringing);
+                    }
+                    if identified {
+                        self.record(id, Notice::Identified);
+                    }
+                } else if identified && self.record(id, Notice::Identified) && fresh {
+                    due.push(Notice::Identified);
                 }
             }
             CallStatus::Answered => {
@@ -138,6 +152,36 @@ mod tests {
         assert_eq!(ledger.decide(&v, ME, T0 + 2_000), vec![]);
         let answered = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing, CallEventKind::Answered]);
         assert_eq!(ledger.decide(&answered, ME, T0 + 3_000), vec![]);
+    }
+
+    #[test]
+    fn caller_id_after_the_first_pop_up_shows_the_named_one_once() {
+        let mut ledger = NotificationLedger::new();
+        let mut v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
+        assert_eq!(ledger.decide(&v, ME, T0 + 100), vec![Notice::Ringing], "the number, at once");
+        assert_eq!(ledger.decide(&v, ME, T0 + 200), vec![], "still pending");
+        v.caller = CallerId::Unknown;
+        assert_eq!(ledger.decide(&v, ME, T0 + 900), vec![Notice::Identified]);
+        assert_eq!(ledger.decide(&v, ME, T0 + 1_000), vec![]);
+        // Answered before caller ID came back: nothing more while the phone is picked up.
+        let mut late = view(Direction::Inbound, "+1830", &[CallEventKind::Ringing]);
+        late.call.call_id = "c2".into();
+        assert_eq!(ledger.decide(&late, ME, T0), vec![Notice::Ringing]);
+        let mut answered = view(Direction::Inbound, "+1830", &[CallEventKind::Ringing, CallEventKind::Answered]);
+        answered.call.call_id = "c2".into();
+        answered.caller = CallerId::Unknown;
+        assert_eq!(ledger.decide(&answered, ME, T0 + 5_000), vec![]);
+    }
+
+    #[test]
+    fn a_first_pop_up_that_names_the_caller_is_not_repeated() {
+        let mut ledger = NotificationLedger::new();
+        let mut v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
+        v.caller =
+            CallerId::known("Maria Gonzalez", callcard_calls::EntityRef::new(callcard_calls::EntityKind::Contact, 31));
+        assert_eq!(ledger.decide(&v, ME, T0 + 100), vec![Notice::Ringing]);
+        assert_eq!(ledger.decide(&v, ME, T0 + 200), vec![]);
+        assert!(ledger.was_shown("c1", Notice::Identified));
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //!
 //! Layout, one concept per file. Pure rules (unit-tested natively):
 //!
-//! - [`escape`]: HTML escaping of CRM/PBX strings, safe recording links.
-//! - [`texts`]: i18n keys with English fallbacks, `{placeholder}` filling.
+//! - [`escape`]: HTML escaping of CRM/PBX strings, safe recording links,
+//!   percent-encoded query values.
+//! - [`texts`]: i18n keys with English fallbacks, `{placeholder}` filling,
+//!   the key naming each record kind.
 //! - [`notification`]: the `show_notification` / `add_call` payloads.
 //! - [`ledger`]: which notices are due, exactly once per call.
 //! - [`backoff`]: reconnect delays with jitter; when to poll.

@@ -33,6 +33,14 @@ fn local_date(date: &js_sys::Date) -> LocalDate {
     }
 }
 
+/// `2026-12-01 14:05`: the wall-clock time of Unix milliseconds `ms` where
+/// the manager sits.
+pub fn wall_clock(ms: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    let day = local_date(&date);
+    format!("{:04}-{:02}-{:02} {:02}:{:02}", day.year, day.month, day.day, date.get_hours(), date.get_minutes())
+}
+
 /// The next working day (see [`days_to_next_working_day`]).
 pub fn next_working_day() -> LocalDate {
     let date = js_sys::Date::new_0();

@@ -2,24 +2,29 @@
 //!
 //! - [`CallPopup`] for `show_notification({text:{header, text}, type:"call"})`
 //!   while a call rings: the header says incoming or outgoing in the user's
-//!   language, the text is the caller's name and record kind when caller ID
-//!   knows them, else the number.
+//!   language, the text names the caller's record (linking to its card), its
+//!   kind and the number when caller ID knows them, says "Unknown number"
+//!   and offers "Create contact" when it knows nobody, else is the number.
+//!   Shown again when caller ID answers after the first pop-up (see
+//!   [`crate::ledger::Notice::Identified`]).
 //! - [`CompletedCall`] for `add_call({...})` when a call ends, following
-//!   Kommo's documented example: `header` is "Internal number: …" when `from`
-//!   is shorter than 4 characters, "Incoming call: …" otherwise; `element`
-//!   points at the record the call is logged on (or caller ID's record);
-//!   without one, the text ends with a link to create a contact for the
-//!   number; `link` is the recording; `date` is Unix seconds.
+//!   Kommo's documented example (`call-notification.txt`): `from` is the
+//!   other party (Kommo: "the contact name or phone number"), `to` the
+//!   manager's extension; `header` is "Internal number: …" when `from` has
+//!   fewer than 4 characters (`from.length < 4`), else "Incoming call: …" or
+//!   "Outgoing call: …"; `element` points at the record the call is logged
+//!   on (or caller ID's record), and then the text ends with the example's
+//!   "Go to the contact card", linking to that card; without one, the text ends with a link to
+//!   create a contact for the number; `link` is the recording; `date` is
+//!   Unix milliseconds (the example passes `Date.now()`).
 //!
 //! Every name and number is HTML-escaped here (see [`crate::escape`]), so the
 //! values are safe whatever the host page does with them.
 
-use crate::api::encode_component;
-use crate::escape::{escape_html, safe_link};
-use crate::summary::kind_key;
-use crate::texts::Texts;
+use crate::escape::{encode_component, escape_html, safe_link};
+use crate::texts::{kind_key, Texts};
 use callcard_calls::feed::{CallView, CallerId};
-use callcard_calls::{Direction, EntityRef, PhoneNumber};
+use callcard_calls::{Direction, EntityKind, EntityRef, PhoneNumber};
 use serde::Serialize;
 
 /// The argument of `show_message` / `show_message_error`.
@@ -68,7 +73,7 @@ impl From<EntityRef> for NotificationElement {
 pub struct CompletedCall {
     pub text: String,
     pub header: String,
-    /// Unix seconds of the end of the call.
+    /// Unix milliseconds of the end of the call, as `Date.now()`.
     pub date: i64,
     pub from: String,
     pub to: String,
@@ -88,16 +93,52 @@ pub fn display_party(view: &CallView) -> String {
     }
 }
 
-/// Who a ringing call is with: `name · kind` (for example `Anna Petrova ·
-/// Contact`, or a lead's name · Lead when caller ID returned the contact's
-/// only active lead) when caller ID found a record, the number otherwise;
-/// escaped.
+/// Where a record's card is in Kommo: `/leads/detail/5`. These are
+/// amoCRM's card paths, which Kommo kept as far as we know; unconfirmed by
+/// the seeds (the host page routes them to its inspector like Kommo's router).
+pub fn record_card_path(entity: EntityRef) -> String {
+    let section = match entity.kind {
+        EntityKind::Lead => "leads",
+        EntityKind::Contact => "contacts",
+        EntityKind::Company => "companies",
+        EntityKind::Customer => "customers",
+    };
+    format!("/{section}/detail/{}", entity.id)
+}
+
+/// `<a href="/contacts/detail/31">label</a>`: the label is escaped here.
+fn record_link(entity: EntityRef, label: &str) -> String {
+    format!(
+        "<a class=\"callcard-record\" href=\"{}\" data-kind=\"{}\">{}</a>",
+        record_card_path(entity),
+        entity.kind.as_str(),
+        escape_html(label)
+    )
+}
+
+/// Who a ringing call is with, as HTML for the pop-up's text:
+/// - caller ID found a record: its name linking to its card, its kind, the
+///   number (`<a …>Maria Gonzalez</a> · Contact · +18305703077`);
+/// - no record has the number: "Unknown number …" and a "Create contact" link;
+/// - caller ID has not answered yet: the number.
+///
+/// One segment per fact, so more facts about the caller (the company behind a
+/// contact, a lead's status) are one more segment.
 pub fn ringing_party(view: &CallView, texts: &dyn Texts) -> String {
+    let number = &view.call.external_number;
     match &view.caller {
-        CallerId::Known { name, entity, .. } if !name.trim().is_empty() => {
-            format!("{} · {}", escape_html(name.trim()), escape_html(&texts.text(kind_key(entity.kind))))
-        }
-        _ => escape_html(view.call.external_number.as_str()),
+        CallerId::Known { name, entity, .. } if !name.trim().is_empty() => [
+            record_link(*entity, name.trim()),
+            escape_html(&texts.text(kind_key(entity.kind))),
+            escape_html(number.as_str()),
+        ]
+        .join(" · "),
+        CallerId::Unknown if !number.looks_internal() => format!(
+            "{} {}",
+            texts.fill("call.unknown_number", &[("number", &escape_html(number.as_str()))]),
+            create_contact_link(number, texts)
+        ),
+        _ => escape_html(number.as_str()),
     }
 }
 
@@ -142,21 +183,21 @@ pub fn call_element(view: &CallView) -> Option<EntityRef> {
 /// the PBX never timed.
 pub fn completed_call(view: &CallView, texts: &dyn Texts, now_ms: i64) -> CompletedCall {
     let call = &view.call;
-    let extension = escape_html(&call.extension);
-    let external = escape_html(call.external_number.as_str());
-    let (from_raw, from, to) = match call.direction {
-        Direction::Inbound => (call.external_number.clone(), external, extension),
-        Direction::Outbound => (PhoneNumber::new(call.extension.clone()), extension, external),
-    };
-    // Kommo's rule is on the length of `from`; digits are what make a number
-    // short, so "+1 23" style noise does not turn an internal number external.
-    let internal =
-        from_raw.looks_internal() || (from_raw.as_str().chars().count() < 4 && !from_raw.as_str().is_empty());
-    let header = if internal {
-        texts.fill("call.header_internal", &[("number", &from)])
+    // Kommo's `from` is the other party, `to` the manager, whichever way the call went.
+    let from_raw = call.external_number.as_str();
+    let from = escape_html(from_raw);
+    let to = escape_html(&call.extension);
+    // Kommo's rule, to the letter: `from.length < 4` is an internal number
+    // (counted in characters of what the PBX sent, not digits).
+    let header_key = if from_raw.chars().count() < 4 {
+        "call.header_internal"
     } else {
-        texts.fill("call.header_incoming", &[("number", &from)])
+        match call.direction {
+            Direction::Inbound => "call.header_incoming",
+            Direction::Outbound => "call.header_outgoing",
+        }
     };
+    let header = texts.fill(header_key, &[("number", &from)]);
     let party = display_party(view);
     let connected = call.ending.as_ref().is_some_and(|e| e.outcome.was_connected());
     let body = match (call.direction, connected) {
@@ -169,15 +210,18 @@ pub fn completed_call(view: &CallView, texts: &dyn Texts, now_ms: i64) -> Comple
     let element = call_element(view);
     let number = &call.external_number;
     // Nobody in the CRM has this (outside) number: offer to create the contact.
-    let create = if element.is_none() && !number.as_str().trim().is_empty() && !number.looks_internal() {
-        format!(" {}", create_contact_link(number, texts))
-    } else {
-        String::new()
+    let tail = match element {
+        // The example's "Go to the contact card": a click on the notification opens `element`.
+        Some(e) => format!(" {}", record_link(e, &texts.text("call.go_to_card"))),
+        None if !number.as_str().trim().is_empty() && !number.looks_internal() => {
+            format!(" {}", create_contact_link(number, texts))
+        }
+        None => String::new(),
     };
     CompletedCall {
-        text: format!("{}: {body}{create}", escape_html(&widget)),
+        text: format!("{}: {body}{tail}", escape_html(&widget)),
         header,
-        date: ended_ms.div_euclid(1000),
+        date: ended_ms,
         from,
         to,
         duration: call.billable_seconds(),
@@ -232,11 +276,38 @@ pub(crate) mod tests {
         assert_eq!(p.kind, "call");
         assert_eq!(p.date, Some(1_763_691_600));
         v.caller = known("Bruno <b>Costa</b>");
-        assert_eq!(ringing_popup(&v, &English).text.text, "Bruno &lt;b&gt;Costa&lt;/b&gt; · Contact");
+        assert_eq!(
+            ringing_popup(&v, &English).text.text,
+            "<a class=\"callcard-record\" href=\"/contacts/detail/77\" data-kind=\"contact\">Bruno &lt;b&gt;Costa&lt;/b&gt;</a> · Contact · +18305703077"
+        );
         v.caller = CallerId::known("Quote for ACME", EntityRef::new(EntityKind::Lead, 5));
-        assert_eq!(ringing_popup(&v, &English).text.text, "Quote for ACME · Lead");
+        assert_eq!(
+            ringing_popup(&v, &English).text.text,
+            "<a class=\"callcard-record\" href=\"/leads/detail/5\" data-kind=\"lead\">Quote for ACME</a> · Lead · +18305703077"
+        );
+        v.caller = CallerId::Unknown;
+        assert_eq!(
+            ringing_popup(&v, &English).text.text,
+            "Unknown number +18305703077 <a href=\"/contacts/add/?phone=%2B18305703077\">Create contact</a>"
+        );
         let out = view(Direction::Outbound, "+18305703077", &[CallEventKind::Ringing]);
         assert_eq!(ringing_popup(&out, &English).text.header, "Outgoing call");
+    }
+
+    #[test]
+    fn every_kind_of_record_has_its_card() {
+        let path = |kind, id| record_card_path(EntityRef::new(kind, id));
+        assert_eq!(path(EntityKind::Contact, 1), "/contacts/detail/1");
+        assert_eq!(path(EntityKind::Company, 2), "/companies/detail/2");
+        assert_eq!(path(EntityKind::Lead, 3), "/leads/detail/3");
+        assert_eq!(path(EntityKind::Customer, 4), "/customers/detail/4");
+    }
+
+    #[test]
+    fn an_unknown_colleague_is_just_the_extension() {
+        let mut v = view(Direction::Inbound, "117", &[CallEventKind::Ringing]);
+        v.caller = CallerId::Unknown;
+        assert_eq!(ringing_popup(&v, &English).text.text, "117", "no contact to create for a colleague");
     }
 
     #[test]
@@ -281,8 +352,8 @@ pub(crate) mod tests {
         assert_eq!(n.duration, 40);
         assert_eq!(n.link.as_deref(), Some("https://pbx.example/r.mp3"));
         assert_eq!(n.element, Some(NotificationElement { id: 5, kind: "lead" }));
-        assert_eq!(n.text, "callcard: Call from Anna &amp; Co");
-        assert_eq!(n.date, 1_763_691_620);
+        assert_eq!(n.text, "callcard: Call from Anna &amp; Co <a class=\"callcard-record\" href=\"/leads/detail/5\" data-kind=\"lead\">Go to the contact card</a>");
+        assert_eq!(n.date, 1_763_691_620_000, "milliseconds, as Date.now()");
         let json = serde_json::to_value(&n).unwrap();
         assert_eq!(json["element"], serde_json::json!({"id": 5, "type": "lead"}));
     }
@@ -296,15 +367,33 @@ pub(crate) mod tests {
         assert_eq!(n.text, "callcard: Missed call from 117", "no contact to create for a colleague");
         assert_eq!(n.link, None);
         assert_eq!(n.element, None);
-        // An outbound call is from the manager's extension.
+        // An outbound call: `from` is still the other party, so it is not "Internal number: 101".
         let out = view(Direction::Outbound, "+18305703077", &[ended(Outcome::Answered, 3)]);
         let n = completed_call(&out, &English, 0);
-        assert_eq!((n.from.as_str(), n.to.as_str()), ("101", "+18305703077"));
-        assert_eq!(n.header, "Internal number: 101");
+        assert_eq!((n.from.as_str(), n.to.as_str()), ("+18305703077", "101"));
+        assert_eq!(n.header, "Outgoing call: +18305703077");
         assert_eq!(
             n.text,
             "callcard: Call to +18305703077 <a href=\"/contacts/add/?phone=%2B18305703077\">Create contact</a>"
         );
+    }
+
+    #[test]
+    fn internal_means_fewer_than_four_characters_not_digits() {
+        // "+1 2" has two digits but four characters: not internal by Kommo's rule.
+        let four = view(Direction::Inbound, "+1 2", &[ended(Outcome::Answered, 3)]);
+        assert_eq!(completed_call(&four, &English, 0).header, "Incoming call: +1 2");
+        let three = view(Direction::Outbound, "1-2", &[ended(Outcome::Answered, 3)]);
+        assert_eq!(completed_call(&three, &English, 0).header, "Internal number: 1-2");
+        let long_outbound = view(Direction::Outbound, "1234", &[ended(Outcome::Answered, 3)]);
+        assert_eq!(completed_call(&long_outbound, &English, 0).header, "Outgoing call: 1234");
+    }
+
+    #[test]
+    fn an_undated_end_is_dated_now_in_milliseconds() {
+        let mut v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
+        v.call.ending = None;
+        assert_eq!(completed_call(&v, &English, 1_763_700_000_123).date, 1_763_700_000_123);
     }
 
     #[test]
@@ -337,7 +426,7 @@ pub(crate) mod tests {
         assert_eq!(n.element, Some(NotificationElement { id: 77, kind: "contact" }));
         assert_eq!(n.from, "&lt;script&gt;1234&lt;/script&gt;");
         assert_eq!(n.header, "Incoming call: &lt;script&gt;1234&lt;/script&gt;");
-        assert_eq!(n.text, "callcard: Call from &quot;&gt;&lt;img onerror=x&gt;");
+        assert_eq!(n.text, "callcard: Call from &quot;&gt;&lt;img onerror=x&gt; <a class=\"callcard-record\" href=\"/contacts/detail/77\" data-kind=\"contact\">Go to the contact card</a>");
         assert_eq!(n.link, None);
         assert_eq!(serde_json::to_value(&n).unwrap().get("link"), None);
     }

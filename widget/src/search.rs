@@ -37,7 +37,7 @@ pub fn search_url(kind: EntityKind, query: &str) -> String {
     let mut url = String::from("/api/v4/");
     url.push_str(kind.api_path());
     url.push_str("?query=");
-    url.push_str(&crate::api::encode_component(query.trim()));
+    url.push_str(&crate::escape::encode_component(query.trim()));
     url.push_str("&limit=");
     url.push_str(&LIMIT.to_string());
     url

@@ -52,16 +52,6 @@ pub fn default_entity(view: &CallView) -> Option<ChosenEntity> {
     }
 }
 
-/// The i18n key naming an entity kind.
-pub fn kind_key(kind: EntityKind) -> &'static str {
-    match kind {
-        EntityKind::Lead => "summary.kind_lead",
-        EntityKind::Customer => "summary.kind_customer",
-        EntityKind::Contact => "summary.kind_contact",
-        EntityKind::Company => "summary.kind_company",
-    }
-}
-
 fn kind_label(kind: EntityKind) -> &'static str {
     match kind {
         EntityKind::Lead => "Lead",

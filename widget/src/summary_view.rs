@@ -3,7 +3,9 @@
 //!
 //! Markup (stable for tests and styling):
 //! `#callcard-summary[role=dialog][data-call-id][data-state=editing|saving|error]`,
-//! `#callcard-summary-title`, `.callcard-summary-entity`,
+//! `#callcard-summary-title`, the call's facts `#callcard-summary-party`
+//! (a `<dl>`, `dd[data-fact=caller|number|direction|time|talked]`),
+//! `.callcard-summary-entity`,
 //! `#callcard-summary-search` with hits `#callcard-summary-hits
 //! .callcard-summary-hit[data-entity-type][data-entity-id]`,
 //! `.callcard-summary-recording` (an `<audio>` or
@@ -11,6 +13,8 @@
 //! `#callcard-summary-task` (checkbox), `#callcard-summary-task-when`,
 //! `#callcard-summary-task-text`, `#callcard-summary-save`,
 //! `#callcard-summary-cancel`, `.callcard-summary-error[role=alert]`.
+//!
+//! Styled by the package's `callcard.css` (no inline styles).
 //!
 //! Every control has a label; the dialog is labelled by its title and
 //! described by the call line. Escape cancels; the form submits with Enter;
@@ -28,11 +32,12 @@ use crate::kommo::{AjaxError, CurrentWidget, Notifications};
 use crate::local_time;
 use crate::outbox;
 use crate::search::{is_searchable, search, SearchHit, DEBOUNCE_MS};
-use crate::summary::{kind_key, ChosenEntity, DraftError, SummaryDraft, SummaryQueue};
-use crate::texts::{Texts, Translations};
+use crate::summary::{ChosenEntity, DraftError, SummaryDraft, SummaryQueue};
+use crate::texts::{kind_key, Texts, Translations};
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::note::format_duration;
 use callcard_calls::result::CallResult;
+use callcard_calls::Direction;
 use gloo_timers::future::TimeoutFuture;
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
@@ -76,11 +81,6 @@ pub fn step_hit(len: usize, current: Option<usize>, down: bool) -> Option<usize>
         (Some(i), false) => Some(i - 1),
     }
 }
-
-const OVERLAY: &str = "position:fixed;inset:0;background:rgba(0,0,0,.35);z-index:10000;display:flex;\
-                       align-items:center;justify-content:center;";
-const DIALOG: &str = "background:#fff;color:#222;max-width:32rem;width:100%;max-height:90vh;overflow:auto;\
-                      padding:1.25rem;border-radius:6px;font:14px/1.4 sans-serif;";
 
 /// The modal for the first queued call, if any.
 #[component]
@@ -275,9 +275,9 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
     };
     let recording = Memo::new(move |_| current.get().and_then(|v| v.call.recording_url().and_then(safe_link)));
     Some(view! {
-        <div class="callcard-summary-overlay" style=OVERLAY>
+        <div class="callcard-summary-overlay">
             <div id="callcard-summary" class="callcard-summary" role="dialog" aria-modal="true"
-                aria-labelledby="callcard-summary-title" aria-describedby="callcard-summary-party" style=DIALOG
+                aria-labelledby="callcard-summary-title" aria-describedby="callcard-summary-party"
                 node_ref=dialog_ref data-call-id=call_id data-state=state on:keydown=on_key>
                 <form on:submit=on_submit>
                     <Party view=initial.clone() />
@@ -292,19 +292,42 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
     })
 }
 
-/// The title, and who the call was with (as text: names are never markup).
+/// The title, and the call: who (when caller ID named them), the number, the
+/// direction, when it started and how long it was talked. All text: names
+/// are never markup. One row per fact, so more facts about the caller (the
+/// company behind a contact) are one more row.
 #[component]
 fn Party(view: CallView) -> impl IntoView {
     let texts = expect_context::<Translations>();
-    let party = match &view.caller {
-        CallerId::Known { name, .. } if !name.trim().is_empty() => name.trim().to_owned(),
-        _ => view.call.external_number.as_str().to_owned(),
+    let call = &view.call;
+    let mut facts: Vec<(&'static str, String)> = Vec::new();
+    if let CallerId::Known { name, .. } = &view.caller {
+        if !name.trim().is_empty() {
+            facts.push(("summary.caller", name.trim().to_owned()));
+        }
+    }
+    facts.push(("summary.number", call.external_number.as_str().to_owned()));
+    let direction = match call.direction {
+        Direction::Inbound => "call.incoming",
+        Direction::Outbound => "call.outgoing",
     };
+    facts.push(("summary.direction", texts.text(direction)));
+    if let Some(at) = call.ringing_at.or(call.answered_at).or(call.ending.as_ref().map(|e| e.at)) {
+        facts.push(("summary.time", local_time::wall_clock(at)));
+    }
+    facts.push(("summary.talked", format_duration(call.billable_seconds())));
+    let rows = facts
+        .into_iter()
+        .map(|(key, value)| {
+            view! {
+                <dt>{texts.text(key)}</dt>
+                <dd data-fact=key.trim_start_matches("summary.")>{value}</dd>
+            }
+        })
+        .collect_view();
     view! {
         <h2 id="callcard-summary-title">{texts.text("summary.title")}</h2>
-        <p id="callcard-summary-party" class="callcard-summary-party">
-            {texts.fill("summary.with", &[("name", &party)])}
-        </p>
+        <dl id="callcard-summary-party" class="callcard-summary-party">{rows}</dl>
     }
 }
 

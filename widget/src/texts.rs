@@ -10,6 +10,7 @@
 //! from the widget's own i18n files (trusted); the values are escaped by the
 //! caller when they come from a CRM or PBX.
 
+use callcard_calls::EntityKind;
 use std::collections::HashMap;
 
 /// Every key the widget uses, with its English text.
@@ -19,10 +20,13 @@ pub const ENGLISH: &[(&str, &str)] = &[
     ("call.outgoing", "Outgoing call"),
     ("call.header_internal", "Internal number: {number}"),
     ("call.header_incoming", "Incoming call: {number}"),
+    ("call.header_outgoing", "Outgoing call: {number}"),
+    ("call.go_to_card", "Go to the contact card"),
     ("call.completed_from", "Call from {name}"),
     ("call.completed_to", "Call to {name}"),
     ("call.missed_from", "Missed call from {name}"),
     ("call.create_contact", "Create contact"),
+    ("call.unknown_number", "Unknown number {number}"),
     ("feed.connecting", "Connecting to the phone system…"),
     ("feed.live", "Connected to the phone system"),
     ("feed.polling", "Connected (slow mode)"),
@@ -44,7 +48,11 @@ pub const ENGLISH: &[(&str, &str)] = &[
     ),
     ("settings.status_unknown", "The callcard server is reachable, but did not report this account's status."),
     ("summary.title", "Call summary"),
-    ("summary.with", "Call with {name}"),
+    ("summary.caller", "Caller"),
+    ("summary.number", "Number"),
+    ("summary.direction", "Direction"),
+    ("summary.time", "Time"),
+    ("summary.talked", "Duration"),
     ("summary.linked_entity", "Linked record"),
     ("summary.no_entity", "No record linked yet"),
     ("summary.search_label", "Lead or customer"),
@@ -77,6 +85,16 @@ pub const ENGLISH: &[(&str, &str)] = &[
 /// The built-in English text for a key.
 pub fn english(key: &str) -> Option<&'static str> {
     ENGLISH.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+/// The i18n key naming an entity kind.
+pub fn kind_key(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Lead => "summary.kind_lead",
+        EntityKind::Customer => "summary.kind_customer",
+        EntityKind::Contact => "summary.kind_contact",
+        EntityKind::Company => "summary.kind_company",
+    }
 }
 
 /// Looks up translated strings.

@@ -46,7 +46,12 @@ fn install_fakes(ajax_answer: &str) -> JsValue {
             get_settings: function () {{ return {{ path: '/upl/callcard/widget', version: '0.1.0' }}; }},
             i18n: function (group) {{
                 return ({{
-                    call: {{ incoming: 'Llamada entrante', header_incoming: 'Llamada entrante: {{number}}' }},
+                    call: {{
+                        incoming: 'Llamada entrante',
+                        header_incoming: 'Llamada entrante: {{number}}',
+                        completed_from: 'Llamada de {{name}}',
+                        go_to_card: 'Ir a la ficha del contacto',
+                    }},
                     widget: {{ name: 'Callcard' }},
                 }})[group];
             }},
@@ -86,13 +91,17 @@ fn num_at(obj: &JsValue, path: &str) -> Option<f64> {
 }
 
 fn call(id: &str, number: &str, kinds: &[CallEventKind]) -> CallView {
+    call_towards(Direction::Inbound, id, number, kinds)
+}
+
+fn call_towards(direction: Direction, id: &str, number: &str, kinds: &[CallEventKind]) -> CallView {
     let mut at = js_sys::Date::now() as i64 - 30_000;
     let mut call: Option<Call> = None;
     for kind in kinds {
         let e = CallEvent {
             kind: kind.clone(),
             call_id: id.into(),
-            direction: Direction::Inbound,
+            direction,
             external_number: number.into(),
             extension: "101".into(),
             occurred_at: at,
@@ -132,7 +141,61 @@ fn a_ringing_call_pops_up_once_with_the_name_escaped() {
     assert_eq!(method, "show_notification");
     assert_eq!(text_at(arg, "type").as_deref(), Some("call"));
     assert_eq!(text_at(arg, "text.header").as_deref(), Some("Llamada entrante"));
-    assert_eq!(text_at(arg, "text.text").as_deref(), Some("&lt;img src=x onerror=alert(1)&gt;Eve · Contact"));
+    assert_eq!(
+        text_at(arg, "text.text").as_deref(),
+        Some(
+            "<a class=\"callcard-record\" href=\"/contacts/detail/9\" data-kind=\"contact\">\
+             &lt;img src=x onerror=alert(1)&gt;Eve</a> · Contact · +18305703077"
+        )
+    );
+}
+
+/// The text of the `index`th recorded call, as the host page renders it (HTML).
+fn rendered_text(index: usize) -> web_sys::Element {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let probe = document.create_element("div").unwrap();
+    probe.set_inner_html(&text_at(&recorded()[index].1, "text.text").unwrap());
+    probe
+}
+
+#[wasm_bindgen_test]
+fn caller_id_arriving_after_the_first_pop_up_names_the_caller() {
+    let this = install_fakes("Promise.reject({status: 503})");
+    clear_ledger();
+    let widget = KommoWidget::new(this);
+    let mut announcer = Announcer::new(ME, None);
+    // A cold cache: the first push has only the number.
+    let mut v = call("named-1", "+1 830 570 3077", &[CallEventKind::Ringing]);
+    assert_eq!(announcer.announce(&v, &widget), vec![Notice::Ringing]);
+    assert_eq!(text_at(&recorded()[0].1, "text.text").as_deref(), Some("+1 830 570 3077"));
+    // Caller ID answers a moment later, while it still rings.
+    v.caller = CallerId::known("Maria Gonzalez", EntityRef::new(EntityKind::Contact, 31));
+    assert_eq!(announcer.announce(&v, &widget), vec![Notice::Identified]);
+    assert_eq!(announcer.announce(&v, &widget), vec![], "named once");
+    let calls = recorded();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].0, "show_notification");
+    assert_eq!(text_at(&calls[1].1, "text.header").as_deref(), Some("Llamada entrante"));
+    let card = rendered_text(1);
+    assert_eq!(card.text_content().as_deref(), Some("Maria Gonzalez · Contact · +1 830 570 3077"));
+    let link = card.query_selector("a").unwrap().expect("the name links to the card");
+    assert_eq!(link.get_attribute("href").as_deref(), Some("/contacts/detail/31"));
+    assert_eq!(link.text_content().as_deref(), Some("Maria Gonzalez"));
+}
+
+#[wasm_bindgen_test]
+fn an_unknown_caller_is_said_to_be_unknown_and_offered_a_contact() {
+    let this = install_fakes("Promise.reject({status: 503})");
+    clear_ledger();
+    let widget = KommoWidget::new(this);
+    let mut v = call("unknown-ring-1", "+44 20 7946 0958", &[CallEventKind::Ringing]);
+    v.caller = CallerId::Unknown;
+    assert_eq!(Announcer::new(ME, None).announce(&v, &widget), vec![Notice::Ringing]);
+    assert_eq!(recorded().len(), 1, "caller ID was already there: one pop-up");
+    let card = rendered_text(0);
+    assert_eq!(card.text_content().as_deref(), Some("Unknown number +44 20 7946 0958 Create contact"));
+    let link = card.query_selector("a").unwrap().expect("a Create contact link");
+    assert_eq!(link.get_attribute("href").as_deref(), Some("/contacts/add/?phone=%2B44%2020%207946%200958"));
 }
 
 #[wasm_bindgen_test]
@@ -169,8 +232,42 @@ fn an_ended_call_is_added_once_in_kommos_shape() {
     assert_eq!(text_at(arg, "link").as_deref(), Some("https://pbx.example/r/1.mp3"));
     assert_eq!(num_at(arg, "element.id"), Some(5.0));
     assert_eq!(text_at(arg, "element.type").as_deref(), Some("lead"));
+    assert_eq!(
+        text_at(arg, "text").as_deref(),
+        Some(
+            "Callcard: Llamada de &quot;&gt;&lt;script&gt;x&lt;/script&gt; \
+             <a class=\"callcard-record\" href=\"/leads/detail/5\" data-kind=\"lead\">Ir a la ficha del contacto</a>"
+        )
+    );
     let date = num_at(arg, "date").unwrap();
-    assert!(date > 1.7e9 && date < 1.0e10, "unix seconds, got {date}");
+    assert!(date > 1.7e12 && date < 1.0e13, "milliseconds as Date.now(), got {date}");
+}
+
+#[wasm_bindgen_test]
+fn an_outbound_call_is_headed_with_the_number_called() {
+    let this = install_fakes("Promise.reject({status: 503})");
+    clear_ledger();
+    let widget = KommoWidget::new(this);
+    let mut v = call_towards(
+        Direction::Outbound,
+        "out-1",
+        "+18305703077",
+        &[CallEventKind::Answered, CallEventKind::Ended { duration: 12, outcome: Outcome::Answered }],
+    );
+    v.caller = CallerId::known("Maria Gonzalez", EntityRef::new(EntityKind::Contact, 31));
+    Announcer::new(ME, None).announce(&v, &widget);
+    let calls = recorded();
+    let (method, arg) = &calls[0];
+    assert_eq!(method, "add_call");
+    assert_eq!(text_at(arg, "header").as_deref(), Some("Outgoing call: +18305703077"), "not \"Internal number: 101\"");
+    assert_eq!(text_at(arg, "from").as_deref(), Some("+18305703077"));
+    assert_eq!(text_at(arg, "to").as_deref(), Some("101"));
+    assert_eq!(text_at(arg, "text").as_deref(), Some(
+            "Callcard: Call to Maria Gonzalez \
+             <a class=\"callcard-record\" href=\"/contacts/detail/31\" data-kind=\"contact\">Ir a la ficha del contacto</a>"
+        ));
+    assert_eq!(num_at(arg, "element.id"), Some(31.0));
+    assert_eq!(text_at(arg, "element.type").as_deref(), Some("contact"));
 }
 
 #[wasm_bindgen_test]

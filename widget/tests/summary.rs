@@ -162,7 +162,8 @@ async fn the_summary_saves_a_result_for_the_chosen_lead() {
     let this = install_fakes("Promise.resolve(null)");
     callcard_widget::widget_init(this.clone());
     let queue = callcard_widget::session::summaries().expect("running");
-    queue.open(&ended_call("c-save", false));
+    let call = ended_call("c-save", false);
+    queue.open(&call);
     settle(0).await;
 
     let dialog = el("#callcard-summary").expect("the modal opened");
@@ -171,6 +172,22 @@ async fn the_summary_saves_a_result_for_the_chosen_lead() {
     assert_eq!(el("#callcard-summary-title").unwrap().text_content().as_deref(), Some("Call summary"));
     // Names are text, not markup.
     assert!(el(".callcard-summary-party").unwrap().text_content().unwrap().contains("Anna <b>Petrova</b>"));
+    // The call: who, the number, which way, when and how long, each labelled.
+    let fact = |name: &str| el(&format!("#callcard-summary-party dd[data-fact={name}]")).and_then(|e| e.text_content());
+    assert_eq!(fact("caller").as_deref(), Some("Anna <b>Petrova</b>"));
+    assert_eq!(fact("number").as_deref(), Some("+18305703077"));
+    assert_eq!(fact("direction").as_deref(), Some("Incoming call"));
+    assert_eq!(fact("talked").as_deref(), Some("1:05"));
+    let rang = js_sys::Date::new(&JsValue::from_f64(call.call.ringing_at.unwrap() as f64));
+    let local = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        rang.get_full_year(),
+        rang.get_month() + 1,
+        rang.get_date(),
+        rang.get_hours(),
+        rang.get_minutes()
+    );
+    assert_eq!(fact("time"), Some(local), "when it rang, on the manager's clock");
     assert_eq!(
         el(".callcard-summary-entity").unwrap().text_content().as_deref(),
         Some("Contact · Anna <b>Petrova</b>")

@@ -149,6 +149,20 @@
     return H.pageUrl('inspect.html') + '#' + encodeURIComponent(elementType(type) + '-' + id);
   };
 
+  // Kommo's card URLs (/leads/detail/5, /contacts/detail/31, /companies/…,
+  // /customers/…) are amoCRM's paths, which Kommo's own router handles in
+  // the page; unconfirmed for Kommo. Here a click on such a link (from a
+  // notification, say) opens that record in the sandbox inspector instead.
+  var CARD_PATH = /^\/(leads|contacts|companies|customers)\/detail\/(\d+)$/;
+  document.addEventListener('click', function (event) {
+    var link = event.target && event.target.closest ? event.target.closest('a[href]') : null;
+    var match = link && CARD_PATH.exec(link.getAttribute('href'));
+    if (match && !event.defaultPrevented && event.button === 0) {
+      event.preventDefault();
+      window.location.href = H.elementHref(match[1], match[2]);
+    }
+  });
+
   H.notificationBell = function () {
     var counter = el('span', { class: 'notification-counter', hidden: true }, ['0']);
     var icon = el('span', { class: 'notification-bell-icon', 'aria-hidden': 'true' });

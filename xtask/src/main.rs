@@ -30,6 +30,7 @@ fn run() -> Result<()> {
         "demo" => tasks::demo(&options),
         "test" => tasks::test(&options),
         "dist" => tasks::dist(&options).map(|_| ()),
+        "screenshots" => tasks::screenshots(&options),
         "logos" => logo::write_logos(&repo_root().join("images")),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
@@ -45,6 +46,7 @@ commands:
   demo   [--addr 127.0.0.1:8080]   build the widget and run the whole product locally
   test                             fmt, clippy, native, browser and end-to-end tests
   dist   [--backend-url URL]       build dist/widget.zip for Kommo
+  screenshots                      render the widget's states in headless Chromium into docs/screenshots/
   logos                            redraw images/*.png
   bench  [--quick] [--only pop,startup,capacity,ingest,budget]
                                    run the benchmarks, print the table, write bench/RESULTS.md";

@@ -3,11 +3,11 @@
 //!
 //! The archive holds exactly (see `docs/design.md`):
 //! ```text
-//! manifest.json  script.js  i18n/{en,es,pt,tr,id,ru}.json  images/logo*.png
+//! manifest.json  script.js  callcard.css  i18n/{en,es,pt,tr,id,ru}.json  images/logo*.png
 //! pkg/callcard_widget.js  pkg/callcard_widget_bg.wasm
 //! ```
 //! [`assemble`] copies them from the repository (`manifest.json`,
-//! `www/script.js`, `i18n/`, `images/`) and from the wasm-bindgen output
+//! `www/script.js`, `www/callcard.css`, `i18n/`, `images/`) and from the wasm-bindgen output
 //! directory, and zips them with `manifest.json` at the root.
 //! [`check_package`] (a zip) and [`check_dir`] (an unzipped package) report
 //! every rule a package breaks, all at once.
@@ -81,9 +81,12 @@ impl fmt::Display for PackageReport {
     }
 }
 
+/// The widget's stylesheet, beside `script.js` (which loads it).
+pub const STYLESHEET: &str = "callcard.css";
+
 /// The files a package holds, by archive path, sorted.
 pub fn expected_files() -> Vec<String> {
-    let mut files = vec!["manifest.json".to_string(), "script.js".to_string()];
+    let mut files = vec!["manifest.json".to_string(), "script.js".to_string(), STYLESHEET.to_string()];
     files.extend(LOCALES.iter().map(|l| format!("i18n/{l}.json")));
     files.extend(LOGOS.iter().map(|l| format!("images/{}", l.file)));
     files.push(format!("pkg/{GLUE_JS}"));
@@ -105,7 +108,7 @@ pub fn assemble(root: &Path, bundle_dir: &Path, out_dir: &Path) -> anyhow::Resul
     for file in expected_files() {
         let source = match file.split_once('/') {
             Some(("pkg", name)) => bundle_dir.join(name),
-            None if file == "script.js" => root.join("www").join("script.js"),
+            None if file == "script.js" || file == STYLESHEET => root.join("www").join(&file),
             _ => root.join(&file),
         };
         let target = widget_dir.join(&file);
@@ -502,6 +505,9 @@ fn check_bundle(files: &BTreeMap<String, Vec<u8>>, problems: &mut Problems) {
                 if !js.contains(GLUE_JS) {
                     problems.add(format!("script.js never loads pkg/{GLUE_JS}"));
                 }
+                if !js.contains(STYLESHEET) {
+                    problems.add(format!("script.js never loads {STYLESHEET}"));
+                }
             }
             Err(_) => problems.add("script.js is not UTF-8 text"),
         }
@@ -644,7 +650,8 @@ mod tests {
     #[test]
     fn expected_files_are_the_design_list() {
         let files = expected_files();
-        assert_eq!(files.len(), 2 + 6 + 5 + 2);
+        assert_eq!(files.len(), 3 + 6 + 5 + 2);
+        assert!(files.contains(&STYLESHEET.to_string()));
         assert!(files.contains(&"manifest.json".to_string()));
         assert!(files.contains(&"pkg/callcard_widget_bg.wasm".to_string()));
         assert!(files.contains(&"images/logo_main.png".to_string()));

@@ -19,6 +19,23 @@ pub fn dist(options: &Options) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// `cargo xtask screenshots`: each state of the widget rendered in headless
+/// Chromium through the whole product, as PNG files in `docs/screenshots/`.
+pub fn screenshots(options: &Options) -> Result<()> {
+    install::chromium()?;
+    install::npm_packages()?;
+    let dist = dist(options)?;
+    let root = repo_root();
+    let widget_dir = dist.join("widget").to_string_lossy().to_string();
+    let out = root.join("docs").join("screenshots").to_string_lossy().to_string();
+    run(
+        &root,
+        "cargo",
+        &["run", "--quiet", "--package", "callcard-e2e", "--bin", "screenshots", "--", &out],
+        &[("CALLCARD_WIDGET_DIR", &widget_dir)],
+    )
+}
+
 /// `cargo xtask demo`: the whole product on one address.
 pub fn demo(options: &Options) -> Result<()> {
     install::npm_packages()?;

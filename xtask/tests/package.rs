@@ -9,7 +9,8 @@ use xtask::package::{assemble, check_dir, check_package, read_zip, zip_dir, Pack
 
 /// The archive's files, spelled out here on purpose (not taken from the
 /// crate) so a change to the package layout has to change this test too.
-const EXPECTED: [&str; 15] = [
+const EXPECTED: [&str; 16] = [
+    "callcard.css",
     "i18n/en.json",
     "i18n/es.json",
     "i18n/id.json",
@@ -117,6 +118,7 @@ fn the_real_files_and_a_bundle_make_a_valid_package() {
     let root = repo_root();
     assert_eq!(zipped["manifest.json"], std::fs::read(root.join("manifest.json")).unwrap());
     assert_eq!(zipped["script.js"], std::fs::read(root.join("www/script.js")).unwrap());
+    assert_eq!(zipped["callcard.css"], std::fs::read(root.join("www/callcard.css")).unwrap());
     assert_eq!(zipped["i18n/ru.json"], std::fs::read(root.join("i18n/ru.json")).unwrap());
     assert_eq!(zipped["images/logo_main.png"], std::fs::read(root.join("images/logo_main.png")).unwrap());
     assert_eq!(&zipped["pkg/callcard_widget_bg.wasm"][..4], b"\0asm");
