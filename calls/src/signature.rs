@@ -34,8 +34,9 @@ pub enum SignatureError {
     MissingTimestamp,
     MalformedTimestamp,
     /// The timestamp is outside the replay window (seconds of skew given).
+    /// `u64` because the distance between two `i64`s can exceed `i64::MAX`.
     Stale {
-        skew_seconds: i64,
+        skew_seconds: u64,
     },
     MissingSignature,
     MalformedSignature,
@@ -71,8 +72,10 @@ pub fn verify(
 ) -> Result<i64, SignatureError> {
     let timestamp = timestamp.ok_or(SignatureError::MissingTimestamp)?;
     let timestamp: i64 = timestamp.trim().parse().map_err(|_| SignatureError::MalformedTimestamp)?;
-    let skew = (now_seconds - timestamp).abs();
-    if skew > REPLAY_WINDOW_SECONDS {
+    // `abs_diff` cannot overflow: a plain `now - timestamp` panics (debug) or
+    // wraps into the window (release) for a timestamp such as `i64::MIN`.
+    let skew = now_seconds.abs_diff(timestamp);
+    if skew > REPLAY_WINDOW_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale { skew_seconds: skew });
     }
     let signature = signature.ok_or(SignatureError::MissingSignature)?;
@@ -131,6 +134,79 @@ mod tests {
             verify(b"k", Some(&ts), Some(&sig), b"x", NOW - 301),
             Err(SignatureError::Stale { skew_seconds: 301 })
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic_or_a_wrap() {
+        // i64::MIN used to overflow `now - timestamp`: a panic in debug builds,
+        // and in release a wrapped skew that passed the window check.
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let sig = sign(b"k", ts, b"x");
+            let answer = verify(b"k", Some(&ts.to_string()), Some(&sig), b"x", NOW);
+            assert!(matches!(answer, Err(SignatureError::Stale { .. })), "{ts}: {answer:?}");
+        }
+        assert_eq!(
+            verify(b"k", Some(&i64::MIN.to_string()), Some("v1=00"), b"x", i64::MAX),
+            Err(SignatureError::Stale { skew_seconds: u64::MAX })
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever a client puts in the headers, the verifier answers
+            /// (never panics), and only a correct signature inside the
+            /// window is accepted.
+            #[test]
+            fn arbitrary_headers_never_panic_and_never_pass(
+                timestamp in proptest::option::of(".{0,40}"),
+                signature in proptest::option::of(".{0,80}"),
+                body in proptest::collection::vec(any::<u8>(), 0..64),
+                now in any::<i64>(),
+            ) {
+                let answer = verify(b"secret", timestamp.as_deref(), signature.as_deref(), &body, now);
+                prop_assert!(answer.is_err(), "a random signature was accepted: {answer:?}");
+            }
+
+            /// For any timestamp and clock, a genuinely signed request is
+            /// accepted exactly when the two are at most the window apart.
+            #[test]
+            fn the_window_is_exact_for_any_clock(
+                timestamp in any::<i64>(),
+                offset in -400i64..=400,
+                far in any::<bool>(),
+                body in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let now = if far { timestamp.wrapping_add(offset.wrapping_mul(1 << 40)) } else { timestamp.saturating_add(offset) };
+                let sig = sign(b"secret", timestamp, &body);
+                let answer = verify(b"secret", Some(&timestamp.to_string()), Some(&sig), &body, now);
+                let within = now.abs_diff(timestamp) <= REPLAY_WINDOW_SECONDS.unsigned_abs();
+                if within {
+                    prop_assert_eq!(answer, Ok(timestamp));
+                } else {
+                    prop_assert_eq!(answer, Err(SignatureError::Stale { skew_seconds: now.abs_diff(timestamp) }));
+                }
+            }
+
+            /// Any change to the body breaks the signature.
+            #[test]
+            fn a_changed_body_never_verifies(
+                body in proptest::collection::vec(any::<u8>(), 1..64),
+                index in any::<prop::sample::Index>(),
+                flip in 1u8..=255,
+            ) {
+                let sig = sign(b"secret", NOW, &body);
+                let mut tampered = body.clone();
+                let i = index.index(tampered.len());
+                tampered[i] ^= flip;
+                prop_assert_eq!(
+                    verify(b"secret", Some(&NOW.to_string()), Some(&sig), &tampered, NOW),
+                    Err(SignatureError::Mismatch)
+                );
+            }
+        }
     }
 
     #[test]
