@@ -8,12 +8,14 @@
 //!
 //! Every request is checked in the same order, and refused at the first
 //! failure with a problem document, before anything is stored: the account id
-//! in the path, the body size, the account's existence, the signature
+//! in the path, the body size, the signature against the account's secret
 //! (`callcard_calls::signature`: HMAC-SHA256 over `"<timestamp>.<raw body>"`
 //! with the account's webhook secret, 300 s replay window), the JSON, and the
-//! values. The answer is sent only after the transaction that stored the
-//! event committed, so a PBX that sees 200 may forget the event; anything else
-//! it should retry, and retries are harmless (see [`crate::store::calls`]).
+//! values. An unknown account is refused exactly as a wrong signature to a
+//! known one is, so account ids cannot be probed without a secret. The
+//! answer is sent only after the transaction that stored the event
+//! committed, so a PBX that sees 200 may forget the event; anything else it
+//! should retry, and retries are harmless (see [`crate::store::calls`]).
 
 use crate::extract::{read_body, Param, PathParam};
 use crate::group_commit::GroupCommit;
@@ -25,7 +27,6 @@ use crate::store::{now_ms, Account, Delivery, Recorded, Store};
 use crate::sync::caller_id::CallerIdService;
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
-use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use callcard_calls::event::{BatchAnswer, FieldError, FinishedCall};
@@ -157,7 +158,7 @@ impl PathParam for AccountId {
 /// A webhook whose signature verified: the account it is for, and its raw
 /// body (at most `LIMIT` bytes), not yet read as JSON.
 ///
-/// Checked in the module's order, path, size, account, signature, each
+/// Checked in the module's order, path, size, signature, each
 /// refusal counted as a rejected event.
 struct SignedWebhook<const LIMIT: usize> {
     account: Arc<Account>,
@@ -177,24 +178,25 @@ where
             let (mut parts, body) = request.into_parts();
             let Param(AccountId(account_id)) = Param::from_request_parts(&mut parts, state).await?;
             let body = read_body(&parts.headers, body, LIMIT).await?;
-            let account = Store::from_ref(state).account(account_id).await?.ok_or_else(|| {
-                Problem::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown-account",
-                    "Unknown account",
-                    "no account with this id is provisioned",
-                )
-                .with_field("account_id")
-            })?;
+            let account = Store::from_ref(state).account(account_id).await?;
             let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-            signature::verify(
-                account.webhook_secret.as_bytes(),
-                header(signature::TIMESTAMP_HEADER),
-                header(signature::SIGNATURE_HEADER),
-                &body,
-                now_ms() / 1000,
-            )
-            .map_err(signature_problem)?;
+            let verify = |secret: &[u8]| {
+                signature::verify(
+                    secret,
+                    header(signature::TIMESTAMP_HEADER),
+                    header(signature::SIGNATURE_HEADER),
+                    &body,
+                    now_ms() / 1000,
+                )
+            };
+            // An unknown account is refused exactly as a wrong signature to a
+            // known one (same checks, same HMAC work, same answer), so that
+            // account ids cannot be enumerated without a secret.
+            let Some(account) = account else {
+                let refusal = verify(b"").err().unwrap_or(SignatureError::Mismatch);
+                return Err(signature_problem(refusal));
+            };
+            verify(account.webhook_secret.as_bytes()).map_err(signature_problem)?;
             Ok(SignedWebhook { account, body })
         };
         checked.await.inspect_err(|_| Arc::<Metrics>::from_ref(state).events_rejected.inc())

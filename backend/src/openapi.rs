@@ -59,8 +59,7 @@ pub fn document() -> Value {
         "description": "The last offset the widget has; absent: start at the latest."});
     let intake_errors = [
         ("400", "Malformed JSON"),
-        ("401", "Missing or bad signature, or stale timestamp"),
-        ("404", "Unknown account"),
+        ("401", "Missing or bad signature, or stale timestamp (an unknown account is refused the same way)"),
         ("413", "Body too large (64 KiB per event, 1 MiB per batch)"),
         ("422", "A field has an invalid value (named in `field`)"),
         ("503", "Not stored; retry"),
@@ -202,7 +201,7 @@ fn schemas() -> Value {
     let ms = json!({"type": "integer", "format": "int64", "description": "Unix milliseconds"});
     json!({
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
-            "type": {"type": "string", "description": "/problems/<slug>: bad-signature, stale-request, unknown-account, \
+            "type": {"type": "string", "description": "/problems/<slug>: bad-signature, stale-request, unknown-account (install), \
                 malformed-body, invalid-body, invalid-field, body-too-large, invalid-token, wrong-origin, invalid-ticket, \
                 malformed-query, websocket-required, not-found, method-not-allowed, unavailable, shutting-down, \
                 unknown-call, not-your-call"},
