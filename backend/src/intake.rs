@@ -17,7 +17,7 @@
 //! committed, so a PBX that sees 200 may forget the event; anything else it
 //! should retry, and retries are harmless (see [`crate::store::calls`]).
 
-use crate::extract::{read_body, Param, PathParam};
+use crate::extract::{parse_json, read_body, Param, PathParam};
 use crate::group_commit::GroupCommit;
 use crate::metrics::Metrics;
 use crate::problem::{self, Problem};
@@ -250,8 +250,7 @@ enum EventName {
 
 /// Parses one event, naming the offending field on failure.
 pub fn parse_event(body: &[u8]) -> Result<CallEvent, Problem> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let wire: WireEvent = serde_path_to_error::deserialize(de).map_err(|e| problem::from_json_error(e, ""))?;
+    let wire: WireEvent = parse_json(body)?;
     let kind = match wire.event {
         EventName::Ringing => CallEventKind::Ringing,
         EventName::Answered => CallEventKind::Answered,
@@ -282,8 +281,7 @@ fn parse_batch(body: &[u8]) -> Result<Vec<serde_json::Value>, Problem> {
     struct Envelope {
         calls: Vec<serde_json::Value>,
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let envelope: Envelope = serde_path_to_error::deserialize(de).map_err(|e| problem::from_json_error(e, ""))?;
+    let envelope: Envelope = parse_json(body)?;
     if envelope.calls.len() > BATCH_MAX_CALLS {
         return Err(Problem::invalid("calls", format!("a batch holds at most {BATCH_MAX_CALLS} calls")));
     }
@@ -329,5 +327,105 @@ mod tests {
     fn batch_items_explain_themselves() {
         let err = parse_finished(serde_json::json!({"uuid":"u","direction":"sideways"})).unwrap_err();
         assert!(err.starts_with("direction:"), "{err}");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_event() -> impl Strategy<Value = CallEvent> {
+            let outcome = prop_oneof![
+                Just(Outcome::Answered),
+                Just(Outcome::Missed),
+                Just(Outcome::Busy),
+                Just(Outcome::Failed),
+                Just(Outcome::NoAnswer)
+            ];
+            let kind = prop_oneof![
+                Just(CallEventKind::Ringing),
+                Just(CallEventKind::Answered),
+                (any::<u32>(), outcome).prop_map(|(duration, outcome)| CallEventKind::Ended { duration, outcome }),
+                ".{0,40}".prop_map(|recording_url| CallEventKind::RecordingReady { recording_url }),
+            ];
+            let direction = prop_oneof![Just(Direction::Inbound), Just(Direction::Outbound)];
+            (kind, ".{0,40}", direction, ".{0,20}", ".{0,10}", any::<i64>()).prop_map(
+                |(kind, call_id, direction, number, extension, occurred_at)| CallEvent {
+                    kind,
+                    call_id,
+                    direction,
+                    external_number: PhoneNumber::new(number),
+                    extension,
+                    occurred_at,
+                },
+            )
+        }
+
+        /// A client error is 4xx; a 5xx would tell the PBX to retry
+        /// something that can never succeed.
+        fn is_client_error(p: &Problem) -> bool {
+            (400..500).contains(&p.status)
+        }
+
+        proptest! {
+            /// Whatever bytes arrive, the parsers answer (never panic), and
+            /// a refusal is a client error.
+            #[test]
+            fn arbitrary_bytes_never_panic_and_are_client_errors(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+                if let Err(p) = parse_event(&body) {
+                    prop_assert!(is_client_error(&p), "{p}");
+                }
+                if let Err(p) = parse_batch(&body) {
+                    prop_assert!(is_client_error(&p), "{p}");
+                }
+            }
+
+            /// Arbitrary JSON values as batch items are answered item by
+            /// item, without a panic.
+            #[test]
+            fn arbitrary_batch_items_never_panic(item in arbitrary_json()) {
+                let _ = parse_finished(item);
+            }
+
+            /// Every event as the PBX sends it reads back as itself.
+            #[test]
+            fn valid_events_round_trip(event in any_event()) {
+                let body = serde_json::to_vec(&event).unwrap();
+                prop_assert_eq!(parse_event(&body).unwrap(), event);
+            }
+
+            /// A valid event followed by anything but whitespace is refused
+            /// whole (400), never half-read.
+            #[test]
+            fn bytes_after_an_event_are_refused(event in any_event(), tail in "[ \t\n]*[^ \t\n\r][ -~]{0,20}") {
+                let mut body = serde_json::to_vec(&event).unwrap();
+                body.extend_from_slice(tail.as_bytes());
+                prop_assert_eq!(parse_event(&body).unwrap_err().status, 400);
+            }
+        }
+
+        fn arbitrary_json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(serde_json::Value::from),
+                ".{0,12}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                let key = prop_oneof![
+                    Just("uuid".to_string()),
+                    Just("direction".to_string()),
+                    Just("duration".to_string()),
+                    Just("started_at".to_string()),
+                    Just("outcome".to_string()),
+                    ".{0,6}"
+                ];
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                    proptest::collection::btree_map(key, inner, 0..6)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
     }
 }

@@ -17,7 +17,7 @@
 //! CORS admits only origins of provisioned accounts.
 
 use crate::config::Config;
-use crate::extract::LimitedBody;
+use crate::extract::JsonBody;
 use crate::kommo_access::KommoAccess;
 use crate::one_time_token::WidgetCaller;
 use crate::problem::{self, Problem};
@@ -71,10 +71,8 @@ async fn post_ticket(
 async fn put_settings(
     State(store): State<Store>,
     who: WidgetCaller,
-    LimitedBody(body): LimitedBody<SETTINGS_BODY_LIMIT>,
+    JsonBody(value): JsonBody<serde_json::Value, SETTINGS_BODY_LIMIT>,
 ) -> Result<StatusCode, Problem> {
-    let value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| Problem::malformed(None, format!("the body is not JSON: {e}")))?;
     let users = value
         .as_object()
         .and_then(|o| o.get("users"))
