@@ -164,7 +164,8 @@ pub struct QueueConfig {
     #[serde(skip)]
     pub poll_interval: Duration,
     /// How long a job waits before looking again while its account needs
-    /// re-authorization (the job is not failed meanwhile).
+    /// re-authorization, or a credential does not open with this instance's
+    /// key (the job is not failed meanwhile).
     #[serde(skip)]
     pub reauthorization_wait: Duration,
 }

@@ -31,6 +31,11 @@
 //! - **Re-authorization.** While an account's grant is refused, its jobs
 //!   wait (released without counting an attempt) instead of failing; a new
 //!   installation makes them due at once.
+//! - **Configuration faults.** A credential that does not open with this
+//!   instance's `CALLCARD_SECRET_KEY` is no fault of the job's: the job waits
+//!   the same way, uncounted, and never goes dead of it (an instance with a
+//!   key that is not the database's does not start at all, see
+//!   `crate::store::sealing`; this covers values sealed otherwise).
 //! - **Workers**: [`QueueConfig::workers`] tokio tasks per instance. On
 //!   shutdown each stops claiming, lets its current job finish for a few
 //!   seconds, and otherwise releases it for another instance.
@@ -198,6 +203,11 @@ impl Worker {
                 let note = "waiting: the account must install the integration again";
                 self.settle(store.requeue_job(id, &self.name, now_ms() + wait, Some(note), false).await);
             }
+            Err(JobFailure::Misconfigured(reason)) => {
+                tracing::error!(%reason, "configuration fault: the job waits, uncounted");
+                let wait = i64::try_from(self.config.reauthorization_wait.as_millis()).unwrap_or(60_000);
+                self.settle(store.requeue_job(id, &self.name, now_ms() + wait, Some(&reason), false).await);
+            }
             Err(JobFailure::Permanent(reason)) => {
                 tracing::warn!(%reason, "job failed permanently: parked as dead");
                 self.settle(store.bury_job(id, &self.name, &reason).await);
@@ -225,6 +235,10 @@ impl Worker {
         if self.access.needs_reauthorization(record.account_id).await.map_err(|e| JobFailure::Retry(e.to_string()))? {
             return Err(JobFailure::Reauthorize);
         }
+        // The client reads the tokens too, but its errors are Kommo's: read
+        // them here first so that a token that does not open is told apart
+        // as a configuration fault (`JobFailure::Misconfigured`).
+        self.queue.store.tokens(record.account_id).await?;
         let kommo = self.access.kommo_client(record.account_id).await?;
         let ctx = SyncContext {
             store: self.queue.store.clone(),
