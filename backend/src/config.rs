@@ -149,8 +149,8 @@ pub struct QueueConfig {
     #[serde(rename = "job_max_attempts")]
     pub max_attempts: u32,
     /// How long a claimed job is leased to its worker; a worker that dies
-    /// holds the job at most this long. Handlers renew nothing, so it must
-    /// exceed the longest job (Kommo calls with retries).
+    /// holds the job at most this long. A live worker renews it four times
+    /// per lease while the job runs, however long that takes.
     #[serde(rename = "job_lease_seconds", with = "seconds")]
     pub lease: Duration,
     /// The first retry waits about this long, doubling per attempt (with jitter).
@@ -175,7 +175,7 @@ impl Default for QueueConfig {
         Self {
             workers: 4,
             max_attempts: 8,
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(20),
             backoff_base: Duration::from_secs(2),
             backoff_cap: Duration::from_secs(600),
             poll_interval: Duration::from_secs(1),

@@ -16,9 +16,11 @@
 //!               └──────────── operator retry (POST /ops/jobs/{id}/retry) ◀── dead     (not counted)
 //! ```
 //!
-//! - **Crash safety.** A worker that dies mid-job (panic, crash, `kill -9`)
-//!   leaves its lease behind; when it expires ([`QueueConfig::lease`]) the job
-//!   is claimed again. Handlers therefore check before they create (a call
+//! - **Crash safety.** A worker renews its job's lease four times per lease
+//!   while the job runs, so the lease can be short ([`QueueConfig::lease`],
+//!   20 s by default) however long the job takes. A worker that dies mid-job
+//!   (panic, crash, `kill -9`) leaves its lease behind; when it expires the
+//!   job is claimed again, within one lease of the crash. Handlers therefore check before they create (a call
 //!   note is looked up by its `uniq` first, an incoming lead by its call).
 //! - **Retries** wait `backoff_base · 2^(attempt−1)`, capped at
 //!   `backoff_cap`, with equal jitter (a random wait between half and all of
@@ -60,6 +62,10 @@ use tracing::Instrument;
 
 /// How long a stopping worker lets its current job finish before releasing it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How many times per lease a running job's lease is renewed: a renewal may
+/// fail or be late a few times before the lease runs out under a live worker.
+const LEASE_RENEWALS: u32 = 4;
 
 /// The queue's handle: enqueue and wake the workers. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -179,15 +185,29 @@ impl Worker {
         }
         let run = self.run_job(&record);
         tokio::pin!(run);
-        let outcome = tokio::select! {
-            outcome = &mut run => outcome,
-            _ = shutdown.changed() => {
-                match tokio::time::timeout(SHUTDOWN_GRACE, &mut run).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        tracing::info!("shutting down: releasing the unfinished job");
-                        self.settle(store.requeue_job(id, &self.name, now_ms(), None, false).await);
-                        return;
+        // The lease is renewed while the job runs, so it can stay short: a
+        // crashed instance's jobs come back within one lease.
+        let mut renew = tokio::time::interval(self.config.lease / LEASE_RENEWALS);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        renew.tick().await; // the first tick is immediate: the claim just set the lease
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut run => break outcome,
+                _ = renew.tick() => {
+                    match store.renew_job_lease(id, &self.name, self.config.lease).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!("the job's lease was lost; another worker may run it too"),
+                        Err(e) => tracing::warn!(error = %e, "renewing the job's lease failed; trying again"),
+                    }
+                }
+                _ = shutdown.changed() => {
+                    match tokio::time::timeout(SHUTDOWN_GRACE, &mut run).await {
+                        Ok(outcome) => break outcome,
+                        Err(_) => {
+                            tracing::info!("shutting down: releasing the unfinished job");
+                            self.settle(store.requeue_job(id, &self.name, now_ms(), None, false).await);
+                            return;
+                        }
                     }
                 }
             }
@@ -253,7 +273,7 @@ impl Worker {
     fn settle(&self, result: Result<bool, sqlx::Error>) {
         match result {
             Ok(true) => {}
-            Ok(false) => tracing::warn!("the job's lease was lost (it ran too long); another worker has it"),
+            Ok(false) => tracing::warn!("the job's lease was lost (renewals failed); another worker has it"),
             Err(e) => tracing::warn!(error = %e, "recording the job's outcome failed; its lease will expire"),
         }
     }
