@@ -90,6 +90,7 @@ impl Backend {
             queue: Queue::new(store.clone()),
             access,
             caller_id,
+            admin_rights: Arc::default(),
             group_commit,
             lifecycle,
             config: Arc::new(config),

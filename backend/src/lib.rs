@@ -46,7 +46,8 @@
 //!   and the widget-caller extractor.
 //! - [`ticket`]: short-lived feed tickets traded for a one-time token, and
 //!   the feed-ticket extractor.
-//! - [`widget`]: the widget's token-authenticated calls and CORS.
+//! - [`widget`]: the widget's token-authenticated calls and CORS;
+//!   [`admin_rights`]: admin actions checked with Kommo's user rights.
 //! - [`feed`]: the WebSocket, polling and current-calls endpoints, offsets,
 //!   gaps and heartbeats.
 //! - [`problem`]: `application/problem+json`, the shape of every refusal.
@@ -91,6 +92,7 @@
 //! ```
 
 // Private modules; the public surface is what is re-exported here.
+mod admin_rights;
 mod backend;
 mod config;
 mod extract;

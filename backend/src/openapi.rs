@@ -100,15 +100,17 @@ pub fn document() -> Value {
                     problem_responses(&[("401", "Token refused (field names the claim)"), ("403", "Origin is not the account's")])),
             }},
             "/widget/settings": {"put": {
-                "summary": "Save the extension-to-user mapping (the widget's `users` setting)",
+                "summary": "Save the extension-to-user mapping (the widget's `users` setting); account admins only (Kommo's rights.is_admin)",
                 "parameters": token,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["users"],
                     "properties": {"users": {"description": "{\"<user_id>\": \"<extension>\"} or a JSON string of it",
                         "oneOf": [{"type": "object", "additionalProperties": {"type": "string"}}, {"type": "string"}]}}}}}},
                 "responses": merge(json!({"204": {"description": "Saved"}}),
-                    problem_responses(&[("401", "Token refused"), ("403", "Origin is not the account's"),
-                        ("422", "Duplicate extension or non-digits (field: users.<user_id>)")])),
+                    problem_responses(&[("400", "Malformed JSON, or bytes after it"), ("401", "Token refused"),
+                        ("403", "Origin is not the account's, or the user is not an account admin"),
+                        ("422", "Duplicate extension or non-digits (field: users.<user_id>)"),
+                        ("503", "Kommo could not confirm the user's rights; retry")])),
             }},
             "/widget/feed": {"get": {
                 "summary": "WebSocket of FeedMessage JSON text frames for the ticket's user",
@@ -204,7 +206,7 @@ fn schemas() -> Value {
             "type": {"type": "string", "description": "/problems/<slug>: bad-signature, stale-request, unknown-account (install), \
                 malformed-body, invalid-body, invalid-field, body-too-large, invalid-token, wrong-origin, invalid-ticket, \
                 malformed-query, websocket-required, not-found, method-not-allowed, unavailable, shutting-down, \
-                unknown-call, not-your-call"},
+                unknown-call, not-your-call, admin-required, rights-unknown"},
             "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
             "field": {"type": "string", "description": "The offending field: a JSON path, header or query parameter"}}},
         "CallEvent": {"type": "object",

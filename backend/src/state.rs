@@ -7,6 +7,7 @@
 //! touches. This module names the services and no HTTP module: every HTTP
 //! module depends on it, and it on none of them.
 
+use crate::admin_rights::AdminRights;
 use crate::config::Config;
 use crate::group_commit::GroupCommit;
 use crate::hub::Hub;
@@ -35,6 +36,8 @@ pub(crate) struct App {
     pub(crate) access: KommoAccess,
     /// Caller ID's answers and names (`crate::sync::caller_id`).
     pub(crate) caller_id: Arc<CallerIdService>,
+    /// Kommo's recent answers about who is an admin.
+    pub(crate) admin_rights: Arc<AdminRights>,
     /// Where intake stores events: many webhooks per transaction.
     pub(crate) group_commit: GroupCommit,
     pub(crate) lifecycle: Lifecycle,

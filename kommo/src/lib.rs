@@ -62,7 +62,7 @@ mod tasks;
 mod tokens;
 mod unsorted;
 
-pub use account::{Account, User};
+pub use account::{Account, Rights, User};
 pub use budget::{Gcra, LocalBudget, Quota, RequestBudget, Unlimited};
 pub use caller_id::CallerMatch;
 pub use calls::{CallError, CallStatus, CallsAnswer, LoggedCall, NewCall};
