@@ -12,7 +12,7 @@ use crate::state::{App, Lifecycle};
 use crate::store::{Dialect, Store, StoredCall};
 use crate::sync::caller_id::CallerIdService;
 use crate::sync::SyncContext;
-use crate::{feed, install, intake, listener, openapi, ops, problem, results_api, widget};
+use crate::{feed, install, intake, listener, openapi, ops, problem, request_log, results_api, widget};
 use anyhow::Context;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
@@ -140,7 +140,7 @@ impl Backend {
             .merge(openapi::router())
             .fallback(problem::not_found)
             .layer(middleware::from_fn_with_state(self.app.metrics.clone(), count_errors))
-            .layer(tower_http::trace::TraceLayer::new_for_http())
+            .layer(request_log::layer())
             .with_state(self.app.clone())
     }
 

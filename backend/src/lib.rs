@@ -64,7 +64,8 @@
 //!   ringing card ([`sync::caller_id`]: cached, single-flight).
 //! - [`results_api`]: `POST /widget/calls/{call_id}/result`, the Call
 //!   summary's Save: checked, stored, enqueued, answered 202.
-//! - [`metrics`]: Prometheus counters and gauges.
+//! - [`metrics`]: Prometheus counters and gauges; [`request_log`]: one span
+//!   per request, its query string (tickets, OAuth codes) left out.
 //! - [`openapi`]: the document served at `/openapi.json`.
 //!
 //! ```no_run
@@ -109,6 +110,7 @@ mod openapi;
 mod ops;
 mod problem;
 mod queue;
+mod request_log;
 mod results_api;
 pub mod secrets;
 mod state;
