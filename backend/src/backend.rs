@@ -2,6 +2,7 @@
 //! and its shutdown.
 
 use crate::config::{AccountSetup, Config, DEMO_INTEGRATION_SECRET};
+use crate::feed_slots::FeedSlots;
 use crate::group_commit::GroupCommit;
 use crate::hub::{Hub, Publisher};
 use crate::kommo_access::{InstallError, KommoAccess};
@@ -91,6 +92,7 @@ impl Backend {
             access,
             caller_id,
             admin_rights: Arc::default(),
+            feed_slots: Arc::new(FeedSlots::new(config.max_feeds_per_user)),
             group_commit,
             lifecycle,
             config: Arc::new(config),

@@ -96,6 +96,10 @@ pub struct Config {
     /// How old a kept feed event may get.
     #[serde(rename = "feed_history_max_age_seconds", with = "seconds")]
     pub feed_history_max_age: Duration,
+    /// How many feeds (WebSockets and waiting polls) one user may hold open
+    /// on one instance; more are refused with 429 (one widget holds one per
+    /// open Kommo tab).
+    pub max_feeds_per_user: u32,
     /// Accounts provisioned at start (from the file; the demo provisions its
     /// own through [`crate::Backend::provision_account`]).
     pub accounts: Vec<AccountSetup>,
@@ -195,6 +199,7 @@ impl Default for Config {
             heartbeat_interval: Duration::from_secs(15),
             feed_history_per_user: 1000,
             feed_history_max_age: Duration::from_secs(24 * 60 * 60),
+            max_feeds_per_user: 20,
             accounts: Vec::new(),
             max_db_connections: 8,
             caller_id_cache_ttl: Duration::from_secs(60),
@@ -327,6 +332,7 @@ impl Config {
         anyhow::ensure!(!self.heartbeat_interval.is_zero(), "heartbeat_interval must be positive");
         anyhow::ensure!(!self.ticket_ttl.is_zero(), "ticket_ttl must be positive");
         anyhow::ensure!(self.feed_history_per_user > 0, "feed_history_per_user must be positive");
+        anyhow::ensure!(self.max_feeds_per_user > 0, "max_feeds_per_user must be positive");
         anyhow::ensure!(self.max_db_connections > 0, "max_db_connections must be positive");
         anyhow::ensure!(self.queue.max_attempts > 0, "job_max_attempts must be positive");
         anyhow::ensure!(!self.queue.lease.is_zero(), "job_lease_seconds must be positive");

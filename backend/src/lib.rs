@@ -49,7 +49,7 @@
 //! - [`widget`]: the widget's token-authenticated calls and CORS;
 //!   [`admin_rights`]: admin actions checked with Kommo's user rights.
 //! - [`feed`]: the WebSocket, polling and current-calls endpoints, offsets,
-//!   gaps and heartbeats.
+//!   gaps and heartbeats; [`feed_slots`]: the cap on one user's open feeds.
 //! - [`problem`]: `application/problem+json`, the shape of every refusal.
 //! - [`secrets`]: credentials sealed at rest (ChaCha20-Poly1305).
 //! - [`queue`]: the durable job queue in the call store: leases, retries with
@@ -98,6 +98,7 @@ mod backend;
 mod config;
 mod extract;
 mod feed;
+mod feed_slots;
 mod group_commit;
 mod hub;
 mod install;

@@ -119,7 +119,8 @@ pub fn document() -> Value {
                 "parameters": [ticket, since],
                 "responses": merge(json!({"101": {"description": "Switching to the WebSocket",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FeedMessage"}}}}}),
-                    problem_responses(&[("401", "Ticket refused"), ("426", "Not a WebSocket request")])),
+                    problem_responses(&[("401", "Ticket refused"), ("426", "Not a WebSocket request"),
+                        ("429", "The user holds max_feeds_per_user feeds open already")])),
             }},
             "/widget/feed/poll": {"get": {
                 "summary": "The same events as the WebSocket, for networks that block it",
@@ -128,7 +129,8 @@ pub fn document() -> Value {
                      "description": "Long poll: seconds to wait for an event when there is none."}],
                 "responses": merge(json!({"200": {"description": "Events after since",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PollAnswer"}}}}}),
-                    problem_responses(&[("401", "Ticket refused"), ("422", "Bad since or wait")])),
+                    problem_responses(&[("401", "Ticket refused"), ("422", "Bad since or wait"),
+                        ("429", "A waiting poll past max_feeds_per_user")])),
             }},
             "/widget/calls": {"get": {
                 "summary": "The user's calls that still matter, to start over after a gap",
@@ -206,7 +208,7 @@ fn schemas() -> Value {
             "type": {"type": "string", "description": "/problems/<slug>: bad-signature, stale-request, unknown-account (install), \
                 malformed-body, invalid-body, invalid-field, body-too-large, invalid-token, wrong-origin, invalid-ticket, \
                 malformed-query, websocket-required, not-found, method-not-allowed, unavailable, shutting-down, \
-                unknown-call, not-your-call, admin-required, rights-unknown"},
+                unknown-call, not-your-call, admin-required, rights-unknown, too-many-feeds"},
             "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
             "field": {"type": "string", "description": "The offending field: a JSON path, header or query parameter"}}},
         "CallEvent": {"type": "object",

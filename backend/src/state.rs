@@ -9,6 +9,7 @@
 
 use crate::admin_rights::AdminRights;
 use crate::config::Config;
+use crate::feed_slots::FeedSlots;
 use crate::group_commit::GroupCommit;
 use crate::hub::Hub;
 use crate::kommo_access::KommoAccess;
@@ -36,6 +37,8 @@ pub(crate) struct App {
     pub(crate) access: KommoAccess,
     /// Caller ID's answers and names (`crate::sync::caller_id`).
     pub(crate) caller_id: Arc<CallerIdService>,
+    /// How many feeds each user holds open here (the per-user cap).
+    pub(crate) feed_slots: Arc<FeedSlots>,
     /// Kommo's recent answers about who is an admin.
     pub(crate) admin_rights: Arc<AdminRights>,
     /// Where intake stores events: many webhooks per transaction.
