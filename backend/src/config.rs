@@ -78,6 +78,9 @@ impl fmt::Debug for AccountSetup {
 pub struct Config {
     /// Where the `callcard-backend` binary listens (the library ignores it).
     pub listen: SocketAddr,
+    /// How many connections the binary serves at once; more wait to be
+    /// accepted (`crate::connection_limit`; the library ignores it).
+    pub max_connections: u32,
     /// `sqlite://path` (created if missing) or `postgres://…`.
     pub database_url: String,
     /// The HS256 key of Kommo's one-time tokens (the OAuth `client_secret`).
@@ -192,6 +195,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            max_connections: 10_000,
             database_url: "sqlite://callcard.sqlite".into(),
             integration_secret: DEMO_INTEGRATION_SECRET.into(),
             public_base_url: "http://127.0.0.1:8080/backend".into(),
@@ -333,6 +337,7 @@ impl Config {
         anyhow::ensure!(!self.ticket_ttl.is_zero(), "ticket_ttl must be positive");
         anyhow::ensure!(self.feed_history_per_user > 0, "feed_history_per_user must be positive");
         anyhow::ensure!(self.max_feeds_per_user > 0, "max_feeds_per_user must be positive");
+        anyhow::ensure!(self.max_connections > 0, "max_connections must be positive");
         anyhow::ensure!(self.max_db_connections > 0, "max_db_connections must be positive");
         anyhow::ensure!(self.queue.max_attempts > 0, "job_max_attempts must be positive");
         anyhow::ensure!(!self.queue.lease.is_zero(), "job_lease_seconds must be positive");

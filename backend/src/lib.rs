@@ -28,7 +28,8 @@
 //!
 //! - [`config`]: every setting declared once, layered by figment: defaults,
 //!   TOML file, environment, flags; secrets redacted.
-//! - [`backend`]: [`Backend`]: start, the merged routes, provisioning, shutdown.
+//! - [`backend`]: [`Backend`]: start, the merged routes, provisioning, shutdown;
+//!   [`connection_limit`]: the binary's cap on open connections.
 //! - [`state`]: what handlers share, and the sub-states they take.
 //! - [`extract`]: path parameters, query strings and bodies as extractors
 //!   whose refusals are problem documents.
@@ -96,6 +97,7 @@
 mod admin_rights;
 mod backend;
 mod config;
+mod connection_limit;
 mod extract;
 mod feed;
 mod feed_slots;
@@ -122,6 +124,7 @@ mod widget;
 
 pub use backend::Backend;
 pub use config::{AccountSetup, Config, QueueConfig, Setting, DEMO_INTEGRATION_SECRET};
+pub use connection_limit::LimitedListener;
 pub use kommo_access::{AuthStatus, InstallError, KommoAccess};
 pub use openapi::{document as openapi_document, ROUTES};
 pub use problem::Problem;

@@ -1,5 +1,6 @@
 //! Resource limits: one user holds at most `max_feeds_per_user` feeds open,
-//! however many times their ticket is used; others are not affected.
+//! however many times their ticket is used; others are not affected. The
+//! binary serves at most `max_connections` connections at once.
 
 mod common;
 
@@ -8,6 +9,52 @@ use serde_json::Value;
 use std::time::Duration;
 
 on_both_stores!(one_user_holds_at_most_the_cap_of_feeds);
+
+/// Two idle connections fill a cap of two: a third is not served until one
+/// of them closes, and then it is.
+#[tokio::test]
+async fn the_binary_serves_at_most_max_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = Db::sqlite().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callcard-backend"))
+        .env("CALLCARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CALLCARD_DATABASE_URL", db.url())
+        .env("CALLCARD_INTEGRATION_SECRET", INTEGRATION_SECRET)
+        .env("CALLCARD_PUBLIC_BASE_URL", "http://backend.test/backend")
+        .env("CALLCARD_SECRET_KEY", SECRET_KEY)
+        .env("CALLCARD_MAX_CONNECTIONS", "2")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the callcard-backend binary starts");
+    let addr = format!("127.0.0.1:{port}");
+    // Healthy: a request on a connection that is then closed.
+    let deadline = tokio::time::Instant::now() + SOON;
+    while client().get(format!("http://{addr}/healthz")).send().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the backend never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let request = b"GET /healthz HTTP/1.1\r\nHost: backend\r\nConnection: close\r\n\r\n";
+    let mut first = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // `first` proves it is being served (and so counted) before the third.
+    let mut probe = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    first.write_all(b"GET /healthz HTTP/1.1\r\nHost: backend\r\n\r\n").await.unwrap();
+    let mut answer = [0u8; 12];
+    tokio::time::timeout(SOON, first.read_exact(&mut answer)).await.expect("the first is served").unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    probe.write_all(request).await.unwrap();
+    let mut got = [0u8; 12];
+    let waited = tokio::time::timeout(QUIET, probe.read_exact(&mut got)).await;
+    assert!(waited.is_err(), "a third connection was served past a cap of two");
+    drop(first);
+    tokio::time::timeout(SOON, probe.read_exact(&mut got)).await.expect("served once a place is free").unwrap();
+    assert_eq!(&got, b"HTTP/1.1 200");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
 
 /// Opens a feed WebSocket, or returns the refusal's status and problem.
 async fn open(node: &Instance, ticket: &str) -> Result<Ws, (u16, Value)> {
