@@ -2,6 +2,7 @@
 //! and its shutdown.
 
 use crate::config::{AccountSetup, Config, DEMO_INTEGRATION_SECRET};
+use crate::feed_slots::FeedSlots;
 use crate::group_commit::GroupCommit;
 use crate::hub::{Hub, Publisher};
 use crate::kommo_access::{InstallError, KommoAccess};
@@ -13,7 +14,7 @@ use crate::store::jobs::Job;
 use crate::store::{now_ms, Dialect, Store, StoredCall};
 use crate::sync::caller_id::CallerIdService;
 use crate::sync::SyncContext;
-use crate::{feed, install, intake, kommo_hooks, listener, openapi, ops, problem, results_api, widget};
+use crate::{feed, install, intake, kommo_hooks, listener, openapi, ops, problem, request_log, results_api, widget};
 use anyhow::Context;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
@@ -91,6 +92,8 @@ impl Backend {
             queue: Queue::new(store.clone()),
             access,
             caller_id,
+            admin_rights: Arc::default(),
+            feed_slots: Arc::new(FeedSlots::new(config.max_feeds_per_user)),
             group_commit,
             lifecycle,
             config: Arc::new(config),
@@ -142,9 +145,9 @@ impl Backend {
             .merge(ops::router())
             .merge(openapi::router())
             .fallback(problem::not_found)
-            .layer(tower_http::trace::TraceLayer::new_for_http())
-            // Kommo's webhook paths carry a secret: outside the request
-            // trace, whose spans record the URI.
+            .layer(request_log::layer())
+            // Kommo's webhook paths carry a secret: outside the request log,
+            // whose spans record the path.
             .merge(kommo_hooks::router())
             .layer(middleware::from_fn_with_state(self.app.metrics.clone(), count_errors))
             .with_state(self.app.clone())

@@ -78,6 +78,9 @@ impl fmt::Debug for AccountSetup {
 pub struct Config {
     /// Where the `callcard-backend` binary listens (the library ignores it).
     pub listen: SocketAddr,
+    /// How many connections the binary serves at once; more wait to be
+    /// accepted (`crate::connection_limit`; the library ignores it).
+    pub max_connections: u32,
     /// `sqlite://path` (created if missing) or `postgres://…`.
     pub database_url: String,
     /// The HS256 key of Kommo's one-time tokens (the OAuth `client_secret`).
@@ -96,6 +99,10 @@ pub struct Config {
     /// How old a kept feed event may get.
     #[serde(rename = "feed_history_max_age_seconds", with = "seconds")]
     pub feed_history_max_age: Duration,
+    /// How many feeds (WebSockets and waiting polls) one user may hold open
+    /// on one instance; more are refused with 429 (one widget holds one per
+    /// open Kommo tab).
+    pub max_feeds_per_user: u32,
     /// Accounts provisioned at start (from the file; the demo provisions its
     /// own through [`crate::Backend::provision_account`]).
     pub accounts: Vec<AccountSetup>,
@@ -161,8 +168,8 @@ pub struct QueueConfig {
     #[serde(rename = "job_max_attempts")]
     pub max_attempts: u32,
     /// How long a claimed job is leased to its worker; a worker that dies
-    /// holds the job at most this long. Handlers renew nothing, so it must
-    /// exceed the longest job (Kommo calls with retries).
+    /// holds the job at most this long. A live worker renews it four times
+    /// per lease while the job runs, however long that takes.
     #[serde(rename = "job_lease_seconds", with = "seconds")]
     pub lease: Duration,
     /// The first retry waits about this long, doubling per attempt (with jitter).
@@ -176,7 +183,8 @@ pub struct QueueConfig {
     #[serde(skip)]
     pub poll_interval: Duration,
     /// How long a job waits before looking again while its account needs
-    /// re-authorization (the job is not failed meanwhile).
+    /// re-authorization, or a credential does not open with this instance's
+    /// key (the job is not failed meanwhile).
     #[serde(skip)]
     pub reauthorization_wait: Duration,
 }
@@ -186,7 +194,7 @@ impl Default for QueueConfig {
         Self {
             workers: 4,
             max_attempts: 8,
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(20),
             backoff_base: Duration::from_secs(2),
             backoff_cap: Duration::from_secs(600),
             poll_interval: Duration::from_secs(1),
@@ -199,6 +207,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            max_connections: 10_000,
             database_url: "sqlite://callcard.sqlite".into(),
             integration_secret: DEMO_INTEGRATION_SECRET.into(),
             public_base_url: "http://127.0.0.1:8080/backend".into(),
@@ -206,6 +215,7 @@ impl Default for Config {
             heartbeat_interval: Duration::from_secs(15),
             feed_history_per_user: 1000,
             feed_history_max_age: Duration::from_secs(24 * 60 * 60),
+            max_feeds_per_user: 20,
             accounts: Vec::new(),
             max_db_connections: 8,
             caller_id_cache_ttl: Duration::from_secs(60),
@@ -344,6 +354,8 @@ impl Config {
         anyhow::ensure!(!self.heartbeat_interval.is_zero(), "heartbeat_interval must be positive");
         anyhow::ensure!(!self.ticket_ttl.is_zero(), "ticket_ttl must be positive");
         anyhow::ensure!(self.feed_history_per_user > 0, "feed_history_per_user must be positive");
+        anyhow::ensure!(self.max_feeds_per_user > 0, "max_feeds_per_user must be positive");
+        anyhow::ensure!(self.max_connections > 0, "max_connections must be positive");
         anyhow::ensure!(self.max_db_connections > 0, "max_db_connections must be positive");
         anyhow::ensure!(self.queue.max_attempts > 0, "job_max_attempts must be positive");
         anyhow::ensure!(!self.queue.lease.is_zero(), "job_lease_seconds must be positive");

@@ -7,18 +7,22 @@
 //! - [`Query`]: the query string as a typed struct; refused with 422
 //!   naming `query`.
 //! - [`LimitedBody`]: the whole body, refused with 413 above its limit.
+//! - [`JsonBody`]: the body as one JSON document of type `T` ([`parse_json`]:
+//!   refusals name the field; bytes after the document are refused with 400,
+//!   never silently dropped).
 //!
 //! The authenticating extractors live with what they check: the signed
 //! webhook's account in `crate::intake`, the widget caller in
 //! `crate::one_time_token`, the feed ticket in `crate::ticket`, the operator
 //! in `crate::ops`.
 
-use crate::problem::Problem;
+use crate::problem::{self, Problem};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use serde::de::DeserializeOwned;
 
 /// A value carried in the path, such as `/pbx/{account_id}/events`.
 pub(crate) trait PathParam: Sized {
@@ -77,4 +81,44 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: axum::body::Body, limit
     // A failure here is either the limit or a client that went away
     // mid-body; in the second case nobody reads the answer.
     axum::body::to_bytes(body, limit).await.map_err(|_| Problem::too_large(limit))
+}
+
+/// The body as one JSON document of type `T`, at most `LIMIT` bytes.
+pub(crate) struct JsonBody<T, const LIMIT: usize>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let LimitedBody(body) = LimitedBody::<LIMIT>::from_request(request, state).await?;
+        parse_json(&body).map(JsonBody)
+    }
+}
+
+/// Reads `body` as exactly one JSON document of type `T`.
+///
+/// A shape error is a problem naming its field (`problem::from_json_error`);
+/// anything but whitespace after the document (a second event, stray bytes)
+/// is refused with 400: what a client sent is either read whole or refused,
+/// never half-read.
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| problem::from_json_error(e, ""))?;
+    de.end().map_err(|e| Problem::malformed(None, format!("the body must be one JSON document, and {e}")))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_document_and_nothing_after_it() {
+        assert_eq!(parse_json::<serde_json::Value>(b" {\"a\":1} \n").unwrap()["a"], 1);
+        for trailing in [&b"{\"a\":1}{\"a\":2}"[..], b"{\"a\":1} x", b"[1] [2]", b"1 2"] {
+            let refused = parse_json::<serde_json::Value>(trailing).unwrap_err();
+            assert_eq!(refused.status, 400, "{}", String::from_utf8_lossy(trailing));
+            assert_eq!(refused.kind, "/problems/malformed-body");
+        }
+    }
 }

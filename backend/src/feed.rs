@@ -20,12 +20,17 @@
 //! channel and only ever reads that user's history: that is the whole of the
 //! isolation between users and accounts.
 //!
+//! Limits: a user holds at most `max_feeds_per_user` WebSockets and waiting
+//! polls open on one instance; more are refused with 429
+//! ([`crate::feed_slots`]).
+//!
 //! Liveness: every `heartbeat_interval` the server sends a WebSocket ping and
 //! a [`FeedMessage::Heartbeat`]; a peer that sent nothing (not even a pong)
 //! for two intervals is dropped. The same tick compares the connection's
 //! offset with the database, which repairs anything the fan-out lost.
 
 use crate::extract::Query;
+use crate::feed_slots::FeedSlots;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::problem::{self, Problem};
@@ -75,6 +80,7 @@ struct Feeds {
     metrics: Arc<Metrics>,
     lifecycle: Lifecycle,
     heartbeat: Duration,
+    slots: Arc<FeedSlots>,
 }
 
 impl FromRef<App> for Feeds {
@@ -85,6 +91,7 @@ impl FromRef<App> for Feeds {
             metrics: app.metrics.clone(),
             lifecycle: app.lifecycle.clone(),
             heartbeat: app.config.heartbeat_interval,
+            slots: app.feed_slots.clone(),
         }
     }
 }
@@ -141,6 +148,9 @@ async fn websocket(
             "reconnect; another instance will serve the feed",
         ));
     }
+    // Held by the connection until it ends; dropped with the closure if the
+    // upgrade never completes.
+    let slot = feeds.slots.take(owner.account_id, owner.user_id)?;
     // The widget only ever sends pongs and tiny frames, while tungstenite
     // zero-fills its read buffer to capacity (128 KiB by default) on the
     // first read: with the default every idle feed costs ~141 KiB of RSS,
@@ -150,7 +160,10 @@ async fn websocket(
         .read_buffer_size(FEED_READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_message_size(FEED_MAX_INCOMING_MESSAGE_BYTES)
-        .on_upgrade(move |socket| run(feeds, socket, owner, since))
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            run(feeds, socket, owner, since).await
+        })
         .into_response())
 }
 
@@ -327,6 +340,8 @@ async fn poll(
         let latest = feeds.store.latest_offset(owner.account_id, owner.user_id).await?;
         return Ok(Json(PollAnswer { events: Vec::new(), gap: false, latest_offset: latest }));
     };
+    // A waiting poll holds a connection as a WebSocket does.
+    let _slot = (wait > 0).then(|| feeds.slots.take(owner.account_id, owner.user_id)).transpose()?;
     // Subscribe first so an event committed between the read and the wait
     // wakes the poll.
     let mut subscription = (wait > 0).then(|| feeds.hub.subscribe(owner.account_id, owner.user_id));

@@ -8,14 +8,16 @@
 //!
 //! Every request is checked in the same order, and refused at the first
 //! failure with a problem document, before anything is stored: the account id
-//! in the path, the body size, the account's existence, the signature
+//! in the path, the body size, the signature against the account's secret
 //! (`callcard_calls::signature`: HMAC-SHA256 over `"<timestamp>.<raw body>"`
 //! with the account's webhook secret, 300 s replay window), the JSON, and the
-//! values. The answer is sent only after the transaction that stored the
-//! event committed, so a PBX that sees 200 may forget the event; anything else
-//! it should retry, and retries are harmless (see [`crate::store::calls`]).
+//! values. An unknown account is refused exactly as a wrong signature to a
+//! known one is, so account ids cannot be probed without a secret. The
+//! answer is sent only after the transaction that stored the event
+//! committed, so a PBX that sees 200 may forget the event; anything else it
+//! should retry, and retries are harmless (see [`crate::store::calls`]).
 
-use crate::extract::{read_body, Param, PathParam};
+use crate::extract::{parse_json, read_body, Param, PathParam};
 use crate::group_commit::GroupCommit;
 use crate::metrics::Metrics;
 use crate::problem::{self, Problem};
@@ -25,7 +27,6 @@ use crate::store::{now_ms, Account, Delivery, Recorded, Store};
 use crate::sync::caller_id::CallerIdService;
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
-use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use callcard_calls::event::{BatchAnswer, FieldError, FinishedCall};
@@ -158,7 +159,7 @@ impl PathParam for AccountId {
 /// A webhook whose signature verified: the account it is for, and its raw
 /// body (at most `LIMIT` bytes), not yet read as JSON.
 ///
-/// Checked in the module's order, path, size, account, signature, each
+/// Checked in the module's order, path, size, signature, each
 /// refusal counted as a rejected event.
 struct SignedWebhook<const LIMIT: usize> {
     account: Arc<Account>,
@@ -178,24 +179,25 @@ where
             let (mut parts, body) = request.into_parts();
             let Param(AccountId(account_id)) = Param::from_request_parts(&mut parts, state).await?;
             let body = read_body(&parts.headers, body, LIMIT).await?;
-            let account = Store::from_ref(state).account(account_id).await?.ok_or_else(|| {
-                Problem::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown-account",
-                    "Unknown account",
-                    "no account with this id is provisioned",
-                )
-                .with_field("account_id")
-            })?;
+            let account = Store::from_ref(state).account(account_id).await?;
             let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-            signature::verify(
-                account.webhook_secret.as_bytes(),
-                header(signature::TIMESTAMP_HEADER),
-                header(signature::SIGNATURE_HEADER),
-                &body,
-                now_ms() / 1000,
-            )
-            .map_err(signature_problem)?;
+            let verify = |secret: &[u8]| {
+                signature::verify(
+                    secret,
+                    header(signature::TIMESTAMP_HEADER),
+                    header(signature::SIGNATURE_HEADER),
+                    &body,
+                    now_ms() / 1000,
+                )
+            };
+            // An unknown account is refused exactly as a wrong signature to a
+            // known one (same checks, same HMAC work, same answer), so that
+            // account ids cannot be enumerated without a secret.
+            let Some(account) = account else {
+                let refusal = verify(b"").err().unwrap_or(SignatureError::Mismatch);
+                return Err(signature_problem(refusal));
+            };
+            verify(account.webhook_secret.as_bytes()).map_err(signature_problem)?;
             Ok(SignedWebhook { account, body })
         };
         checked.await.inspect_err(|_| Arc::<Metrics>::from_ref(state).events_rejected.inc())
@@ -249,8 +251,7 @@ enum EventName {
 
 /// Parses one event, naming the offending field on failure.
 pub fn parse_event(body: &[u8]) -> Result<CallEvent, Problem> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let wire: WireEvent = serde_path_to_error::deserialize(de).map_err(|e| problem::from_json_error(e, ""))?;
+    let wire: WireEvent = parse_json(body)?;
     let kind = match wire.event {
         EventName::Ringing => CallEventKind::Ringing,
         EventName::Answered => CallEventKind::Answered,
@@ -281,8 +282,7 @@ fn parse_batch(body: &[u8]) -> Result<Vec<serde_json::Value>, Problem> {
     struct Envelope {
         calls: Vec<serde_json::Value>,
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let envelope: Envelope = serde_path_to_error::deserialize(de).map_err(|e| problem::from_json_error(e, ""))?;
+    let envelope: Envelope = parse_json(body)?;
     if envelope.calls.len() > BATCH_MAX_CALLS {
         return Err(Problem::invalid("calls", format!("a batch holds at most {BATCH_MAX_CALLS} calls")));
     }
@@ -328,5 +328,105 @@ mod tests {
     fn batch_items_explain_themselves() {
         let err = parse_finished(serde_json::json!({"uuid":"u","direction":"sideways"})).unwrap_err();
         assert!(err.starts_with("direction:"), "{err}");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_event() -> impl Strategy<Value = CallEvent> {
+            let outcome = prop_oneof![
+                Just(Outcome::Answered),
+                Just(Outcome::Missed),
+                Just(Outcome::Busy),
+                Just(Outcome::Failed),
+                Just(Outcome::NoAnswer)
+            ];
+            let kind = prop_oneof![
+                Just(CallEventKind::Ringing),
+                Just(CallEventKind::Answered),
+                (any::<u32>(), outcome).prop_map(|(duration, outcome)| CallEventKind::Ended { duration, outcome }),
+                ".{0,40}".prop_map(|recording_url| CallEventKind::RecordingReady { recording_url }),
+            ];
+            let direction = prop_oneof![Just(Direction::Inbound), Just(Direction::Outbound)];
+            (kind, ".{0,40}", direction, ".{0,20}", ".{0,10}", any::<i64>()).prop_map(
+                |(kind, call_id, direction, number, extension, occurred_at)| CallEvent {
+                    kind,
+                    call_id,
+                    direction,
+                    external_number: PhoneNumber::new(number),
+                    extension,
+                    occurred_at,
+                },
+            )
+        }
+
+        /// A client error is 4xx; a 5xx would tell the PBX to retry
+        /// something that can never succeed.
+        fn is_client_error(p: &Problem) -> bool {
+            (400..500).contains(&p.status)
+        }
+
+        proptest! {
+            /// Whatever bytes arrive, the parsers answer (never panic), and
+            /// a refusal is a client error.
+            #[test]
+            fn arbitrary_bytes_never_panic_and_are_client_errors(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+                if let Err(p) = parse_event(&body) {
+                    prop_assert!(is_client_error(&p), "{p}");
+                }
+                if let Err(p) = parse_batch(&body) {
+                    prop_assert!(is_client_error(&p), "{p}");
+                }
+            }
+
+            /// Arbitrary JSON values as batch items are answered item by
+            /// item, without a panic.
+            #[test]
+            fn arbitrary_batch_items_never_panic(item in arbitrary_json()) {
+                let _ = parse_finished(item);
+            }
+
+            /// Every event as the PBX sends it reads back as itself.
+            #[test]
+            fn valid_events_round_trip(event in any_event()) {
+                let body = serde_json::to_vec(&event).unwrap();
+                prop_assert_eq!(parse_event(&body).unwrap(), event);
+            }
+
+            /// A valid event followed by anything but whitespace is refused
+            /// whole (400), never half-read.
+            #[test]
+            fn bytes_after_an_event_are_refused(event in any_event(), tail in "[ \t\n]*[^ \t\n\r][ -~]{0,20}") {
+                let mut body = serde_json::to_vec(&event).unwrap();
+                body.extend_from_slice(tail.as_bytes());
+                prop_assert_eq!(parse_event(&body).unwrap_err().status, 400);
+            }
+        }
+
+        fn arbitrary_json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(serde_json::Value::from),
+                ".{0,12}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                let key = prop_oneof![
+                    Just("uuid".to_string()),
+                    Just("direction".to_string()),
+                    Just("duration".to_string()),
+                    Just("started_at".to_string()),
+                    Just("outcome".to_string()),
+                    ".{0,6}"
+                ];
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                    proptest::collection::btree_map(key, inner, 0..6)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
     }
 }

@@ -28,7 +28,8 @@
 //!
 //! - [`config`]: every setting declared once, layered by figment: defaults,
 //!   TOML file, environment, flags; secrets redacted.
-//! - [`backend`]: [`Backend`]: start, the merged routes, provisioning, shutdown.
+//! - [`backend`]: [`Backend`]: start, the merged routes, provisioning, shutdown;
+//!   [`connection_limit`]: the binary's cap on open connections.
 //! - [`state`]: what handlers share, and the sub-states they take.
 //! - [`extract`]: path parameters, query strings and bodies as extractors
 //!   whose refusals are problem documents.
@@ -46,9 +47,10 @@
 //!   and the widget-caller extractor.
 //! - [`ticket`]: short-lived feed tickets traded for a one-time token, and
 //!   the feed-ticket extractor.
-//! - [`widget`]: the widget's token-authenticated calls and CORS.
+//! - [`widget`]: the widget's token-authenticated calls and CORS;
+//!   [`admin_rights`]: admin actions checked with Kommo's user rights.
 //! - [`feed`]: the WebSocket, polling and current-calls endpoints, offsets,
-//!   gaps and heartbeats.
+//!   gaps and heartbeats; [`feed_slots`]: the cap on one user's open feeds.
 //! - [`problem`]: `application/problem+json`, the shape of every refusal.
 //! - [`secrets`]: credentials sealed at rest (ChaCha20-Poly1305).
 //! - [`queue`]: the durable job queue in the call store: leases, retries with
@@ -68,7 +70,8 @@
 //!   single-flight).
 //! - [`results_api`]: `POST /widget/calls/{call_id}/result`, the Call
 //!   summary's Save: checked, stored, enqueued, answered 202.
-//! - [`metrics`]: Prometheus counters and gauges.
+//! - [`metrics`]: Prometheus counters and gauges; [`request_log`]: one span
+//!   per request, its query string (tickets, OAuth codes) left out.
 //! - [`openapi`]: the document served at `/openapi.json`.
 //!
 //! ```no_run
@@ -96,10 +99,13 @@
 //! ```
 
 // Private modules; the public surface is what is re-exported here.
+mod admin_rights;
 mod backend;
 mod config;
+mod connection_limit;
 mod extract;
 mod feed;
+mod feed_slots;
 mod group_commit;
 mod hub;
 mod install;
@@ -113,6 +119,7 @@ mod openapi;
 mod ops;
 mod problem;
 mod queue;
+mod request_log;
 mod results_api;
 pub mod secrets;
 mod state;
@@ -123,6 +130,7 @@ mod widget;
 
 pub use backend::Backend;
 pub use config::{AccountSetup, Config, QueueConfig, Setting, DEMO_INTEGRATION_SECRET};
+pub use connection_limit::LimitedListener;
 pub use kommo_access::{AuthStatus, InstallError, KommoAccess};
 pub use openapi::{document as openapi_document, ROUTES};
 pub use problem::Problem;

@@ -8,7 +8,7 @@
 //! (default `info`); `CALLCARD_LOG_FORMAT=json` for JSON lines.
 
 use anyhow::Context;
-use callcard_backend::{Backend, Config};
+use callcard_backend::{Backend, Config, LimitedListener};
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
@@ -23,10 +23,11 @@ async fn main() -> anyhow::Result<()> {
     let (path, flags) = command_line(std::env::args().skip(1))?;
     let config = Config::load(path.as_deref(), &flags)?;
     tracing::info!(?config, "configuration loaded");
-    let listen = config.listen;
+    let (listen, max_connections) = (config.listen, config.max_connections);
     let backend = Backend::start(config).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    tracing::info!(%listen, "listening");
+    let listener = LimitedListener::new(listener, max_connections);
+    tracing::info!(%listen, max_connections, "listening");
     let closing = backend.clone();
     axum::serve(listener, backend.router())
         .with_graceful_shutdown(async move {

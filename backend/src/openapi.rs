@@ -60,8 +60,7 @@ pub fn document() -> Value {
         "description": "The last offset the widget has; absent: start at the latest."});
     let intake_errors = [
         ("400", "Malformed JSON"),
-        ("401", "Missing or bad signature, or stale timestamp"),
-        ("404", "Unknown account"),
+        ("401", "Missing or bad signature, or stale timestamp (an unknown account is refused the same way)"),
         ("413", "Body too large (64 KiB per event, 1 MiB per batch)"),
         ("422", "A field has an invalid value (named in `field`)"),
         ("503", "Not stored; retry"),
@@ -102,15 +101,17 @@ pub fn document() -> Value {
                     problem_responses(&[("401", "Token refused (field names the claim)"), ("403", "Origin is not the account's")])),
             }},
             "/widget/settings": {"put": {
-                "summary": "Save the extension-to-user mapping (the widget's `users` setting)",
+                "summary": "Save the extension-to-user mapping (the widget's `users` setting); account admins only (Kommo's rights.is_admin)",
                 "parameters": token,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["users"],
                     "properties": {"users": {"description": "{\"<user_id>\": \"<extension>\"} or a JSON string of it",
                         "oneOf": [{"type": "object", "additionalProperties": {"type": "string"}}, {"type": "string"}]}}}}}},
                 "responses": merge(json!({"204": {"description": "Saved"}}),
-                    problem_responses(&[("401", "Token refused"), ("403", "Origin is not the account's"),
-                        ("422", "Duplicate extension or non-digits (field: users.<user_id>)")])),
+                    problem_responses(&[("400", "Malformed JSON, or bytes after it"), ("401", "Token refused"),
+                        ("403", "Origin is not the account's, or the user is not an account admin"),
+                        ("422", "Duplicate extension or non-digits (field: users.<user_id>)"),
+                        ("503", "Kommo could not confirm the user's rights; retry")])),
             }},
             "/widget/feed": {"get": {
                 "summary": "WebSocket of FeedMessage JSON text frames for the ticket's user",
@@ -119,7 +120,8 @@ pub fn document() -> Value {
                 "parameters": [ticket, since],
                 "responses": merge(json!({"101": {"description": "Switching to the WebSocket",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FeedMessage"}}}}}),
-                    problem_responses(&[("401", "Ticket refused"), ("426", "Not a WebSocket request")])),
+                    problem_responses(&[("401", "Ticket refused"), ("426", "Not a WebSocket request"),
+                        ("429", "The user holds max_feeds_per_user feeds open already")])),
             }},
             "/widget/feed/poll": {"get": {
                 "summary": "The same events as the WebSocket, for networks that block it",
@@ -128,7 +130,8 @@ pub fn document() -> Value {
                      "description": "Long poll: seconds to wait for an event when there is none."}],
                 "responses": merge(json!({"200": {"description": "Events after since",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PollAnswer"}}}}}),
-                    problem_responses(&[("401", "Ticket refused"), ("422", "Bad since or wait")])),
+                    problem_responses(&[("401", "Ticket refused"), ("422", "Bad since or wait"),
+                        ("429", "A waiting poll past max_feeds_per_user")])),
             }},
             "/widget/calls": {"get": {
                 "summary": "The user's calls that still matter, to start over after a gap",
@@ -215,10 +218,10 @@ fn schemas() -> Value {
     let ms = json!({"type": "integer", "format": "int64", "description": "Unix milliseconds"});
     json!({
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
-            "type": {"type": "string", "description": "/problems/<slug>: bad-signature, stale-request, unknown-account, \
+            "type": {"type": "string", "description": "/problems/<slug>: bad-signature, stale-request, unknown-account (install), \
                 malformed-body, invalid-body, invalid-field, body-too-large, invalid-token, wrong-origin, invalid-ticket, \
                 malformed-query, websocket-required, not-found, method-not-allowed, unavailable, shutting-down, \
-                unknown-call, not-your-call"},
+                unknown-call, not-your-call, admin-required, rights-unknown, too-many-feeds"},
             "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
             "field": {"type": "string", "description": "The offending field: a JSON path, header or query parameter"}}},
         "CallEvent": {"type": "object",

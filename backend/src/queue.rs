@@ -16,9 +16,11 @@
 //!               └──────────── operator retry (POST /ops/jobs/{id}/retry) ◀── dead     (not counted)
 //! ```
 //!
-//! - **Crash safety.** A worker that dies mid-job (panic, crash, `kill -9`)
-//!   leaves its lease behind; when it expires ([`QueueConfig::lease`]) the job
-//!   is claimed again. Handlers therefore check before they create (a call
+//! - **Crash safety.** A worker renews its job's lease four times per lease
+//!   while the job runs, so the lease can be short ([`QueueConfig::lease`],
+//!   20 s by default) however long the job takes. A worker that dies mid-job
+//!   (panic, crash, `kill -9`) leaves its lease behind; when it expires the
+//!   job is claimed again, within one lease of the crash. Handlers therefore check before they create (a call
 //!   note is looked up by its `uniq` first, an incoming lead by its call).
 //! - **Retries** wait `backoff_base · 2^(attempt−1)`, capped at
 //!   `backoff_cap`, with equal jitter (a random wait between half and all of
@@ -31,6 +33,11 @@
 //! - **Re-authorization.** While an account's grant is refused, its jobs
 //!   wait (released without counting an attempt) instead of failing; a new
 //!   installation makes them due at once.
+//! - **Configuration faults.** A credential that does not open with this
+//!   instance's `CALLCARD_SECRET_KEY` is no fault of the job's: the job waits
+//!   the same way, uncounted, and never goes dead of it (an instance with a
+//!   key that is not the database's does not start at all, see
+//!   `crate::store::sealing`; this covers values sealed otherwise).
 //! - **Workers**: [`QueueConfig::workers`] tokio tasks per instance. On
 //!   shutdown each stops claiming, lets its current job finish for a few
 //!   seconds, and otherwise releases it for another instance.
@@ -55,6 +62,10 @@ use tracing::Instrument;
 
 /// How long a stopping worker lets its current job finish before releasing it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How many times per lease a running job's lease is renewed: a renewal may
+/// fail or be late a few times before the lease runs out under a live worker.
+const LEASE_RENEWALS: u32 = 4;
 
 /// The queue's handle: enqueue and wake the workers. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -174,15 +185,29 @@ impl Worker {
         }
         let run = self.run_job(&record);
         tokio::pin!(run);
-        let outcome = tokio::select! {
-            outcome = &mut run => outcome,
-            _ = shutdown.changed() => {
-                match tokio::time::timeout(SHUTDOWN_GRACE, &mut run).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        tracing::info!("shutting down: releasing the unfinished job");
-                        self.settle(store.requeue_job(id, &self.name, now_ms(), None, false).await);
-                        return;
+        // The lease is renewed while the job runs, so it can stay short: a
+        // crashed instance's jobs come back within one lease.
+        let mut renew = tokio::time::interval(self.config.lease / LEASE_RENEWALS);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        renew.tick().await; // the first tick is immediate: the claim just set the lease
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut run => break outcome,
+                _ = renew.tick() => {
+                    match store.renew_job_lease(id, &self.name, self.config.lease).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!("the job's lease was lost; another worker may run it too"),
+                        Err(e) => tracing::warn!(error = %e, "renewing the job's lease failed; trying again"),
+                    }
+                }
+                _ = shutdown.changed() => {
+                    match tokio::time::timeout(SHUTDOWN_GRACE, &mut run).await {
+                        Ok(outcome) => break outcome,
+                        Err(_) => {
+                            tracing::info!("shutting down: releasing the unfinished job");
+                            self.settle(store.requeue_job(id, &self.name, now_ms(), None, false).await);
+                            return;
+                        }
                     }
                 }
             }
@@ -197,6 +222,11 @@ impl Worker {
                 let wait = i64::try_from(self.config.reauthorization_wait.as_millis()).unwrap_or(60_000);
                 let note = "waiting: the account must install the integration again";
                 self.settle(store.requeue_job(id, &self.name, now_ms() + wait, Some(note), false).await);
+            }
+            Err(JobFailure::Misconfigured(reason)) => {
+                tracing::error!(%reason, "configuration fault: the job waits, uncounted");
+                let wait = i64::try_from(self.config.reauthorization_wait.as_millis()).unwrap_or(60_000);
+                self.settle(store.requeue_job(id, &self.name, now_ms() + wait, Some(&reason), false).await);
             }
             Err(JobFailure::Permanent(reason)) => {
                 tracing::warn!(%reason, "job failed permanently: parked as dead");
@@ -225,6 +255,10 @@ impl Worker {
         if self.access.needs_reauthorization(record.account_id).await.map_err(|e| JobFailure::Retry(e.to_string()))? {
             return Err(JobFailure::Reauthorize);
         }
+        // The client reads the tokens too, but its errors are Kommo's: read
+        // them here first so that a token that does not open is told apart
+        // as a configuration fault (`JobFailure::Misconfigured`).
+        self.queue.store.tokens(record.account_id).await?;
         let kommo = self.access.kommo_client(record.account_id).await?;
         let ctx = SyncContext {
             store: self.queue.store.clone(),
@@ -239,7 +273,7 @@ impl Worker {
     fn settle(&self, result: Result<bool, sqlx::Error>) {
         match result {
             Ok(true) => {}
-            Ok(false) => tracing::warn!("the job's lease was lost (it ran too long); another worker has it"),
+            Ok(false) => tracing::warn!("the job's lease was lost (renewals failed); another worker has it"),
             Err(e) => tracing::warn!(error = %e, "recording the job's outcome failed; its lease will expire"),
         }
     }

@@ -30,7 +30,7 @@
 //! idempotent, so the second run moves what must move and creates nothing
 //! twice.
 
-use crate::extract::{LimitedBody, Param, PathParam};
+use crate::extract::{JsonBody, Param, PathParam};
 use crate::kommo_access::KommoAccess;
 use crate::one_time_token::WidgetCaller;
 use crate::problem::{self, Problem};
@@ -78,11 +78,9 @@ async fn post_result(
     State(caller_id): State<Arc<CallerIdService>>,
     who: WidgetCaller,
     Param(CallId(call_id)): Param<CallId>,
-    LimitedBody(body): LimitedBody<RESULT_BODY_LIMIT>,
+    JsonBody(result): JsonBody<CallResult, RESULT_BODY_LIMIT>,
 ) -> Result<(StatusCode, Json<CallView>), Problem> {
     let account_id = who.account.account_id;
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let result: CallResult = serde_path_to_error::deserialize(de).map_err(|e| problem::from_json_error(e, ""))?;
     result.validate().map_err(|e| Problem::invalid(e.field, e.reason))?;
 
     let call = store.call(account_id, &call_id).await?.ok_or_else(|| {

@@ -17,6 +17,8 @@
 //! column, fails to open instead of being used.
 //!
 //! The key itself is never logged: [`Secrets`] prints as `<redacted>`.
+//! Every instance on one database must use the same key: one whose key does
+//! not open the database's proof (`crate::store::sealing`) refuses to start.
 //! Rotating it means re-sealing every value (not automated yet); losing it
 //! means every account must install the integration again and every PBX gets
 //! a new webhook secret.

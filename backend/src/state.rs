@@ -7,7 +7,9 @@
 //! touches. This module names the services and no HTTP module: every HTTP
 //! module depends on it, and it on none of them.
 
+use crate::admin_rights::AdminRights;
 use crate::config::Config;
+use crate::feed_slots::FeedSlots;
 use crate::group_commit::GroupCommit;
 use crate::hub::Hub;
 use crate::kommo_access::KommoAccess;
@@ -35,6 +37,10 @@ pub(crate) struct App {
     pub(crate) access: KommoAccess,
     /// Caller ID's answers and names (`crate::sync::caller_id`).
     pub(crate) caller_id: Arc<CallerIdService>,
+    /// How many feeds each user holds open here (the per-user cap).
+    pub(crate) feed_slots: Arc<FeedSlots>,
+    /// Kommo's recent answers about who is an admin.
+    pub(crate) admin_rights: Arc<AdminRights>,
     /// Where intake stores events: many webhooks per transaction.
     pub(crate) group_commit: GroupCommit,
     pub(crate) lifecycle: Lifecycle,

@@ -20,6 +20,7 @@
 //! - [`jobs`]: the durable job queue's table.
 //! - [`phonebook`]: the local caller index (holders, numbers, deals, links)
 //!   and each account's sync state.
+//! - `sealing`: proof of the key that seals the database, checked at start.
 //! - `sqlite_writer`: intake's SQLite fast path, the one exception to the
 //!   single code path (same rules, a plain SQLite connection on its own
 //!   thread; see the file).
@@ -36,6 +37,7 @@ pub mod crm;
 pub mod feed_log;
 pub mod jobs;
 pub mod phonebook;
+mod sealing;
 pub(crate) mod sqlite_writer;
 pub mod tokens;
 
@@ -94,9 +96,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects (creating an SQLite file if missing), applies migrations and
-    /// seals any credential still stored in plaintext (rows from before
-    /// encryption at rest).
+    /// Connects (creating an SQLite file if missing), applies migrations,
+    /// refuses a key that is not the database's (`sealing`), and seals any
+    /// credential still stored in plaintext (rows from before encryption at
+    /// rest).
     pub async fn open(
         url: &str,
         max_connections: u32,
@@ -146,6 +149,7 @@ impl Store {
             publisher: Arc::new(OnceLock::new()),
             accounts: Arc::default(),
         };
+        store.check_sealing_key().await?;
         store.seal_plaintext_secrets().await.context("sealing plaintext webhook secrets")?;
         Ok(store)
     }

@@ -3,7 +3,9 @@
 //!
 //! - `POST /widget/ticket` → a feed [`Ticket`] for the token's account and user.
 //! - `PUT /widget/settings` `{"users": <Kommo users setting>}` → 204: the
-//!   extension-to-user mapping the widget's `onSave` sends.
+//!   extension-to-user mapping the widget's `onSave` sends; an account
+//!   admin's only (checked with Kommo, [`crate::admin_rights`]), 403 for
+//!   anyone else.
 //! - `GET /widget/status` → `{"backend": "ok", "authorized": bool,
 //!   "needs_reauthorization": bool}`: the "check connection" button. The
 //!   account is authorized once the integration's installation reached the
@@ -16,8 +18,9 @@
 //! token verified, and the request's `Origin` the token's own account's.
 //! CORS admits only origins of provisioned accounts.
 
+use crate::admin_rights::AdminCaller;
 use crate::config::Config;
-use crate::extract::LimitedBody;
+use crate::extract::JsonBody;
 use crate::kommo_access::KommoAccess;
 use crate::one_time_token::WidgetCaller;
 use crate::problem::{self, Problem};
@@ -67,14 +70,12 @@ async fn post_ticket(
     Ok(Json(ticket))
 }
 
-/// `PUT /widget/settings`.
+/// `PUT /widget/settings`: an account admin's only ([`AdminCaller`]).
 async fn put_settings(
     State(store): State<Store>,
-    who: WidgetCaller,
-    LimitedBody(body): LimitedBody<SETTINGS_BODY_LIMIT>,
+    AdminCaller(who): AdminCaller,
+    JsonBody(value): JsonBody<serde_json::Value, SETTINGS_BODY_LIMIT>,
 ) -> Result<StatusCode, Problem> {
-    let value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| Problem::malformed(None, format!("the body is not JSON: {e}")))?;
     let users = value
         .as_object()
         .and_then(|o| o.get("users"))

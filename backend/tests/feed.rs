@@ -14,7 +14,6 @@ on_both_stores!(
     each_user_sees_only_their_own_calls_on_the_websocket,
     each_user_sees_only_their_own_calls_when_polling,
     a_reconnecting_widget_resumes_from_its_offset_or_hears_of_the_gap,
-    settings_map_extensions_and_name_bad_fields,
 );
 
 async fn problem(r: reqwest::Response) -> (u16, Value) {
@@ -255,30 +254,5 @@ async fn a_reconnecting_widget_resumes_from_its_offset_or_hears_of_the_gap(db: D
     // Within the kept history, polling recovers too.
     let polled = poll(&node, &ticket(&node.base, &acme, 11).await, 12).await;
     assert_eq!(polled.events.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![13, 14, 15]);
-    node.stop().await;
-}
-
-async fn settings_map_extensions_and_name_bad_fields(db: Db) {
-    let node = Instance::start(config(&db)).await;
-    let acme = Account::random();
-    acme.provision(&node.backend, &[]).await;
-    let put = |body: Value| {
-        let url = format!("{}/widget/settings", node.base);
-        let token = one_time_token(&acme, 11, |_| {});
-        async move { client().put(url).header("x-auth-token", token).json(&body).send().await.unwrap() }
-    };
-    let (status, body) = problem(put(json!({"users": {"11": "101", "12": "101"}})).await).await;
-    assert_eq!((status, body["field"].as_str()), (422, Some("users.12")), "{body}");
-    let (status, body) = problem(put(json!({"users": {"11": "10a"}})).await).await;
-    assert_eq!((status, body["field"].as_str()), (422, Some("users.11")), "{body}");
-    let (status, body) = problem(put(json!({"people": {}})).await).await;
-    assert_eq!((status, body["field"].as_str()), (422, Some("users")), "{body}");
-
-    // Kommo may send the setting as a JSON string; an empty field maps nobody.
-    let r = put(json!({"users": "{\"11\":\"101\",\"12\":\"\"}"})).await;
-    assert_eq!(r.status(), 204);
-    let mut anna = connect(&node, &ticket(&node.base, &acme, 11).await, None).await;
-    deliver(&node.base, &acme, &event("ringing", "c-1", "101", now_ms())).await;
-    assert_eq!(event_of(next(&mut anna, SOON).await), (1, "c-1".into()));
     node.stop().await;
 }

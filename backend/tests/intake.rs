@@ -14,6 +14,7 @@ on_both_stores!(
     a_burst_loses_nothing_and_keeps_each_feed_in_order,
     batches_answer_per_call,
     bad_input_is_a_problem_naming_the_field,
+    unknown_accounts_cannot_be_told_from_known_ones,
 );
 
 async fn assert_problem(r: reqwest::Response, status: u16, field: impl Into<Option<&str>>) -> Value {
@@ -89,7 +90,7 @@ async fn refused_requests_store_nothing(db: Db) {
     .await;
     // An account nobody provisioned, even with a valid-looking signature.
     let r = post_signed(&node.base, "/pbx/999999999999/events", &account.secret, &body).await;
-    assert_problem(r, 404, "account_id").await;
+    assert_problem(r, 401, "X-Callcard-Signature").await;
 
     assert!(node.backend.call(account.id, "c-refused").await.unwrap().is_none(), "a refused event was stored");
     assert!(node.backend.metrics_text().contains("callcard_events_received_total{result=\"rejected\"} 7"));
@@ -323,5 +324,73 @@ async fn bad_input_is_a_problem_naming_the_field(db: Db) {
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 
     assert!(node.backend.call(account.id, "c-bad").await.unwrap().is_none());
+    node.stop().await;
+}
+
+/// Without the secret, a known account and an unknown one get the same
+/// answer, status and body, whatever is wrong with the signature: nobody can
+/// list the provisioned accounts by probing ids.
+async fn unknown_accounts_cannot_be_told_from_known_ones(db: Db) {
+    let node = Instance::start(config(&db)).await;
+    let account = Account::random();
+    account.provision(&node.backend, &[(11, "101")]).await;
+    let body = event("ringing", "c-probe", "101", now_ms()).to_string();
+    let answer = |account_id: u64, headers: Vec<(&'static str, String)>| {
+        let url = format!("{}/pbx/{account_id}/events", node.base);
+        let body = body.clone();
+        async move {
+            let mut rq = client().post(url).header("content-type", "application/json").body(body);
+            for (name, value) in headers {
+                rq = rq.header(name, value);
+            }
+            let r = rq.send().await.unwrap();
+            let status = r.status().as_u16();
+            let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
+            (status, content_type, r.text().await.unwrap())
+        }
+    };
+    let now = now_s();
+    let probes: Vec<(&str, Vec<(&'static str, String)>)> = vec![
+        ("unsigned", vec![]),
+        ("no signature", vec![("x-callcard-timestamp", now.to_string())]),
+        (
+            "malformed signature",
+            vec![("x-callcard-timestamp", now.to_string()), ("x-callcard-signature", "v1=zz".into())],
+        ),
+        (
+            "signed with a guessed secret",
+            vec![
+                ("x-callcard-timestamp", now.to_string()),
+                ("x-callcard-signature", callcard_calls::signature::sign(b"guess", now, body.as_bytes())),
+            ],
+        ),
+        (
+            "signed with an empty secret",
+            vec![
+                ("x-callcard-timestamp", now.to_string()),
+                ("x-callcard-signature", callcard_calls::signature::sign(b"", now, body.as_bytes())),
+            ],
+        ),
+    ];
+    let unknown = account.id + 1_000_000;
+    for (what, headers) in probes {
+        let known = answer(account.id, headers.clone()).await;
+        let stranger = answer(unknown, headers).await;
+        assert_eq!(known, stranger, "{what}: a known account answered differently from an unknown one");
+        assert_eq!(known.0, 401, "{what}: {known:?}");
+        assert_eq!(known.1, "application/problem+json");
+    }
+    // A stale timestamp: the same refusal (its detail counts seconds, which
+    // may tick between the two requests).
+    let old = now - 3600;
+    let stale = vec![
+        ("x-callcard-timestamp", old.to_string()),
+        ("x-callcard-signature", callcard_calls::signature::sign(b"guess", old, body.as_bytes())),
+    ];
+    let parse = |(status, _, text): (u16, String, String)| {
+        let v: Value = serde_json::from_str(&text).unwrap();
+        (status, v["type"].clone(), v["title"].clone(), v["field"].clone())
+    };
+    assert_eq!(parse(answer(account.id, stale.clone()).await), parse(answer(unknown, stale).await));
     node.stop().await;
 }

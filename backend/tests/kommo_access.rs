@@ -225,4 +225,117 @@ async fn kill_9_mid_queue(db: Db) {
     setup.shutdown().await;
 }
 
-on_both_stores!(kill_9_mid_queue);
+on_both_stores!(kill_9_mid_queue, a_long_job_keeps_its_lease, work_resumes_within_30_s_of_a_kill_9);
+
+/// The job of the one call `call_id` of `backend`'s account.
+async fn the_job(backend: &Backend, account: &Account, call_id: &str) -> Option<callcard_backend::JobRecord> {
+    backend.store().jobs(None, Some((account.id, call_id)), 10).await.unwrap().into_iter().next()
+}
+
+/// A job that runs for several leases keeps its lease: its worker renews
+/// it, so no other worker claims it meanwhile (it ends with one attempt).
+async fn a_long_job_keeps_its_lease(db: Db) {
+    let (sandbox, origin) = sandbox(|c| c).await;
+    let key = callcard_backend::Secrets::random_key_text();
+    let mut config = config(&db, &sandbox, &origin, &key, 3);
+    config.queue.lease = Duration::from_secs(1);
+    config.queue.poll_interval = Duration::from_millis(50);
+    let instance = common::Instance::start(config).await;
+    let backend = instance.backend.clone();
+    let account = install(&backend, &sandbox, &origin).await;
+    // Every Kommo request takes 700 ms: logging one call takes seconds.
+    sandbox.set_faults(FaultConfig { delay_rate: 1.0, delay_ms: Some(700), ..FaultConfig::default() });
+    let started = Instant::now();
+    let event = json!({"event": "ended", "call_id": "long-1", "direction": "inbound",
+        "external_number": numbers::CONTACT_ONE_ACTIVE_LEAD, "extension": "101", "occurred_at": common::now_ms(),
+        "duration": 20, "outcome": "answered"});
+    common::deliver(&instance.base, &account, &event).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let job = the_job(&backend, &account, "long-1").await.expect("the call enqueued its job");
+        if job.state == JobState::Done {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the job never finished: {job:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = started.elapsed();
+    assert!(took > Duration::from_secs(2), "the job must outlast its lease for this test to mean anything: {took:?}");
+    assert_eq!(job.attempts, 1, "another worker claimed the job while it ran ({took:?} for a 1 s lease)");
+    instance.stop().await;
+}
+
+/// The `callcard-backend` binary with its default lease, killed with SIGKILL
+/// while a job runs: a new instance takes the job over within 30 s.
+async fn work_resumes_within_30_s_of_a_kill_9(db: Db) {
+    let (sandbox, origin) = sandbox(|c| c).await;
+    let key = callcard_backend::Secrets::random_key_text();
+    let setup = Backend::start(config(&db, &sandbox, &origin, &key, 0)).await.unwrap();
+    let account = install(&setup, &sandbox, &origin).await;
+    // Slow Kommo: the job is still running when the process dies.
+    sandbox.set_faults(FaultConfig { delay_rate: 1.0, delay_ms: Some(2000), ..FaultConfig::default() });
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_callcard-backend"))
+            .env("CALLCARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CALLCARD_DATABASE_URL", db.url())
+            .env("CALLCARD_INTEGRATION_SECRET", common::INTEGRATION_SECRET)
+            .env("CALLCARD_PUBLIC_BASE_URL", "http://backend.test/backend")
+            .env("CALLCARD_SECRET_KEY", &key)
+            .env("CALLCARD_KOMMO_BASE_URL", &origin)
+            .env("CALLCARD_CLIENT_ID", &sandbox.config().client_id)
+            .env("CALLCARD_REDIRECT_URI", &sandbox.config().redirect_uri)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the callcard-backend binary starts")
+    };
+    let healthy = |base: String| async move {
+        for _ in 0..200 {
+            if let Ok(r) = common::client().get(format!("{base}/healthz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the backend never became healthy");
+    };
+    let mut child = spawn();
+    healthy(base.clone()).await;
+    let event = json!({"event": "ended", "call_id": "resume-1", "direction": "inbound",
+        "external_number": numbers::CONTACT_ONE_ACTIVE_LEAD, "extension": "101", "occurred_at": common::now_ms(),
+        "duration": 20, "outcome": "answered"});
+    common::deliver(&base, &account, &event).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while the_job(&setup, &account, "resume-1").await.is_none_or(|j| j.state != JobState::Running) {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
+    child.wait().unwrap();
+    let killed = Instant::now();
+    sandbox.faults().reset();
+    let mut child = spawn();
+    healthy(base.clone()).await;
+    let deadline = killed + Duration::from_secs(90);
+    let resumed = loop {
+        let job = the_job(&setup, &account, "resume-1").await.unwrap();
+        // Taken over: claimed by the new instance (a second attempt).
+        if job.attempts >= 2 {
+            break killed.elapsed();
+        }
+        assert!(Instant::now() < deadline, "the job was never taken over: {job:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("the killed instance's job was taken over {resumed:?} after the kill");
+    assert!(resumed < Duration::from_secs(30), "work resumed only {resumed:?} after the kill");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    setup.shutdown().await;
+}

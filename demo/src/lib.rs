@@ -38,8 +38,17 @@ pub struct DemoConfig {
     pub www_dir: PathBuf,
     /// The unzipped widget package (`dist/widget/`).
     pub widget_dir: PathBuf,
-    /// The backend's store; `sqlite://…` or `postgres://…`.
+    /// The backend's store; `sqlite://…` or `postgres://…`
+    /// ([`default_database_url`] when none is given).
     pub database_url: String,
+}
+
+/// The demo's database when `DATABASE_URL` is not set: a file of its own per
+/// address, so two demos on different addresses never share one (each
+/// provisions the same sandbox account with its own secrets).
+pub fn default_database_url(addr: SocketAddr) -> String {
+    let name: String = addr.to_string().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    format!("sqlite://callcard-demo-{name}.sqlite")
 }
 
 /// A running demo. Dropping it does not stop it; call [`Demo::shutdown`].
@@ -89,8 +98,10 @@ impl Demo {
             database_url: config.database_url.clone(),
             integration_secret: integration_secret.clone(),
             public_base_url: backend_url.clone(),
-            // A fresh key per run: the demo's credentials are throwaway.
-            secret_key: Some(callcard_backend::Secrets::random_key_text()),
+            // The published demo key: the demo's credentials are throwaway,
+            // and a database must be opened with the key that sealed it, so a
+            // random key per run would lock the demo out of its own file.
+            secret_key: Some(callcard_backend::secrets::DEMO_SECRET_KEY.into()),
             // Every account's "Kommo" is the sandbox on this very origin.
             kommo_base_url: Some(base_url.clone()),
             client_id: sandbox.config().client_id.clone(),
@@ -221,4 +232,18 @@ fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demos_on_different_addresses_get_different_databases() {
+        let url = |addr: &str| default_database_url(addr.parse().unwrap());
+        assert_ne!(url("127.0.0.1:8080"), url("127.0.0.1:8081"));
+        assert_ne!(url("127.0.0.1:8080"), url("0.0.0.0:8080"));
+        assert_eq!(url("127.0.0.1:8080"), url("127.0.0.1:8080"), "a demo restarted on its address finds its data");
+        assert_eq!(url("127.0.0.1:8080"), "sqlite://callcard-demo-127-0-0-1-8080.sqlite");
+    }
 }

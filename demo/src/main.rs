@@ -1,7 +1,7 @@
 //! `callcard-demo`: what `cargo xtask demo` runs.
 
 use anyhow::{bail, Result};
-use callcard_demo::{Demo, DemoConfig};
+use callcard_demo::{default_database_url, Demo, DemoConfig};
 use std::path::PathBuf;
 
 #[tokio::main]
@@ -16,7 +16,7 @@ async fn main() -> Result<()> {
         addr: "127.0.0.1:8080".parse()?,
         www_dir: root.join("www"),
         widget_dir: root.join("dist/widget"),
-        database_url: std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://callcard-demo.sqlite".into()),
+        database_url: std::env::var("DATABASE_URL").unwrap_or_default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -28,6 +28,9 @@ async fn main() -> Result<()> {
             ("--database-url", Some(v)) => config.database_url = v,
             (other, _) => bail!("usage: callcard-demo [--addr HOST:PORT] [--www DIR] [--widget-dir DIR] [--database-url URL] (got {other})"),
         }
+    }
+    if config.database_url.is_empty() {
+        config.database_url = default_database_url(config.addr);
     }
     if !config.widget_dir.join("manifest.json").is_file() {
         bail!("{} holds no widget package: run `cargo xtask demo`, which builds it", config.widget_dir.display());

@@ -1,4 +1,5 @@
-//! The account and its users: `GET /api/v4/account`, `GET /api/v4/users`.
+//! The account and its users: `GET /api/v4/account`, `GET /api/v4/users`,
+//! `GET /api/v4/users/{id}` (with the user's rights).
 
 use crate::http::{ApiRequest, KommoClient};
 use crate::KommoError;
@@ -43,12 +44,30 @@ pub struct User {
     pub email: Option<String>,
     #[serde(default)]
     pub lang: Option<String>,
+    /// What the user may do; Kommo sends it with every user.
+    #[serde(default)]
+    pub rights: Rights,
+}
+
+/// The part of a user's `rights` the integration relies on.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct Rights {
+    /// An account administrator: may change the account's settings,
+    /// including the widget's. Absent counts as not an admin.
+    #[serde(default)]
+    pub is_admin: bool,
 }
 
 impl KommoClient {
     /// `GET /api/v4/account`.
     pub async fn account(&self) -> Result<Account, KommoError> {
         self.send_expect(&ApiRequest::get("/api/v4/account")).await
+    }
+
+    /// `GET /api/v4/users/{id}`: one user with their rights
+    /// ([`KommoError::NotFound`] when the account has no such user).
+    pub async fn user(&self, user_id: u64) -> Result<User, KommoError> {
+        self.send_expect(&ApiRequest::get(format!("/api/v4/users/{user_id}"))).await
     }
 
     /// `GET /api/v4/users`, all pages.

@@ -68,7 +68,7 @@ mod tokens;
 mod unsorted;
 mod webhooks;
 
-pub use account::{Account, User};
+pub use account::{Account, Rights, User};
 pub use budget::{Gcra, LocalBudget, Quota, RequestBudget, Unlimited};
 pub use caller_id::CallerMatch;
 pub use calls::{CallError, CallStatus, CallsAnswer, LoggedCall, NewCall};

@@ -76,6 +76,16 @@ async fn install_flow_reads_account_and_users() {
 }
 
 #[tokio::test]
+async fn one_user_comes_with_their_admin_right() {
+    let k = kommo().await;
+    let anna = k.client.user(ANNA).await.unwrap();
+    assert!(anna.rights.is_admin, "Anna administers the demo account: {anna:?}");
+    let bruno = k.client.user(kommo_sandbox::seed::demo_users()[1].id).await.unwrap();
+    assert!(!bruno.rights.is_admin, "{bruno:?}");
+    assert!(matches!(k.client.user(1).await, Err(KommoError::NotFound)));
+}
+
+#[tokio::test]
 async fn a_used_authorization_code_needs_reauthorization() {
     let k = kommo().await;
     let oauth = OAuthClient::new(&k.origin, oauth_app(&k.sandbox), quick()).unwrap();

@@ -303,6 +303,20 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Extends a running job's lease to `lease` from now (while its worker
+    /// works on it). False if `worker` no longer holds the job.
+    pub async fn renew_job_lease(&self, id: i64, worker: &str, lease: Duration) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let done =
+            sqlx::query("UPDATE jobs SET locked_until = $1 WHERE id = $2 AND state = 'running' AND locked_by = $3")
+                .bind(now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2))
+                .bind(id)
+                .bind(worker.to_string())
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Parks the job as dead (if `worker` still holds it).
     pub async fn bury_job(&self, id: i64, worker: &str, error: &str) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(

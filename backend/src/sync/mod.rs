@@ -22,6 +22,7 @@ pub mod phonebook;
 pub mod results;
 
 use crate::hub::Publisher;
+use crate::secrets::SecretError;
 use crate::store::jobs::Job;
 use crate::store::Store;
 use kommo_client::{KommoClient, KommoError};
@@ -50,6 +51,11 @@ pub enum JobFailure {
     /// The account's authorization is gone: the job waits, uncounted, until
     /// the integration is installed again.
     Reauthorize,
+    /// The instance is misconfigured, not the job wrong: a sealed credential
+    /// does not open with this instance's `CALLCARD_SECRET_KEY`. The job
+    /// waits, uncounted, for an instance with the right key; it never dies
+    /// of it.
+    Misconfigured(String),
 }
 
 impl std::fmt::Display for JobFailure {
@@ -58,6 +64,7 @@ impl std::fmt::Display for JobFailure {
             Self::Retry(r) => write!(f, "retry: {r}"),
             Self::Permanent(r) => write!(f, "permanent: {r}"),
             Self::Reauthorize => f.write_str("the account needs re-authorization"),
+            Self::Misconfigured(r) => write!(f, "configuration fault: {r}"),
         }
     }
 }
@@ -77,7 +84,12 @@ impl From<KommoError> for JobFailure {
 
 impl From<sqlx::Error> for JobFailure {
     fn from(e: sqlx::Error) -> Self {
-        Self::Retry(format!("database: {e}"))
+        match &e {
+            sqlx::Error::Decode(cause) if cause.is::<SecretError>() => {
+                Self::Misconfigured(format!("{e}: is CALLCARD_SECRET_KEY the database's key?"))
+            }
+            _ => Self::Retry(format!("database: {e}")),
+        }
     }
 }
 
@@ -107,5 +119,12 @@ mod tests {
             JobFailure::from(KommoError::Validation(kommo_client::Problem::default())),
             JobFailure::Permanent(_)
         ));
+    }
+
+    #[test]
+    fn a_sealed_value_that_does_not_open_is_a_configuration_fault() {
+        let refused = sqlx::Error::from(SecretError::Refused);
+        assert!(matches!(JobFailure::from(refused), JobFailure::Misconfigured(_)));
+        assert!(matches!(JobFailure::from(sqlx::Error::PoolTimedOut), JobFailure::Retry(_)));
     }
 }
