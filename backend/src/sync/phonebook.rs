@@ -10,9 +10,12 @@
 //!   restart resumes at the page it stopped at. At the end the index is
 //!   ready: caller ID reads it from then on.
 //! - **Webhooks** (`crate::kommo_hooks`): every delivery is applied at once
-//!   ([`delivery_changes`]); leads and customers that were added, changed or
+//!   ([`delivery_changes`]); leads and customers that were added or
 //!   restored get a [`Job::RefreshDealLinks`], because Kommo's deliveries
-//!   carry no links.
+//!   carry no links. A change to an existing deal does not: every logged
+//!   call touches its lead (`update_lead`), and a GET per logged call would
+//!   spend the account's budget on links that rarely change. A link changed
+//!   on an existing deal heals at the next reconciliation.
 //! - **Reconciliation** ([`Job::ReconcilePhonebook`], every
 //!   `caller_index_reconcile_interval_seconds` per ready account): lists what
 //!   changed since the last one by `updated_at`, so a missed webhook heals.
@@ -278,7 +281,8 @@ pub fn delivery_changes(delivery: &Delivery, received_at: i64) -> (Vec<IndexChan
                     updated_at,
                 }));
                 let job = Job::refresh_deal_links(c.record);
-                if !jobs.contains(&job) {
+                let new_links = matches!(c.action, ChangeAction::Add | ChangeAction::Restore);
+                if new_links && !jobs.contains(&job) {
                     jobs.push(job);
                 }
             }
@@ -292,10 +296,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_delivery_becomes_index_changes_and_one_link_refresh_per_deal() {
+    fn a_delivery_becomes_index_changes_and_one_link_refresh_per_new_deal() {
         let body =
             "account[id]=7&leads[update][0][id]=5&leads[update][0][status_id]=142&leads[update][0][updated_at]=100\
             &leads[status][0][id]=5&leads[status][0][status_id]=142\
+            &leads[add][0][id]=6&leads[add][1][id]=6&customers[restore][0][id]=8\
             &contacts[delete][0][id]=9&contacts[restore][0][id]=10&contacts[restore][0][name]=Ann";
         let delivery = Delivery::parse(body).unwrap();
         let (changes, jobs) = delivery_changes(&delivery, 500);
@@ -311,6 +316,9 @@ mod tests {
             })
             .collect();
         assert_eq!(statuses, [(Some(142), 100), (Some(142), 500)]);
-        assert_eq!(jobs, [Job::refresh_deal_links(lead)]);
+        // Only new or restored deals have links to read; lead 5 only changed.
+        let new_lead = EntityRef::new(EntityKind::Lead, 6);
+        let restored = EntityRef::new(EntityKind::Customer, 8);
+        assert_eq!(jobs, [Job::refresh_deal_links(new_lead), Job::refresh_deal_links(restored)]);
     }
 }
