@@ -140,36 +140,14 @@ async fn kill_9_mid_queue(db: Db) {
     };
     let base = format!("http://127.0.0.1:{port}");
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_callcard-backend"))
-            .env("CALLCARD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("CALLCARD_DATABASE_URL", db.url())
-            .env("CALLCARD_INTEGRATION_SECRET", common::INTEGRATION_SECRET)
-            .env("CALLCARD_PUBLIC_BASE_URL", "http://backend.test/backend")
-            .env("CALLCARD_SECRET_KEY", &key)
-            .env("CALLCARD_KOMMO_BASE_URL", &origin)
-            .env("CALLCARD_CLIENT_ID", &sandbox.config().client_id)
-            .env("CALLCARD_REDIRECT_URI", &sandbox.config().redirect_uri)
+        backend_binary(&db, &sandbox, &origin, &key, port)
             .env("CALLCARD_WORKERS", "3")
             .env("CALLCARD_JOB_LEASE_SECONDS", "2")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("the callcard-backend binary starts")
     };
-    let healthy = |base: String| async move {
-        for _ in 0..200 {
-            if let Ok(r) = common::client().get(format!("{base}/healthz")).send().await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the backend never became healthy");
-    };
     let mut child = spawn();
-    healthy(base.clone()).await;
+    healthy(&base).await;
     let calls: Vec<String> = (0..8).map(|i| format!("k9-{i}")).collect();
     let phones = [numbers::CONTACT_ONE_ACTIVE_LEAD, numbers::CONTACT_TWO_ACTIVE_LEADS, numbers::UNKNOWN];
     for (i, call) in calls.iter().enumerate() {
@@ -198,7 +176,7 @@ async fn kill_9_mid_queue(db: Db) {
     let done_before = calls.iter().filter(|c| notes(c) > 0).count();
     sandbox.faults().reset();
     let mut child = spawn();
-    healthy(base.clone()).await;
+    healthy(&base).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let counts = setup.store().job_counts().await.unwrap();
@@ -279,35 +257,10 @@ async fn work_resumes_within_30_s_of_a_kill_9(db: Db) {
         l.local_addr().unwrap().port()
     };
     let base = format!("http://127.0.0.1:{port}");
-    let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_callcard-backend"))
-            .env("CALLCARD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("CALLCARD_DATABASE_URL", db.url())
-            .env("CALLCARD_INTEGRATION_SECRET", common::INTEGRATION_SECRET)
-            .env("CALLCARD_PUBLIC_BASE_URL", "http://backend.test/backend")
-            .env("CALLCARD_SECRET_KEY", &key)
-            .env("CALLCARD_KOMMO_BASE_URL", &origin)
-            .env("CALLCARD_CLIENT_ID", &sandbox.config().client_id)
-            .env("CALLCARD_REDIRECT_URI", &sandbox.config().redirect_uri)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the callcard-backend binary starts")
-    };
-    let healthy = |base: String| async move {
-        for _ in 0..200 {
-            if let Ok(r) = common::client().get(format!("{base}/healthz")).send().await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the backend never became healthy");
-    };
+    let spawn =
+        || backend_binary(&db, &sandbox, &origin, &key, port).spawn().expect("the callcard-backend binary starts");
     let mut child = spawn();
-    healthy(base.clone()).await;
+    healthy(&base).await;
     let event = json!({"event": "ended", "call_id": "resume-1", "direction": "inbound",
         "external_number": numbers::CONTACT_ONE_ACTIVE_LEAD, "extension": "101", "occurred_at": common::now_ms(),
         "duration": 20, "outcome": "answered"});
@@ -322,7 +275,7 @@ async fn work_resumes_within_30_s_of_a_kill_9(db: Db) {
     let killed = Instant::now();
     sandbox.faults().reset();
     let mut child = spawn();
-    healthy(base.clone()).await;
+    healthy(&base).await;
     let deadline = killed + Duration::from_secs(90);
     let resumed = loop {
         let job = the_job(&setup, &account, "resume-1").await.unwrap();
@@ -338,4 +291,36 @@ async fn work_resumes_within_30_s_of_a_kill_9(db: Db) {
     child.kill().unwrap();
     child.wait().unwrap();
     setup.shutdown().await;
+}
+
+/// The release-shaped `callcard-backend` binary on `port`, configured for
+/// this test's store, sandbox and key; quiet, so test output stays readable.
+fn backend_binary(db: &Db, sandbox: &Sandbox, origin: &str, key: &str, port: u16) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_callcard-backend"));
+    command
+        .env("CALLCARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CALLCARD_DATABASE_URL", db.url())
+        .env("CALLCARD_INTEGRATION_SECRET", common::INTEGRATION_SECRET)
+        .env("CALLCARD_PUBLIC_BASE_URL", "http://backend.test/backend")
+        .env("CALLCARD_SECRET_KEY", key)
+        .env("CALLCARD_KOMMO_BASE_URL", origin)
+        .env("CALLCARD_CLIENT_ID", &sandbox.config().client_id)
+        .env("CALLCARD_REDIRECT_URI", &sandbox.config().redirect_uri)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+/// Waits until the backend at `base` answers `/healthz` (at most 10 s).
+async fn healthy(base: &str) {
+    for _ in 0..200 {
+        if let Ok(r) = common::client().get(format!("{base}/healthz")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the backend never became healthy");
 }
