@@ -70,6 +70,8 @@ pub struct Metrics {
     pub jobs_failed: Counter,
     /// Jobs parked as dead.
     pub jobs_dead: Counter,
+    /// Runs stopped because their lease was lost (another worker has the job).
+    pub jobs_abandoned: Counter,
     /// Kommo token refreshes this instance made.
     pub token_refreshes: Counter,
     /// Jobs per state, as last sampled from the store.
@@ -159,6 +161,7 @@ impl Metrics {
                 ("{outcome=\"done\"}", self.jobs_done.get().to_string()),
                 ("{outcome=\"failed\"}", self.jobs_failed.get().to_string()),
                 ("{outcome=\"dead\"}", self.jobs_dead.get().to_string()),
+                ("{outcome=\"abandoned\"}", self.jobs_abandoned.get().to_string()),
             ],
         );
         let depth = self.job_depth.lock().unwrap_or_else(|e| e.into_inner()).clone();

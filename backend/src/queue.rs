@@ -18,7 +18,10 @@
 //!
 //! - **Crash safety.** A worker renews its job's lease four times per lease
 //!   while the job runs, so the lease can be short ([`QueueConfig::lease`],
-//!   20 s by default) however long the job takes. A worker that dies mid-job
+//!   20 s by default) however long the job takes. The renewals run beside
+//!   the job, not between its steps (on SQLite the job may hold the write
+//!   lock a renewal waits for), and a run whose lease is lost anyway stops
+//!   at its next await rather than race the job's new holder. A worker that dies mid-job
 //!   (panic, crash, `kill -9`) leaves its lease behind; when it expires the
 //!   job is claimed again, within one lease of the crash. Handlers therefore check before they create (a call
 //!   note is looked up by its `uniq` first, an incoming lead by its call).
@@ -185,29 +188,26 @@ impl Worker {
         }
         let run = self.run_job(&record);
         tokio::pin!(run);
-        // The lease is renewed while the job runs, so it can stay short: a
-        // crashed instance's jobs come back within one lease.
-        let mut renew = tokio::time::interval(self.config.lease / LEASE_RENEWALS);
-        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        renew.tick().await; // the first tick is immediate: the claim just set the lease
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut run => break outcome,
-                _ = renew.tick() => {
-                    match store.renew_job_lease(id, &self.name, self.config.lease).await {
-                        Ok(true) => {}
-                        Ok(false) => tracing::warn!("the job's lease was lost; another worker may run it too"),
-                        Err(e) => tracing::warn!(error = %e, "renewing the job's lease failed; trying again"),
-                    }
-                }
-                _ = shutdown.changed() => {
-                    match tokio::time::timeout(SHUTDOWN_GRACE, &mut run).await {
-                        Ok(outcome) => break outcome,
-                        Err(_) => {
-                            tracing::info!("shutting down: releasing the unfinished job");
-                            self.settle(store.requeue_job(id, &self.name, now_ms(), None, false).await);
-                            return;
-                        }
+        let keeper = keep_lease(store, id, &self.name, self.config.lease);
+        tokio::pin!(keeper);
+        // The job and its lease keeper are polled side by side, never one
+        // in place of the other: on SQLite a renewal waits for the write
+        // lock, and the job itself may hold it (a transaction between two
+        // statements). A renewal awaited instead of the job waited for the
+        // job, up to the 10 s busy timeout, while the lease ran out and a
+        // second worker ran the job too (a call note written twice).
+        let outcome = tokio::select! {
+            outcome = &mut run => outcome,
+            () = &mut keeper => return self.abandon(),
+            _ = shutdown.changed() => {
+                let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+                tokio::select! {
+                    outcome = &mut run => outcome,
+                    () = &mut keeper => return self.abandon(),
+                    () = grace => {
+                        tracing::info!("shutting down: releasing the unfinished job");
+                        self.settle(store.requeue_job(id, &self.name, now_ms(), None, false).await);
+                        return;
                     }
                 }
             }
@@ -250,6 +250,14 @@ impl Worker {
         }
     }
 
+    /// The lease is gone: another worker may be running the job now, so this
+    /// run stops at its next await instead of racing it. What it did so far
+    /// is safe to redo (handlers look before they create).
+    fn abandon(&self) {
+        tracing::warn!("the job's lease was lost: stopping this run, the job's new holder finishes it");
+        self.metrics.jobs_abandoned.inc();
+    }
+
     /// Builds the job's context and runs it.
     async fn run_job(&self, record: &JobRecord) -> Result<(), JobFailure> {
         if self.access.needs_reauthorization(record.account_id).await.map_err(|e| JobFailure::Retry(e.to_string()))? {
@@ -275,6 +283,28 @@ impl Worker {
             Ok(true) => {}
             Ok(false) => tracing::warn!("the job's lease was lost (renewals failed); another worker has it"),
             Err(e) => tracing::warn!(error = %e, "recording the job's outcome failed; its lease will expire"),
+        }
+    }
+}
+
+/// Renews the job's lease [`LEASE_RENEWALS`] times per lease for as long
+/// as it is polled; returns only once the lease is lost: another worker
+/// holds the job, or renewals failed until the lease ran out.
+async fn keep_lease(store: &Store, id: i64, worker: &str, lease: Duration) {
+    // The claim just set the lease.
+    let mut held_until = tokio::time::Instant::now() + lease;
+    let mut renew = tokio::time::interval_at(held_until - lease + lease / LEASE_RENEWALS, lease / LEASE_RENEWALS);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        renew.tick().await;
+        let asked_at = tokio::time::Instant::now();
+        match store.renew_job_lease(id, worker, lease).await {
+            Ok(true) => held_until = asked_at + lease,
+            Ok(false) => return,
+            Err(e) => tracing::warn!(error = %e, "renewing the job's lease failed; trying again"),
+        }
+        if tokio::time::Instant::now() >= held_until {
+            return;
         }
     }
 }

@@ -144,9 +144,10 @@ async fn kill_9_mid_queue(db: Db) {
             .env("CALLCARD_WORKERS", "3")
             .env("CALLCARD_JOB_LEASE_SECONDS", "2")
             .spawn()
+            .map(Running)
             .expect("the callcard-backend binary starts")
     };
-    let mut child = spawn();
+    let child = spawn();
     healthy(&base).await;
     let calls: Vec<String> = (0..8).map(|i| format!("k9-{i}")).collect();
     let phones = [numbers::CONTACT_ONE_ACTIVE_LEAD, numbers::CONTACT_TWO_ACTIVE_LEADS, numbers::UNKNOWN];
@@ -171,11 +172,10 @@ async fn kill_9_mid_queue(db: Db) {
         assert!(Instant::now() < deadline, "no progress before the kill");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
-    child.wait().unwrap();
+    child.kill_9();
     let done_before = calls.iter().filter(|c| notes(c) > 0).count();
     sandbox.faults().reset();
-    let mut child = spawn();
+    let child = spawn();
     healthy(&base).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -198,12 +198,16 @@ async fn kill_9_mid_queue(db: Db) {
         doc["unsorted"].as_array().unwrap().iter().filter(|u| u["metadata"]["from"] == numbers::UNKNOWN).collect();
     assert_eq!(unsorted.len(), 1, "{unsorted:#?}");
     println!("killed with {done_before}/8 calls logged; all 8 logged once after the restart");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill_9();
     setup.shutdown().await;
 }
 
-on_both_stores!(kill_9_mid_queue, a_long_job_keeps_its_lease, work_resumes_within_30_s_of_a_kill_9);
+on_both_stores!(
+    kill_9_mid_queue,
+    a_long_job_keeps_its_lease,
+    short_leases_are_kept_while_jobs_write,
+    work_resumes_within_30_s_of_a_kill_9
+);
 
 /// The job of the one call `call_id` of `backend`'s account.
 async fn the_job(backend: &Backend, account: &Account, call_id: &str) -> Option<callcard_backend::JobRecord> {
@@ -243,6 +247,54 @@ async fn a_long_job_keeps_its_lease(db: Db) {
     instance.stop().await;
 }
 
+/// Many calls logged by three workers with a 300 ms lease (renewed every
+/// 75 ms), so renewals keep landing while a job is inside a transaction.
+/// On SQLite the job then holds the write lock the renewal waits for; a
+/// renewal that stood in for the job instead of running beside it waited
+/// out the 10 s busy timeout, the lease ran out, and another worker ran
+/// the job too: calls logged twice. Every job must run once and every call
+/// get exactly one note.
+async fn short_leases_are_kept_while_jobs_write(db: Db) {
+    let (sandbox, origin) = sandbox(|c| c).await;
+    let key = callcard_backend::Secrets::random_key_text();
+    let mut config = config(&db, &sandbox, &origin, &key, 3);
+    config.queue.lease = Duration::from_millis(300);
+    config.queue.poll_interval = Duration::from_millis(20);
+    let instance = common::Instance::start(config).await;
+    let backend = instance.backend.clone();
+    let account = install(&backend, &sandbox, &origin).await;
+    let calls: Vec<String> = (0..18).map(|i| format!("short-{i}")).collect();
+    let phones = [numbers::CONTACT_NO_LEADS, numbers::CONTACT_ONE_ACTIVE_LEAD, numbers::COMPANY_NO_LEADS];
+    for (i, call) in calls.iter().enumerate() {
+        let event = json!({"event": "ended", "call_id": call, "direction": "inbound",
+            "external_number": phones[i % phones.len()], "extension": "101", "occurred_at": common::now_ms(),
+            "duration": 20, "outcome": "answered"});
+        common::deliver(&instance.base, &account, &event).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let jobs = backend.store().jobs(None, None, 100).await.unwrap();
+        if jobs.len() >= calls.len() && jobs.iter().all(|j| j.state == JobState::Done) {
+            let twice: Vec<_> = jobs.iter().filter(|j| j.attempts != 1).collect();
+            assert!(twice.is_empty(), "jobs claimed again while their worker ran them: {twice:#?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queue never drained: {jobs:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let doc = sandbox.inspect();
+    for call in &calls {
+        let notes = ["contacts", "companies", "leads", "customers"]
+            .iter()
+            .flat_map(|k| doc[*k].as_array().cloned().unwrap_or_default())
+            .flat_map(|r| r["notes"].as_array().cloned().unwrap_or_default())
+            .filter(|n| n["params"]["uniq"] == call.as_str())
+            .count();
+        assert_eq!(notes, 1, "exactly one note for {call}");
+    }
+    instance.stop().await;
+}
+
 /// The `callcard-backend` binary with its default lease, killed with SIGKILL
 /// while a job runs: a new instance takes the job over within 30 s.
 async fn work_resumes_within_30_s_of_a_kill_9(db: Db) {
@@ -257,9 +309,8 @@ async fn work_resumes_within_30_s_of_a_kill_9(db: Db) {
         l.local_addr().unwrap().port()
     };
     let base = format!("http://127.0.0.1:{port}");
-    let spawn =
-        || backend_binary(&db, &sandbox, &origin, &key, port).spawn().expect("the callcard-backend binary starts");
-    let mut child = spawn();
+    let spawn = || backend_binary(&db, &sandbox, &origin, &key, port).spawn().map(Running).expect("the binary starts");
+    let child = spawn();
     healthy(&base).await;
     let event = json!({"event": "ended", "call_id": "resume-1", "direction": "inbound",
         "external_number": numbers::CONTACT_ONE_ACTIVE_LEAD, "extension": "101", "occurred_at": common::now_ms(),
@@ -270,11 +321,10 @@ async fn work_resumes_within_30_s_of_a_kill_9(db: Db) {
         assert!(Instant::now() < deadline, "the job never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
-    child.wait().unwrap();
+    child.kill_9();
     let killed = Instant::now();
     sandbox.faults().reset();
-    let mut child = spawn();
+    let child = spawn();
     healthy(&base).await;
     let deadline = killed + Duration::from_secs(90);
     let resumed = loop {
@@ -288,9 +338,23 @@ async fn work_resumes_within_30_s_of_a_kill_9(db: Db) {
     };
     println!("the killed instance's job was taken over {resumed:?} after the kill");
     assert!(resumed < Duration::from_secs(30), "work resumed only {resumed:?} after the kill");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill_9();
     setup.shutdown().await;
+}
+
+/// A running `callcard-backend` process, killed with SIGKILL when dropped:
+/// a failing assertion leaves no backend behind.
+struct Running(std::process::Child);
+
+impl Running {
+    fn kill_9(self) {} // Drop does it
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill(); // std's kill() is SIGKILL on Unix
+        let _ = self.0.wait();
+    }
 }
 
 /// The release-shaped `callcard-backend` binary on `port`, configured for
