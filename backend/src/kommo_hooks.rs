@@ -28,6 +28,12 @@ use axum::routing::post;
 use axum::{Json, Router};
 use kommo_client::Delivery;
 
+/// How long a new deal's link refresh waits. Kommo announces an incoming
+/// lead callcard created before callcard has read Kommo's answer, which
+/// names the lead's contact; by the time the refresh runs the index has
+/// the links and the refresh costs no request (`sync::phonebook`).
+const LINK_REFRESH_DELAY_MS: i64 = 5_000;
+
 /// The largest delivery accepted (Kommo batches a request's changes).
 pub const HOOK_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -63,7 +69,7 @@ async fn post_hook(
     let (changes, jobs) = delivery_changes(&delivery, now_ms() / 1000);
     store.apply_phonebook(account_id, &changes).await?;
     for job in &jobs {
-        store.enqueue_job(account_id, job, now_ms()).await?;
+        store.enqueue_job(account_id, job, now_ms() + LINK_REFRESH_DELAY_MS).await?;
     }
     if !jobs.is_empty() {
         queue.wake();

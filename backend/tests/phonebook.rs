@@ -169,6 +169,38 @@ async fn the_first_push_names_the_caller_at_no_kommo_request(db: Db) {
     env.stop().await;
 }
 
+/// An unknown caller's call is logged on a new incoming lead; Kommo's
+/// webhooks then announce the lead and its contact. The index takes the
+/// lead's contact from Kommo's answer to the creation, so no read of the
+/// lead follows, and the number's next ring names the new contact and its
+/// incoming lead.
+async fn an_unknown_callers_new_lead_is_known_at_the_next_ring_without_a_read(db: Db) {
+    let env = Env::start(db, indexed).await;
+    until_ready(&env).await;
+    until_idle(&env).await;
+    let mut ws = feed(&env).await;
+    assert_eq!(ring(&env, &mut ws, "stranger-1", numbers::UNKNOWN).await, CallerId::Unknown);
+    env.requests.clear();
+    env.pbx("ended", "stranger-1", numbers::UNKNOWN, "101").await;
+    let call = env.call_until("stranger-1", "the call logged", |c| c.note_id.is_some()).await;
+    let lead = call.note_entity.expect("logged on a record");
+    assert_eq!(lead.kind, EntityKind::Lead, "an incoming lead for an unknown number");
+    until_delivered(&env, "add_lead").await;
+    until_idle(&env).await;
+    let lead_path = format!("/api/v4/leads/{}", lead.id);
+    let reads: Vec<_> = env.requests.all().into_iter().filter(|s| s.method == "GET" && s.path == lead_path).collect();
+    assert_eq!(reads, vec![], "the new lead's links were read from Kommo");
+
+    let caller = ring(&env, &mut ws, "stranger-2", numbers::UNKNOWN).await;
+    let CallerId::Known { entity, holder: Some(holder), .. } = &caller else {
+        panic!("the second ring does not name the new contact: {caller:?}")
+    };
+    assert_eq!(*entity, lead, "Kommo's rule picks the contact's single active lead");
+    assert_eq!(holder.entity.kind, EntityKind::Contact);
+    assert_eq!(answer(&caller), kommo_says(&env, numbers::UNKNOWN));
+    env.stop().await;
+}
+
 async fn a_status_and_a_name_changed_in_kommo_show_on_the_next_ring(db: Db) {
     let env = Env::start(db, indexed).await;
     until_ready(&env).await;
@@ -438,6 +470,7 @@ on_both_stores!(
     changes_apply_in_any_order_and_a_stale_page_cannot_resurrect,
     a_missed_webhook_heals_at_the_next_reconciliation,
     the_first_push_names_the_caller_at_no_kommo_request,
+    an_unknown_callers_new_lead_is_known_at_the_next_ring_without_a_read,
     a_status_and_a_name_changed_in_kommo_show_on_the_next_ring,
     a_deleted_contact_is_not_matched_and_a_restored_one_is_again,
     a_restart_in_the_middle_of_the_sync_resumes_at_the_stored_page,

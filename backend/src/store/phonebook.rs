@@ -152,6 +152,19 @@ fn kind_of(text: &str) -> Result<EntityKind, sqlx::Error> {
 }
 
 impl Store {
+    /// Whether the index holds any link of `deal` to a contact or company.
+    pub async fn deal_links_known(&self, account_id: u64, deal: EntityRef) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT 1 AS known FROM phonebook_links WHERE account_id = $1 AND deal_kind = $2 AND deal_id = $3 LIMIT 1",
+        )
+        .bind(sql_id(account_id))
+        .bind(deal.kind.api_path())
+        .bind(sql_id(deal.id))
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Starts (or, on a new installation, restarts) the account's first sync:
     /// the webhook destination under `hook_base` with a fresh random secret
     /// (only its hash and the sealed destination are stored), the cursor at

@@ -47,6 +47,7 @@
 //! serialised per call, not per number).
 
 use super::{JobFailure, SyncContext};
+use crate::store::phonebook::IndexChange;
 use crate::store::{CrmChange, StoredCall, SyncState};
 use callcard_calls::feed::CallerId;
 use callcard_calls::note::{self, CallFacts, LogSettings};
@@ -337,7 +338,16 @@ async fn create_unsorted(ctx: &SyncContext, call: &StoredCall) -> Result<(Entity
         .ok_or_else(|| JobFailure::Retry("Kommo's incoming lead has no lead".into()))?
         .id;
     tracing::info!(call_id, uid = %unsorted.uid, lead, "created an incoming lead for an unknown number");
-    Ok((EntityRef::new(EntityKind::Lead, lead), Some(unsorted.uid)))
+    let lead = EntityRef::new(EntityKind::Lead, lead);
+    // The caller index learns the new lead's contact from Kommo's answer,
+    // so the lead's `add_lead` webhook needs no read of its links (one
+    // Kommo request per unknown caller saved).
+    let holders: Vec<EntityRef> =
+        unsorted.embedded.contacts.iter().map(|c| EntityRef::new(EntityKind::Contact, c.id)).collect();
+    if !holders.is_empty() {
+        ctx.store.apply_phonebook(ctx.account_id, &[IndexChange::DealLinks { deal: lead, holders }]).await?;
+    }
+    Ok((lead, Some(unsorted.uid)))
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@
 //!   ready: caller ID reads it from then on.
 //! - **Webhooks** (`crate::kommo_hooks`): every delivery is applied at once
 //!   ([`delivery_changes`]); leads and customers that were added or
-//!   restored get a [`Job::RefreshDealLinks`], because Kommo's deliveries
-//!   carry no links. A change to an existing deal does not: every logged
+//!   restored get a [`Job::RefreshDealLinks`] a few seconds later, because
+//!   Kommo's deliveries carry no links (skipped when the index has them: the
+//!   incoming leads callcard creates come with their contact). A change to an existing deal does not: every logged
 //!   call touches its lead (`update_lead`), and a GET per logged call would
 //!   spend the account's budget on links that rarely change. A link changed
 //!   on an existing deal heals at the next reconciliation.
@@ -122,8 +123,13 @@ pub async fn reconcile(ctx: &SyncContext) -> Result<(), JobFailure> {
     Ok(())
 }
 
-/// [`Job::RefreshDealLinks`]: the deal as Kommo has it now, with its links.
+/// [`Job::RefreshDealLinks`]: the deal as Kommo has it now, with its links,
+/// unless the index has them already (an incoming lead callcard created:
+/// Kommo's answer to the creation named its contact).
 pub async fn refresh_deal_links(ctx: &SyncContext, deal: EntityRef) -> Result<(), JobFailure> {
+    if ctx.store.deal_links_known(ctx.account_id, deal).await? {
+        return Ok(());
+    }
     let changes = match deal.kind {
         EntityKind::Lead => match ctx.kommo.get::<Lead>(deal.id, &[With::Contacts]).await {
             Ok(lead) => lead_changes(&lead, true),
@@ -249,8 +255,8 @@ fn customer_changes(customer: &Customer, with_links: bool) -> Vec<IndexChange> {
 }
 
 /// What one webhook delivery changes in the index, and the deals whose
-/// links must be re-read. `received_at` (Unix seconds) stands in for the
-/// times Kommo does not send (a deletion's, an entry without `updated_at`).
+/// links must be re-read. `received_at` (Unix seconds) stands in for the times Kommo does not send (a deletion's, an
+/// entry without `updated_at`).
 pub fn delivery_changes(delivery: &Delivery, received_at: i64) -> (Vec<IndexChange>, Vec<Job>) {
     let mut changes = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
