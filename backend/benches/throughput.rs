@@ -36,7 +36,12 @@ async fn main() -> anyhow::Result<()> {
     let secret = "bench-secret";
     let origin = "https://bench.kommo.test";
     backend
-        .provision_account(AccountSetup { account_id: account, origin: origin.into(), webhook_secret: secret.into() })
+        .provision_account(AccountSetup {
+            account_id: account,
+            origin: origin.into(),
+            webhook_secret: secret.into(),
+            extensions: None,
+        })
         .await?;
     backend.set_extensions(account, ExtensionMap::parse(&json!({"1": "101"}))?).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

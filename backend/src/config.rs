@@ -36,6 +36,7 @@
 //! ```
 
 use anyhow::Context;
+use callcard_calls::extensions::ExtensionMap;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value;
 use figment::Figment;
@@ -58,6 +59,12 @@ pub struct AccountSetup {
     pub account_id: u64,
     pub origin: String,
     pub webhook_secret: String,
+    /// Which extension is whose (`{"<Kommo user id>" = "<extension>"}`),
+    /// when the operator fixes it (a PBX-managed deployment, the bench).
+    /// Omitted, the account's admin sets it in the widget's settings, and
+    /// provisioning leaves what is stored alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<ExtensionMap>,
 }
 
 impl fmt::Debug for AccountSetup {
@@ -66,6 +73,7 @@ impl fmt::Debug for AccountSetup {
             .field("account_id", &self.account_id)
             .field("origin", &self.origin)
             .field("webhook_secret", &"<redacted>")
+            .field("extensions", &self.extensions)
             .finish()
     }
 }
@@ -481,6 +489,7 @@ mod tests {
             account_id: 1,
             origin: "https://a.kommo.com".into(),
             webhook_secret: "whsec".into(),
+            extensions: None,
         });
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("top-secret-key") && !shown.contains("whsec"), "{shown}");
@@ -505,6 +514,7 @@ mod tests {
                 account_id = 7
                 origin = "https://seven.kommo.com"
                 webhook_secret = "s"
+                extensions = { "8320148" = "101" }
             "#;
             let c = Config::from_layers(Some(file), &[]).unwrap();
             assert_eq!(c.database_url, "postgres://plain/db", "DATABASE_URL beats the file");
@@ -515,6 +525,8 @@ mod tests {
             assert_eq!((c.queue.workers, c.queue.lease), (3, Duration::from_secs(99)));
             assert_eq!(c.queue.max_attempts, QueueConfig::default().max_attempts);
             assert_eq!(c.accounts[0].account_id, 7);
+            let extensions = c.accounts[0].extensions.as_ref().expect("the file's extension map");
+            assert_eq!(extensions.user_for("101"), Some(8_320_148));
 
             jail.set_env("CALLCARD_DATABASE_URL", "postgres://callcard/db");
             let flags = [("--ticket-ttl-seconds".to_string(), "60".to_string())];

@@ -83,6 +83,7 @@
 //!         account_id: 31415926,
 //!         origin: "http://127.0.0.1:8080".into(),
 //!         webhook_secret: "pbx-secret".into(),
+//!         extensions: None,
 //!     })
 //!     .await?;
 //! let app = axum::Router::new().nest("/backend", backend.router());
@@ -140,5 +141,6 @@ pub use store::jobs::{JobRecord, JobState};
 pub use store::phonebook::{DealData, HolderData, IndexChange, PhonebookSync, SyncPhase};
 pub use store::{CrmChange, Store, StoredCall, SyncState};
 pub use sync::logging::sync_call_log;
+pub use sync::phonebook::identify as caller_id_from_index;
 pub use sync::results::apply_call_result;
 pub use sync::{JobFailure, SyncContext};

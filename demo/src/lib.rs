@@ -115,6 +115,7 @@ impl Demo {
                 account_id,
                 origin: base_url.clone(),
                 webhook_secret: webhook_secret.clone(),
+                extensions: None,
             })
             .await?;
         // What the account admin would have saved once in the widget settings.

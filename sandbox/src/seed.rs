@@ -99,13 +99,16 @@ const T0: i64 = 1_672_531_200;
 
 struct Seeder<'a> {
     st: &'a mut Store,
-    day: i64,
+    /// Seconds after `T0` of the last record created.
+    elapsed: i64,
+    /// Seconds between two records' creation.
+    step: i64,
 }
 
 impl Seeder<'_> {
     fn at(&mut self) -> i64 {
-        self.day += 3;
-        T0 + self.day * DAY
+        self.elapsed += self.step;
+        T0 + self.elapsed
     }
 
     fn user(&self, i: usize) -> u64 {
@@ -215,7 +218,7 @@ impl Seeder<'_> {
 /// Fills `st` with the demo data set.
 pub fn seed(st: &mut Store) {
     use numbers::*;
-    let mut s = Seeder { st, day: 0 };
+    let mut s = Seeder { st, elapsed: 0, step: 3 * DAY };
 
     // --- Branch records (see `numbers`) ---------------------------------
     let gonzalez_studio = s.company("Gonzalez Design Studio", &["+1 830 570 3000"]);
@@ -345,6 +348,51 @@ pub fn seed(st: &mut Store) {
     }
 }
 
+/// A large account for benchmarks: `contacts` contacts, a fifth as many
+/// companies, two leads per five contacts (in every status) and one
+/// customer per twenty, linked as a sales team's data is, on top of what is
+/// there. Contact `i` has the number [`synthetic_number`]`(i)`, `+1 971 …`
+/// (two in every ten also `+1 972 …`), company `i` has `+1 973 …`: unique in
+/// their last 8 digits (caller ID's key) up to ten million records, and
+/// apart from the demo's numbers and from [`synthetic_unknown_number`].
+/// Deterministic: the same call builds the same account.
+pub fn synthetic(st: &mut Store, contacts: usize) {
+    // A minute apart, after the demo's records: the account's history
+    // stays in the past, and creation order is the order made here.
+    let mut s = Seeder { st, elapsed: 2 * 365 * DAY, step: 60 };
+    let statuses = [STATUS_FIRST_CONTACT, STATUS_NEGOTIATION, STATUS_DECISION, STATUS_WON, STATUS_LOST];
+    let mut companies = Vec::with_capacity(contacts / 5);
+    for i in 0..contacts / 5 {
+        companies.push(s.company(&format!("Company {i}"), &[&format!("+1 973 {i:07}")]));
+    }
+    for i in 0..contacts {
+        let number = synthetic_number(i);
+        let second = format!("+1 972 {i:07}");
+        let phones: Vec<&str> = if i % 10 < 2 { vec![&number, &second] } else { vec![&number] };
+        let contact = s.contact(&format!("First{i}"), &format!("Last{i}"), &phones, None);
+        if let Some(company) = companies.get(i / 5) {
+            s.st.link(contact, *company, Value::Null);
+        }
+        if i % 5 < 2 {
+            let status = statuses[i % statuses.len()];
+            s.lead(&format!("Deal {i}"), (i % 97) as i64 * 100, status, &[contact]);
+        }
+        if i % 20 == 0 {
+            s.customer(&format!("Plan {i}"), 250, CUSTOMER_STATUS_RECURRING, &[contact]);
+        }
+    }
+}
+
+/// Contact `i`'s first number in a [`synthetic`] account.
+pub fn synthetic_number(i: usize) -> String {
+    format!("+1 971 {i:07}")
+}
+
+/// A number nobody in a [`synthetic`] account has (nor in the demo's).
+pub fn synthetic_unknown_number(i: usize) -> String {
+    format!("+1 979 {i:07}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,5 +415,20 @@ mod tests {
         }
         assert!(st.leads.contains_key(&5_756_100));
         assert_eq!(st.leads[&5_756_100].name, "Website redesign");
+    }
+
+    #[test]
+    fn a_synthetic_account_has_one_holder_per_caller_id_key() {
+        let mut st = empty_account(31_415_926, "acme");
+        seed(&mut st);
+        let shared_before = st.phone_index.values().filter(|h| h.len() > 1).count();
+        synthetic(&mut st, 1_000);
+        assert_eq!(st.contacts.values().filter(|c| c.name.starts_with("First")).count(), 1_000);
+        assert_eq!(st.companies.values().filter(|c| c.name.starts_with("Company ")).count(), 200);
+        // No synthetic number shares its caller-ID key with another holder's.
+        assert_eq!(st.phone_index.values().filter(|h| h.len() > 1).count(), shared_before);
+        let key = |n: String| n.chars().filter(char::is_ascii_digit).collect::<String>()[3..].to_string();
+        assert_eq!(st.phone_index.get(&key(synthetic_number(17))).map(Vec::len), Some(1));
+        assert!(!st.phone_index.contains_key(&key(synthetic_unknown_number(17))));
     }
 }

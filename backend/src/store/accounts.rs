@@ -91,7 +91,7 @@ pub fn normalize_origin(origin: &str) -> String {
 
 impl Store {
     /// Creates the account or updates its origin and secret; its extension
-    /// map is kept.
+    /// map is replaced only when the setup fixes one.
     pub async fn upsert_account(&self, setup: &AccountSetup) -> Result<(), sqlx::Error> {
         let now = now_ms();
         sqlx::query(
@@ -106,6 +106,9 @@ impl Store {
         .bind(now)
         .execute(self.pool())
         .await?;
+        if let Some(extensions) = &setup.extensions {
+            self.set_extensions(setup.account_id, extensions).await?;
+        }
         self.account_cache().forget(setup.account_id);
         Ok(())
     }

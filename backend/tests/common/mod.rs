@@ -179,6 +179,7 @@ impl Account {
                 account_id: self.id,
                 origin: self.origin.clone(),
                 webhook_secret: self.secret.clone(),
+                extensions: None,
             })
             .await
             .unwrap();

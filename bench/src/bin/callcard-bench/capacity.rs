@@ -40,11 +40,11 @@ pub async fn run(p: &Params) -> Result<Outcome> {
         p.capacity_clients = max_clients;
     }
     let p = &p;
-    let backend = BackendProc::start("sqlite://{dir}/capacity.sqlite", 8).await?;
+    let mapped = p.capacity_mapped.min(p.capacity_clients as u64).max(1);
+    let backend =
+        BackendProc::start("sqlite://{dir}/capacity.sqlite", 8, (1..=mapped).map(|u| (u, extension_of(u)))).await?;
     // Bounded: a backend out of descriptors accepts nothing, and must not hang the run.
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(15)).build()?;
-    let mapped = p.capacity_mapped.min(p.capacity_clients as u64).max(1);
-    procs::map_extensions(&client, &backend, (1..=mapped).map(|u| (u, extension_of(u)))).await?;
     let rss_start = rss_kib(backend.pid()).unwrap_or(0);
 
     // Tickets: one per client, each traded for a fully verified one-time token.

@@ -27,9 +27,8 @@ async fn backend(p: &Params, database_url: &str) -> Result<HttpReport> {
 /// [`backend`], with the backend sampled by `perf` in the middle of the run
 /// (the profile, or why there is none).
 async fn backend_profiled(p: &Params, database_url: &str) -> Result<(HttpReport, String)> {
-    let backend = BackendProc::start(database_url, 8).await?;
+    let backend = BackendProc::start(database_url, 8, std::iter::once((1, "101".to_string()))).await?;
     let client = reqwest::Client::new();
-    procs::map_extensions(&client, &backend, std::iter::once((1, "101".to_string()))).await?;
     let url = backend.url(&format!("/pbx/{}/events", procs::ACCOUNT));
     // After the 1 s warm-up, for most of the measured seconds.
     let secs = p.ingest_secs.saturating_sub(1).clamp(1, 4);
@@ -46,9 +45,8 @@ async fn backend_profiled(p: &Params, database_url: &str) -> Result<(HttpReport,
 /// webhooks. The report's `first_error` is left alone; the events stored per
 /// commit (group commit) are appended to `batching` when known.
 async fn backend_with(database_url: &str, pool: u32, workers: usize, secs: u64) -> Result<HttpReport> {
-    let backend = BackendProc::start(database_url, pool).await?;
+    let backend = BackendProc::start(database_url, pool, std::iter::once((1, "101".to_string()))).await?;
     let client = reqwest::Client::new();
-    procs::map_extensions(&client, &backend, std::iter::once((1, "101".to_string()))).await?;
     let mut report = procs::http_load(&backend.url(&format!("/pbx/{}/events", procs::ACCOUNT)), workers, secs).await?;
     report.per_commit = events_per_commit(&client, &backend).await;
     Ok(report)

@@ -13,6 +13,7 @@
 mod browser;
 mod budget;
 mod capacity;
+mod index;
 mod ingest;
 mod procs;
 mod profile;
@@ -36,6 +37,11 @@ pub struct Params {
     pub ingest_secs: u64,
     pub ingest_concurrency: usize,
     pub startup_loads: usize,
+    /// Contacts in the caller-index account (benchmark 6).
+    pub index_contacts: usize,
+    pub index_lookups: usize,
+    pub index_kommo_lookups: usize,
+    pub index_rings: usize,
 }
 
 impl Params {
@@ -51,6 +57,10 @@ impl Params {
             ingest_secs: 8,
             ingest_concurrency: 32,
             startup_loads: 11,
+            index_contacts: 100_000,
+            index_lookups: 10_000,
+            index_kommo_lookups: 30,
+            index_rings: 100,
         }
     }
 
@@ -63,6 +73,10 @@ impl Params {
             capacity_connect_secs: 60,
             ingest_secs: 3,
             startup_loads: 4,
+            index_contacts: 10_000,
+            index_lookups: 1_000,
+            index_kommo_lookups: 10,
+            index_rings: 20,
             ..Params::full()
         }
     }
@@ -168,6 +182,10 @@ async fn main() -> Result<()> {
         eprintln!("== 4. Kommo budget");
         outcomes
             .push(budget::run(&root, &widget_dir, &params).await.unwrap_or_else(|e| failed("4", "Kommo budget", &e)));
+    }
+    if wants("index") {
+        eprintln!("== 6. caller index ({} contacts)", params.index_contacts);
+        outcomes.push(index::run(&params).await.unwrap_or_else(|e| failed("6", "caller index", &e)));
     }
     if let Some(path) = &bundle {
         outcomes.push(bundle_outcome(path).unwrap_or_else(|e| failed("5", "widget bundle", &e)));

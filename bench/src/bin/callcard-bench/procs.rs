@@ -37,17 +37,25 @@ pub struct BackendProc {
 }
 
 impl BackendProc {
-    /// Starts the release backend on a free port with the bench account and
-    /// waits for `/healthz`.
-    pub async fn start(database_url: &str, max_db_connections: u32) -> Result<BackendProc> {
+    /// Starts the release backend on a free port with the bench account,
+    /// whose users answer `extensions` (user id, extension), and waits for
+    /// `/healthz`. The map is fixed in the configuration file, as an
+    /// operator would: the widget's `PUT /widget/settings` needs Kommo to
+    /// confirm an admin, and the bench runs without a Kommo installation.
+    pub async fn start(
+        database_url: &str,
+        max_db_connections: u32,
+        extensions: impl Iterator<Item = (u64, String)>,
+    ) -> Result<BackendProc> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("backend.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[[accounts]]\naccount_id = {ACCOUNT}\norigin = \"{ORIGIN}\"\nwebhook_secret = \"{WEBHOOK_SECRET}\"\n"
-            ),
-        )?;
+        let mut toml = format!(
+            "[[accounts]]\naccount_id = {ACCOUNT}\norigin = \"{ORIGIN}\"\nwebhook_secret = \"{WEBHOOK_SECRET}\"\n\n[accounts.extensions]\n"
+        );
+        for (user, extension) in extensions {
+            toml.push_str(&format!("\"{user}\" = \"{extension}\"\n"));
+        }
+        std::fs::write(&config, toml)?;
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let database_url = database_url.replace("{dir}", &dir.path().display().to_string());
         let child = Command::new(bin_dir().join("callcard-backend"))
@@ -107,25 +115,6 @@ pub fn one_time_token(user_id: u64) -> Result<String> {
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(INTEGRATION_SECRET.as_bytes()),
     )?)
-}
-
-/// `PUT /widget/settings`: users `1..=count` get extensions `first_extension + user - 1`.
-pub async fn map_extensions(
-    client: &reqwest::Client,
-    backend: &BackendProc,
-    users: impl Iterator<Item = (u64, String)>,
-) -> Result<()> {
-    let map: serde_json::Map<String, serde_json::Value> = users.map(|(u, e)| (u.to_string(), e.into())).collect();
-    let r = client
-        .put(backend.url("/widget/settings"))
-        .header("x-auth-token", one_time_token(1)?)
-        .json(&serde_json::json!({"users": map}))
-        .send()
-        .await?;
-    if !r.status().is_success() {
-        bail!("PUT /widget/settings: {} {}", r.status(), r.text().await.unwrap_or_default());
-    }
-    Ok(())
 }
 
 /// Posts a signed event to a backend, failing unless it is acknowledged.
