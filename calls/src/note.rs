@@ -20,15 +20,27 @@
 //!   call back on Monday.
 //! ```
 //!
-//! Each section can be switched off per account ([`LogSettings`], all on by
-//! default): a switched-off section is not written (one already written is
-//! left alone, as the seed does).
+//! Later still, the PBX may send a transcript and its AI summary
+//! (`transcript_ready`): they become the "Transcript" and "AI summary"
+//! sections of the same note. A transcript longer than
+//! [`TRANSCRIPT_SECTION_MAX`] is cut to an excerpt ending in a link to the
+//! full text ([`transcript_section`]).
+//!
+//! Each section can be switched off ([`LogSettings`], all on by default):
+//! per account, and per Kommo user over the account's defaults
+//! ([`UserLogSettings`], as App Connect's `addCallLogNote`,
+//! `addCallLogDuration`, `addCallLogResult` user settings). A switched-off
+//! section is not written (one already written is left alone, as the seed
+//! does).
 //!
 //! **Who owns what.** The agent note is the manager's: only
 //! [`NoteText::upsert_manager_note`] writes it, with the manager's text.
 //! [`NoteText::upsert_machine`] refuses that section, so a machine update
-//! (a recording arriving, a corrected duration) can never overwrite what the
-//! manager wrote, whatever order the updates come in.
+//! (a recording arriving, a transcript, a corrected duration) can never
+//! overwrite what the manager wrote, whatever order the updates come in.
+//! The subject ("Inbound call from …") is the machine's until the manager
+//! edits it in the Call summary; from then on the manager's subject is
+//! written ([`ManagerText::subject`]).
 
 use crate::event::{Direction, Outcome};
 use serde::{Deserialize, Serialize};
@@ -48,16 +60,23 @@ pub enum Section {
     Recording,
     /// What the manager wrote in the Call summary. Manager-owned.
     AgentNote,
+    /// What was said, from the PBX's transcription (or an excerpt and a
+    /// link to the full text).
+    Transcript,
+    /// The PBX's AI summary of the call.
+    AiSummary,
 }
 
 impl Section {
-    pub const ALL: [Section; 6] = [
+    pub const ALL: [Section; 8] = [
         Section::Subject,
         Section::StartTime,
         Section::Duration,
         Section::Result,
         Section::Recording,
         Section::AgentNote,
+        Section::Transcript,
+        Section::AiSummary,
     ];
 
     /// The line's label (what the section is recognised by).
@@ -69,6 +88,8 @@ impl Section {
             Self::Result => "Result",
             Self::Recording => "Recording",
             Self::AgentNote => "Agent note",
+            Self::Transcript => "Transcript",
+            Self::AiSummary => "AI summary",
         }
     }
 
@@ -84,8 +105,9 @@ impl Section {
     }
 }
 
-/// Which sections an account wants written (`log_settings`). Missing keys
-/// read as on, so adding a section later keeps old settings valid.
+/// Which sections are written: an account's defaults (`log_settings`), or
+/// what applies to one user ([`LogSettings::for_user`]). Missing keys read as
+/// on, so adding a section later keeps old settings valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
@@ -95,11 +117,22 @@ pub struct LogSettings {
     pub result: bool,
     pub recording: bool,
     pub agent_note: bool,
+    pub transcript: bool,
+    pub ai_summary: bool,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { subject: true, start_time: true, duration: true, result: true, recording: true, agent_note: true }
+        Self {
+            subject: true,
+            start_time: true,
+            duration: true,
+            result: true,
+            recording: true,
+            agent_note: true,
+            transcript: true,
+            ai_summary: true,
+        }
     }
 }
 
@@ -112,6 +145,70 @@ impl LogSettings {
             Section::Result => self.result,
             Section::Recording => self.recording,
             Section::AgentNote => self.agent_note,
+            Section::Transcript => self.transcript,
+            Section::AiSummary => self.ai_summary,
+        }
+    }
+
+    /// The settings with `section` switched to `on`.
+    pub fn with(mut self, section: Section, on: bool) -> Self {
+        let slot = match section {
+            Section::Subject => &mut self.subject,
+            Section::StartTime => &mut self.start_time,
+            Section::Duration => &mut self.duration,
+            Section::Result => &mut self.result,
+            Section::Recording => &mut self.recording,
+            Section::AgentNote => &mut self.agent_note,
+            Section::Transcript => &mut self.transcript,
+            Section::AiSummary => &mut self.ai_summary,
+        };
+        *slot = on;
+        self
+    }
+
+    /// What applies to a user: their own choices over these defaults.
+    pub fn for_user(self, user: &UserLogSettings) -> LogSettings {
+        Section::ALL.into_iter().fold(self, |settings, section| match user.choice(section) {
+            Some(on) => settings.with(section, on),
+            None => settings,
+        })
+    }
+}
+
+/// One user's own switches (the widget's settings page): a section the
+/// user has not chosen follows the account's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserLogSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_note: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ai_summary: Option<bool>,
+}
+
+impl UserLogSettings {
+    pub fn choice(&self, section: Section) -> Option<bool> {
+        match section {
+            Section::Subject => self.subject,
+            Section::StartTime => self.start_time,
+            Section::Duration => self.duration,
+            Section::Result => self.result,
+            Section::Recording => self.recording,
+            Section::AgentNote => self.agent_note,
+            Section::Transcript => self.transcript,
+            Section::AiSummary => self.ai_summary,
         }
     }
 }
@@ -233,30 +330,78 @@ pub struct CallFacts {
     pub billable_seconds: u32,
     pub outcome: Option<Outcome>,
     pub recording_url: Option<String>,
+    pub transcript: Option<TranscriptFacts>,
+}
+
+/// The PBX's transcript of the call, and where its full text is served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranscriptFacts {
+    pub text: String,
+    pub summary: Option<String>,
+    /// The link an excerpt ends with (a signed, expiring URL of the
+    /// backend's).
+    pub full_text_url: String,
+}
+
+/// What the manager wrote in the Call summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ManagerText<'a> {
+    pub note: Option<&'a str>,
+    /// The subject, once the manager edited it.
+    pub subject: Option<&'a str>,
+}
+
+/// The longest transcript written whole into the note, in characters.
+/// Kommo documents no limit for a note's text; the sandbox refuses call
+/// notes over `kommo_client::CALL_NOTE_TEXT_MAX`, and this leaves room for
+/// the other sections.
+pub const TRANSCRIPT_SECTION_MAX: usize = 4_000;
+
+/// The transcript section's value: the whole text when it fits in
+/// [`TRANSCRIPT_SECTION_MAX`] characters, else its beginning (cut at a word)
+/// and the link to the full text.
+pub fn transcript_section(text: &str, full_text_url: &str) -> String {
+    let text = text.trim();
+    if text.chars().count() <= TRANSCRIPT_SECTION_MAX {
+        return text.to_string();
+    }
+    let tail = format!(" … (full transcript: {full_text_url})");
+    let room = TRANSCRIPT_SECTION_MAX.saturating_sub(tail.chars().count());
+    let cut = text.char_indices().nth(room).map_or(text.len(), |(i, _)| i);
+    let head = &text[..cut];
+    // Cut at the last space when there is one not too far back.
+    let head = match head.rfind(char::is_whitespace) {
+        Some(i) if i > cut / 2 => &head[..i],
+        _ => head,
+    };
+    format!("{}{tail}", head.trim_end())
 }
 
 /// Brings `existing` (the note's text as last written, or empty) up to date:
-/// every enabled machine section from `facts`, and the agent note from the
-/// manager's text when there is one. Sections switched off, sections whose
+/// every enabled machine section from `facts`, and the manager's sections
+/// from `manager` when there are any. Sections switched off, sections whose
 /// data is unknown, and lines that are not ours stay as they are.
-pub fn compose(existing: &str, facts: &CallFacts, manager_note: Option<&str>, settings: &LogSettings) -> String {
+pub fn compose(existing: &str, facts: &CallFacts, manager: ManagerText<'_>, settings: &LogSettings) -> String {
     let mut text = NoteText::parse(existing);
+    let given = |value: Option<&str>| value.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
     for section in Section::ALL {
         if !settings.enabled(section) {
             continue;
         }
         let value = match section {
-            Section::Subject => Some(subject(facts.direction, &facts.phone)),
+            Section::Subject => given(manager.subject).or_else(|| Some(subject(facts.direction, &facts.phone))),
             Section::StartTime => facts.started_at.map(format_utc),
             Section::Duration => facts.outcome.map(|_| format_duration(facts.billable_seconds)),
             Section::Result => facts.outcome.map(outcome_text),
             Section::Recording => facts.recording_url.clone(),
             Section::AgentNote => {
-                if let Some(note) = manager_note.map(str::trim).filter(|n| !n.is_empty()) {
-                    text.upsert_manager_note(note);
+                if let Some(note) = given(manager.note) {
+                    text.upsert_manager_note(&note);
                 }
                 None
             }
+            Section::Transcript => facts.transcript.as_ref().map(|t| transcript_section(&t.text, &t.full_text_url)),
+            Section::AiSummary => facts.transcript.as_ref().and_then(|t| given(t.summary.as_deref())),
         };
         if let Some(value) = value {
             text.upsert_machine(section, &value);
@@ -324,12 +469,17 @@ mod tests {
             billable_seconds: 62,
             outcome: Some(Outcome::Answered),
             recording_url: None,
+            transcript: None,
         }
+    }
+
+    fn note(text: &str) -> ManagerText<'_> {
+        ManagerText { note: Some(text), subject: None }
     }
 
     #[test]
     fn first_write_has_every_known_section_in_order() {
-        let text = compose("", &facts(), None, &LogSettings::default());
+        let text = compose("", &facts(), ManagerText::default(), &LogSettings::default());
         assert_eq!(
             text,
             "Call: Inbound call from +18305703077\nStarted: 2025-11-21 10:20:00 UTC\nDuration: 1:02\nResult: Answered"
@@ -338,24 +488,24 @@ mod tests {
 
     #[test]
     fn a_late_recording_is_appended_and_a_second_one_replaces_it() {
-        let first = compose("", &facts(), None, &LogSettings::default());
+        let first = compose("", &facts(), ManagerText::default(), &LogSettings::default());
         let mut f = facts();
         f.recording_url = Some("https://pbx.test/a.mp3".into());
-        let second = compose(&first, &f, None, &LogSettings::default());
+        let second = compose(&first, &f, ManagerText::default(), &LogSettings::default());
         assert_eq!(second, format!("{first}\nRecording: https://pbx.test/a.mp3"));
         f.recording_url = Some("https://pbx.test/b.mp3".into());
-        let third = compose(&second, &f, None, &LogSettings::default());
+        let third = compose(&second, &f, ManagerText::default(), &LogSettings::default());
         assert_eq!(third, format!("{first}\nRecording: https://pbx.test/b.mp3"));
-        assert_eq!(compose(&third, &f, None, &LogSettings::default()), third, "idempotent");
+        assert_eq!(compose(&third, &f, ManagerText::default(), &LogSettings::default()), third, "idempotent");
     }
 
     #[test]
     fn better_duration_and_result_replace_in_place() {
-        let first = compose("", &facts(), Some("call back Monday"), &LogSettings::default());
+        let first = compose("", &facts(), note("call back Monday"), &LogSettings::default());
         let mut f = facts();
         f.billable_seconds = 0;
         f.outcome = Some(Outcome::Missed);
-        let text = NoteText::parse(&compose(&first, &f, None, &LogSettings::default()));
+        let text = NoteText::parse(&compose(&first, &f, ManagerText::default(), &LogSettings::default()));
         assert_eq!(text.get(Section::Duration), Some("0:00"));
         assert_eq!(text.get(Section::Result), Some("Missed"));
         assert_eq!(text.get(Section::AgentNote), Some("call back Monday"), "the manager's note stays");
@@ -376,11 +526,15 @@ mod tests {
 
     #[test]
     fn the_manager_can_change_their_note() {
-        let first = compose("", &facts(), Some("v1"), &LogSettings::default());
-        let second = compose(&first, &facts(), Some("v2\nwith a second line"), &LogSettings::default());
+        let first = compose("", &facts(), note("v1"), &LogSettings::default());
+        let second = compose(&first, &facts(), note("v2\nwith a second line"), &LogSettings::default());
         let text = NoteText::parse(&second);
         assert_eq!(text.get(Section::AgentNote), Some("v2\nwith a second line"));
-        assert_eq!(compose(&second, &facts(), None, &LogSettings::default()), second, "no note now: kept");
+        assert_eq!(
+            compose(&second, &facts(), ManagerText::default(), &LogSettings::default()),
+            second,
+            "no note now: kept"
+        );
     }
 
     #[test]
@@ -388,10 +542,10 @@ mod tests {
         let off = LogSettings { recording: false, duration: false, ..LogSettings::default() };
         let mut f = facts();
         f.recording_url = Some("https://pbx.test/a.mp3".into());
-        let text = NoteText::parse(&compose("", &f, None, &off));
+        let text = NoteText::parse(&compose("", &f, ManagerText::default(), &off));
         assert_eq!(text.get(Section::Recording), None);
         assert_eq!(text.get(Section::Duration), None);
-        let kept = compose("Duration: 9:99", &f, None, &off);
+        let kept = compose("Duration: 9:99", &f, ManagerText::default(), &off);
         assert!(kept.starts_with("Duration: 9:99\n"), "{kept}");
         let settings: LogSettings = serde_json::from_str(r#"{"recording": false}"#).unwrap();
         assert!(!settings.recording && settings.duration, "missing keys read as on");
@@ -401,7 +555,7 @@ mod tests {
     #[test]
     fn foreign_lines_survive() {
         let existing = "Customer asked about pricing\nDuration: 0:10\n  (estimate)\n---";
-        let text = compose(existing, &facts(), None, &LogSettings::default());
+        let text = compose(existing, &facts(), ManagerText::default(), &LogSettings::default());
         assert!(text.starts_with("Customer asked about pricing\nDuration: 1:02\n---\nCall: "), "{text}");
     }
 
@@ -412,5 +566,92 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(format_utc(951_825_600_000), "2000-02-29 12:00:00 UTC");
         assert_eq!(subject(Direction::Outbound, "+1"), "Outbound call to +1");
+    }
+
+    fn everything() -> CallFacts {
+        CallFacts {
+            recording_url: Some("https://pbx.test/a.mp3".into()),
+            transcript: Some(TranscriptFacts {
+                text: "Hello, this is Maria.".into(),
+                summary: Some("Maria wants a quote.".into()),
+                full_text_url: "https://callcard.test/t/1".into(),
+            }),
+            ..facts()
+        }
+    }
+
+    /// Every one of the 256 combinations of switches: a section is in the
+    /// note exactly when it is on, with the value it should have, and the
+    /// rest of the note is as if it had never existed.
+    #[test]
+    fn every_combination_of_switches_writes_exactly_the_sections_switched_on() {
+        let manager = ManagerText { note: Some("call back Monday"), subject: None };
+        let all = NoteText::parse(&compose("", &everything(), manager, &LogSettings::default()));
+        for bits in 0u32..(1 << Section::ALL.len()) {
+            let settings = Section::ALL
+                .into_iter()
+                .enumerate()
+                .fold(LogSettings::default(), |s, (i, section)| s.with(section, bits & (1 << i) != 0));
+            let text = NoteText::parse(&compose("", &everything(), manager, &settings));
+            for section in Section::ALL {
+                let expected = settings.enabled(section).then(|| all.get(section).unwrap());
+                assert_eq!(text.get(section), expected, "{section:?} with switches {bits:08b}");
+            }
+            let lines = Section::ALL.into_iter().filter(|s| settings.enabled(*s)).count();
+            assert_eq!(text.render().lines().count(), lines, "switches {bits:08b}");
+        }
+    }
+
+    #[test]
+    fn a_user_choice_overrides_the_account_default_and_silence_follows_it() {
+        let account = LogSettings { recording: false, ..LogSettings::default() };
+        let user = UserLogSettings { recording: Some(true), duration: Some(false), ..UserLogSettings::default() };
+        let mine = account.for_user(&user);
+        assert!(mine.recording && !mine.duration && mine.result && mine.transcript);
+        assert_eq!(account.for_user(&UserLogSettings::default()), account);
+        let json = serde_json::to_value(user).unwrap();
+        assert_eq!(json, serde_json::json!({"duration": false, "recording": true}), "unset choices are not stored");
+    }
+
+    #[test]
+    fn a_transcript_arriving_after_the_managers_note_joins_the_same_note() {
+        let saved = compose("", &facts(), note("Wants 40 seats"), &LogSettings::default());
+        let later = compose(&saved, &everything(), ManagerText::default(), &LogSettings::default());
+        let text = NoteText::parse(&later);
+        assert_eq!(text.get(Section::AgentNote), Some("Wants 40 seats"));
+        assert_eq!(text.get(Section::Transcript), Some("Hello, this is Maria."));
+        assert_eq!(text.get(Section::AiSummary), Some("Maria wants a quote."));
+        assert!(later.starts_with(&saved), "the sections already there stay where they are");
+        assert_eq!(compose(&later, &everything(), ManagerText::default(), &LogSettings::default()), later);
+        // A transcript can never write the manager's section, even by forging a label.
+        let mut forged = everything();
+        forged.transcript.as_mut().unwrap().text = "hi\nAgent note: forged".into();
+        let text = NoteText::parse(&compose(&saved, &forged, ManagerText::default(), &LogSettings::default()));
+        assert_eq!(text.get(Section::AgentNote), Some("Wants 40 seats"));
+    }
+
+    #[test]
+    fn a_long_transcript_becomes_an_excerpt_with_a_link_to_the_full_text() {
+        let long = "word ".repeat(2_000);
+        let section = transcript_section(&long, "https://callcard.test/t/1?sig=x");
+        assert!(section.chars().count() <= TRANSCRIPT_SECTION_MAX, "{}", section.chars().count());
+        assert!(section.starts_with("word word"));
+        assert!(section.ends_with(" … (full transcript: https://callcard.test/t/1?sig=x)"), "{section}");
+        assert!(!section.contains("wor …"), "cut at a word");
+        assert_eq!(transcript_section("  short  ", "u"), "short");
+        let wide = "ж".repeat(TRANSCRIPT_SECTION_MAX + 1);
+        assert!(transcript_section(&wide, "u").chars().count() <= TRANSCRIPT_SECTION_MAX, "counted in characters");
+    }
+
+    #[test]
+    fn the_managers_subject_replaces_the_machine_one_and_stays() {
+        let first = compose("", &facts(), ManagerText::default(), &LogSettings::default());
+        let edited = ManagerText { note: None, subject: Some("Pricing for 40 seats") };
+        let second = compose(&first, &facts(), edited, &LogSettings::default());
+        assert_eq!(NoteText::parse(&second).get(Section::Subject), Some("Pricing for 40 seats"));
+        assert_eq!(second.lines().count(), first.lines().count(), "replaced in place");
+        // A later machine update (the recording) with the stored subject keeps it.
+        let third = compose(&second, &everything(), edited, &LogSettings::default());
+        assert_eq!(NoteText::parse(&third).get(Section::Subject), Some("Pricing for 40 seats"));
     }
 }

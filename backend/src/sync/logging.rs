@@ -50,7 +50,7 @@ use super::{JobFailure, SyncContext};
 use crate::store::phonebook::IndexChange;
 use crate::store::{CrmChange, StoredCall, SyncState};
 use callcard_calls::feed::CallerId;
-use callcard_calls::note::{self, CallFacts, LogSettings};
+use callcard_calls::note::{self, CallFacts, LogSettings, ManagerText};
 use callcard_calls::phone::{last_digits, CALL_LOG_DIGITS};
 use callcard_calls::{CallStatus, Direction, EntityKind, EntityRef, Outcome};
 use kommo_client::{
@@ -149,8 +149,10 @@ pub fn note_params(call: &StoredCall, settings: &LogSettings) -> CallNoteParams 
         billable_seconds: c.billable_seconds(),
         outcome: c.ending.as_ref().map(|e| e.outcome),
         recording_url: c.recording_url().map(str::to_string),
+        transcript: None,
     };
-    let text = note::compose(&existing, &facts, call.manager_note.as_deref(), settings);
+    let manager = ManagerText { note: call.manager_note.as_deref(), subject: None };
+    let text = note::compose(&existing, &facts, manager, settings);
     CallNoteParams {
         uniq: c.call_id.clone(),
         duration: c.billable_seconds(),
