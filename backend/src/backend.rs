@@ -14,7 +14,11 @@ use crate::store::jobs::Job;
 use crate::store::{now_ms, Dialect, Store, StoredCall};
 use crate::sync::caller_id::CallerIdService;
 use crate::sync::SyncContext;
-use crate::{feed, install, intake, kommo_hooks, listener, openapi, ops, problem, request_log, results_api, widget};
+use crate::transcript_links::TranscriptLinks;
+use crate::{
+    feed, install, intake, kommo_hooks, listener, log_settings_api, openapi, ops, problem, request_log, results_api,
+    transcripts, widget,
+};
 use anyhow::Context;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
@@ -96,6 +100,11 @@ impl Backend {
             feed_slots: Arc::new(FeedSlots::new(config.max_feeds_per_user)),
             group_commit,
             lifecycle,
+            transcript_links: TranscriptLinks::new(
+                &config.public_base_url,
+                config.secrets()?,
+                config.transcript_link_ttl,
+            ),
             config: Arc::new(config),
         };
         let mut tasks = Vec::new();
@@ -106,6 +115,7 @@ impl Backend {
         tasks.extend(app.queue.start_workers(
             &app.config.queue,
             app.access.clone(),
+            app.transcript_links.clone(),
             app.metrics.clone(),
             &instance,
             app.lifecycle.shutdown_signal(),
@@ -138,12 +148,14 @@ impl Backend {
         let widget = widget::router()
             .merge(feed::router())
             .merge(results_api::router())
+            .merge(log_settings_api::router())
             .layer(widget::cors(self.app.store.clone()));
         intake::router()
             .merge(widget)
             .merge(install::router())
             .merge(ops::router())
             .merge(openapi::router())
+            .merge(transcripts::router())
             .fallback(problem::not_found)
             .layer(request_log::layer())
             // Kommo's webhook paths carry a secret: outside the request log,
@@ -203,6 +215,7 @@ impl Backend {
             kommo: self.app.access.kommo_client(account_id).await?,
             account_id,
             publisher: self.app.access.publisher(),
+            transcript_links: self.app.transcript_links.clone(),
         })
     }
 

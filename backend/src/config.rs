@@ -145,6 +145,11 @@ pub struct Config {
     /// the last time (heals a missed webhook).
     #[serde(rename = "caller_index_reconcile_interval_seconds", with = "seconds")]
     pub caller_index_reconcile_interval: Duration,
+    /// How long the link to a call's full transcript (in a call note whose
+    /// transcript was cut to an excerpt) stays valid, from the transcript's
+    /// arrival.
+    #[serde(rename = "transcript_link_ttl_seconds", with = "seconds")]
+    pub transcript_link_ttl: Duration,
     /// The bearer token of the operator endpoints (`/ops/...`). `None`:
     /// those endpoints do not exist (404).
     pub ops_token: Option<String>,
@@ -234,6 +239,7 @@ impl Default for Config {
             redirect_uri: "http://127.0.0.1:8080/backend/kommo/install".into(),
             caller_index: true,
             caller_index_reconcile_interval: Duration::from_secs(300),
+            transcript_link_ttl: Duration::from_secs(90 * 24 * 60 * 60),
             ops_token: None,
             queue: QueueConfig::default(),
             kommo: kommo_client::ClientConfig::default(),
@@ -264,6 +270,7 @@ impl fmt::Debug for Config {
             .field("redirect_uri", &self.redirect_uri)
             .field("caller_index", &self.caller_index)
             .field("caller_index_reconcile_interval", &self.caller_index_reconcile_interval)
+            .field("transcript_link_ttl", &self.transcript_link_ttl)
             .field("ops_token", &self.ops_token.as_ref().map(|_| "<redacted>"))
             .field("queue", &self.queue)
             .field("kommo", &self.kommo)
@@ -371,6 +378,7 @@ impl Config {
             !self.caller_index_reconcile_interval.is_zero(),
             "caller_index_reconcile_interval_seconds must be positive"
         );
+        anyhow::ensure!(!self.transcript_link_ttl.is_zero(), "transcript_link_ttl_seconds must be positive");
         anyhow::ensure!(
             self.ops_token.as_ref().is_none_or(|t| t.len() >= 16),
             "ops_token must be at least 16 characters"

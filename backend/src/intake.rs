@@ -1,7 +1,8 @@
 //! Call intake: the PBX's webhooks.
 //!
 //! - `POST /pbx/{account_id}/events`: one [`CallEvent`] (ringing, answered,
-//!   ended, recording ready).
+//!   ended, recording ready), or a [`TranscriptEvent`] (`transcript_ready`,
+//!   stored apart: `crate::store::transcripts`).
 //! - `POST /pbx/{account_id}/calls`: `{"calls":[FinishedCall, …]}`, many
 //!   finished calls at once in the spirit of Kommo's `calls/add`, answered
 //!   with a per-call [`BatchAnswer`].
@@ -27,16 +28,18 @@ use crate::store::{now_ms, Account, Delivery, Recorded, Store};
 use crate::sync::caller_id::CallerIdService;
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use callcard_calls::event::{BatchAnswer, FieldError, FinishedCall};
+use callcard_calls::event::{BatchAnswer, FieldError, FinishedCall, TranscriptEvent};
 use callcard_calls::signature::{self, SignatureError};
 use callcard_calls::{CallEvent, CallEventKind, Direction, Outcome, PhoneNumber};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// The largest single event accepted.
-pub const EVENT_BODY_LIMIT: usize = 64 * 1024;
+/// The largest single event accepted: a transcript's size
+/// (`callcard_calls::event::limits::TRANSCRIPT_MAX`) and room for the rest.
+pub const EVENT_BODY_LIMIT: usize = 512 * 1024;
 /// The largest batch accepted.
 pub const BATCH_BODY_LIMIT: usize = 1024 * 1024;
 /// The most calls in one batch.
@@ -59,13 +62,40 @@ pub struct EventAck {
     pub changed: bool,
 }
 
+/// The answer to a stored transcript.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TranscriptAck {
+    pub call_id: String,
+    /// False when the transcript was already known (a retry) or older.
+    pub changed: bool,
+    /// Whether the call's note is being brought up to date now (else it
+    /// gets the transcript when the call is logged).
+    pub note_update: bool,
+}
+
 async fn post_event(
     State(group_commit): State<GroupCommit>,
     State(metrics): State<Arc<Metrics>>,
     State(queue): State<Queue>,
     State(caller_id): State<Arc<CallerIdService>>,
+    State(store): State<Store>,
     SignedWebhook { account, body }: SignedWebhook<EVENT_BODY_LIMIT>,
-) -> Result<Json<EventAck>, Problem> {
+) -> Result<Response, Problem> {
+    if event_name(&body).as_deref() == Some(TranscriptEvent::NAME) {
+        let stored = async {
+            let event: TranscriptEvent = parse_json(&body)?;
+            event.validate().map_err(field_problem)?;
+            let recorded = store.record_transcript(account.account_id, &event).await?;
+            if recorded.job_enqueued {
+                queue.wake();
+            }
+            let ack =
+                TranscriptAck { call_id: event.call_id, changed: recorded.changed, note_update: recorded.job_enqueued };
+            Ok::<_, Problem>(Json(ack).into_response())
+        }
+        .await;
+        return stored.inspect_err(|_| metrics.events_rejected.inc());
+    }
     let result = async {
         let event = parse_event(&body)?;
         event.validate().map_err(field_problem)?;
@@ -86,7 +116,17 @@ async fn post_event(
         })
     }
     .await;
-    result.map(Json).inspect_err(|_| metrics.events_rejected.inc())
+    result.map(|ack| Json(ack).into_response()).inspect_err(|_| metrics.events_rejected.inc())
+}
+
+/// The `"event"` of a JSON object body, if it has a string one (what
+/// decides how the body is read; anything else is `parse_event`'s to refuse).
+fn event_name(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        event: String,
+    }
+    serde_json::from_slice::<Named>(body).ok().map(|n| n.event)
 }
 
 async fn post_batch(

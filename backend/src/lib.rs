@@ -70,9 +70,13 @@
 //!   single-flight).
 //! - [`results_api`]: `POST /widget/calls/{call_id}/result`, the Call
 //!   summary's Save: checked, stored, enqueued, answered 202.
+//! - [`log_settings_api`]: `/widget/log-settings`, the call note's section
+//!   switches, per user over the account's defaults.
 //! - [`metrics`]: Prometheus counters and gauges; [`request_log`]: one span
 //!   per request, its query string (tickets, OAuth codes) left out.
 //! - [`openapi`]: the document served at `/openapi.json`.
+//! - [`transcript_links`]: signed, expiring links to a call's full
+//!   transcript; [`transcripts`]: the route that serves them.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -114,6 +118,7 @@ mod intake;
 mod kommo_access;
 mod kommo_hooks;
 mod listener;
+mod log_settings_api;
 mod metrics;
 mod one_time_token;
 mod openapi;
@@ -127,6 +132,8 @@ mod state;
 mod store;
 mod sync;
 mod ticket;
+mod transcript_links;
+mod transcripts;
 mod widget;
 
 pub use backend::Backend;

@@ -55,6 +55,7 @@ pub use crate::store::jobs::Job;
 use crate::store::jobs::JobRecord;
 use crate::store::{now_ms, Store};
 use crate::sync::{self, JobFailure, SyncContext};
+use crate::transcript_links::TranscriptLinks;
 use callcard_calls::backoff::{Backoff, Jitter};
 use rand::Rng;
 use std::sync::Arc;
@@ -101,6 +102,7 @@ impl Queue {
         &self,
         config: &QueueConfig,
         access: KommoAccess,
+        transcript_links: TranscriptLinks,
         metrics: Arc<Metrics>,
         instance: &str,
         shutdown: watch::Receiver<bool>,
@@ -112,6 +114,7 @@ impl Queue {
                     queue: self.clone(),
                     config: config.clone(),
                     access: access.clone(),
+                    transcript_links: transcript_links.clone(),
                     metrics: metrics.clone(),
                 };
                 tokio::spawn(worker.run(shutdown.clone()))
@@ -134,6 +137,7 @@ struct Worker {
     queue: Queue,
     config: QueueConfig,
     access: KommoAccess,
+    transcript_links: TranscriptLinks,
     metrics: Arc<Metrics>,
 }
 
@@ -273,6 +277,7 @@ impl Worker {
             kommo,
             account_id: record.account_id,
             publisher: self.access.publisher(),
+            transcript_links: self.transcript_links.clone(),
         };
         sync::run_job(&ctx, &record.job).await
     }

@@ -106,6 +106,7 @@ async fn post_result(
             CrmChange {
                 manager_result: Some(json),
                 manager_note: Some(result.note.clone()),
+                manager_subject: result.subject.clone(),
                 has_result: Some(true),
                 ..CrmChange::default()
             },

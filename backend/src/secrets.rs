@@ -31,7 +31,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::Sha256;
 use std::fmt;
 use std::sync::Arc;
 
@@ -67,6 +69,9 @@ impl From<SecretError> for sqlx::Error {
 #[derive(Clone)]
 pub struct Secrets {
     cipher: Arc<ChaCha20Poly1305>,
+    /// The key of signed links (`crate::transcript_links`): derived from
+    /// the master key, never the master key itself.
+    link_key: Arc<[u8; 32]>,
 }
 
 impl fmt::Debug for Secrets {
@@ -93,7 +98,27 @@ impl Secrets {
     }
 
     pub fn from_key(key: [u8; 32]) -> Self {
-        Self { cipher: Arc::new(ChaCha20Poly1305::new(Key::from_slice(&key))) }
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
+        mac.update(b"callcard signed links v1");
+        let link_key: [u8; 32] = mac.finalize().into_bytes().into();
+        Self { cipher: Arc::new(ChaCha20Poly1305::new(Key::from_slice(&key))), link_key: Arc::new(link_key) }
+    }
+
+    /// The signature (hex HMAC-SHA256) of a link's `message`.
+    pub fn sign_link(&self, message: &str) -> String {
+        hex::encode(self.link_mac(message).finalize().into_bytes())
+    }
+
+    /// Whether `signature` is [`sign_link`](Self::sign_link)'s for
+    /// `message` (compared in constant time).
+    pub fn verify_link(&self, message: &str, signature: &str) -> bool {
+        hex::decode(signature).is_ok_and(|sig| self.link_mac(message).verify_slice(&sig).is_ok())
+    }
+
+    fn link_mac(&self, message: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.link_key.as_slice()).expect("any key length");
+        mac.update(message.as_bytes());
+        mac
     }
 
     /// The published demo key ([`DEMO_SECRET_KEY`]).

@@ -18,6 +18,7 @@ use crate::one_time_token::Verifier;
 use crate::queue::Queue;
 use crate::store::Store;
 use crate::sync::caller_id::CallerIdService;
+use crate::transcript_links::TranscriptLinks;
 use axum::extract::FromRef;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub(crate) struct App {
     pub(crate) admin_rights: Arc<AdminRights>,
     /// Where intake stores events: many webhooks per transaction.
     pub(crate) group_commit: GroupCommit,
+    /// Links to full transcripts, made and checked.
+    pub(crate) transcript_links: TranscriptLinks,
     pub(crate) lifecycle: Lifecycle,
 }
 

@@ -36,10 +36,12 @@ pub mod credentials;
 pub mod crm;
 pub mod feed_log;
 pub mod jobs;
+pub mod log_settings;
 pub mod phonebook;
 mod sealing;
 pub(crate) mod sqlite_writer;
 pub mod tokens;
+pub mod transcripts;
 
 pub use accounts::Account;
 pub use calls::{Delivery, Recorded, StoredCall, SyncState};

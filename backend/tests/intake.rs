@@ -310,7 +310,7 @@ async fn bad_input_is_a_problem_naming_the_field(db: Db) {
     assert_problem(post("42".into()).await, 422, None).await;
 
     // Oversized bodies are refused before anything is parsed.
-    let huge = with("call_id", json!("x".repeat(70 * 1024)));
+    let huge = with("call_id", json!("x".repeat(520 * 1024)));
     let r = post(huge).await;
     assert_eq!(r.status(), 413);
     assert_eq!(r.headers()["content-type"], "application/problem+json");

@@ -7,7 +7,13 @@
 //!  "external_number":"+18305703077","extension":"101","occurred_at":1763691600123}
 //! {"event":"ended","call_id":"pbx-7781", ..., "duration":42,"outcome":"answered"}
 //! {"event":"recording_ready","call_id":"pbx-7781", ..., "recording_url":"https://pbx.example/r/7781.mp3"}
+//! {"event":"transcript_ready","call_id":"pbx-7781", ..., "transcript":"Hello, this is Maria…",
+//!  "summary":"Maria wants a quote for 40 seats.","language":"en"}
 //! ```
+//!
+//! `transcript_ready` ([`TranscriptEvent`]) is late data like the recording,
+//! but not part of the call the widget follows: it joins the call note
+//! only.
 //!
 //! `occurred_at` is Unix time in milliseconds. Every event repeats the call's
 //! direction, numbers and extension so that any single event, whichever
@@ -32,6 +38,12 @@ pub mod limits {
     pub const OCCURRED_AT_MIN_MS: i64 = 1_000_000_000_000;
     /// 2286-11-20: anything later is not a millisecond timestamp.
     pub const OCCURRED_AT_MAX_MS: i64 = 9_999_999_999_999;
+    /// Longest accepted transcript, in bytes (about four hours of speech).
+    pub const TRANSCRIPT_MAX: usize = 400 * 1024;
+    /// Longest accepted AI summary, in bytes.
+    pub const SUMMARY_MAX: usize = 16 * 1024;
+    /// Longest accepted language tag (BCP 47, `en`, `pt-BR`).
+    pub const LANGUAGE_MAX: usize = 35;
 }
 
 /// Who started the call, seen from the manager's side.
@@ -153,6 +165,65 @@ impl CallEvent {
             CallEventKind::Ringing | CallEventKind::Answered => Ok(()),
         }
     }
+}
+
+/// `transcript_ready`: what was said in a call, from the PBX's
+/// transcription, with its AI summary when it made one. The latest report
+/// wins (a corrected transcript replaces the first), as for the recording.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptEvent {
+    /// Always `"transcript_ready"`.
+    pub event: String,
+    pub call_id: String,
+    pub direction: Direction,
+    pub external_number: PhoneNumber,
+    pub extension: String,
+    /// Unix time in milliseconds.
+    pub occurred_at: i64,
+    pub transcript: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+impl TranscriptEvent {
+    pub const NAME: &'static str = "transcript_ready";
+
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.event != Self::NAME {
+            return Err(FieldError::new("event", format!("must be {}", Self::NAME)));
+        }
+        validate_call_id("call_id", &self.call_id)?;
+        validate_number("external_number", self.external_number.as_str())?;
+        validate_extension("extension", &self.extension)?;
+        validate_time("occurred_at", self.occurred_at)?;
+        validate_text("transcript", &self.transcript, limits::TRANSCRIPT_MAX)?;
+        if let Some(summary) = &self.summary {
+            validate_text("summary", summary, limits::SUMMARY_MAX)?;
+        }
+        if let Some(language) = &self.language {
+            let tag = |c: char| c.is_ascii_alphanumeric() || c == '-';
+            if language.is_empty() || language.len() > limits::LANGUAGE_MAX || !language.chars().all(tag) {
+                return Err(FieldError::new("language", "must be a language tag such as en or pt-BR"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_text(field: &'static str, text: &str, max: usize) -> Result<(), FieldError> {
+    if text.trim().is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if text.len() > max {
+        return Err(FieldError::new(field, format!("must be at most {max} bytes")));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+        return Err(FieldError::new(field, "must not contain control characters other than line breaks and tabs"));
+    }
+    Ok(())
 }
 
 /// A finished call delivered in a batch, in the spirit of Kommo's legacy
@@ -343,5 +414,27 @@ mod tests {
         assert_eq!(events.len(), 3);
         assert_eq!(events[1].occurred_at, 1_414_654_739_000 + 98_000);
         assert!(events.iter().all(|e| e.call_id == "u1"));
+    }
+
+    #[test]
+    fn a_transcript_event_parses_and_refuses_what_is_wrong_by_field() {
+        let json = r#"{"event":"transcript_ready","call_id":"c1","direction":"inbound",
+            "external_number":"+18305703077","extension":"101","occurred_at":1763691600123,
+            "transcript":"Hello,\nthis is Maria.","summary":"A quote.","language":"pt-BR"}"#;
+        let t: TranscriptEvent = serde_json::from_str(json).unwrap();
+        assert_eq!(t.validate(), Ok(()));
+        assert_eq!(t.transcript, "Hello,\nthis is Maria.");
+        let field = |f: fn(&mut TranscriptEvent)| {
+            let mut bad = t.clone();
+            f(&mut bad);
+            bad.validate().unwrap_err().field
+        };
+        assert_eq!(field(|t| t.transcript = "  ".into()), "transcript");
+        assert_eq!(field(|t| t.transcript = "x".repeat(limits::TRANSCRIPT_MAX + 1)), "transcript");
+        assert_eq!(field(|t| t.transcript = "bell\u{7}".into()), "transcript");
+        assert_eq!(field(|t| t.summary = Some(String::new())), "summary");
+        assert_eq!(field(|t| t.language = Some("en_US".into())), "language");
+        assert_eq!(field(|t| t.occurred_at = 1_763_691_600), "occurred_at");
+        assert!(serde_json::from_str::<TranscriptEvent>(&json.replace("\"language\"", "\"lang\"")).is_err());
     }
 }

@@ -175,6 +175,15 @@ impl LogSettings {
     }
 }
 
+/// `GET /widget/log-settings` (and the answer to saving them): the
+/// account's defaults, the user's own choices, and what applies to them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSettingsView {
+    pub account: LogSettings,
+    pub mine: UserLogSettings,
+    pub applied: LogSettings,
+}
+
 /// One user's own switches (the widget's settings page): a section the
 /// user has not chosen follows the account's default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,8 +362,8 @@ pub struct ManagerText<'a> {
 
 /// The longest transcript written whole into the note, in characters.
 /// Kommo documents no limit for a note's text; the sandbox refuses call
-/// notes over `kommo_client::CALL_NOTE_TEXT_MAX`, and this leaves room for
-/// the other sections.
+/// notes over 8,000 characters (`kommo_sandbox`'s `CALL_NOTE_TEXT_MAX`), and
+/// this leaves room for the other sections.
 pub const TRANSCRIPT_SECTION_MAX: usize = 4_000;
 
 /// The transcript section's value: the whole text when it fits in

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 /// Longest note a manager can save (Kommo notes hold far more; this bounds abuse).
 pub const NOTE_MAX_CHARS: usize = 10_000;
 
+/// Longest subject a manager can give a call (one line of the note).
+pub const SUBJECT_MAX_CHARS: usize = 200;
+
 /// A follow-up task to create with the result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskDraft {
@@ -25,6 +28,10 @@ pub struct CallResult {
     pub note: String,
     #[serde(default)]
     pub task: Option<TaskDraft>,
+    /// The call's subject as the manager edited it (omitted: the note keeps
+    /// its "Inbound call from …").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 impl CallResult {
@@ -34,6 +41,14 @@ impl CallResult {
         }
         if self.note.chars().count() > NOTE_MAX_CHARS {
             return Err(FieldError::new("note", format!("must be at most {NOTE_MAX_CHARS} characters")));
+        }
+        if let Some(subject) = &self.subject {
+            if subject.chars().count() > SUBJECT_MAX_CHARS {
+                return Err(FieldError::new("subject", format!("must be at most {SUBJECT_MAX_CHARS} characters")));
+            }
+            if subject.chars().any(char::is_control) {
+                return Err(FieldError::new("subject", "must be one line"));
+            }
         }
         if let Some(task) = &self.task {
             if task.text.trim().is_empty() {
@@ -61,8 +76,14 @@ mod tests {
             entity: EntityRef::new(EntityKind::Lead, 5),
             note: "Wants a quote".into(),
             task: Some(TaskDraft { complete_till: 1_763_700_000, text: "Send quote".into() }),
+            subject: Some("Quote for 40 seats".into()),
         };
         assert!(r.validate().is_ok());
+        r.subject = Some("two\nlines".into());
+        assert_eq!(r.validate().unwrap_err().field, "subject");
+        r.subject = Some("x".repeat(SUBJECT_MAX_CHARS + 1));
+        assert_eq!(r.validate().unwrap_err().field, "subject");
+        r.subject = None;
         r.task.as_mut().unwrap().text = "  ".into();
         assert_eq!(r.validate().unwrap_err().field, "task.text");
         r.task.as_mut().unwrap().text = "ok".into();

@@ -121,6 +121,10 @@ pub fn note_json(st: &Store, n: &Note) -> Value {
     })
 }
 
+/// The longest call note text (`params.call_result`) accepted, in
+/// characters. Unconfirmed: Kommo documents no limit.
+pub const CALL_NOTE_TEXT_MAX: usize = 8_000;
+
 /// Checks `params` for `note_type`, reporting errors under `params.<key>`.
 pub fn validate_params(f: &mut Fields, note_type: &str, params: &Value) {
     if !params.is_object() {
@@ -150,6 +154,19 @@ pub fn validate_params(f: &mut Fields, note_type: &str, params: &Value) {
     }
     if !matches!(params["link"], Value::Null | Value::String(_)) {
         f.error("InvalidType", "params.link", "This value should be of type string.");
+    }
+    // Unconfirmed: Kommo documents no limit on a call note's text; this
+    // stands in for the one it must have, so the product proves it cuts
+    // long transcripts instead of having its notes refused.
+    if let Value::String(text) = &params["call_result"] {
+        if text.chars().count() > CALL_NOTE_TEXT_MAX {
+            let max = CALL_NOTE_TEXT_MAX;
+            f.error(
+                "LengthExceeded",
+                "params.call_result",
+                &format!("This value is too long (at most {max} characters)."),
+            );
+        }
     }
 }
 

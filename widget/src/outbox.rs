@@ -126,7 +126,7 @@ mod tests {
     use callcard_calls::{EntityKind, EntityRef};
 
     fn result(note: &str) -> CallResult {
-        CallResult { entity: EntityRef::new(EntityKind::Lead, 5), note: note.into(), task: None }
+        CallResult { entity: EntityRef::new(EntityKind::Lead, 5), note: note.into(), task: None, subject: None }
     }
 
     #[test]

@@ -164,7 +164,7 @@ impl SummaryDraft {
         } else {
             None
         };
-        let result = CallResult { entity, note: self.note.trim().to_owned(), task };
+        let result = CallResult { entity, note: self.note.trim().to_owned(), task, subject: None };
         result.validate().map_err(|e| match e.field {
             "task.complete_till" => DraftError("summary.task_when_required"),
             "task.text" => DraftError("summary.task_text_required"),

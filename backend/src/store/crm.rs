@@ -34,6 +34,8 @@ pub struct CrmChange {
     pub note_params: Option<String>,
     /// The manager's note (the call note's agent-note section).
     pub manager_note: Option<String>,
+    /// The manager's subject (the call note's subject section).
+    pub manager_subject: Option<String>,
     /// The manager's call result, `callcard_calls::result::CallResult` as JSON.
     pub manager_result: Option<String>,
     pub has_result: Option<bool>,
@@ -78,6 +80,7 @@ impl CrmChange {
             set_opt(&mut call.note_id, &self.note_id),
             set_opt(&mut call.note_params, &self.note_params),
             set_opt(&mut call.manager_note, &self.manager_note),
+            set_opt(&mut call.manager_subject, &self.manager_subject),
             set_opt(&mut call.manager_result, &self.manager_result),
             set(&mut call.has_result, &self.has_result),
             set(&mut call.sync_state, &self.sync_state),
@@ -126,8 +129,8 @@ impl Store {
                               caller = $5, note_entity_kind = $6, note_entity_id = $7, note_id = $8,
                               note_params = $9, manager_note = $10, manager_result = $11, has_result = $12,
                               sync_state = $13, log_intent_at = $14, logged_at = $15, result_error = $16,
-                              version = version + 1, updated_at = $17
-             WHERE account_id = $18 AND call_id = $19",
+                              manager_subject = $17, version = version + 1, updated_at = $18
+             WHERE account_id = $19 AND call_id = $20",
         )
         .bind(stored.entity.map(|e| e.kind.as_str()))
         .bind(stored.entity.map(|e| sql_id(e.id)))
@@ -148,6 +151,7 @@ impl Store {
         .bind(stored.log_intent_at)
         .bind(stored.logged_at)
         .bind(stored.result_error.clone())
+        .bind(stored.manager_subject.clone())
         .bind(now)
         .bind(sql_id(account_id))
         .bind(call_id.to_string())

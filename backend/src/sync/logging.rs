@@ -48,9 +48,9 @@
 
 use super::{JobFailure, SyncContext};
 use crate::store::phonebook::IndexChange;
-use crate::store::{CrmChange, StoredCall, SyncState};
+use crate::store::{Account, CrmChange, StoredCall, SyncState};
 use callcard_calls::feed::CallerId;
-use callcard_calls::note::{self, CallFacts, LogSettings, ManagerText};
+use callcard_calls::note::{self, CallFacts, LogSettings, ManagerText, TranscriptFacts, UserLogSettings};
 use callcard_calls::phone::{last_digits, CALL_LOG_DIGITS};
 use callcard_calls::{CallStatus, Direction, EntityKind, EntityRef, Outcome};
 use kommo_client::{
@@ -87,7 +87,7 @@ pub async fn sync_call_log(ctx: &SyncContext, call_id: &str) -> Result<(), JobFa
         Some(target) => (call, target),
         None => choose_target(ctx, call).await?,
     };
-    let params = note_params(&call, &account.log_settings);
+    let params = current_note_params(ctx, &call, &account).await?;
     let params_json = serde_json::to_string(&params).map_err(|e| JobFailure::Permanent(e.to_string()))?;
     let body = match call.call.direction {
         Direction::Inbound => NoteBody::CallIn(params),
@@ -133,8 +133,28 @@ pub async fn sync_call_log(ctx: &SyncContext, call_id: &str) -> Result<(), JobFa
     Ok(())
 }
 
+/// The call note's params for the call as it now is: the switches that
+/// apply to the call's user, and the transcript if the PBX sent one.
+pub async fn current_note_params(
+    ctx: &SyncContext,
+    call: &StoredCall,
+    account: &Account,
+) -> Result<CallNoteParams, JobFailure> {
+    let user = match call.kommo_user_id {
+        Some(user_id) => ctx.store.user_log_settings(ctx.account_id, user_id).await?,
+        None => UserLogSettings::default(),
+    };
+    let call_id = call.call.call_id.as_str();
+    let transcript = ctx.store.transcript(ctx.account_id, call_id).await?.map(|t| TranscriptFacts {
+        full_text_url: ctx.transcript_links.url(ctx.account_id, call_id, t.received_at),
+        text: t.transcript,
+        summary: t.summary,
+    });
+    Ok(note_params(call, transcript, &account.log_settings.for_user(&user)))
+}
+
 /// The call note's params for the call as it now is.
-pub fn note_params(call: &StoredCall, settings: &LogSettings) -> CallNoteParams {
+pub fn note_params(call: &StoredCall, transcript: Option<TranscriptFacts>, settings: &LogSettings) -> CallNoteParams {
     let existing = call
         .note_params
         .as_deref()
@@ -149,9 +169,9 @@ pub fn note_params(call: &StoredCall, settings: &LogSettings) -> CallNoteParams 
         billable_seconds: c.billable_seconds(),
         outcome: c.ending.as_ref().map(|e| e.outcome),
         recording_url: c.recording_url().map(str::to_string),
-        transcript: None,
+        transcript,
     };
-    let manager = ManagerText { note: call.manager_note.as_deref(), subject: None };
+    let manager = ManagerText { note: call.manager_note.as_deref(), subject: call.manager_subject.as_deref() };
     let text = note::compose(&existing, &facts, manager, settings);
     CallNoteParams {
         uniq: c.call_id.clone(),

@@ -25,6 +25,7 @@ use crate::hub::Publisher;
 use crate::secrets::SecretError;
 use crate::store::jobs::Job;
 use crate::store::Store;
+use crate::transcript_links::TranscriptLinks;
 use kommo_client::{KommoClient, KommoError};
 
 /// What a job handler works with.
@@ -37,6 +38,8 @@ pub struct SyncContext {
     /// Where call changes reach the widget. [`Store::update_call_crm`]
     /// already publishes through it; handlers rarely need it directly.
     pub publisher: Publisher,
+    /// Links to full transcripts, for notes that hold an excerpt.
+    pub transcript_links: TranscriptLinks,
 }
 
 /// Why a job did not complete, and so what the queue does with it.

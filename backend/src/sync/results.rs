@@ -216,7 +216,7 @@ async fn write_note(
         .account(ctx.account_id)
         .await?
         .ok_or_else(|| JobFailure::Permanent(format!("account {} is not provisioned", ctx.account_id)))?;
-    let params = logging::note_params(call, &account.log_settings);
+    let params = logging::current_note_params(ctx, call, &account).await?;
     let params_json = serde_json::to_string(&params).map_err(|e| JobFailure::Permanent(e.to_string()))?;
     let body = call_note(call.call.direction, params);
     let on_chosen_already = call.note_entity == Some(on);
