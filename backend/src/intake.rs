@@ -6,6 +6,9 @@
 //! - `POST /pbx/{account_id}/calls`: `{"calls":[FinishedCall, …]}`, many
 //!   finished calls at once in the spirit of Kommo's `calls/add`, answered
 //!   with a per-call [`BatchAnswer`].
+//! - `GET /pbx/{account_id}/route?number=…`: the extension of the
+//!   responsible manager ([`Route`]), signed over the raw query string in
+//!   place of a body; answered from the caller index only.
 //!
 //! Every request is checked in the same order, and refused at the first
 //! failure with a problem document, before anything is stored: the account id
@@ -28,10 +31,13 @@ use crate::store::{now_ms, Account, Delivery, Recorded, Store};
 use crate::sync::caller_id::CallerIdService;
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use callcard_calls::event::{BatchAnswer, FieldError, FinishedCall, TranscriptEvent};
+use callcard_calls::route::{NoRoute, Route};
 use callcard_calls::signature::{self, SignatureError};
 use callcard_calls::{CallEvent, CallEventKind, Direction, Outcome, PhoneNumber};
 use serde::{Deserialize, Serialize};
@@ -50,6 +56,7 @@ pub(crate) fn router() -> Router<App> {
     Router::new()
         .route("/pbx/{account_id}/events", post(post_event))
         .route("/pbx/{account_id}/calls", post(post_batch))
+        .route("/pbx/{account_id}/route", get(get_route))
         .method_not_allowed_fallback(problem::method_not_allowed)
 }
 
@@ -219,29 +226,96 @@ where
             let (mut parts, body) = request.into_parts();
             let Param(AccountId(account_id)) = Param::from_request_parts(&mut parts, state).await?;
             let body = read_body(&parts.headers, body, LIMIT).await?;
-            let account = Store::from_ref(state).account(account_id).await?;
-            let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-            let verify = |secret: &[u8]| {
-                signature::verify(
-                    secret,
-                    header(signature::TIMESTAMP_HEADER),
-                    header(signature::SIGNATURE_HEADER),
-                    &body,
-                    now_ms() / 1000,
-                )
-            };
-            // An unknown account is refused exactly as a wrong signature to a
-            // known one (same checks, same HMAC work, same answer), so that
-            // account ids cannot be enumerated without a secret.
-            let Some(account) = account else {
-                let refusal = verify(b"").err().unwrap_or(SignatureError::Mismatch);
-                return Err(signature_problem(refusal));
-            };
-            verify(account.webhook_secret.as_bytes()).map_err(signature_problem)?;
+            let account = signed_account(&Store::from_ref(state), account_id, &parts.headers, &body).await?;
             Ok(SignedWebhook { account, body })
         };
         checked.await.inspect_err(|_| Arc::<Metrics>::from_ref(state).events_rejected.inc())
     }
+}
+
+/// A bodiless PBX request (`GET`) signed like the webhooks, over its raw
+/// query string in place of a body: the account it is for, and the query.
+struct SignedQuery {
+    account: Arc<Account>,
+    query: String,
+}
+
+impl<S> FromRequestParts<S> for SignedQuery
+where
+    S: Send + Sync,
+    Store: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Param(AccountId(account_id)) = Param::from_request_parts(parts, state).await?;
+        let query = parts.uri.query().unwrap_or("").to_string();
+        let account = signed_account(&Store::from_ref(state), account_id, &parts.headers, query.as_bytes()).await?;
+        Ok(SignedQuery { account, query })
+    }
+}
+
+/// The account `account_id` if the request's signature headers sign
+/// `signed` with its webhook secret.
+async fn signed_account(
+    store: &Store,
+    account_id: u64,
+    headers: &HeaderMap,
+    signed: &[u8],
+) -> Result<Arc<Account>, Problem> {
+    let account = store.account(account_id).await?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let verify = |secret: &[u8]| {
+        signature::verify(
+            secret,
+            header(signature::TIMESTAMP_HEADER),
+            header(signature::SIGNATURE_HEADER),
+            signed,
+            now_ms() / 1000,
+        )
+    };
+    // An unknown account is refused exactly as a wrong signature to a
+    // known one (same checks, same HMAC work, same answer), so that
+    // account ids cannot be enumerated without a secret.
+    let Some(account) = account else {
+        let refusal = verify(b"").err().unwrap_or(SignatureError::Mismatch);
+        return Err(signature_problem(refusal));
+    };
+    verify(account.webhook_secret.as_bytes()).map_err(signature_problem)?;
+    Ok(account)
+}
+
+/// `GET /pbx/{account_id}/route?number=…`: where to ring an incoming call
+/// first ([`Route`]), from the caller index only, so it answers at once.
+async fn get_route(
+    State(store): State<Store>,
+    State(caller_id): State<Arc<CallerIdService>>,
+    SignedQuery { account, query }: SignedQuery,
+) -> Result<Json<Route>, Problem> {
+    #[derive(Deserialize)]
+    struct RouteQuery {
+        number: String,
+    }
+    let RouteQuery { number } = serde_urlencoded::from_str(&query)
+        .map_err(|_| Problem::invalid("number", "the query must be ?number=<the caller's number>"))?;
+    validate_number(&number)?;
+    if !caller_id.index_is_ready(account.account_id).await {
+        return Ok(Json(Route::none(NoRoute::IndexNotReady)));
+    }
+    let book = store.phonebook_for(account.account_id, &number).await?;
+    Ok(Json(Route::decide(book.identify(&number).as_ref(), &account.extensions)))
+}
+
+fn validate_number(number: &str) -> Result<(), Problem> {
+    let probe = CallEvent {
+        kind: CallEventKind::Ringing,
+        call_id: "route".into(),
+        direction: Direction::Inbound,
+        external_number: PhoneNumber::new(number.to_string()),
+        extension: "1".into(),
+        occurred_at: callcard_calls::event::limits::OCCURRED_AT_MIN_MS,
+    };
+    probe.validate().map_err(|e| Problem::invalid("number", e.reason))
 }
 
 fn signature_problem(e: SignatureError) -> Problem {

@@ -201,6 +201,64 @@ async fn an_unknown_callers_new_lead_is_known_at_the_next_ring_without_a_read(db
     env.stop().await;
 }
 
+/// `GET /pbx/{account}/route?number=…`, signed over its query string.
+async fn route(env: &Env, number: &str, secret: &str) -> (u16, Value) {
+    let query = serde_urlencoded::to_string([("number", number)]).unwrap();
+    let ts = common::now_ms() / 1000;
+    let sig = callcard_calls::signature::sign(secret.as_bytes(), ts, query.as_bytes());
+    let r = common::client()
+        .get(format!("{}/pbx/{}/route?{query}", env.backend.base, env.account.id))
+        .header("x-callcard-timestamp", ts.to_string())
+        .header("x-callcard-signature", sig)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// The PBX asks where to ring a caller first: the extension of the
+/// responsible user of the record Kommo's caller-ID rule picks, from the
+/// index, at no Kommo request; when there is none, the answer says why.
+async fn the_pbx_routes_a_caller_to_the_responsible_managers_extension(db: Db) {
+    let env = Env::start(db, indexed).await;
+    let secret = env.account.secret.clone();
+    let (status, early) = route(&env, numbers::CONTACT_ONE_ACTIVE_LEAD, &secret).await;
+    if status == 200 && early["reason"] == "index-not-ready" {
+        assert_eq!(early["extension"], Value::Null, "{early}");
+    }
+    until_ready(&env).await;
+    until_idle(&env).await;
+    // The route learns that the index is ready within a second.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while route(&env, numbers::CONTACT_ONE_ACTIVE_LEAD, &secret).await.1["reason"] == "index-not-ready" {
+        assert!(tokio::time::Instant::now() < deadline, "the route never saw the index ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.requests.clear();
+    let extension_of = |user: u64| match user {
+        ANNA => Value::from("101"),
+        sandboxed::BRUNO => Value::from("102"),
+        _ => Value::Null,
+    };
+    for number in [numbers::CONTACT_ONE_ACTIVE_LEAD, numbers::CONTACT_NO_LEADS, numbers::COMPANY_NO_LEADS] {
+        let (status, answer) = route(&env, number, &secret).await;
+        assert_eq!(status, 200, "{answer}");
+        let (record, _) = kommo_says(&env, number).expect("seeded");
+        let responsible = env.sandbox.store().get(record).unwrap().responsible_user_id;
+        assert_eq!(answer["record"], json!({"kind": record.kind.as_str(), "id": record.id}), "{number}");
+        assert_eq!(answer["user_id"], json!(responsible), "{number}: {answer}");
+        assert_eq!(answer["extension"], extension_of(responsible), "{number}: {answer}");
+    }
+    let (_, unknown) = route(&env, numbers::UNKNOWN, &secret).await;
+    assert_eq!(unknown, json!({"extension": null, "reason": "unknown-number"}));
+    assert_eq!(env.requests.all(), vec![], "routing asked Kommo");
+    let (status, refused) = route(&env, numbers::UNKNOWN, "not-the-secret").await;
+    assert_eq!((status, refused["status"].as_u64()), (401, Some(401)), "{refused}");
+    let (status, bad) = route(&env, "<script>", &secret).await;
+    assert_eq!((status, bad["field"].as_str()), (422, Some("number")), "{bad}");
+    env.stop().await;
+}
+
 async fn a_status_and_a_name_changed_in_kommo_show_on_the_next_ring(db: Db) {
     let env = Env::start(db, indexed).await;
     until_ready(&env).await;
@@ -421,6 +479,7 @@ async fn changes_apply_in_any_order_and_a_stale_page_cannot_resurrect(db: Db) {
             created_at: Some(100),
             updated_at,
             phones: Some(vec![phone.into()]),
+            responsible_user_id: None,
         })
     };
     let who = |number: &'static str| async move {
@@ -471,6 +530,7 @@ on_both_stores!(
     a_missed_webhook_heals_at_the_next_reconciliation,
     the_first_push_names_the_caller_at_no_kommo_request,
     an_unknown_callers_new_lead_is_known_at_the_next_ring_without_a_read,
+    the_pbx_routes_a_caller_to_the_responsible_managers_extension,
     a_status_and_a_name_changed_in_kommo_show_on_the_next_ring,
     a_deleted_contact_is_not_matched_and_a_restored_one_is_again,
     a_restart_in_the_middle_of_the_sync_resumes_at_the_stored_page,

@@ -36,6 +36,7 @@ pub mod note;
 pub mod phone;
 pub mod phonebook;
 pub mod result;
+pub mod route;
 pub mod signature;
 pub mod status;
 

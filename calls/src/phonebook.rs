@@ -37,6 +37,8 @@ pub struct Holder {
     pub created_at: i64,
     /// The numbers as the CRM stores them, formatting and all.
     pub phones: Vec<String>,
+    /// Kommo's `responsible_user_id` (0: not known).
+    pub responsible_user_id: u64,
 }
 
 /// Whether a lead or customer is still in play. Kommo closes leads in the
@@ -76,6 +78,9 @@ pub struct Caller {
     pub holder_name: String,
     /// The lead or customer picked, when exactly one was active.
     pub deal: Option<DealSummary>,
+    /// The responsible user of [`Caller::element`] (0: not known): who the
+    /// PBX routes the call to (`GET /pbx/{account_id}/route`).
+    pub responsible_user_id: u64,
 }
 
 /// What a caller card says about the lead or customer picked.
@@ -223,6 +228,7 @@ impl Phonebook {
                 pipeline_id: d.pipeline_id,
                 responsible_user_id: d.responsible_user_id,
             }),
+            responsible_user_id: only.map_or(holder.responsible_user_id, |d| d.responsible_user_id),
         }
     }
 
@@ -277,6 +283,7 @@ mod tests {
             name: name.into(),
             created_at,
             phones: phones.iter().map(|p| p.to_string()).collect(),
+            responsible_user_id: 900 + id,
         }
     }
 

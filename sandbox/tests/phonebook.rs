@@ -113,6 +113,7 @@ proptest! {
                         name: h.name.clone(),
                         created_at: h.created_at,
                         phones: h.phones.iter().map(|&(l, p, f)| written(l, p, f)).collect(),
+                        responsible_user_id: 0,
                     }).unwrap();
                 }
             }

@@ -58,6 +58,7 @@ pub struct HolderData {
     pub updated_at: i64,
     /// The `PHONE` values as written.
     pub phones: Option<Vec<String>>,
+    pub responsible_user_id: Option<u64>,
 }
 
 /// What Kommo said about a lead or customer (`None`: not said).
@@ -305,7 +306,7 @@ impl Store {
         }
         let mut conn = self.pool().acquire().await?;
         let rows = sqlx::query(
-            "SELECT h.kind, h.id, h.name, h.created_at FROM phonebook_numbers n
+            "SELECT h.kind, h.id, h.name, h.created_at, h.responsible_user_id FROM phonebook_numbers n
              JOIN phonebook_holders h ON h.account_id = n.account_id AND h.kind = n.holder_kind AND h.id = n.holder_id
              WHERE n.account_id = $1 AND n.number_key = $2 AND h.deleted_at IS NULL",
         )
@@ -321,6 +322,7 @@ impl Store {
                 name: row.try_get("name")?,
                 created_at: row.try_get("created_at")?,
                 phones: vec![key.clone()],
+                responsible_user_id: rust_id(row.try_get("responsible_user_id")?),
             };
             let slot = oldest.entry(holder.entity.kind).or_insert_with(|| holder.clone());
             if (holder.created_at, holder.entity.id) < (slot.created_at, slot.entity.id) {
@@ -396,11 +398,13 @@ async fn apply_one(conn: &mut AnyConnection, account: i64, change: &IndexChange)
     match change {
         IndexChange::Holder(h) => {
             let applied = sqlx::query(
-                "INSERT INTO phonebook_holders (account_id, kind, id, name, created_at, updated_at, deleted_at)
-                 VALUES ($1, $2, $3, COALESCE($4, ''), COALESCE($5, $6), $6, NULL)
+                "INSERT INTO phonebook_holders (account_id, kind, id, name, created_at, updated_at, deleted_at,
+                                                responsible_user_id)
+                 VALUES ($1, $2, $3, COALESCE($4, ''), COALESCE($5, $6), $6, NULL, COALESCE($7, 0))
                  ON CONFLICT (account_id, kind, id) DO UPDATE SET
                      name = COALESCE($4, phonebook_holders.name),
                      created_at = COALESCE($5, phonebook_holders.created_at),
+                     responsible_user_id = COALESCE($7, phonebook_holders.responsible_user_id),
                      updated_at = excluded.updated_at,
                      deleted_at = CASE WHEN phonebook_holders.deleted_at < excluded.updated_at THEN NULL
                                        ELSE phonebook_holders.deleted_at END
@@ -412,6 +416,7 @@ async fn apply_one(conn: &mut AnyConnection, account: i64, change: &IndexChange)
             .bind(h.name.clone())
             .bind(h.created_at)
             .bind(h.updated_at)
+            .bind(h.responsible_user_id.map(sql_id))
             .execute(&mut *conn)
             .await?
             .rows_affected()

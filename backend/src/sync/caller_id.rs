@@ -314,7 +314,7 @@ impl CallerIdService {
 
     /// Whether the account's caller index finished its first sync (read from
     /// the store at most once a second until it has; it never goes back).
-    async fn index_is_ready(&self, account_id: u64) -> bool {
+    pub(crate) async fn index_is_ready(&self, account_id: u64) -> bool {
         {
             let known = self.index_ready.lock().unwrap_or_else(|e| e.into_inner());
             match known.get(&account_id) {

@@ -207,6 +207,7 @@ fn holder_changes<R: Record + std::ops::Deref<Target = Party>>(party: &R) -> Vec
             created_at: party.created_at,
             updated_at: party.updated_at.unwrap_or(0),
             phones: Some(party.phones().into_iter().map(str::to_string).collect()),
+            responsible_user_id: party.responsible_user_id,
         }),
         IndexChange::HolderLinks { holder: entity, deals },
     ]
@@ -276,6 +277,7 @@ pub fn delivery_changes(delivery: &Delivery, received_at: i64) -> (Vec<IndexChan
                 created_at: None,
                 updated_at,
                 phones: c.phones.clone(),
+                responsible_user_id: c.responsible_user_id,
             })),
             EntityKind::Lead | EntityKind::Customer => {
                 changes.push(IndexChange::Deal(DealData {
