@@ -3,7 +3,8 @@
 //! joins the one call note beside the manager's text; a transcript too long
 //! for a note becomes an excerpt whose link serves the full text (and
 //! nothing without a valid signature); each user's own section switches
-//! apply to their calls; the manager's subject replaces the machine's.
+//! apply to their calls; the manager's subject replaces the machine's; a
+//! missed call gets one follow-up task when the account wants it.
 
 mod common;
 mod sandboxed;
@@ -180,7 +181,52 @@ async fn until_jobs_done(env: &Env, call_id: &str) {
     }
 }
 
+/// With the account's `missed_call_task` on (set by an admin), a missed
+/// inbound call gets one "Call back …" task for the manager on the record
+/// it is logged on, and keeps just one through a late update; an answered
+/// call gets none.
+async fn a_missed_call_gets_one_follow_up_task(db: Db) {
+    let env = Env::start(db, |_| {}).await;
+    let on = json!({"missed_call_task": true});
+    let (status, view) = widget(&env, reqwest::Method::PUT, "/widget/log-settings/account", ANNA, Some(on)).await;
+    assert_eq!((status, &view["account"]["missed_call_task"]), (200, &json!(true)), "{view}");
+    let at = common::now_ms();
+    for kind in ["ringing", "ended"] {
+        let mut e = common::event(kind, "missed-1", "101", at);
+        e["external_number"] = json!(numbers::CONTACT_ONE_ACTIVE_LEAD);
+        if kind == "ended" {
+            e["duration"] = json!(0);
+            e["outcome"] = json!("missed");
+        }
+        common::deliver(&env.backend.base, &env.account, &e).await;
+    }
+    let call = env.call_until("missed-1", "the follow-up task", |c| c.missed_task_id.is_some()).await;
+    let on = call.note_entity.expect("logged");
+    let tasks = |env: &Env| -> Vec<(String, i64, u64)> {
+        let st = env.sandbox.store();
+        st.tasks_of(on).into_iter().map(|t| (t.text.clone(), t.complete_till, t.responsible_user_id)).collect()
+    };
+    let expected = format!("Call back {}: missed call at ", numbers::CONTACT_ONE_ACTIVE_LEAD);
+    let made = tasks(&env);
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(made[0].0.starts_with(&expected), "{made:?}");
+    assert_eq!((made[0].1, made[0].2), (at / 1000 + 3600, ANNA), "due an hour after the call, for Anna");
+    // A late recording rewrites the note; the task stays one.
+    let mut late = common::event("recording_ready", "missed-1", "101", at + 5_000);
+    late["external_number"] = json!(numbers::CONTACT_ONE_ACTIVE_LEAD);
+    common::deliver(&env.backend.base, &env.account, &late).await;
+    env.call_until("missed-1", "the recording", |c| c.note_params.as_deref().is_some_and(|p| p.contains(".mp3"))).await;
+    until_jobs_done(&env, "missed-1").await;
+    assert_eq!(tasks(&env).len(), 1, "still one task");
+
+    logged_call(&env, "answered-1", "101").await;
+    until_jobs_done(&env, "answered-1").await;
+    assert_eq!(env.call("answered-1").await.missed_task_id, None, "an answered call has no task");
+    env.stop().await;
+}
+
 on_both_stores!(
+    a_missed_call_gets_one_follow_up_task,
     a_transcript_after_the_summary_joins_the_one_note,
     a_long_transcript_is_an_excerpt_whose_signed_link_serves_the_full_text,
     each_users_own_switches_apply_to_their_calls,

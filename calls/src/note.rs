@@ -119,6 +119,14 @@ pub struct LogSettings {
     pub agent_note: bool,
     pub transcript: bool,
     pub ai_summary: bool,
+    /// An account setting, not a section (a user cannot override it): a
+    /// missed inbound call gets a follow-up task "Call back …" on the
+    /// record it is logged on, once ([`missed_call_task`]).
+    pub missed_call_task: bool,
+    /// Who gets that task when the call rang no mapped user (else the
+    /// call's user); `None`: Kommo assigns the integration's user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed_call_task_user_id: Option<u64>,
 }
 
 impl Default for LogSettings {
@@ -132,6 +140,8 @@ impl Default for LogSettings {
             agent_note: true,
             transcript: true,
             ai_summary: true,
+            missed_call_task: false,
+            missed_call_task_user_id: None,
         }
     }
 }
@@ -350,6 +360,30 @@ pub struct TranscriptFacts {
     /// The link an excerpt ends with (a signed, expiring URL of the
     /// backend's).
     pub full_text_url: String,
+}
+
+/// The follow-up task of a missed call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissedCallTask {
+    pub text: String,
+    /// Unix seconds: an hour after the call began.
+    pub complete_till: i64,
+}
+
+/// The task a call gets when the account wants missed calls followed up:
+/// only an inbound call that was not taken (missed, or not answered), and
+/// only once its start is known. The same call always gives the same task,
+/// which is how a rerun finds the one it created.
+pub fn missed_call_task(facts: &CallFacts) -> Option<MissedCallTask> {
+    let missed = matches!(facts.outcome, Some(Outcome::Missed | Outcome::NoAnswer));
+    if facts.direction != Direction::Inbound || !missed {
+        return None;
+    }
+    let started_at = facts.started_at?;
+    Some(MissedCallTask {
+        text: format!("Call back {}: missed call at {}", facts.phone, format_utc(started_at)),
+        complete_till: started_at.div_euclid(1000) + 3600,
+    })
 }
 
 /// What the manager wrote in the Call summary.
@@ -662,5 +696,24 @@ mod tests {
         // A later machine update (the recording) with the stored subject keeps it.
         let third = compose(&second, &everything(), edited, &LogSettings::default());
         assert_eq!(NoteText::parse(&third).get(Section::Subject), Some("Pricing for 40 seats"));
+    }
+
+    #[test]
+    fn only_a_missed_inbound_call_gets_a_follow_up_task() {
+        let missed = CallFacts { outcome: Some(Outcome::Missed), billable_seconds: 0, ..facts() };
+        assert_eq!(
+            missed_call_task(&missed),
+            Some(MissedCallTask {
+                text: "Call back +18305703077: missed call at 2025-11-21 10:20:00 UTC".into(),
+                complete_till: 1_763_720_400 + 3600,
+            })
+        );
+        let unanswered = CallFacts { outcome: Some(Outcome::NoAnswer), ..missed.clone() };
+        assert!(missed_call_task(&unanswered).is_some());
+        assert_eq!(missed_call_task(&facts()), None, "answered");
+        assert_eq!(missed_call_task(&CallFacts { direction: Direction::Outbound, ..missed.clone() }), None);
+        assert_eq!(missed_call_task(&CallFacts { outcome: Some(Outcome::Busy), ..missed.clone() }), None);
+        assert_eq!(missed_call_task(&CallFacts { started_at: None, ..missed }), None);
+        assert!(!LogSettings::default().missed_call_task, "off unless the account asks");
     }
 }

@@ -64,6 +64,8 @@ pub struct StoredCall {
     pub manager_note: Option<String>,
     /// The subject the manager gave the call (the note's subject section).
     pub manager_subject: Option<String>,
+    /// The follow-up task created for this missed call (its Kommo id).
+    pub missed_task_id: Option<u64>,
     /// The manager's call result as JSON (`callcard_calls::result::CallResult`).
     pub manager_result: Option<String>,
     pub sync_state: SyncState,
@@ -128,7 +130,7 @@ pub(crate) const WRITE_PBX_SIDE: &str = "ON CONFLICT (account_id, call_id) DO UP
 
 pub(crate) const COLUMNS: &str = "account_id, call_id, direction, external_number, extension, kommo_user_id, \
     ringing_at, answered_at, ended_at, duration, outcome, recording_url, recording_at, entity_kind, entity_id, \
-    unsorted_uid, responsible_user_id, manager_note, manager_subject, manager_result, sync_state, caller, note_entity_kind, \
+    unsorted_uid, responsible_user_id, manager_note, manager_subject, missed_task_id, manager_result, sync_state, caller, note_entity_kind, \
     note_entity_id, note_id, note_params, log_intent_at, logged_at, has_result, result_error, version, created_at, \
     updated_at";
 
@@ -200,6 +202,7 @@ impl Locked {
             responsible_user_id: None,
             manager_note: None,
             manager_subject: None,
+            missed_task_id: None,
             manager_result: None,
             sync_state: SyncState::Pending,
             caller: delivery.caller.clone().unwrap_or(CallerId::Pending),
@@ -609,6 +612,7 @@ pub(crate) fn row_to_call(row: &impl Columns) -> Result<StoredCall, sqlx::Error>
         responsible_user_id: row.int("responsible_user_id")?.map(rust_id),
         manager_note: row.text("manager_note")?,
         manager_subject: row.text("manager_subject")?,
+        missed_task_id: row.int("missed_task_id")?.map(rust_id),
         manager_result: row.text("manager_result")?,
         sync_state: SyncState::parse(&sync_state).ok_or_else(|| corrupt("sync_state", &sync_state))?,
         caller,

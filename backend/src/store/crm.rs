@@ -36,6 +36,8 @@ pub struct CrmChange {
     pub manager_note: Option<String>,
     /// The manager's subject (the call note's subject section).
     pub manager_subject: Option<String>,
+    /// The missed call's follow-up task, once created.
+    pub missed_task_id: Option<u64>,
     /// The manager's call result, `callcard_calls::result::CallResult` as JSON.
     pub manager_result: Option<String>,
     pub has_result: Option<bool>,
@@ -81,6 +83,7 @@ impl CrmChange {
             set_opt(&mut call.note_params, &self.note_params),
             set_opt(&mut call.manager_note, &self.manager_note),
             set_opt(&mut call.manager_subject, &self.manager_subject),
+            set_opt(&mut call.missed_task_id, &self.missed_task_id),
             set_opt(&mut call.manager_result, &self.manager_result),
             set(&mut call.has_result, &self.has_result),
             set(&mut call.sync_state, &self.sync_state),
@@ -129,8 +132,8 @@ impl Store {
                               caller = $5, note_entity_kind = $6, note_entity_id = $7, note_id = $8,
                               note_params = $9, manager_note = $10, manager_result = $11, has_result = $12,
                               sync_state = $13, log_intent_at = $14, logged_at = $15, result_error = $16,
-                              manager_subject = $17, version = version + 1, updated_at = $18
-             WHERE account_id = $19 AND call_id = $20",
+                              manager_subject = $17, missed_task_id = $18, version = version + 1, updated_at = $19
+             WHERE account_id = $20 AND call_id = $21",
         )
         .bind(stored.entity.map(|e| e.kind.as_str()))
         .bind(stored.entity.map(|e| sql_id(e.id)))
@@ -152,6 +155,7 @@ impl Store {
         .bind(stored.logged_at)
         .bind(stored.result_error.clone())
         .bind(stored.manager_subject.clone())
+        .bind(stored.missed_task_id.map(sql_id))
         .bind(now)
         .bind(sql_id(account_id))
         .bind(call_id.to_string())

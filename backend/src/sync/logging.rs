@@ -33,6 +33,9 @@
 //! 4. **Late data**: the note is PATCHed (never a second note) when the
 //!    params to write differ from what was last written (`note_params`); a
 //!    rerun with nothing new sends nothing.
+//! 5. **Missed calls**: when the account wants it (`missed_call_task`), a
+//!    missed inbound call gets one follow-up task on the same record, for
+//!    the call's user (`callcard_calls::note::missed_call_task`).
 //!
 //! Kommo requests per call, measured against the sandbox
 //! (`tests/crm_sync.rs`, `requests_per_call`): 2 when caller ID already
@@ -54,7 +57,7 @@ use callcard_calls::note::{self, CallFacts, LogSettings, ManagerText, Transcript
 use callcard_calls::phone::{last_digits, CALL_LOG_DIGITS};
 use callcard_calls::{CallStatus, Direction, EntityKind, EntityRef, Outcome};
 use kommo_client::{
-    CallNoteParams, Company, Contact, Customer, KommoError, Lead, NewNote, NewSipUnsorted, NewUnsortedContact,
+    CallNoteParams, Company, Contact, Customer, KommoError, Lead, NewNote, NewSipUnsorted, NewTask, NewUnsortedContact,
     NewUnsortedEmbedded, NewUnsortedLead, NoteBody, Party, SipMetadata, With,
 };
 
@@ -117,7 +120,7 @@ pub async fn sync_call_log(ctx: &SyncContext, call_id: &str) -> Result<(), JobFa
             note.id
         }
     };
-    update(
+    let call = update(
         ctx,
         call_id,
         CrmChange {
@@ -130,7 +133,51 @@ pub async fn sync_call_log(ctx: &SyncContext, call_id: &str) -> Result<(), JobFa
         },
     )
     .await?;
+    follow_up_if_missed(ctx, &call, target, &account.log_settings).await
+}
+
+/// A missed inbound call's follow-up task on the record it is logged on,
+/// when the account wants one: created once (its id is kept on the call; a
+/// run that died after Kommo created it finds it by its text and deadline,
+/// which the call determines).
+async fn follow_up_if_missed(
+    ctx: &SyncContext,
+    call: &StoredCall,
+    on: EntityRef,
+    settings: &LogSettings,
+) -> Result<(), JobFailure> {
+    if !settings.missed_call_task || call.missed_task_id.is_some() {
+        return Ok(());
+    }
+    let Some(task) = note::missed_call_task(&call_facts(call, None)) else { return Ok(()) };
+    let existing = ctx.kommo.list_tasks(Some(on), false).await?;
+    let same = |t: &&kommo_client::Task| t.text == task.text && t.complete_till == Some(task.complete_till);
+    let id = match existing.iter().find(same) {
+        Some(found) => found.id,
+        None => {
+            let mut new = NewTask::follow_up(on, task.text, task.complete_till);
+            new.responsible_user_id = call.kommo_user_id.or(settings.missed_call_task_user_id);
+            let created = ctx.kommo.create_tasks(&[new]).await?;
+            created.first().map(|t| t.id).ok_or_else(|| JobFailure::Retry("Kommo answered no task".into()))?
+        }
+    };
+    tracing::info!(call_id = %call.call.call_id, task = id, "missed call: follow-up task created");
+    update(ctx, &call.call.call_id, CrmChange { missed_task_id: Some(id), ..CrmChange::default() }).await?;
     Ok(())
+}
+
+/// What the PBX told us about the call, for the note's machine sections.
+fn call_facts(call: &StoredCall, transcript: Option<TranscriptFacts>) -> CallFacts {
+    let c = &call.call;
+    CallFacts {
+        direction: c.direction,
+        phone: c.external_number.as_str().to_string(),
+        started_at: c.started_at(),
+        billable_seconds: c.billable_seconds(),
+        outcome: c.ending.as_ref().map(|e| e.outcome),
+        recording_url: c.recording_url().map(str::to_string),
+        transcript,
+    }
 }
 
 /// The call note's params for the call as it now is: the switches that
@@ -162,15 +209,7 @@ pub fn note_params(call: &StoredCall, transcript: Option<TranscriptFacts>, setti
         .and_then(|p| p.call_result)
         .unwrap_or_default();
     let c = &call.call;
-    let facts = CallFacts {
-        direction: c.direction,
-        phone: c.external_number.as_str().to_string(),
-        started_at: c.started_at(),
-        billable_seconds: c.billable_seconds(),
-        outcome: c.ending.as_ref().map(|e| e.outcome),
-        recording_url: c.recording_url().map(str::to_string),
-        transcript,
-    };
+    let facts = call_facts(call, transcript);
     let manager = ManagerText { note: call.manager_note.as_deref(), subject: call.manager_subject.as_deref() };
     let text = note::compose(&existing, &facts, manager, settings);
     CallNoteParams {
