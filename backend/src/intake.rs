@@ -298,24 +298,12 @@ async fn get_route(
     }
     let RouteQuery { number } = serde_urlencoded::from_str(&query)
         .map_err(|_| Problem::invalid("number", "the query must be ?number=<the caller's number>"))?;
-    validate_number(&number)?;
+    callcard_calls::event::validate_phone_number("number", &number).map_err(field_problem)?;
     if !caller_id.index_is_ready(account.account_id).await {
         return Ok(Json(Route::none(NoRoute::IndexNotReady)));
     }
     let book = store.phonebook_for(account.account_id, &number).await?;
     Ok(Json(Route::decide(book.identify(&number).as_ref(), &account.extensions)))
-}
-
-fn validate_number(number: &str) -> Result<(), Problem> {
-    let probe = CallEvent {
-        kind: CallEventKind::Ringing,
-        call_id: "route".into(),
-        direction: Direction::Inbound,
-        external_number: PhoneNumber::new(number.to_string()),
-        extension: "1".into(),
-        occurred_at: callcard_calls::event::limits::OCCURRED_AT_MIN_MS,
-    };
-    probe.validate().map_err(|e| Problem::invalid("number", e.reason))
 }
 
 fn signature_problem(e: SignatureError) -> Problem {

@@ -305,6 +305,12 @@ fn validate_call_id(field: &'static str, id: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// A phone number as the API accepts it anywhere (digits, with spaces and
+/// `+ - ( ) .`, at most [`limits::NUMBER_MAX`] characters).
+pub fn validate_phone_number(field: &'static str, number: &str) -> Result<(), FieldError> {
+    validate_number(field, number)
+}
+
 fn validate_number(field: &'static str, number: &str) -> Result<(), FieldError> {
     if number.len() > limits::NUMBER_MAX {
         return Err(FieldError::new(field, format!("must be at most {} characters", limits::NUMBER_MAX)));

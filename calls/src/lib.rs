@@ -33,6 +33,7 @@ pub mod event;
 pub mod extensions;
 pub mod feed;
 pub mod note;
+pub mod originate;
 pub mod phone;
 pub mod phonebook;
 pub mod result;
