@@ -65,12 +65,12 @@ async fn the_managers_result_moves_the_call_to_the_chosen_lead() -> anyhow::Resu
     task_text.clear().await?;
     task_text.send_keys(TASK_TEXT).await?;
     anna.wait_for("#callcard-summary-save", 5).await?.click().await?;
-    // The modal closes once the backend has accepted the result.
+    // The modal closes on Save (it lives in Kommo's modal, outside the widget's root).
     let closed = anna
         .client
         .wait()
         .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("#callcard-root:not(:has(#callcard-summary))"))
+        .for_element(Locator::Css("body:not(:has(#callcard-summary))"))
         .await;
     if closed.is_err() {
         let state = anna.client.execute(
@@ -81,6 +81,14 @@ async fn the_managers_result_moves_the_call_to_the_chosen_lead() -> anyhow::Resu
         );
         anyhow::bail!("the Call summary did not close after Save: {:?}", state.await?);
     }
+    // She is told once the result is applied in Kommo.
+    let logged = format!(".callcard-message[data-call-id='{CALL_ID}'][data-message-type=success]");
+    anna.wait_for(&logged, 30).await?;
+    let said = anna.texts(&logged).await?;
+    anyhow::ensure!(
+        said.iter().any(|t| t.contains(&format!("Logged on {CHOSEN_LEAD_NAME}"))),
+        "the manager was told {said:?}"
+    );
 
     // 4. The recording arrives later.
     product

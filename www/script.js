@@ -11,7 +11,9 @@
  *   3. imports `pkg/callcard_widget.js` (wasm-bindgen `--target web`) once per
  *      page and initialises it with `pkg/callcard_widget_bg.wasm`,
  *   4. forwards Kommo's callbacks to the wasm exports (docs/design.md):
- *        init                -> widget_init(self)
+ *        init                -> widget_modal(Modal), widget_init(self)
+ *      where Modal is Kommo's `lib/components/base/modal` (the Call summary
+ *      opens in it);
  *        bind_actions        -> widget_bind_actions(self)
  *        settings($body)     -> widget_settings(self, element)
  *        onSave(data)        -> widget_on_save(self, data)   (bool, synchronous)
@@ -20,7 +22,7 @@
  * Keep it thin: no behaviour of its own. Failures are reported with
  * APP.notifications.show_message_error and never thrown into Kommo.
  */
-define(['jquery'], function ($) {
+define(['jquery', 'lib/components/base/modal'], function ($, Modal) {
   'use strict';
 
   // Several widget instances (or a second copy of this file loaded with a
@@ -148,6 +150,7 @@ define(['jquery'], function ($) {
 
       init: function () {
         forward(self, 'init', function (mod) {
+          mod.widget_modal(Modal);
           mod.widget_init(self);
         });
         return true;

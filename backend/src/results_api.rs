@@ -5,9 +5,9 @@
 //! `X-Auth-Token`, like every other widget call ([`WidgetCaller`]). The
 //! backend checks it, stores it on the call, enqueues
 //! [`Job::ApplyCallResult`] and answers **202** at once with the call as the
-//! widget now sees it (`has_result: true`); the job does the Kommo work
+//! widget now sees it (`has_result: true`, `result_logged: false`); the job does the Kommo work
 //! ([`crate::sync::results`]) and the widget hears of its outcome through
-//! the feed.
+//! the feed: `result_logged: true` once applied, else `result_error`.
 //!
 //! The checks, in order, each refusal a problem document naming its field:
 //!
@@ -107,7 +107,9 @@ async fn post_result(
                 manager_result: Some(json),
                 manager_note: Some(result.note.clone()),
                 manager_subject: result.subject.clone(),
-                has_result: Some(true),
+                // Not applied yet: the job sets it when it finishes (the
+                // widget's "Logged on …"); `manager_result` marks it saved.
+                has_result: Some(false),
                 ..CrmChange::default()
             },
         )

@@ -45,7 +45,11 @@ async fn logged_call(env: &Env, call_id: &str, number: &str) -> StoredCall {
 
 async fn applied(env: &Env, call_id: &str, chosen: EntityRef) -> StoredCall {
     env.call_until(call_id, "the result to be applied", |c| {
-        c.sync_state == SyncState::Synced && c.entity == Some(chosen) && c.note_entity == Some(chosen)
+        // `result_logged` is what the widget's "Logged on …" waits for.
+        c.sync_state == SyncState::Synced
+            && c.entity == Some(chosen)
+            && c.note_entity == Some(chosen)
+            && c.view().result_logged
     })
     .await
 }
@@ -108,6 +112,7 @@ async fn a_known_caller_moved_to_another_lead(db: Db) {
     .await;
     assert_eq!(status, 202, "{view}");
     assert_eq!(view["has_result"], true);
+    assert_eq!(view.get("result_logged"), None, "saved, not applied yet: {view}");
     assert_eq!(view["call_id"], "move-1");
 
     applied(&env, "move-1", chosen).await;

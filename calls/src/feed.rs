@@ -114,12 +114,26 @@ pub struct CallView {
     /// should choose again. `None` once a result is applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_error: Option<String>,
+    /// Whether the saved result has been applied in Kommo (the job that
+    /// moves the note and creates the task finished): the widget's
+    /// "Logged on …". False while it waits, and again after a new Save.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub result_logged: bool,
 }
 
 impl CallView {
     pub fn new(call: Call, user_id: Option<u64>) -> Self {
         let status = call.status();
-        Self { call, status, user_id, caller: CallerId::Pending, entity: None, has_result: false, result_error: None }
+        Self {
+            call,
+            status,
+            user_id,
+            caller: CallerId::Pending,
+            entity: None,
+            has_result: false,
+            result_error: None,
+            result_logged: false,
+        }
     }
 }
 

@@ -11,12 +11,45 @@ pub const NOTE_MAX_CHARS: usize = 10_000;
 /// Longest subject a manager can give a call (one line of the note).
 pub const SUBJECT_MAX_CHARS: usize = 200;
 
-/// A follow-up task to create with the result.
+/// A task to create with the result: `{"complete_till", "text", "kind"?,
+/// "responsible_user_id"?}` (results saved before `kind` and the user existed
+/// read as a follow-up for the call's manager).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskDraft {
     /// Unix seconds, as Kommo's `complete_till`.
     pub complete_till: i64,
     pub text: String,
+    #[serde(default)]
+    pub kind: TaskKind,
+    /// Who does it; `None`: the manager the call rang.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responsible_user_id: Option<u64>,
+}
+
+impl TaskDraft {
+    /// A follow-up for the call's manager.
+    pub fn follow_up(complete_till: i64, text: impl Into<String>) -> Self {
+        Self { complete_till, text: text.into(), kind: TaskKind::FollowUp, responsible_user_id: None }
+    }
+}
+
+/// Kommo's built-in task types (`task_type_id` 1 and 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    #[default]
+    FollowUp,
+    Meeting,
+}
+
+impl TaskKind {
+    /// Kommo's `task_type_id`.
+    pub fn task_type_id(self) -> u64 {
+        match self {
+            Self::FollowUp => 1,
+            Self::Meeting => 2,
+        }
+    }
 }
 
 /// What the manager decided about a call.
@@ -75,7 +108,7 @@ mod tests {
         let mut r = CallResult {
             entity: EntityRef::new(EntityKind::Lead, 5),
             note: "Wants a quote".into(),
-            task: Some(TaskDraft { complete_till: 1_763_700_000, text: "Send quote".into() }),
+            task: Some(TaskDraft::follow_up(1_763_700_000, "Send quote")),
             subject: Some("Quote for 40 seats".into()),
         };
         assert!(r.validate().is_ok());
@@ -89,5 +122,16 @@ mod tests {
         r.task.as_mut().unwrap().text = "ok".into();
         r.task.as_mut().unwrap().complete_till = 1_763_700_000_000;
         assert_eq!(r.validate().unwrap_err().field, "task.complete_till");
+    }
+
+    #[test]
+    fn tasks_saved_before_kinds_read_as_follow_ups() {
+        let old: TaskDraft = serde_json::from_str(r#"{"complete_till": 1763700000, "text": "t"}"#).unwrap();
+        assert_eq!(old, TaskDraft::follow_up(1_763_700_000, "t"));
+        let meeting: TaskDraft =
+            serde_json::from_str(r#"{"complete_till": 1, "text": "t", "kind": "meeting", "responsible_user_id": 9}"#)
+                .unwrap();
+        assert_eq!((meeting.kind.task_type_id(), meeting.responsible_user_id), (2, Some(9)));
+        assert!(serde_json::from_str::<TaskDraft>(r#"{"complete_till": 1, "text": "t", "kind": "call"}"#).is_err());
     }
 }

@@ -1,7 +1,9 @@
 //! The widget's root view, mounted into `<div id="callcard-root">`.
 //!
 //! It renders a screen-reader status line (`.callcard-status`,
-//! `role="status"`, visually hidden by the package's `callcard.css`) describing the feed, and the Call summary modal. The root
+//! `role="status"`, visually hidden by the package's `callcard.css`) describing the feed,
+//! the Call summary (in Kommo's modal), the calls listed without a result
+//! and the messages about saved results. The root
 //! element itself carries the machine-readable markers (`data-feed`,
 //! `data-role`), set by [`crate::session`], which provides what the views
 //! use as context: the feed state (`ReadSignal<FeedState>`), the
@@ -9,6 +11,7 @@
 //! [`crate::kommo::CurrentWidget`].
 
 use crate::feed_state::FeedState;
+use crate::report_view::{NoResultList, SaveMessages};
 use crate::summary_view::CallSummary;
 use crate::texts::{Texts, Translations};
 use leptos::prelude::*;
@@ -32,5 +35,7 @@ pub fn App() -> impl IntoView {
     view! {
         <FeedStatus />
         <CallSummary />
+        <NoResultList />
+        <SaveMessages />
     }
 }

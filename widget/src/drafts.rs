@@ -4,8 +4,10 @@
 //! [`STORAGE_KEY`], together with the call it is about. If the page reloads
 //! (or Kommo is closed) before Save or Cancel, the next `init` reopens the
 //! modal for each kept draft of the current user with the fields as they
-//! were. Save (sent or queued in [`crate::outbox`]) and Cancel discard the
-//! draft, and so does a snapshot of the call showing a saved result.
+//! were. Cancel keeps the draft marked `dismissed`: the next `init` lists
+//! the call as "no result" instead of opening it. Save (sent or queued in
+//! [`crate::outbox`]) discards the draft, and so does a snapshot of the call
+//! showing a saved result.
 //!
 //! [`Drafts`] is the plain collection (unit-tested natively); [`save`],
 //! [`discard`], [`find`] and [`restore`] are its `localStorage` half.
@@ -30,6 +32,9 @@ pub struct StoredDraft {
     pub draft: SummaryDraft,
     /// Unix milliseconds of the last change.
     pub saved_at: i64,
+    /// Cancelled: listed as "no result", not reopened.
+    #[serde(default)]
+    pub dismissed: bool,
 }
 
 /// The kept drafts, oldest change first; stored as
@@ -42,11 +47,21 @@ pub struct Drafts {
 impl Drafts {
     /// Keeps `draft` for the call of `view`, replacing an older one.
     pub fn put(&mut self, view: &CallView, draft: &SummaryDraft, now_ms: i64) {
-        self.remove(&view.call.call_id);
+        self.keep(StoredDraft { view: view.clone(), draft: draft.clone(), saved_at: now_ms, dismissed: false });
+    }
+
+    /// Marks a call's draft cancelled (keeping what was typed).
+    pub fn dismiss(&mut self, view: &CallView, now_ms: i64) {
+        let draft = self.get(&view.call.call_id).map(|d| d.draft.clone()).unwrap_or_default();
+        self.keep(StoredDraft { view: view.clone(), draft, saved_at: now_ms, dismissed: true });
+    }
+
+    fn keep(&mut self, stored: StoredDraft) {
+        self.remove(&stored.view.call.call_id);
         if self.drafts.len() >= CAPACITY {
             self.drafts.remove(0);
         }
-        self.drafts.push(StoredDraft { view: view.clone(), draft: draft.clone(), saved_at: now_ms });
+        self.drafts.push(stored);
     }
 
     /// Forgets a call's draft; whether there was one.
@@ -100,7 +115,14 @@ pub fn save(view: &CallView, draft: &SummaryDraft) {
     store(&drafts);
 }
 
-/// Forgets a call's draft (saved, queued or cancelled).
+/// Lists a call as cancelled ("no result"), keeping what was typed.
+pub fn dismiss(view: &CallView) {
+    let mut drafts = load();
+    drafts.dismiss(view, js_sys::Date::now() as i64);
+    store(&drafts);
+}
+
+/// Forgets a call's draft (saved or queued).
 pub fn discard(call_id: &str) {
     let mut drafts = load();
     if drafts.remove(call_id) {
@@ -149,6 +171,10 @@ mod tests {
         let back: Drafts = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
         assert_eq!(back, d);
         assert!(serde_json::from_str::<Drafts>(r#"{"drafts":[{"view":{}}]}"#).is_err());
+        d.dismiss(&call("a"), 4);
+        let dismissed = d.get("a").unwrap();
+        assert!(dismissed.dismissed);
+        assert_eq!(dismissed.draft, typed, "Cancel keeps what was typed");
         assert!(d.remove("a"));
         assert!(!d.remove("a"));
         assert!(d.get("a").is_none());

@@ -18,7 +18,9 @@
 //! - [`summary`]: the Call summary draft → `CallResult`, and its queue.
 //! - [`outbox`]: unsent call results (the storage part needs a browser).
 //! - [`drafts`]: an open Call summary's fields, kept across reloads.
-//! - [`search`]: lead/customer search answers (the fetch needs a browser).
+//! - [`search`]: record search answers (the fetch needs a browser);
+//!   [`directory`]: the account's users and lead statuses.
+//! - [`report`]: "Saving…" → "Logged on …" or the failure, per saved summary.
 //!
 //! Every shape read or written is a serde type, the ones shared with the
 //! backend defined once in `callcard_calls`. Browser parts (compile natively,
@@ -39,7 +41,9 @@
 //!   `BroadcastChannel` between tabs.
 //! - [`session`]: mount/unmount, the lifecycle behind `init`/`destroy`.
 //! - [`settings`]: the settings page (hint, connection check) and `onSave`.
-//! - [`app`]: the root view; [`summary_view`]: the Call summary modal.
+//! - [`modal`]: Kommo's `lib/components/base/modal`.
+//! - [`app`]: the root view; [`summary_view`]: the Call summary modal;
+//!   [`report_view`]: the messages about saved and cancelled summaries.
 
 pub mod announcer;
 pub mod api;
@@ -47,6 +51,7 @@ pub mod app;
 pub mod backoff;
 pub mod convert;
 pub mod cursor;
+pub mod directory;
 pub mod drafts;
 pub mod escape;
 pub mod feed;
@@ -56,8 +61,11 @@ pub mod leader;
 pub mod ledger;
 pub mod local_storage;
 pub mod local_time;
+pub mod modal;
 pub mod notification;
 pub mod outbox;
+pub mod report;
+pub mod report_view;
 pub mod search;
 pub mod session;
 pub mod settings;
@@ -83,6 +91,13 @@ fn install_panic_hook() {
 pub fn widget_init(self_: JsValue) {
     install_panic_hook();
     session::init(self_);
+}
+
+/// Kommo's modal constructor (`lib/components/base/modal`), which script.js
+/// requires and hands over before `init`; the Call summary opens in it.
+#[wasm_bindgen]
+pub fn widget_modal(constructor: JsValue) {
+    modal::register(constructor);
 }
 
 /// Kommo's `bind_actions`: nothing to bind yet; keeps `self` current.

@@ -118,7 +118,11 @@ fn record_link(entity: EntityRef, label: &str) -> String {
 
 /// Who a ringing call is with, as HTML for the pop-up's text:
 /// - caller ID found a record: its name linking to its card, its kind, the
-///   number (`<a …>Maria Gonzalez</a> · Contact · +18305703077`);
+///   number (`<a …>Maria Gonzalez</a> · Contact · +18305703077`); when the
+///   local caller index also names the contact or company holding the
+///   number and the record is its lead or customer, the holder comes first
+///   and the deal after it (`<a …>Maria Gonzalez</a> · Contact · +1830… ·
+///   <a …>Website redesign</a> · Lead`);
 /// - no record has the number: "Unknown number …" and a "Create contact" link;
 /// - caller ID has not answered yet: the number.
 ///
@@ -127,12 +131,19 @@ fn record_link(entity: EntityRef, label: &str) -> String {
 pub fn ringing_party(view: &CallView, texts: &dyn Texts) -> String {
     let number = &view.call.external_number;
     match &view.caller {
-        CallerId::Known { name, entity, .. } if !name.trim().is_empty() => [
-            record_link(*entity, name.trim()),
-            escape_html(&texts.text(kind_key(entity.kind))),
-            escape_html(number.as_str()),
-        ]
-        .join(" · "),
+        CallerId::Known { name, entity, holder, .. } if !name.trim().is_empty() => {
+            let kind = |e: &EntityRef| escape_html(&texts.text(kind_key(e.kind)));
+            let record = [record_link(*entity, name.trim()), kind(entity)];
+            match holder.as_ref().filter(|h| h.entity != *entity && !h.name.trim().is_empty()) {
+                // The person (or company) first, then the deal Kommo's rule picked.
+                Some(h) => [record_link(h.entity, h.name.trim()), kind(&h.entity), escape_html(number.as_str())]
+                    .into_iter()
+                    .chain(record)
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+                None => [record[0].clone(), record[1].clone(), escape_html(number.as_str())].join(" · "),
+            }
+        }
         CallerId::Unknown if !number.looks_internal() => format!(
             "{} {}",
             texts.fill("call.unknown_number", &[("number", &escape_html(number.as_str()))]),
@@ -284,6 +295,21 @@ pub(crate) mod tests {
         assert_eq!(
             ringing_popup(&v, &English).text.text,
             "<a class=\"callcard-record\" href=\"/leads/detail/5\" data-kind=\"lead\">Quote for ACME</a> · Lead · +18305703077"
+        );
+        // The caller index names the person and the lead its rule picked.
+        v.caller = CallerId::Known {
+            name: "Website redesign".into(),
+            entity: EntityRef::new(EntityKind::Lead, 31),
+            holder: Some(callcard_calls::feed::CallerHolder {
+                entity: EntityRef::new(EntityKind::Contact, 7),
+                name: "Maria Gonzalez".into(),
+            }),
+            deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 9 }),
+        };
+        assert_eq!(
+            ringing_popup(&v, &English).text.text,
+            "<a class=\"callcard-record\" href=\"/contacts/detail/7\" data-kind=\"contact\">Maria Gonzalez</a> · Contact · \
+             +18305703077 · <a class=\"callcard-record\" href=\"/leads/detail/31\" data-kind=\"lead\">Website redesign</a> · Lead"
         );
         v.caller = CallerId::Unknown;
         assert_eq!(

@@ -142,13 +142,7 @@ mod tests {
         assert!(!o.contains("b") && o.contains("a"));
         let back: Outbox = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
         assert_eq!(back, o);
-        o.push(
-            "c",
-            CallResult {
-                task: Some(callcard_calls::result::TaskDraft { complete_till: 1, text: "t".into() }),
-                ..result("4")
-            },
-        );
+        o.push("c", CallResult { task: Some(callcard_calls::result::TaskDraft::follow_up(1, "t")), ..result("4") });
         let back: Outbox = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
         assert_eq!(back, o);
         // What earlier versions stored still reads.

@@ -1,8 +1,10 @@
-//! Finding the lead or customer a call belongs on.
+//! Finding the record a call belongs on: a lead or customer, or a contact or
+//! company (each branch of the result handler in `call-result.txt`).
 //!
-//! Same-origin `GET /api/v4/leads?query=…` and `/api/v4/customers?query=…`
+//! Same-origin `GET /api/v4/{leads|customers|contacts|companies}?query=…`
 //! (the user's Kommo session authorizes them; Kommo answers 204 when nothing
-//! matches). The Call summary debounces typing by [`DEBOUNCE_MS`] and ignores
+//! matches). Each hit carries its status (leads: `pipeline_id`/`status_id`)
+//! and responsible user, named with [`crate::directory`]. The Call summary debounces typing by [`DEBOUNCE_MS`] and ignores
 //! answers to queries that are no longer current.
 
 use crate::convert::from_json;
@@ -22,10 +24,19 @@ pub const LIMIT: u32 = 10;
 pub struct SearchHit {
     pub entity: EntityRef,
     pub name: String,
+    /// A lead's `(pipeline_id, status_id)`.
+    pub status: Option<(u64, u64)>,
+    pub responsible_user_id: Option<u64>,
 }
 
-/// The kinds the Call summary searches.
-pub const KINDS: [EntityKind; 2] = [EntityKind::Lead, EntityKind::Customer];
+impl SearchHit {
+    pub fn new(entity: EntityRef, name: impl Into<String>) -> Self {
+        Self { entity, name: name.into(), status: None, responsible_user_id: None }
+    }
+}
+
+/// The kinds the Call summary searches, in the order hits are listed.
+pub const KINDS: [EntityKind; 4] = [EntityKind::Lead, EntityKind::Customer, EntityKind::Contact, EntityKind::Company];
 
 /// Whether `query` is worth sending.
 pub fn is_searchable(query: &str) -> bool {
@@ -57,6 +68,9 @@ pub struct SearchAnswer {
 pub struct FoundRecord {
     pub id: Option<f64>,
     pub name: Option<String>,
+    pub status_id: Option<u64>,
+    pub pipeline_id: Option<u64>,
+    pub responsible_user_id: Option<u64>,
 }
 
 /// The hits of `kind` in an answer.
@@ -68,13 +82,19 @@ pub fn parse_hits(kind: EntityKind, answer: &SearchAnswer) -> Vec<SearchHit> {
             let id = item.id.filter(|&id| id > 0.0 && id.fract() == 0.0 && id <= 9_007_199_254_740_991.0)? as u64;
             let name = item.name.as_deref().unwrap_or_default().trim();
             let name = if name.is_empty() { format!("#{id}") } else { name.to_owned() };
-            Some(SearchHit { entity: EntityRef::new(kind, id), name })
+            let status = item.pipeline_id.zip(item.status_id);
+            Some(SearchHit {
+                entity: EntityRef::new(kind, id),
+                name,
+                status,
+                responsible_user_id: item.responsible_user_id,
+            })
         })
         .collect()
 }
 
-/// Searches leads and customers (gloo-net, same origin); failures of one
-/// kind leave the other's hits. Kommo answers 204 when nothing matches.
+/// Searches the four kinds (gloo-net, same origin); failures of one kind
+/// leave the others' hits. Kommo answers 204 when nothing matches.
 pub async fn search(query: &str) -> Vec<SearchHit> {
     let mut hits = Vec::new();
     for kind in KINDS {
@@ -100,7 +120,8 @@ mod tests {
     fn hal_answers_become_hits() {
         let answer: SearchAnswer = serde_json::from_str(
             r#"{"_embedded": {"leads": [
-                {"id": 5, "name": "Quote for ACME"}, {"id": 6, "name": ""}, {"id": 0, "name": "bad"}, {"name": "no id"},
+                {"id": 5, "name": "Quote for ACME", "status_id": 20, "pipeline_id": 3, "responsible_user_id": 7},
+                {"id": 6, "name": ""}, {"id": 0, "name": "bad"}, {"name": "no id"},
                 {"id": 7.5, "name": "fraction"}, {"id": -8, "name": "negative"}
             ]}}"#,
         )
@@ -108,8 +129,13 @@ mod tests {
         assert_eq!(
             parse_hits(EntityKind::Lead, &answer),
             vec![
-                SearchHit { entity: EntityRef::new(EntityKind::Lead, 5), name: "Quote for ACME".into() },
-                SearchHit { entity: EntityRef::new(EntityKind::Lead, 6), name: "#6".into() },
+                SearchHit {
+                    entity: EntityRef::new(EntityKind::Lead, 5),
+                    name: "Quote for ACME".into(),
+                    status: Some((3, 20)),
+                    responsible_user_id: Some(7)
+                },
+                SearchHit::new(EntityRef::new(EntityKind::Lead, 6), "#6"),
             ]
         );
         assert!(parse_hits(EntityKind::Customer, &answer).is_empty());
@@ -119,6 +145,7 @@ mod tests {
     #[test]
     fn urls_and_thresholds() {
         assert_eq!(search_url(EntityKind::Customer, " a&b "), "/api/v4/customers?query=a%26b&limit=10");
+        assert_eq!(search_url(EntityKind::Company, "x"), "/api/v4/companies?query=x&limit=10");
         assert!(!is_searchable(" a "));
         assert!(is_searchable("ab"));
     }

@@ -22,6 +22,7 @@ use crate::feed_state::FeedState;
 use crate::kommo::{current_user_id, CurrentWidget, KommoWidget};
 use crate::leader;
 use crate::outbox;
+use crate::report::SaveReports;
 use crate::summary::SummaryQueue;
 use crate::tabs::{TabChannel, TabMessage};
 use crate::texts::Translations;
@@ -78,6 +79,7 @@ pub struct Session {
     feed: AbortHandle,
     tabs: Rc<RefCell<Option<TabChannel>>>,
     summaries: SummaryQueue,
+    reports: SaveReports,
     view: Option<Box<dyn Any>>,
     online: Option<WindowListenerHandle>,
     /// Owns the signals and contexts; dropped last.
@@ -121,6 +123,11 @@ pub fn refresh(this: &JsValue) {
             *session.widget.borrow_mut() = KommoWidget::new(this.clone());
         }
     });
+}
+
+/// What became of the saved summaries of the running session.
+pub fn reports() -> Option<SaveReports> {
+    SESSION.with(|s| s.borrow().as_ref().map(|session| session.reports))
 }
 
 /// The Call summary queue of the running session (open one with
@@ -175,15 +182,17 @@ impl Session {
         let owner = Owner::new();
         let texts = Translations::resolve(&widget);
         let widget = Rc::new(RefCell::new(widget));
-        let (display, summaries) = owner.with(|| {
+        let (display, summaries, reports) = owner.with(|| {
             let display =
                 Display { root: root.clone(), state: RwSignal::new(FeedState::Connecting), leader: Rc::default() };
             let summaries = SummaryQueue::new();
+            let reports = SaveReports::new();
             provide_context(texts);
             provide_context(summaries);
+            provide_context(reports);
             provide_context(display.state.read_only());
             provide_context(CurrentWidget::new(widget.clone()));
-            (display, summaries)
+            (display, summaries, reports)
         });
         display.show_state(FeedState::Connecting);
         display.show_role(false);
@@ -214,13 +223,18 @@ impl Session {
         });
         // Summaries a reload interrupted come back with what was typed.
         for kept in drafts::restore(current_user_id()) {
-            summaries.open(&kept.view);
+            if kept.dismissed {
+                summaries.list_dismissed(&kept.view);
+            } else {
+                summaries.open(&kept.view);
+            }
         }
         let on_call: Rc<dyn Fn(&CallView)> = Rc::new(move |view: &CallView| {
-            if view.has_result {
+            if view.has_result && view.result_error.is_none() {
                 drafts::discard(&view.call.call_id);
             }
-            summaries.refresh(view)
+            summaries.refresh(view);
+            reports.observe(view);
         });
         let open_summary = move |me| Announcer::new(me, Some(Rc::new(move |view: &CallView| summaries.open(view))));
         let feed = FeedLoop::new(widget.clone(), Backend::from_page(), report, Some(on_call), Box::new(open_summary));
@@ -245,6 +259,7 @@ impl Session {
             feed: feed_handle,
             tabs,
             summaries,
+            reports,
             view: Some(Box::new(handle)),
             online: Some(online),
             _owner: owner,

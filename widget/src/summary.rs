@@ -6,21 +6,33 @@
 //! the i18n key of the message to show, and the input stays as it was.
 
 use callcard_calls::feed::{CallView, CallerId};
-use callcard_calls::result::{CallResult, TaskDraft, NOTE_MAX_CHARS};
+use callcard_calls::result::{CallResult, TaskDraft, TaskKind, NOTE_MAX_CHARS};
 use callcard_calls::{EntityKind, EntityRef};
-use leptos::prelude::{RwSignal, Update, With, WithUntracked};
+use leptos::prelude::{Get, RwSignal, Set, Update, With, WithUntracked};
 use serde::{Deserialize, Serialize};
 
-/// The record chosen for the call, with the name to show.
+/// The record chosen for the call, with the name to show and, where known,
+/// a lead's `(pipeline_id, status_id)` and the responsible user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChosenEntity {
     pub entity: EntityRef,
     pub name: String,
+    #[serde(default)]
+    pub status: Option<(u64, u64)>,
+    #[serde(default)]
+    pub responsible_user_id: Option<u64>,
+}
+
+impl ChosenEntity {
+    pub fn new(entity: EntityRef, name: impl Into<String>) -> Self {
+        Self { entity, name: name.into(), status: None, responsible_user_id: None }
+    }
 }
 
 /// Everything the manager can fill in (kept in `localStorage` while the
 /// modal is open, see [`crate::drafts`]). Stored as
-/// `{"entity":{"entity":{"kind","id"},"name"}|null,"note","task","task_when","task_text"}`;
+/// `{"entity":{"entity":{"kind","id"},"name","status","responsible_user_id"}|null,
+/// "note","task","task_kind","task_when","task_user","task_text"}`;
 /// any member may be missing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -28,8 +40,11 @@ pub struct SummaryDraft {
     pub entity: Option<ChosenEntity>,
     pub note: String,
     pub task: bool,
+    pub task_kind: TaskKind,
     /// An `<input type="datetime-local">` value: `YYYY-MM-DDTHH:MM[:SS]`.
     pub task_when: String,
+    /// Who does the task; `None`: the manager.
+    pub task_user: Option<u64>,
     pub task_text: String,
 }
 
@@ -40,15 +55,19 @@ pub struct DraftError(pub &'static str);
 /// The record a call is linked to before the manager picks one: where the
 /// backend logged it, else what caller ID found.
 pub fn default_entity(view: &CallView) -> Option<ChosenEntity> {
-    let name = match &view.caller {
-        CallerId::Known { name, .. } => name.clone(),
-        _ => view.call.external_number.as_str().to_owned(),
+    let suggested = match &view.caller {
+        CallerId::Known { name, entity, deal, .. } => Some(ChosenEntity {
+            entity: *entity,
+            name: name.clone(),
+            status: deal.map(|d| (d.pipeline_id, d.status_id)),
+            responsible_user_id: deal.map(|d| d.responsible_user_id),
+        }),
+        _ => None,
     };
-    match (&view.entity, &view.caller) {
-        (Some(e), CallerId::Known { entity, .. }) if e == entity => Some(ChosenEntity { entity: *e, name }),
-        (Some(e), _) => Some(ChosenEntity { entity: *e, name: format!("{} #{}", kind_label(e.kind), e.id) }),
-        (None, CallerId::Known { entity, .. }) => Some(ChosenEntity { entity: *entity, name }),
-        (None, _) => None,
+    match (view.entity, suggested) {
+        (Some(e), Some(s)) if e == s.entity => Some(s),
+        (Some(e), _) => Some(ChosenEntity::new(e, format!("{} #{}", kind_label(e.kind), e.id))),
+        (None, s) => s,
     }
 }
 
@@ -160,7 +179,12 @@ impl SummaryDraft {
             if text.is_empty() {
                 return Err(DraftError("summary.task_text_required"));
             }
-            Some(TaskDraft { complete_till, text: text.to_owned() })
+            Some(TaskDraft {
+                complete_till,
+                text: text.to_owned(),
+                kind: self.task_kind,
+                responsible_user_id: self.task_user,
+            })
         } else {
             None
         };
@@ -209,7 +233,17 @@ mod tests {
         assert_eq!(default_entity(&v), None);
         let contact = EntityRef::new(EntityKind::Contact, 7);
         v.caller = CallerId::known("Anna", contact);
-        assert_eq!(default_entity(&v), Some(ChosenEntity { entity: contact, name: "Anna".into() }));
+        assert_eq!(default_entity(&v), Some(ChosenEntity::new(contact, "Anna")));
+        // A deal caller ID picked comes with its status and responsible user.
+        let lead = EntityRef::new(EntityKind::Lead, 5);
+        v.caller = CallerId::Known {
+            name: "Website redesign".into(),
+            entity: lead,
+            holder: None,
+            deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 9 }),
+        };
+        let chosen = default_entity(&v).unwrap();
+        assert_eq!((chosen.status, chosen.responsible_user_id), (Some((3, 20)), Some(9)));
         v.entity = Some(EntityRef::new(EntityKind::Lead, 5));
         assert_eq!(default_entity(&v).unwrap().entity, EntityRef::new(EntityKind::Lead, 5));
     }
@@ -221,7 +255,7 @@ mod tests {
 
     #[test]
     fn drafts_become_results_or_name_the_problem() {
-        let lead = ChosenEntity { entity: EntityRef::new(EntityKind::Lead, 5), name: "Deal".into() };
+        let lead = ChosenEntity::new(EntityRef::new(EntityKind::Lead, 5), "Deal");
         let mut d = SummaryDraft { note: "  Wants a quote ".into(), ..SummaryDraft::default() };
         assert_eq!(d.to_result(to_unix), Err(DraftError("summary.pick_entity")));
         d.entity = Some(lead.clone());
@@ -234,19 +268,25 @@ mod tests {
         assert_eq!(d.to_result(to_unix), Err(DraftError("summary.task_text_required")));
         d.task_text = "Send quote".into();
         let r = d.to_result(to_unix).unwrap();
-        assert_eq!(r.task, Some(TaskDraft { complete_till: 1_763_721_000, text: "Send quote".into() }));
+        assert_eq!(r.task, Some(TaskDraft::follow_up(1_763_721_000, "Send quote")));
+        d.task_kind = TaskKind::Meeting;
+        d.task_user = Some(9);
+        let task = d.to_result(to_unix).unwrap().task.unwrap();
+        assert_eq!((task.kind, task.responsible_user_id), (TaskKind::Meeting, Some(9)));
         d.note = "x".repeat(NOTE_MAX_CHARS + 1);
         assert_eq!(d.to_result(to_unix), Err(DraftError("summary.note_too_long")));
     }
 
     #[test]
     fn drafts_are_stored_and_older_ones_still_read() {
-        let lead = ChosenEntity { entity: EntityRef::new(EntityKind::Lead, 5), name: "Deal \"x\"".into() };
+        let lead = ChosenEntity::new(EntityRef::new(EntityKind::Lead, 5), "Deal \"x\"");
         let full = SummaryDraft {
             entity: Some(lead),
             note: "n\n".into(),
             task: true,
+            task_kind: TaskKind::Meeting,
             task_when: "2025-11-21T10:30".into(),
+            task_user: Some(9),
             task_text: "t".into(),
         };
         let text = serde_json::to_string(&full).unwrap();
@@ -257,14 +297,36 @@ mod tests {
     }
 }
 
-/// The calls waiting for a summary, oldest first; the first one is open.
+/// One call waiting for its summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pending {
+    view: CallView,
+    /// Cancelled: listed as "no result" (not shown in the modal) until the
+    /// manager opens it again or a result is saved.
+    dismissed: bool,
+}
+
+/// The calls waiting for a summary, oldest first. The modal shows one of
+/// the open (not cancelled) ones at a time, the first unless the manager
+/// moved to another; cancelled ones stay listed as "no result".
 #[derive(Clone, Copy, Debug)]
-pub struct SummaryQueue(RwSignal<Vec<CallView>>);
+pub struct SummaryQueue {
+    calls: RwSignal<Vec<Pending>>,
+    /// The call the manager moved to ("2 of 3"), if any.
+    shown: RwSignal<Option<String>>,
+}
 
 impl Default for SummaryQueue {
     fn default() -> Self {
-        Self(RwSignal::new(Vec::new()))
+        Self { calls: RwSignal::new(Vec::new()), shown: RwSignal::new(None) }
     }
+}
+
+/// Where the shown summary is among the open ones: `index` of `count`, from 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueuePosition {
+    pub index: usize,
+    pub count: usize,
 }
 
 impl SummaryQueue {
@@ -272,57 +334,132 @@ impl SummaryQueue {
         Self::default()
     }
 
-    /// Queues a call for its summary (once).
+    /// Queues a call for its summary (once); a cancelled one is opened again.
     pub fn open(&self, view: &CallView) {
-        self.0.update(|q| {
-            if !q.iter().any(|v| v.call.call_id == view.call.call_id) {
-                q.push(view.clone());
+        self.calls.update(|q| match q.iter_mut().find(|p| p.view.call.call_id == view.call.call_id) {
+            Some(p) => p.dismissed = false,
+            None => q.push(Pending { view: view.clone(), dismissed: false }),
+        });
+    }
+
+    /// Lists a call as "no result" without showing it (a summary cancelled
+    /// before a reload).
+    pub fn list_dismissed(&self, view: &CallView) {
+        self.calls.update(|q| {
+            if !q.iter().any(|p| p.view.call.call_id == view.call.call_id) {
+                q.push(Pending { view: view.clone(), dismissed: true });
             }
         });
     }
 
     /// A newer snapshot of a call: refreshes a queued one (its recording may
-    /// have arrived), or drops it once a result was saved (maybe elsewhere).
+    /// have arrived), or drops it once a result was saved (maybe elsewhere)
+    /// and not refused.
     pub fn refresh(&self, view: &CallView) {
         if self.find_untracked(&view.call.call_id).is_none() {
             return;
         }
-        self.0.update(|q| {
-            if view.has_result {
-                q.retain(|v| v.call.call_id != view.call.call_id);
-            } else if let Some(v) = q.iter_mut().find(|v| v.call.call_id == view.call.call_id) {
-                *v = view.clone();
+        self.calls.update(|q| {
+            if view.has_result && view.result_error.is_none() {
+                q.retain(|p| p.view.call.call_id != view.call.call_id);
+            } else if let Some(p) = q.iter_mut().find(|p| p.view.call.call_id == view.call.call_id) {
+                p.view = view.clone();
             }
         });
     }
 
-    /// Closes a call's summary.
+    /// Takes a call off the list (its result was saved).
     pub fn close(&self, call_id: &str) {
-        self.0.update(|q| q.retain(|v| v.call.call_id != call_id));
+        self.calls.update(|q| q.retain(|p| p.view.call.call_id != call_id));
+    }
+
+    /// Cancel: the call leaves the modal and stays listed as "no result".
+    pub fn dismiss(&self, call_id: &str) {
+        self.calls.update(|q| {
+            if let Some(p) = q.iter_mut().find(|p| p.view.call.call_id == call_id) {
+                p.dismissed = true;
+            }
+        });
+    }
+
+    /// Cancels every open summary (the modal was closed).
+    pub fn dismiss_all(&self) {
+        self.calls.update(|q| q.iter_mut().for_each(|p| p.dismissed = true));
+        self.shown.set(None);
+    }
+
+    /// Opens every call listed as "no result" again.
+    pub fn reopen_dismissed(&self) {
+        self.calls.update(|q| q.iter_mut().for_each(|p| p.dismissed = false));
+        self.shown.set(None);
     }
 
     /// The queued snapshot of a call (tracked).
     pub fn find(&self, call_id: &str) -> Option<CallView> {
-        self.0.with(|q| q.iter().find(|v| v.call.call_id == call_id).cloned())
+        self.calls.with(|q| q.iter().find(|p| p.view.call.call_id == call_id).map(|p| p.view.clone()))
     }
 
     /// The queued snapshot of a call, untracked.
     pub fn find_untracked(&self, call_id: &str) -> Option<CallView> {
-        self.0.with_untracked(|q| q.iter().find(|v| v.call.call_id == call_id).cloned())
+        self.calls.with_untracked(|q| q.iter().find(|p| p.view.call.call_id == call_id).map(|p| p.view.clone()))
     }
 
-    /// The call whose summary is open (tracked).
+    fn open_ids(q: &[Pending]) -> impl Iterator<Item = &str> {
+        q.iter().filter(|p| !p.dismissed).map(|p| p.view.call.call_id.as_str())
+    }
+
+    /// The call whose summary the modal shows (tracked).
     pub fn open_call_id(&self) -> Option<String> {
-        self.0.with(|q| q.first().map(|v| v.call.call_id.clone()))
+        let shown = self.shown.get();
+        self.calls.with(|q| {
+            let mut open = Self::open_ids(q);
+            match shown {
+                Some(id) if Self::open_ids(q).any(|o| o == id) => Some(id),
+                _ => open.next().map(str::to_owned),
+            }
+        })
+    }
+
+    /// Where the shown summary is among the open ones (tracked).
+    pub fn position(&self) -> Option<QueuePosition> {
+        let shown = self.open_call_id()?;
+        self.calls.with(|q| {
+            let index = Self::open_ids(q).position(|id| id == shown)?;
+            Some(QueuePosition { index, count: Self::open_ids(q).count() })
+        })
+    }
+
+    /// Shows the next (`Step::Next`) or previous open summary; stays at the ends.
+    pub fn step(&self, step: Step) {
+        let Some(at) = leptos::prelude::untrack(|| self.position()) else { return };
+        let target = match step {
+            Step::Next if at.index + 1 < at.count => at.index + 1,
+            Step::Previous if at.index > 0 => at.index - 1,
+            _ => return,
+        };
+        let id = self.calls.with_untracked(|q| Self::open_ids(q).nth(target).map(str::to_owned));
+        self.shown.set(id);
+    }
+
+    /// The calls listed as "no result" (tracked).
+    pub fn dismissed(&self) -> Vec<CallView> {
+        self.calls.with(|q| q.iter().filter(|p| p.dismissed).map(|p| p.view.clone()).collect())
     }
 
     pub fn len(&self) -> usize {
-        self.0.with_untracked(Vec::len)
+        self.calls.with_untracked(Vec::len)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Which way the pager moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Previous,
+    Next,
 }
 
 #[cfg(test)]
@@ -371,5 +508,41 @@ mod queue_tests {
         d.task_when = "2026-11-24T15:30".into();
         d.enable_task(monday);
         assert_eq!(d.task_when, "2026-11-24T15:30");
+    }
+
+    #[test]
+    fn several_summaries_page_and_cancel_keeps_them_listed() {
+        let q = SummaryQueue::new();
+        let call = |id: &str| {
+            let mut v = view(Direction::Inbound, "+1830", &[ended(Outcome::Answered, 10)]);
+            v.call.call_id = id.into();
+            v
+        };
+        for id in ["a", "b", "c"] {
+            q.open(&call(id));
+        }
+        assert_eq!(q.position(), Some(QueuePosition { index: 0, count: 3 }));
+        q.step(Step::Previous);
+        assert_eq!(q.open_call_id().as_deref(), Some("a"), "stays at the first");
+        q.step(Step::Next);
+        q.step(Step::Next);
+        assert_eq!(q.open_call_id().as_deref(), Some("c"));
+        q.step(Step::Next);
+        assert_eq!(q.position(), Some(QueuePosition { index: 2, count: 3 }));
+        // Cancel: off the modal, listed as "no result".
+        q.dismiss("c");
+        assert_eq!(q.open_call_id().as_deref(), Some("a"));
+        assert_eq!(q.position(), Some(QueuePosition { index: 0, count: 2 }));
+        assert_eq!(q.dismissed().iter().map(|v| v.call.call_id.as_str()).collect::<Vec<_>>(), ["c"]);
+        q.close("a");
+        q.dismiss_all();
+        assert_eq!(q.open_call_id(), None);
+        assert_eq!(q.len(), 2, "nothing is lost");
+        q.reopen_dismissed();
+        assert_eq!(q.position(), Some(QueuePosition { index: 0, count: 2 }));
+        let mut saved = call("b");
+        saved.has_result = true;
+        q.refresh(&saved);
+        assert_eq!(q.open_call_id().as_deref(), Some("c"));
     }
 }

@@ -1,51 +1,75 @@
-//! The Call summary modal: opened when a call of this user ends without a
-//! saved result.
+//! The Call summary: opened when a call of this user ends without a saved
+//! result, inside Kommo's modal window ([`crate::modal`]).
+//!
+//! [`CallSummary`] opens one Kommo modal while any summary is open and mounts
+//! the Leptos form into its body; it closes the modal when none is left, and
+//! gives focus back to where it was. With several calls waiting, the modal
+//! shows one at a time with "1 of 3" and Previous/Next. Cancel (or Escape)
+//! takes the shown call off the modal and keeps it listed as "no result"
+//! ([`crate::report_view::NoResultList`]); Kommo's close button does that
+//! for all of them. Without Kommo's modal (a page that does not provide it)
+//! the same form is drawn in an overlay of the widget's own.
 //!
 //! Markup (stable for tests and styling):
-//! `#callcard-summary[role=dialog][data-call-id][data-state=editing|saving|error]`,
-//! `#callcard-summary-title`, the call's facts `#callcard-summary-party`
-//! (a `<dl>`, `dd[data-fact=caller|number|direction|time|talked]`),
-//! `.callcard-summary-entity`,
+//! `.modal.callcard-summary-modal .modal-body > #callcard-summary[role=dialog][data-call-id][data-state=editing|error]`,
+//! `#callcard-summary-title`, `.callcard-summary-pager` (`#callcard-summary-prev`,
+//! `#callcard-summary-position` "1 of 3", `#callcard-summary-next`), the
+//! call's facts `#callcard-summary-party` (a `<dl>`,
+//! `dd[data-fact=caller|number|direction|time|talked|contact|company]`, the
+//! record lines holding `a.callcard-record`), `.callcard-summary-entity` (the
+//! chosen record) with `.callcard-summary-meta` (status, responsible user),
 //! `#callcard-summary-search` with hits `#callcard-summary-hits
 //! .callcard-summary-hit[data-entity-type][data-entity-id]`,
-//! `.callcard-summary-recording` (an `<audio>` or
+//! `.callcard-summary-recording` (`audio` + `a.callcard-summary-download`, or
 //! `.callcard-summary-recording-pending`), `#callcard-summary-note`,
-//! `#callcard-summary-task` (checkbox), `#callcard-summary-task-when`,
+//! `#callcard-summary-task` (checkbox), `#callcard-summary-task-kind`,
+//! `#callcard-summary-task-when`, `#callcard-summary-task-user`,
 //! `#callcard-summary-task-text`, `#callcard-summary-save`,
 //! `#callcard-summary-cancel`, `.callcard-summary-error[role=alert]`.
 //!
-//! Styled by the package's `callcard.css` (no inline styles).
+//! Styled by the package's `callcard.css` after Kommo's forms (no inline
+//! styles). Every control has a label; the dialog is labelled by its title
+//! and described by the call's facts. Escape cancels; the form submits with
+//! Enter; Tab stays inside the dialog; ArrowDown/ArrowUp move between the
+//! search field and its hits, and choosing a hit returns focus to the field.
 //!
-//! Every control has a label; the dialog is labelled by its title and
-//! described by the call line. Escape cancels; the form submits with Enter;
-//! Tab stays inside the dialog; ArrowDown/ArrowUp move between the search
-//! field and its hits, and choosing a hit returns focus to the field.
-//! Save posts the result; a network failure (or a 5xx, 408, 429) queues it
-//! ([`crate::outbox`]) and closes; any other failure keeps the input and
-//! shows the reason. The fields are kept in `localStorage` as they change
-//! ([`crate::drafts`]) and come back if the page reloads before Save.
+//! Save checks the fields (a missing one is said in the form, which stays),
+//! then closes the summary and reports "Saving…" → "Logged on <record>" or
+//! the failure with Retry ([`crate::report`]). A network failure (or a 5xx,
+//! 408, 429) queues the result ([`crate::outbox`]). The fields are kept in
+//! `localStorage` as they change ([`crate::drafts`]) and come back if the
+//! page reloads before Save.
 
 use crate::api::Backend;
+use crate::directory::{self, Directory};
 use crate::drafts;
 use crate::escape::safe_link;
-use crate::kommo::{AjaxError, CurrentWidget, Notifications};
+use crate::kommo::{current_user_id, AjaxError, CurrentWidget};
 use crate::local_time;
+use crate::modal::{self, KommoModal};
+use crate::notification::record_card_path;
 use crate::outbox;
+use crate::report::{SaveReport, SaveReports, SaveState};
 use crate::search::{is_searchable, search, SearchHit, DEBOUNCE_MS};
-use crate::summary::{ChosenEntity, DraftError, SummaryDraft, SummaryQueue};
+use crate::summary::{ChosenEntity, DraftError, Step, SummaryDraft, SummaryQueue};
 use crate::texts::{kind_key, Texts, Translations};
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::note::format_duration;
-use callcard_calls::result::CallResult;
-use callcard_calls::Direction;
+use callcard_calls::result::{CallResult, TaskKind};
+use callcard_calls::{Direction, EntityKind, EntityRef};
 use gloo_timers::future::TimeoutFuture;
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::JsCast;
+
+/// The class Kommo's modal root gets.
+pub const MODAL_CLASS: &str = "callcard-summary-modal";
 
 /// The selector of everything Tab can reach inside the dialog.
 const FOCUSABLE: &str = "button:not([disabled]), input:not([disabled]), textarea:not([disabled]), \
-                         audio[controls], [tabindex]:not([tabindex='-1'])";
+                         select:not([disabled]), a[href], audio[controls], [tabindex]:not([tabindex='-1'])";
 
 fn elements(root: &web_sys::Element, selector: &str) -> Vec<web_sys::HtmlElement> {
     let Ok(list) = root.query_selector_all(selector) else { return Vec::new() };
@@ -82,12 +106,91 @@ pub fn step_hit(len: usize, current: Option<usize>, down: bool) -> Option<usize>
     }
 }
 
-/// The modal for the first queued call, if any.
+/// The open modal: Kommo's window and the view mounted into it.
+struct OpenModal {
+    /// The mounted view (its unmount handle): dropped before the window goes.
+    view: Box<dyn std::any::Any>,
+    window: KommoModal,
+    /// What had focus before the modal opened.
+    return_focus: Option<web_sys::HtmlElement>,
+}
+
+impl OpenModal {
+    fn close(self) {
+        let OpenModal { view, window, return_focus } = self;
+        drop(view);
+        window.close();
+        if let Some(el) = return_focus.filter(|el| el.is_connected()) {
+            let _ = el.focus();
+        }
+    }
+}
+
+fn focused_html() -> Option<web_sys::HtmlElement> {
+    active_element()?.dyn_into().ok()
+}
+
+/// The open summary, keyed by its call, so moving to another call starts
+/// its own form.
+fn shown_dialog(queue: SummaryQueue) -> impl IntoView {
+    let open_id = Memo::new(move |_| queue.open_call_id());
+    move || open_id.get().map(|call_id| view! { <SummaryDialog call_id=call_id /> })
+}
+
+/// Opens Kommo's modal while a summary is open (or draws the summary in the
+/// widget's own overlay where the page has no Kommo modal).
 #[component]
 pub fn CallSummary() -> impl IntoView {
     let queue = expect_context::<SummaryQueue>();
-    let open_id = Memo::new(move |_| queue.open_call_id());
-    move || open_id.get().map(|call_id| view! { <SummaryDialog call_id=call_id /> })
+    // The account's users and statuses, asked once per page.
+    let directory = LocalResource::new(directory::fetch);
+    provide_context(directory);
+    let any_open = Memo::new(move |_| queue.open_call_id().is_some());
+    if !modal::available() {
+        let focus_before: Rc<RefCell<Option<web_sys::HtmlElement>>> = Rc::default();
+        Effect::new(move |was_open: Option<bool>| {
+            let open = any_open.get();
+            match (was_open.unwrap_or(false), open) {
+                (false, true) => *focus_before.borrow_mut() = focused_html(),
+                (true, false) => {
+                    if let Some(el) = focus_before.borrow_mut().take().filter(|el| el.is_connected()) {
+                        let _ = el.focus();
+                    }
+                }
+                _ => {}
+            }
+            open
+        });
+        return Either::Left(move || {
+            any_open.get().then(|| view! { <div class="callcard-summary-overlay">{shown_dialog(queue)}</div> })
+        });
+    }
+    let owner = Owner::current().expect("a component runs under an owner");
+    let open = StoredValue::new_local(None::<OpenModal>);
+    Effect::new(move |_| {
+        if !any_open.get() {
+            if let Some(m) = open.try_update_value(Option::take).flatten() {
+                m.close();
+            }
+            return;
+        }
+        if open.with_value(Option::is_some) {
+            return;
+        }
+        let return_focus = focused_html();
+        // Kommo's close button: every open summary is kept as "no result".
+        let Some(window) = KommoModal::open(MODAL_CLASS, move || queue.dismiss_all()) else { return };
+        let body = window.body().clone();
+        let view = untrack(|| owner.with(|| leptos::mount::mount_to(body, move || shown_dialog(queue))));
+        window.loaded();
+        open.set_value(Some(OpenModal { view: Box::new(view), window, return_focus }));
+    });
+    on_cleanup(move || {
+        if let Some(m) = open.try_update_value(Option::take).flatten() {
+            m.close();
+        }
+    });
+    Either::Right(())
 }
 
 /// The fields of one open summary, as signals (copied into every part).
@@ -96,9 +199,11 @@ struct SummaryForm {
     entity: RwSignal<Option<ChosenEntity>>,
     note: RwSignal<String>,
     task_on: RwSignal<bool>,
+    task_kind: RwSignal<TaskKind>,
     task_when: RwSignal<String>,
+    task_user: RwSignal<Option<u64>>,
     task_text: RwSignal<String>,
-    /// Why the last Save did not go through.
+    /// What is missing for Save.
     error: RwSignal<Option<String>>,
 }
 
@@ -108,7 +213,9 @@ impl SummaryForm {
             entity: RwSignal::new(draft.entity),
             note: RwSignal::new(draft.note),
             task_on: RwSignal::new(draft.task),
+            task_kind: RwSignal::new(draft.task_kind),
             task_when: RwSignal::new(draft.task_when),
+            task_user: RwSignal::new(draft.task_user),
             task_text: RwSignal::new(draft.task_text),
             error: RwSignal::new(None),
         }
@@ -119,8 +226,23 @@ impl SummaryForm {
             entity: self.entity.get_untracked(),
             note: self.note.get_untracked(),
             task: self.task_on.get_untracked(),
+            task_kind: self.task_kind.get_untracked(),
             task_when: self.task_when.get_untracked(),
+            task_user: self.task_user.get_untracked(),
             task_text: self.task_text.get_untracked(),
+        }
+    }
+
+    /// The fields as a draft (tracked: an effect reading it reruns on every change).
+    fn draft(&self) -> SummaryDraft {
+        SummaryDraft {
+            entity: self.entity.get(),
+            note: self.note.get(),
+            task: self.task_on.get(),
+            task_kind: self.task_kind.get(),
+            task_when: self.task_when.get(),
+            task_user: self.task_user.get(),
+            task_text: self.task_text.get(),
         }
     }
 
@@ -134,36 +256,12 @@ impl SummaryForm {
         });
     }
 
-    /// Sends the result, or says what is missing.
-    fn submit(&self, save: Action<CallResult, ()>, texts: &Translations) {
-        match self.draft_untracked().to_result(local_time::to_unix) {
-            Ok(result) => {
-                self.error.set(None);
-                save.dispatch_local(result);
-            }
-            Err(DraftError(key)) => self.error.set(Some(texts.text(key))),
-        }
-    }
-
     /// The dialog's `data-state`.
-    fn state(&self, saving: bool) -> &'static str {
-        if saving {
-            "saving"
-        } else if self.error.with(Option::is_some) {
+    fn state(&self) -> &'static str {
+        if self.error.with(Option::is_some) {
             "error"
         } else {
             "editing"
-        }
-    }
-
-    /// The fields as a draft (tracked: an effect reading it reruns on every change).
-    fn draft(&self) -> SummaryDraft {
-        SummaryDraft {
-            entity: self.entity.get(),
-            note: self.note.get(),
-            task: self.task_on.get(),
-            task_when: self.task_when.get(),
-            task_text: self.task_text.get(),
         }
     }
 }
@@ -177,51 +275,64 @@ enum Saved {
 }
 
 /// Posts a result; a transient failure queues it instead.
-async fn send_result(widget: Option<crate::kommo::KommoWidget>, call_id: String, result: CallResult) -> Saved {
+async fn send_result(widget: Option<crate::kommo::KommoWidget>, call_id: &str, result: CallResult) -> Saved {
     let Some(widget) = widget else {
         return Saved::Refused(AjaxError::new(0, "widget stopped"));
     };
-    match Backend::from_page().save_result(&widget, &call_id, &result).await {
+    match Backend::from_page().save_result(&widget, call_id, &result).await {
         Ok(()) => Saved::Sent,
         Err(e) if e.is_transient() => {
-            outbox::enqueue(&call_id, result);
+            outbox::enqueue(call_id, result);
             Saved::Queued
         }
         Err(e) => Saved::Refused(e),
     }
 }
 
-/// Save: posts the result (or queues it), then closes the summary; a
-/// refusal keeps the input and says why.
-fn save_action(call_id: String, form: SummaryForm) -> Action<CallResult, ()> {
-    let queue = expect_context::<SummaryQueue>();
-    let texts = expect_context::<Translations>();
-    let widget = expect_context::<CurrentWidget>();
-    Action::new_local(move |result: &CallResult| {
-        let (id, texts, result) = (call_id.clone(), texts.clone(), result.clone());
-        async move {
-            let said = match send_result(widget.get(), id.clone(), result).await {
-                Saved::Sent => "summary.saved",
-                Saved::Queued => "summary.queued",
-                Saved::Refused(e) => {
-                    form.error.set(Some(texts.fill("summary.error", &[("reason", &e.to_string())])));
-                    return;
-                }
-            };
-            queue.close(&id);
-            drafts::discard(&id);
-            if let Some(n) = Notifications::get() {
-                let _ = n.show_message(&texts.text("summary.title"), &texts.text(said));
-            }
+/// Save: checks the fields; then closes the summary, reports "Saving…" and
+/// posts the result in the background.
+fn save(view: CallView, form: SummaryForm, texts: &Translations) {
+    let draft = form.draft_untracked();
+    let result = match draft.to_result(local_time::to_unix) {
+        Ok(result) => result,
+        Err(DraftError(key)) => {
+            form.error.set(Some(texts.text(key)));
+            return;
         }
-    })
+    };
+    let queue = expect_context::<SummaryQueue>();
+    let reports = expect_context::<SaveReports>();
+    let widget = expect_context::<CurrentWidget>();
+    let call_id = view.call.call_id.clone();
+    let record = draft.entity.as_ref().map(|e| e.name.clone()).unwrap_or_default();
+    reports.start(SaveReport { call_id: call_id.clone(), record, view, draft, state: SaveState::Saving });
+    queue.close(&call_id);
+    drafts::discard(&call_id);
+    leptos::task::spawn_local(async move {
+        let state = match send_result(widget.get(), &call_id, result).await {
+            Saved::Sent => SaveState::Accepted,
+            Saved::Queued => SaveState::Queued,
+            Saved::Refused(e) => SaveState::Failed(e.message),
+        };
+        reports.set_state(&call_id, state);
+    });
 }
 
-/// Escape cancels; Tab stays inside the modal (aria-modal promises it).
+/// Cancel: the call leaves the modal, listed as "no result" with what was typed.
+fn cancel(queue: SummaryQueue, call_id: &str) {
+    if let Some(view) = queue.find_untracked(call_id) {
+        drafts::dismiss(&view);
+    }
+    queue.dismiss(call_id);
+}
+
+/// Escape cancels (and stops there, so Kommo's modal does not close every
+/// summary); Tab stays inside the modal (aria-modal promises it).
 fn dialog_keys(ev: &leptos::ev::KeyboardEvent, dialog_ref: NodeRef<leptos::html::Div>, cancel: &impl Fn()) {
     match ev.key().as_str() {
         "Escape" => {
             ev.prevent_default();
+            ev.stop_propagation();
             cancel();
         }
         "Tab" => {
@@ -247,27 +358,24 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
         let id = call_id.clone();
         Memo::new(move |_| queue.find(&id))
     };
-    // What was typed before a reload, else the call's suggestion.
-    let form = SummaryForm::new(drafts::find(&call_id).unwrap_or_else(|| SummaryDraft::for_call(&initial)));
+    // What was typed before (a reload, another call shown, a Retry), else the call's suggestion.
+    let mut start = drafts::find(&call_id).unwrap_or_else(|| SummaryDraft::for_call(&initial));
+    start.task_user = start.task_user.or_else(current_user_id);
+    let form = SummaryForm::new(start);
     form.keep_as_draft(current);
-    let save = save_action(call_id.clone(), form);
-    let saving = save.pending();
-    let on_submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        if !saving.get_untracked() {
-            form.submit(save, &texts);
+    let on_submit = {
+        let texts = texts.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            if let Some(view) = current.get_untracked() {
+                save(view, form, &texts);
+            }
         }
     };
     let cancel = {
         let id = call_id.clone();
-        move || {
-            if !saving.get_untracked() {
-                queue.close(&id);
-                drafts::discard(&id);
-            }
-        }
+        move || cancel(queue, &id)
     };
-    let state = move || form.state(saving.get());
     let dialog_ref = NodeRef::<leptos::html::Div>::new();
     let on_key = {
         let cancel = cancel.clone();
@@ -275,60 +383,115 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
     };
     let recording = Memo::new(move |_| current.get().and_then(|v| v.call.recording_url().and_then(safe_link)));
     Some(view! {
-        <div class="callcard-summary-overlay">
-            <div id="callcard-summary" class="callcard-summary" role="dialog" aria-modal="true"
-                aria-labelledby="callcard-summary-title" aria-describedby="callcard-summary-party"
-                node_ref=dialog_ref data-call-id=call_id data-state=state on:keydown=on_key>
-                <form on:submit=on_submit>
-                    <Party view=initial.clone() />
-                    <EntityPicker form=form dialog_ref=dialog_ref />
-                    <Recording recording=recording seconds=initial.call.billable_seconds() />
-                    <NoteField form=form />
-                    <TaskFields form=form />
-                    <SummaryActions form=form saving=saving cancel=cancel />
-                </form>
-            </div>
+        <div id="callcard-summary" class="callcard-summary" role="dialog" aria-modal="true"
+            aria-labelledby="callcard-summary-title" aria-describedby="callcard-summary-party"
+            node_ref=dialog_ref data-call-id=call_id data-state=move || form.state() on:keydown=on_key>
+            <form on:submit=on_submit novalidate=true>
+                <header class="callcard-summary-head">
+                    <h2 id="callcard-summary-title">{texts.text("summary.title")}</h2>
+                    <Pager />
+                </header>
+                <Party view=initial.clone() />
+                <EntityPicker form=form dialog_ref=dialog_ref />
+                <Recording recording=recording seconds=initial.call.billable_seconds() />
+                <NoteField form=form />
+                <TaskFields form=form />
+                <SummaryActions form=form cancel=cancel />
+            </form>
         </div>
     })
 }
 
-/// The title, and the call: who (when caller ID named them), the number, the
-/// direction, when it started and how long it was talked. All text: names
-/// are never markup. One row per fact, so more facts about the caller (the
-/// company behind a contact) are one more row.
+/// "1 of 3" with Previous and Next, when more than one call waits.
+#[component]
+fn Pager() -> impl IntoView {
+    let queue = expect_context::<SummaryQueue>();
+    let texts = expect_context::<Translations>();
+    move || {
+        let at = queue.position().filter(|p| p.count > 1)?;
+        let (index, count) = ((at.index + 1).to_string(), at.count.to_string());
+        let position = texts.fill("summary.position", &[("index", &index), ("count", &count)]);
+        Some(view! {
+            <div class="callcard-summary-pager">
+                <button type="button" id="callcard-summary-prev" class="callcard-summary-page"
+                    aria-label=texts.text("summary.previous") title=texts.text("summary.previous")
+                    disabled=at.index == 0 on:click=move |_| queue.step(Step::Previous)>"‹"</button>
+                <span id="callcard-summary-position" aria-live="polite">{position}</span>
+                <button type="button" id="callcard-summary-next" class="callcard-summary-page"
+                    aria-label=texts.text("summary.next") title=texts.text("summary.next")
+                    disabled=at.index + 1 == at.count on:click=move |_| queue.step(Step::Next)>"›"</button>
+            </div>
+        })
+    }
+}
+
+/// `<a href="/contacts/detail/7">name</a>`: a record's name opening its card.
+fn record_anchor(entity: EntityRef, name: String) -> impl IntoView {
+    view! { <a class="callcard-record" href=record_card_path(entity) data-kind=entity.kind.as_str()>{name}</a> }
+}
+
+/// The contact and the company behind the caller, from caller ID: the
+/// holder of the number, or the record itself when it is one.
+fn caller_records(caller: &CallerId) -> Vec<(EntityRef, String)> {
+    let CallerId::Known { name, entity, holder, .. } = caller else { return Vec::new() };
+    let mut records = Vec::new();
+    if let Some(h) = holder {
+        records.push((h.entity, h.name.clone()));
+    }
+    if matches!(entity.kind, EntityKind::Contact | EntityKind::Company) && !records.iter().any(|(e, _)| e == entity) {
+        records.push((*entity, name.clone()));
+    }
+    records
+}
+
+/// The call: who (when caller ID named them), the number, the direction,
+/// when it started and how long it was talked, and the contact and company
+/// linked to it, each linking to its card. All text: names are never markup.
 #[component]
 fn Party(view: CallView) -> impl IntoView {
     let texts = expect_context::<Translations>();
     let call = &view.call;
-    let mut facts: Vec<(&'static str, String)> = Vec::new();
-    if let CallerId::Known { name, .. } = &view.caller {
-        if !name.trim().is_empty() {
-            facts.push(("summary.caller", name.trim().to_owned()));
-        }
+    let mut facts: Vec<(&'static str, AnyView)> = Vec::new();
+    let holder_name = match &view.caller {
+        CallerId::Known { name, holder, .. } => holder.as_ref().map(|h| h.name.clone()).or(Some(name.clone())),
+        _ => None,
+    };
+    if let Some(name) = holder_name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) {
+        facts.push(("caller", name.into_any()));
     }
-    facts.push(("summary.number", call.external_number.as_str().to_owned()));
+    facts.push(("number", call.external_number.as_str().to_owned().into_any()));
     let direction = match call.direction {
         Direction::Inbound => "call.incoming",
         Direction::Outbound => "call.outgoing",
     };
-    facts.push(("summary.direction", texts.text(direction)));
+    facts.push(("direction", texts.text(direction).into_any()));
     if let Some(at) = call.ringing_at.or(call.answered_at).or(call.ending.as_ref().map(|e| e.at)) {
-        facts.push(("summary.time", local_time::wall_clock(at)));
+        facts.push(("time", local_time::wall_clock(at).into_any()));
     }
-    facts.push(("summary.talked", format_duration(call.billable_seconds())));
+    facts.push(("talked", format_duration(call.billable_seconds()).into_any()));
+    for (entity, name) in caller_records(&view.caller) {
+        let fact = if entity.kind == EntityKind::Contact { "contact" } else { "company" };
+        facts.push((fact, record_anchor(entity, name).into_any()));
+    }
     let rows = facts
         .into_iter()
-        .map(|(key, value)| {
+        .map(|(fact, value)| {
+            let label = match fact {
+                "caller" => texts.text("summary.caller"),
+                "number" => texts.text("summary.number"),
+                "direction" => texts.text("summary.direction"),
+                "time" => texts.text("summary.time"),
+                "talked" => texts.text("summary.talked"),
+                "contact" => texts.text("summary.kind_contact"),
+                _ => texts.text("summary.kind_company"),
+            };
             view! {
-                <dt>{texts.text(key)}</dt>
-                <dd data-fact=key.trim_start_matches("summary.")>{value}</dd>
+                <dt>{label}</dt>
+                <dd data-fact=fact>{value}</dd>
             }
         })
         .collect_view();
-    view! {
-        <h2 id="callcard-summary-title">{texts.text("summary.title")}</h2>
-        <dl id="callcard-summary-party" class="callcard-summary-party">{rows}</dl>
-    }
+    view! { <dl id="callcard-summary-party" class="callcard-summary-party">{rows}</dl> }
 }
 
 /// ArrowUp/ArrowDown between the search field and its hits.
@@ -375,7 +538,31 @@ fn search_as_typed(query: RwSignal<String>) -> LocalResource<(String, Vec<Search
     })
 }
 
-/// The linked record, and the debounced lead/customer search that changes it.
+/// "Initial contact · Responsible: Anna": what is known of a record's standing.
+fn record_meta(
+    status: Option<(u64, u64)>,
+    responsible: Option<u64>,
+    directory: &Directory,
+    texts: &Translations,
+) -> String {
+    let mut parts = Vec::new();
+    if let Some(status) = status.and_then(|(pipeline, status)| directory.status_name(pipeline, status)) {
+        parts.push(status);
+    }
+    if let Some(user) = responsible {
+        parts.push(texts.fill("summary.responsible", &[("user", &directory.user_name(user))]));
+    }
+    parts.join(" · ")
+}
+
+/// The directory once Kommo answered (empty until then).
+fn directory_now() -> Directory {
+    use_context::<LocalResource<Directory>>().and_then(|d| d.get()).unwrap_or_default()
+}
+
+/// The record the call goes on (starting on the one caller ID suggested),
+/// and the debounced search of leads, customers, contacts and companies that
+/// changes it.
 #[component]
 fn EntityPicker(form: SummaryForm, dialog_ref: NodeRef<leptos::html::Div>) -> impl IntoView {
     let texts = expect_context::<Translations>();
@@ -388,34 +575,49 @@ fn EntityPicker(form: SummaryForm, dialog_ref: NodeRef<leptos::html::Div>) -> im
         }
     });
     let choose = move |hit: SearchHit| {
-        form.entity.set(Some(ChosenEntity { entity: hit.entity, name: hit.name }));
+        form.entity.set(Some(ChosenEntity {
+            entity: hit.entity,
+            name: hit.name,
+            status: hit.status,
+            responsible_user_id: hit.responsible_user_id,
+        }));
+        form.error.set(None);
         query.set(String::new());
         // The chosen button goes away: keep focus in the form.
         if let Some(input) = search_ref.get_untracked() {
             let _ = input.focus();
         }
     };
-    let entity_line = {
+    let chosen = {
         let texts = texts.clone();
         move || match form.entity.get() {
-            Some(ChosenEntity { entity, name }) => format!("{} · {name}", texts.text(kind_key(entity.kind))),
-            None => texts.text("summary.no_entity"),
+            Some(ChosenEntity { entity, name, status, responsible_user_id }) => {
+                let meta = record_meta(status, responsible_user_id, &directory_now(), &texts);
+                Either::Left(view! {
+                    <span class="callcard-summary-kind">{texts.text(kind_key(entity.kind))}</span>
+                    {record_anchor(entity, name)}
+                    <span class="callcard-summary-meta">{meta}</span>
+                })
+            }
+            None => {
+                Either::Right(view! { <span class="callcard-summary-none">{texts.text("summary.no_entity")}</span> })
+            }
         }
     };
     view! {
-        <p>
-            <strong>{texts.text("summary.linked_entity")}": "</strong>
-            <span class="callcard-summary-entity">{entity_line}</span>
-        </p>
-        <label for="callcard-summary-search">{texts.text("summary.search_label")}</label>
-        <input id="callcard-summary-search" type="search" autocomplete="off" node_ref=search_ref
-            placeholder=texts.text("summary.search_placeholder") aria-controls="callcard-summary-hits"
-            prop:value=move || query.get()
-            on:keydown=move |ev| arrow_keys(&ev, dialog_ref)
-            on:input=move |ev| query.set(event_target_value(&ev)) />
-        <ul id="callcard-summary-hits" aria-live="polite">
-            <HitList query=query found=found choose=choose dialog_ref=dialog_ref />
-        </ul>
+        <div class="callcard-summary-field">
+            <label for="callcard-summary-search">{texts.text("summary.search_label")}</label>
+            <p class="callcard-summary-entity" id="callcard-summary-entity">{chosen}</p>
+            <input id="callcard-summary-search" class="text-input" type="search" autocomplete="off" node_ref=search_ref
+                placeholder=texts.text("summary.search_placeholder") aria-controls="callcard-summary-hits"
+                aria-describedby="callcard-summary-entity"
+                prop:value=move || query.get()
+                on:keydown=move |ev| arrow_keys(&ev, dialog_ref)
+                on:input=move |ev| query.set(event_target_value(&ev)) />
+            <ul id="callcard-summary-hits" aria-live="polite">
+                <HitList query=query found=found choose=choose dialog_ref=dialog_ref />
+            </ul>
+        </div>
     }
 }
 
@@ -447,7 +649,8 @@ fn HitList(
     }
 }
 
-/// One search hit: a button that links the call to it.
+/// One search hit: a button that links the call to it, with the record's
+/// kind, name, status and responsible user.
 #[component]
 fn HitButton(
     hit: SearchHit,
@@ -455,38 +658,57 @@ fn HitButton(
     dialog_ref: NodeRef<leptos::html::Div>,
 ) -> impl IntoView {
     let texts = expect_context::<Translations>();
-    let label = format!("{} · {}", texts.text(kind_key(hit.entity.kind)), hit.name);
+    let kind_text = texts.text(kind_key(hit.entity.kind));
     let (kind, id) = (hit.entity.kind.as_str(), hit.entity.id.to_string());
+    let name = hit.name.clone();
+    let meta = {
+        let (status, user, texts) = (hit.status, hit.responsible_user_id, texts.clone());
+        move || record_meta(status, user, &directory_now(), &texts)
+    };
     view! {
         <li>
             <button type="button" class="callcard-summary-hit" data-entity-type=kind data-entity-id=id
                 on:keydown=move |ev| arrow_keys(&ev, dialog_ref)
                 on:click=move |_| choose(hit.clone())>
-                {label}
+                <span class="callcard-summary-kind">{kind_text}</span>
+                <span class="callcard-summary-hit-name">{name}</span>
+                <span class="callcard-summary-meta">{meta}</span>
             </button>
         </li>
     }
 }
 
-/// How long the call was, and its recording once the PBX has it.
+/// How long the call was, and its recording once the PBX has it: the
+/// browser's player (play, pause, seek) and a download link. Until then,
+/// "processing"; the player replaces it when the recording arrives.
 #[component]
 fn Recording(recording: Memo<Option<String>>, seconds: u32) -> impl IntoView {
     let texts = expect_context::<Translations>();
     let label = texts.text("summary.recording");
     let pending = texts.text("summary.recording_pending");
+    let download = texts.text("summary.download");
     let player = {
         let label = label.clone();
         move || match recording.get() {
             Some(url) => Either::Left(view! {
-                <audio class="callcard-summary-audio" controls=true preload="none" src=url
+                <audio class="callcard-summary-audio" controls=true preload="metadata" src=url.clone()
                     aria-label=label.clone()></audio>
+                <a class="callcard-summary-download" href=url download="" target="_blank" rel="noopener">
+                    {download.clone()}
+                </a>
             }),
             None => Either::Right(view! { <p class="callcard-summary-recording-pending">{pending.clone()}</p> }),
         }
     };
+    let caption = label.clone();
     view! {
         <section class="callcard-summary-recording" aria-label=label>
-            <p>{texts.fill("summary.duration", &[("duration", &format_duration(seconds))])}</p>
+            <div class="callcard-summary-recording-head">
+                <span class="callcard-summary-caption">{caption}</span>
+                <span class="callcard-summary-recording-duration">
+                    {texts.fill("summary.duration", &[("duration", &format_duration(seconds))])}
+                </span>
+            </div>
             {player}
         </section>
     }
@@ -497,14 +719,29 @@ fn Recording(recording: Memo<Option<String>>, seconds: u32) -> impl IntoView {
 fn NoteField(form: SummaryForm) -> impl IntoView {
     let texts = expect_context::<Translations>();
     view! {
-        <label for="callcard-summary-note">{texts.text("summary.note_label")}</label>
-        <textarea id="callcard-summary-note" rows="3"
-            prop:value=move || form.note.get()
-            on:input=move |ev| form.note.set(event_target_value(&ev))></textarea>
+        <div class="callcard-summary-field">
+            <label for="callcard-summary-note">{texts.text("summary.note_label")}</label>
+            <textarea id="callcard-summary-note" class="text-input" rows="3"
+                prop:value=move || form.note.get()
+                on:input=move |ev| form.note.set(event_target_value(&ev))></textarea>
+        </div>
     }
 }
 
-/// The follow-up task: ticking it proposes the next working day at 10:00.
+/// The users a task can go to: the account's, by name, with the manager
+/// first (named "You" when Kommo's list is not there).
+fn task_users(directory: &Directory, me: Option<u64>, texts: &Translations) -> Vec<(u64, String)> {
+    let mut users: Vec<(u64, String)> = directory.users.iter().map(|(id, name)| (*id, name.clone())).collect();
+    users.sort_by_key(|a| a.1.to_lowercase());
+    if let Some(me) = me {
+        let mine = users.iter().position(|(id, _)| *id == me).map(|i| users.remove(i));
+        users.insert(0, mine.unwrap_or((me, texts.text("summary.me"))));
+    }
+    users
+}
+
+/// The task: its type, when it is due (ticking proposes the next working
+/// day at 10:00), who does it (the manager unless changed) and what to do.
 #[component]
 fn TaskFields(form: SummaryForm) -> impl IntoView {
     let texts = expect_context::<Translations>();
@@ -516,41 +753,85 @@ fn TaskFields(form: SummaryForm) -> impl IntoView {
         }
         form.task_on.set(event_target_checked(&ev));
     };
-    let (when_label, text_label) = (texts.text("summary.task_when"), texts.text("summary.task_text"));
+    let kinds = [
+        (TaskKind::FollowUp, "follow_up", "summary.task_follow_up"),
+        (TaskKind::Meeting, "meeting", "summary.task_meeting"),
+    ];
+    let kind_options = kinds
+        .into_iter()
+        .map(|(kind, value, key)| {
+            view! { <option value=value selected=move || form.task_kind.get() == kind>{texts.text(key)}</option> }
+        })
+        .collect_view();
+    let on_kind = move |ev: leptos::ev::Event| {
+        let kind = if event_target_value(&ev) == "meeting" { TaskKind::Meeting } else { TaskKind::FollowUp };
+        form.task_kind.set(kind);
+    };
+    let user_options = {
+        let texts = texts.clone();
+        move || {
+            task_users(&directory_now(), current_user_id(), &texts)
+                .into_iter()
+                .map(|(id, name)| {
+                    view! {
+                        <option value=id.to_string() selected=move || form.task_user.get() == Some(id)>{name}</option>
+                    }
+                })
+                .collect_view()
+        }
+    };
+    let on_user = move |ev: leptos::ev::Event| form.task_user.set(event_target_value(&ev).parse().ok());
+    let texts_when = texts.clone();
     view! {
-        <div>
+        <div class="callcard-summary-check">
             <input id="callcard-summary-task" type="checkbox" prop:checked=move || form.task_on.get()
                 on:change=on_tick />
             <label for="callcard-summary-task">{texts.text("summary.add_task")}</label>
         </div>
         <Show when=move || form.task_on.get()>
-            <label for="callcard-summary-task-when">{when_label.clone()}</label>
-            <input id="callcard-summary-task-when" type="datetime-local"
-                prop:value=move || form.task_when.get()
-                on:input=move |ev| form.task_when.set(event_target_value(&ev)) />
-            <label for="callcard-summary-task-text">{text_label.clone()}</label>
-            <input id="callcard-summary-task-text" type="text"
-                prop:value=move || form.task_text.get()
-                on:input=move |ev| form.task_text.set(event_target_value(&ev)) />
+            <div class="callcard-summary-task">
+                <div class="callcard-summary-field">
+                    <label for="callcard-summary-task-kind">{texts_when.text("summary.task_kind")}</label>
+                    <select id="callcard-summary-task-kind" class="control--select" on:change=on_kind>
+                        {kind_options.clone()}
+                    </select>
+                </div>
+                <div class="callcard-summary-field">
+                    <label for="callcard-summary-task-when">{texts_when.text("summary.task_when")}</label>
+                    <input id="callcard-summary-task-when" class="text-input" type="datetime-local"
+                        prop:value=move || form.task_when.get()
+                        on:input=move |ev| form.task_when.set(event_target_value(&ev)) />
+                </div>
+                <div class="callcard-summary-field">
+                    <label for="callcard-summary-task-user">{texts_when.text("summary.task_user")}</label>
+                    <select id="callcard-summary-task-user" class="control--select" on:change=on_user>
+                        {user_options.clone()}
+                    </select>
+                </div>
+                <div class="callcard-summary-field callcard-summary-wide">
+                    <label for="callcard-summary-task-text">{texts_when.text("summary.task_text")}</label>
+                    <input id="callcard-summary-task-text" class="text-input" type="text"
+                        prop:value=move || form.task_text.get()
+                        on:input=move |ev| form.task_text.set(event_target_value(&ev)) />
+                </div>
+            </div>
         </Show>
     }
 }
 
-/// Why Save did not go through, Save and Cancel.
+/// What is missing for Save, Save and Cancel.
 #[component]
-fn SummaryActions(form: SummaryForm, saving: Memo<bool>, cancel: impl Fn() + Clone + 'static) -> impl IntoView {
+fn SummaryActions(form: SummaryForm, cancel: impl Fn() + Clone + 'static) -> impl IntoView {
     let texts = expect_context::<Translations>();
-    let (save_text, saving_text) = (texts.text("summary.save"), texts.text("summary.saving"));
     let error_line =
         move || form.error.get().map(|msg| view! { <p class="callcard-summary-error" role="alert">{msg}</p> });
     view! {
         {error_line}
         <div class="callcard-summary-actions">
-            <button id="callcard-summary-save" type="submit" disabled=move || saving.get()>
-                {move || if saving.get() { saving_text.clone() } else { save_text.clone() }}
+            <button id="callcard-summary-save" type="submit" class="button-input button-input_blue">
+                {texts.text("summary.save")}
             </button>
-            <button id="callcard-summary-cancel" type="button" disabled=move || saving.get()
-                on:click=move |_| cancel()>
+            <button id="callcard-summary-cancel" type="button" class="button-input" on:click=move |_| cancel()>
                 {texts.text("summary.cancel")}
             </button>
         </div>

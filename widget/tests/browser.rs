@@ -184,6 +184,49 @@ fn caller_id_arriving_after_the_first_pop_up_names_the_caller() {
 }
 
 #[wasm_bindgen_test]
+fn the_first_pop_up_names_the_person_and_the_lead_the_caller_index_found() {
+    let this = install_fakes("Promise.reject({status: 503})");
+    clear_ledger();
+    let widget = KommoWidget::new(this);
+    let mut v = call("named-first", "+1 830 570 3077", &[CallEventKind::Ringing]);
+    // The local caller index answered before the first push: the contact and her lead.
+    v.caller = CallerId::Known {
+        name: "Website redesign".into(),
+        entity: EntityRef::new(EntityKind::Lead, 41),
+        holder: Some(callcard_calls::feed::CallerHolder {
+            entity: EntityRef::new(EntityKind::Contact, 31),
+            name: "Maria Gonzalez".into(),
+        }),
+        deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 7 }),
+    };
+    assert_eq!(Announcer::new(ME, None).announce(&v, &widget), vec![Notice::Ringing]);
+    assert_eq!(recorded().len(), 1, "named on the first pop-up, nothing more");
+    let card = rendered_text(0);
+    assert_eq!(
+        card.text_content().as_deref(),
+        Some("Maria Gonzalez · Contact · +1 830 570 3077 · Website redesign · Lead"),
+        "the person first, not the lead's name"
+    );
+    let links: Vec<(String, String)> = {
+        let list = card.query_selector_all("a.callcard-record").unwrap();
+        (0..list.length())
+            .map(|i| {
+                let a: web_sys::Element = list.item(i).unwrap().unchecked_into();
+                (a.text_content().unwrap_or_default(), a.get_attribute("href").unwrap_or_default())
+            })
+            .collect()
+    };
+    assert_eq!(
+        links,
+        [
+            ("Maria Gonzalez".to_owned(), "/contacts/detail/31".to_owned()),
+            ("Website redesign".to_owned(), "/leads/detail/41".to_owned())
+        ],
+        "each opens its card"
+    );
+}
+
+#[wasm_bindgen_test]
 fn an_unknown_caller_is_said_to_be_unknown_and_offered_a_contact() {
     let this = install_fakes("Promise.reject({status: 503})");
     clear_ledger();

@@ -1,10 +1,12 @@
-//! Browser tests of the Call summary modal, through the running widget:
-//! a fake `self.$authorizedAjax` answers the result post, a fake `fetch`
-//! answers Kommo's lead/customer search.
+//! Browser tests of the Call summary, through the running widget: a fake of
+//! Kommo's modal (`lib/components/base/modal`, with the host page's markup)
+//! holds it, a fake `self.$authorizedAjax` answers the result post, a fake
+//! `fetch` answers Kommo's searches, users and pipelines; the feed's
+//! snapshots are handed to the widget's reports as the feed would.
 
 #![cfg(target_arch = "wasm32")]
 
-use callcard_calls::feed::{CallView, CallerId};
+use callcard_calls::feed::{CallView, CallerDeal, CallerHolder, CallerId};
 use callcard_calls::{Call, CallEvent, CallEventKind, Direction, EntityKind, EntityRef, Outcome};
 use gloo_timers::future::TimeoutFuture;
 use wasm_bindgen::{JsCast, JsValue};
@@ -33,16 +35,55 @@ fn install_fakes(result_answer: &str) -> JsValue {
         }};
         window.resultAnswer = function () {{ return {result_answer}; }};
         if (!window.realFetch) window.realFetch = window.fetch;
+        const hal = (body) => Promise.resolve(new Response(JSON.stringify(body),
+            {{status: 200, headers: {{'Content-Type': 'application/hal+json'}}}}));
         window.fetch = function (input, init) {{
             const url = typeof input === 'string' ? input : input.url;
+            if (url.indexOf('/api/v4/leads/pipelines') >= 0) {{
+                return hal({{_embedded: {{pipelines: [{{id: 3, _embedded: {{statuses: [{{id: 20, name: 'Initial contact'}}]}}}}]}}}});
+            }}
+            if (url.indexOf('/api/v4/users') >= 0) {{
+                return hal({{_embedded: {{users: [{{id: 8320148, name: 'Anna Petrova'}}, {{id: 8375357, name: 'Boris Ivanov'}}]}}}});
+            }}
             if (url.indexOf('/api/v4/leads') >= 0) {{
-                return Promise.resolve(new Response(JSON.stringify({{_embedded: {{leads: [
-                    {{id: 5, name: 'Quote <for> ACME'}}]}}}}), {{status: 200, headers: {{'Content-Type': 'application/hal+json'}}}}));
+                return hal({{_embedded: {{leads: [
+                    {{id: 5, name: 'Quote <for> ACME', status_id: 20, pipeline_id: 3, responsible_user_id: 8375357}}]}}}});
+            }}
+            if (url.indexOf('/api/v4/contacts') >= 0) {{
+                return hal({{_embedded: {{contacts: [{{id: 7, name: 'Anna <b>Petrova</b>', responsible_user_id: 8320148}}]}}}});
+            }}
+            if (url.indexOf('/api/v4/companies') >= 0) {{
+                return hal({{_embedded: {{companies: [{{id: 9, name: 'ACME Corp', responsible_user_id: 8375357}}]}}}});
             }}
             if (url.indexOf('/api/v4/customers') >= 0) {{
                 return Promise.resolve(new Response(null, {{status: 204}}));
             }}
             return window.realFetch(input, init);
+        }};
+        // Kommo's modal, with the host page's markup: init($body) runs in the constructor.
+        window.modals = [];
+        window.FakeModal = function (options) {{
+            const self = this;
+            this.options = options;
+            this.destroyed = false;
+            this.root = document.createElement('div');
+            this.root.className = 'modal ' + options.class_name;
+            const body = document.createElement('div');
+            body.className = 'modal-body';
+            const close = document.createElement('button');
+            close.className = 'modal-body__close';
+            close.onclick = function () {{ self.destroy(); }};
+            body.appendChild(close);
+            this.root.appendChild(body);
+            document.body.appendChild(this.root);
+            window.modals.push(options.class_name);
+            options.init(body);
+        }};
+        window.FakeModal.prototype.destroy = function () {{
+            if (this.destroyed) return;
+            this.destroyed = true;
+            this.options.destroy();
+            this.root.remove();
         }};
         window.fakeSelf = {{
             get_settings: function () {{ return {{}}; }},
@@ -60,7 +101,28 @@ fn install_fakes(result_answer: &str) -> JsValue {
     for key in ["callcard.outbox", "callcard.drafts"] {
         storage.remove_item(key).unwrap();
     }
-    js_sys::eval(&js).expect("fakes install")
+    let this = js_sys::eval(&js).expect("fakes install");
+    callcard_widget::widget_modal(js_sys::eval("window.FakeModal").unwrap());
+    this
+}
+
+/// The feed's next snapshot of a call, as the session hands it on.
+fn feed_says(view: &CallView) {
+    callcard_widget::session::summaries().unwrap().refresh(view);
+    callcard_widget::session::reports().unwrap().observe(view);
+}
+
+/// The message about a saved summary: `(messageType, text)`.
+fn message(call_id: &str) -> Option<(String, String)> {
+    let m = el(&format!(".callcard-message[data-call-id='{call_id}']"))?;
+    let text = m.query_selector(".callcard-message-text").unwrap()?.text_content().unwrap_or_default();
+    Some((m.get_attribute("data-message-type").unwrap_or_default(), text))
+}
+
+fn ended_call_from(id: &str, caller: CallerId) -> CallView {
+    let mut v = ended_call(id, false);
+    v.caller = caller;
+    v
 }
 
 fn storage() -> web_sys::Storage {
@@ -157,23 +219,46 @@ fn result_posts() -> Vec<JsValue> {
     ajax.iter().filter(|o| prop(o, "url").as_string().is_some_and(|u| u.ends_with("/result"))).collect()
 }
 
+fn set_select(selector: &str, value: &str) {
+    let e = el(selector).unwrap_or_else(|| panic!("{selector} missing"));
+    js_sys::Reflect::set(&e, &"value".into(), &value.into()).unwrap();
+    let init = web_sys::EventInit::new();
+    init.set_bubbles(true);
+    e.dispatch_event(&web_sys::Event::new_with_event_init_dict("change", &init).unwrap()).unwrap();
+}
+
+fn text_of(selector: &str) -> String {
+    el(selector).and_then(|e| e.text_content()).unwrap_or_default()
+}
+
+fn fact(name: &str) -> Option<String> {
+    el(&format!("#callcard-summary-party dd[data-fact={name}]")).and_then(|e| e.text_content())
+}
+
+fn href(selector: &str) -> Option<String> {
+    el(selector).and_then(|e| e.get_attribute("href"))
+}
+
+fn modal_open() -> bool {
+    el(".modal.callcard-summary-modal .modal-body #callcard-summary").is_some()
+}
+
 #[wasm_bindgen_test]
-async fn the_summary_saves_a_result_for_the_chosen_lead() {
+async fn the_summary_opens_in_kommos_modal_and_saves_for_the_chosen_lead() {
     let this = install_fakes("Promise.resolve(null)");
     callcard_widget::widget_init(this.clone());
     let queue = callcard_widget::session::summaries().expect("running");
     let call = ended_call("c-save", false);
     queue.open(&call);
-    settle(0).await;
+    settle(20).await;
 
-    let dialog = el("#callcard-summary").expect("the modal opened");
+    assert!(modal_open(), "the summary is mounted into Kommo's modal body");
+    let dialog = el("#callcard-summary").unwrap();
     assert_eq!(dialog.get_attribute("role").as_deref(), Some("dialog"));
     assert_eq!(dialog.get_attribute("data-call-id").as_deref(), Some("c-save"));
-    assert_eq!(el("#callcard-summary-title").unwrap().text_content().as_deref(), Some("Call summary"));
-    // Names are text, not markup.
-    assert!(el(".callcard-summary-party").unwrap().text_content().unwrap().contains("Anna <b>Petrova</b>"));
-    // The call: who, the number, which way, when and how long, each labelled.
-    let fact = |name: &str| el(&format!("#callcard-summary-party dd[data-fact={name}]")).and_then(|e| e.text_content());
+    assert_eq!(text_of("#callcard-summary-title"), "Call summary");
+    assert!(el("#callcard-summary-position").is_none(), "one call: no pager");
+    // The call: who, the number, which way, when and how long, each labelled; names are text.
     assert_eq!(fact("caller").as_deref(), Some("Anna <b>Petrova</b>"));
     assert_eq!(fact("number").as_deref(), Some("+18305703077"));
     assert_eq!(fact("direction").as_deref(), Some("Incoming call"));
@@ -188,40 +273,75 @@ async fn the_summary_saves_a_result_for_the_chosen_lead() {
         rang.get_minutes()
     );
     assert_eq!(fact("time"), Some(local), "when it rang, on the manager's clock");
-    assert_eq!(
-        el(".callcard-summary-entity").unwrap().text_content().as_deref(),
-        Some("Contact · Anna <b>Petrova</b>")
-    );
-    assert!(el(".callcard-summary-recording-pending").is_some(), "recording not ready yet");
-    assert!(el(".callcard-summary-recording").unwrap().text_content().unwrap().contains("1:05"));
+    assert_eq!(href("#callcard-summary-party dd[data-fact=contact] a").as_deref(), Some("/contacts/detail/7"));
+    // The suggested record is where the field starts.
+    assert_eq!(text_of(".callcard-summary-entity a.callcard-record"), "Anna <b>Petrova</b>");
+    assert_eq!(text_of(".callcard-summary-entity .callcard-summary-kind"), "Contact");
+    assert_eq!(text_of(".callcard-summary-recording-pending"), "Processing the recording…");
+    assert!(text_of(".callcard-summary-recording").contains("1:05"));
     for id in ["callcard-summary-search", "callcard-summary-note", "callcard-summary-task"] {
         assert!(doc().query_selector(&format!("label[for={id}]")).unwrap().is_some(), "{id} is labelled");
     }
 
-    // The recording arrives while the modal is open.
+    // The recording arrives while the summary is open: the player replaces "processing".
     queue.refresh(&ended_call("c-save", true));
     settle(0).await;
+    assert!(el(".callcard-summary-recording-pending").is_none());
     let audio = doc().query_selector("#callcard-summary audio").unwrap().expect("player");
     assert_eq!(audio.get_attribute("src").as_deref(), Some("https://pbx.example/r.mp3"));
+    assert!(audio.has_attribute("controls"), "play and seek");
+    assert_eq!(href(".callcard-summary-download").as_deref(), Some("https://pbx.example/r.mp3"));
 
-    // Search (debounced) and pick a lead.
+    // Search (debounced): leads, customers, contacts and companies, each with status and responsible user.
     type_into("#callcard-summary-search", "quo");
     settle(500).await;
-    let hit = el(".callcard-summary-hit").expect("a hit");
-    assert_eq!(hit.get_attribute("data-entity-type").as_deref(), Some("lead"));
+    let kinds: Vec<String> = elements(".callcard-summary-hit")
+        .iter()
+        .map(|h| h.get_attribute("data-entity-type").unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["lead", "contact", "company"]);
+    let hit = el(".callcard-summary-hit[data-entity-type=lead]").expect("a lead");
     assert_eq!(hit.get_attribute("data-entity-id").as_deref(), Some("5"));
+    assert_eq!(
+        hit.query_selector(".callcard-summary-meta").unwrap().unwrap().text_content().as_deref(),
+        Some("Initial contact · Responsible: Boris Ivanov")
+    );
     hit.click();
     settle(0).await;
-    assert_eq!(el(".callcard-summary-entity").unwrap().text_content().as_deref(), Some("Lead · Quote <for> ACME"));
+    assert_eq!(text_of(".callcard-summary-entity a.callcard-record"), "Quote <for> ACME");
+    assert_eq!(href(".callcard-summary-entity a.callcard-record").as_deref(), Some("/leads/detail/5"));
+    assert_eq!(
+        text_of(".callcard-summary-entity .callcard-summary-meta"),
+        "Initial contact · Responsible: Boris Ivanov"
+    );
 
     type_into("#callcard-summary-note", "Wants a quote");
     el("#callcard-summary-task").unwrap().click();
     settle(0).await;
+    for id in [
+        "callcard-summary-task-kind",
+        "callcard-summary-task-when",
+        "callcard-summary-task-user",
+        "callcard-summary-task-text",
+    ] {
+        assert!(doc().query_selector(&format!("label[for={id}]")).unwrap().is_some(), "{id} is labelled");
+    }
+    let user: web_sys::HtmlSelectElement = el("#callcard-summary-task-user").unwrap().unchecked_into();
+    assert_eq!(user.value(), "8320148", "the manager by default");
+    let kind: web_sys::HtmlSelectElement = el("#callcard-summary-task-kind").unwrap().unchecked_into();
+    assert_eq!(kind.value(), "follow_up");
+    set_select("#callcard-summary-task-kind", "meeting");
+    set_select("#callcard-summary-task-user", "8375357");
     type_into("#callcard-summary-task-when", "2030-01-02T10:30");
     type_into("#callcard-summary-task-text", "Send the quote");
     el("#callcard-summary-save").unwrap().click();
-    settle(50).await;
+    settle(0).await;
 
+    // The modal closes at once and says "Saving…".
+    assert!(el("#callcard-summary").is_none(), "closed on Save");
+    assert!(el(".modal.callcard-summary-modal").is_none(), "Kommo's modal is closed too");
+    assert_eq!(message("c-save"), Some(("warning".into(), "Saving…".into())));
+    settle(50).await;
     let posts = result_posts();
     assert_eq!(posts.len(), 1);
     assert_eq!(prop(&posts[0], "method").as_string().as_deref(), Some("POST"));
@@ -230,18 +350,205 @@ async fn the_summary_saves_a_result_for_the_chosen_lead() {
     assert_eq!(body["entity"], serde_json::json!({"kind": "lead", "id": 5}));
     assert_eq!(body["note"], "Wants a quote");
     assert_eq!(body["task"]["text"], "Send the quote");
+    assert_eq!(body["task"]["kind"], "meeting");
+    assert_eq!(body["task"]["responsible_user_id"], 8375357);
     assert!(body["task"]["complete_till"].as_i64().unwrap() > 1_890_000_000);
-    assert!(el("#callcard-summary").is_none(), "closed after saving");
+
+    // Accepted, not applied yet: still saving. Then the job is done.
+    let mut saved = ended_call("c-save", true);
+    saved.has_result = true;
+    feed_says(&saved);
+    settle(0).await;
+    assert_eq!(message("c-save"), Some(("warning".into(), "Saving…".into())));
+    saved.result_logged = true;
+    feed_says(&saved);
+    settle(0).await;
+    assert_eq!(message("c-save"), Some(("success".into(), "Logged on Quote <for> ACME".into())));
+    assert!(el(".callcard-message[data-call-id='c-save'] .callcard-message-retry").is_none());
+    callcard_widget::widget_destroy(this);
+}
+
+fn elements(selector: &str) -> Vec<web_sys::HtmlElement> {
+    let list = doc().query_selector_all(selector).unwrap();
+    (0..list.length()).filter_map(|i| list.item(i)).map(|n| n.unchecked_into()).collect()
+}
+
+#[wasm_bindgen_test]
+async fn the_summary_shows_each_kind_of_caller_and_can_put_the_call_on_any_kind() {
+    let this = install_fakes("Promise.resolve(null)");
+    callcard_widget::widget_init(this.clone());
+    let queue = callcard_widget::session::summaries().unwrap();
+
+    // A lead Kommo's rule picked, held by a contact: the contact's line, the lead with its status.
+    let contact = EntityRef::new(EntityKind::Contact, 7);
+    let lead = EntityRef::new(EntityKind::Lead, 31);
+    queue.open(&ended_call_from(
+        "c-lead",
+        CallerId::Known {
+            name: "Website redesign".into(),
+            entity: lead,
+            holder: Some(CallerHolder { entity: contact, name: "Maria Gonzalez".into() }),
+            deal: Some(CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 8375357 }),
+        },
+    ));
+    settle(50).await;
+    assert_eq!(fact("caller").as_deref(), Some("Maria Gonzalez"), "the person, not the lead");
+    assert_eq!(fact("contact").as_deref(), Some("Maria Gonzalez"));
+    assert_eq!(href("#callcard-summary-party dd[data-fact=contact] a").as_deref(), Some("/contacts/detail/7"));
+    assert_eq!(text_of(".callcard-summary-entity .callcard-summary-kind"), "Lead");
+    assert_eq!(text_of(".callcard-summary-entity a.callcard-record"), "Website redesign");
+    assert_eq!(href(".callcard-summary-entity a.callcard-record").as_deref(), Some("/leads/detail/31"));
+    assert_eq!(
+        text_of(".callcard-summary-entity .callcard-summary-meta"),
+        "Initial contact · Responsible: Boris Ivanov"
+    );
+    // The manager puts it on the company instead (the "contact/company chosen" branch).
+    type_into("#callcard-summary-search", "acme");
+    settle(500).await;
+    let company = el(".callcard-summary-hit[data-entity-type=company]").expect("companies are searched");
+    assert!(company.text_content().unwrap().contains("Responsible: Boris Ivanov"));
+    company.click();
+    settle(0).await;
+    el("#callcard-summary-save").unwrap().click();
+    settle(50).await;
+    let body: serde_json::Value = serde_json::from_str(&prop(&result_posts()[0], "data").as_string().unwrap()).unwrap();
+    assert_eq!(body["entity"], serde_json::json!({"kind": "company", "id": 9}));
+
+    // A company that holds the number: its line links to its card.
+    queue.open(&ended_call_from("c-company", CallerId::known("ACME Corp", EntityRef::new(EntityKind::Company, 9))));
+    settle(50).await;
+    assert_eq!(fact("company").as_deref(), Some("ACME Corp"));
+    assert_eq!(href("#callcard-summary-party dd[data-fact=company] a").as_deref(), Some("/companies/detail/9"));
+    assert!(fact("contact").is_none());
+    // …put on a contact.
+    type_into("#callcard-summary-search", "anna");
+    settle(500).await;
+    el(".callcard-summary-hit[data-entity-type=contact]").expect("contacts are searched").click();
+    settle(0).await;
+    el("#callcard-summary-save").unwrap().click();
+    settle(50).await;
+    let body: serde_json::Value = serde_json::from_str(&prop(&result_posts()[1], "data").as_string().unwrap()).unwrap();
+    assert_eq!(body["entity"], serde_json::json!({"kind": "contact", "id": 7}));
+
+    // A number nobody has: no record lines, nothing chosen yet, and Save says what is missing.
+    let mut unknown = ended_call("c-unknown", false);
+    unknown.caller = CallerId::Unknown;
+    queue.open(&unknown);
+    settle(50).await;
+    assert!(fact("caller").is_none() && fact("contact").is_none() && fact("company").is_none());
+    assert_eq!(text_of(".callcard-summary-entity"), "No record linked yet");
+    el("#callcard-summary-save").unwrap().click();
+    settle(0).await;
+    assert_eq!(state(), "error");
+    assert_eq!(text_of(".callcard-summary-error"), "Choose the record the call belongs on.");
+    assert_eq!(result_posts().len(), 2, "nothing sent");
     callcard_widget::widget_destroy(this);
 }
 
 #[wasm_bindgen_test]
-async fn a_refused_save_keeps_the_input_and_an_offline_one_is_queued() {
+async fn several_summaries_show_one_at_a_time_and_cancel_keeps_them() {
+    let this = install_fakes("Promise.resolve(null)");
+    callcard_widget::widget_init(this.clone());
+    let queue = callcard_widget::session::summaries().unwrap();
+    // Focus is somewhere on Kommo's page when the calls end.
+    let outside: web_sys::HtmlElement = doc().create_element("button").unwrap().unchecked_into();
+    outside.set_id("kommo-button");
+    doc().body().unwrap().append_child(&outside).unwrap();
+    outside.focus().unwrap();
+    for id in ["c-1", "c-2", "c-3"] {
+        queue.open(&ended_call(id, false));
+    }
+    settle(50).await;
+    let modals = || doc().query_selector_all(".modal.callcard-summary-modal").unwrap().length();
+    assert_eq!(modals(), 1, "one modal at a time");
+    let shown = || el("#callcard-summary").and_then(|d| d.get_attribute("data-call-id")).unwrap_or_default();
+    assert_eq!((shown(), text_of("#callcard-summary-position")), ("c-1".into(), "1 of 3".into()));
+    assert!(el("#callcard-summary-prev").unwrap().unchecked_into::<web_sys::HtmlButtonElement>().disabled());
+    type_into("#callcard-summary-note", "About the first");
+    settle(20).await;
+    el("#callcard-summary-next").unwrap().click();
+    settle(20).await;
+    assert_eq!((shown(), text_of("#callcard-summary-position")), ("c-2".into(), "2 of 3".into()));
+    el("#callcard-summary-next").unwrap().click();
+    settle(20).await;
+    assert_eq!(shown(), "c-3");
+    assert!(el("#callcard-summary-next").unwrap().unchecked_into::<web_sys::HtmlButtonElement>().disabled());
+    el("#callcard-summary-prev").unwrap().click();
+    el("#callcard-summary-prev").unwrap().click();
+    settle(20).await;
+    let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
+    assert_eq!((shown(), note.value()), ("c-1".into(), "About the first".into()), "what was typed is kept");
+
+    // Cancel takes the shown call off the modal; it stays listed as "no result".
+    el("#callcard-summary-cancel").unwrap().click();
+    settle(20).await;
+    assert_eq!((shown(), text_of("#callcard-summary-position")), ("c-2".into(), "1 of 2".into()));
+    // Kommo's close button keeps the others the same way.
+    el(".modal.callcard-summary-modal .modal-body__close").unwrap().click();
+    settle(20).await;
+    assert_eq!(modals(), 0);
+    assert_eq!(focused_id(), "kommo-button", "focus is back where it was");
+    assert_eq!(text_of(".callcard-no-result span"), "Calls without a result: 3");
+    assert!(result_posts().is_empty());
+
+    // Nothing is lost: they open again, with what was typed.
+    el("#callcard-no-result-open").unwrap().click();
+    settle(50).await;
+    assert_eq!((shown(), text_of("#callcard-summary-position")), ("c-1".into(), "1 of 3".into()));
+    let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
+    assert_eq!(note.value(), "About the first");
+    assert!(el(".callcard-no-result").is_none());
+    // Saving one moves on to the next.
+    el("#callcard-summary-save").unwrap().click();
+    settle(20).await;
+    assert_eq!((shown(), text_of("#callcard-summary-position")), ("c-2".into(), "1 of 2".into()));
+    outside.remove();
+    callcard_widget::widget_destroy(this);
+}
+
+#[wasm_bindgen_test]
+async fn a_result_kommo_refuses_says_why_and_retry_reopens_it() {
+    let this = install_fakes("Promise.resolve(null)");
+    callcard_widget::widget_init(this.clone());
+    let queue = callcard_widget::session::summaries().unwrap();
+    queue.open(&ended_call("c-fail", false));
+    settle(20).await;
+    type_into("#callcard-summary-note", "Keep me");
+    el("#callcard-summary-save").unwrap().click();
+    settle(50).await;
+    assert_eq!(message("c-fail"), Some(("warning".into(), "Saving…".into())));
+    // The job could not apply it: the feed carries the reason.
+    let mut refused = ended_call("c-fail", false);
+    refused.has_result = true;
+    refused.result_error = Some("the contact was deleted in Kommo".into());
+    feed_says(&refused);
+    settle(0).await;
+    assert_eq!(
+        message("c-fail"),
+        Some(("danger".into(), "Not logged on Anna <b>Petrova</b>: the contact was deleted in Kommo".into()))
+    );
+    let failed = el(".callcard-message[data-call-id='c-fail']").unwrap();
+    assert_eq!(failed.get_attribute("role").as_deref(), Some("alert"));
+    // Retry: the summary opens again with what was saved.
+    el(".callcard-message[data-call-id='c-fail'] .callcard-message-retry").expect("Retry").click();
+    settle(50).await;
+    assert!(modal_open());
+    let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
+    assert_eq!(note.value(), "Keep me");
+    assert!(message("c-fail").is_none());
+    el("#callcard-summary-save").unwrap().click();
+    settle(50).await;
+    assert_eq!(result_posts().len(), 2, "sent again");
+    callcard_widget::widget_destroy(this);
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_save_says_why_and_an_offline_one_is_queued() {
     let this = install_fakes("Promise.reject({status: 422, responseJSON: {title: 'Invalid', detail: 'entity gone'}})");
     callcard_widget::widget_init(this.clone());
     let queue = callcard_widget::session::summaries().unwrap();
     queue.open(&ended_call("c-err", false));
-    settle(0).await;
+    settle(20).await;
 
     type_into("#callcard-summary-note", "Keep me");
     el("#callcard-summary-task").unwrap().click();
@@ -251,9 +558,9 @@ async fn a_refused_save_keeps_the_input_and_an_offline_one_is_queued() {
     assert!(when.ends_with("T10:00"), "default due time: {when:?}");
     el("#callcard-summary-save").unwrap().click();
     settle(0).await;
-    // …but what to do is the manager's to say.
+    // …but what to do is the manager's to say: the form stays.
     assert_eq!(state(), "error", "a task needs a text");
-    assert_eq!(el(".callcard-summary-error").unwrap().text_content().as_deref(), Some("Describe the task."));
+    assert_eq!(text_of(".callcard-summary-error"), "Describe the task.");
     assert!(result_posts().is_empty());
     el("#callcard-summary-task").unwrap().click();
     settle(0).await;
@@ -261,17 +568,23 @@ async fn a_refused_save_keeps_the_input_and_an_offline_one_is_queued() {
     el("#callcard-summary-save").unwrap().click();
     settle(50).await;
     assert_eq!(result_posts().len(), 1);
-    assert_eq!(state(), "error");
-    assert!(el(".callcard-summary-error").unwrap().text_content().unwrap().contains("entity gone"));
+    assert!(el("#callcard-summary").is_none());
+    assert_eq!(message("c-err"), Some(("danger".into(), "Not logged on Anna <b>Petrova</b>: entity gone".into())));
+    el(".callcard-message[data-call-id='c-err'] .callcard-message-retry").unwrap().click();
+    settle(50).await;
     let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
     assert_eq!(note.value(), "Keep me");
 
-    // Offline now: the result is queued and the modal closes.
+    // Offline now: the result is queued, and the manager is told.
     js_sys::eval("window.resultAnswer = function () { return Promise.reject({status: 0, statusText: 'error'}); }")
         .unwrap();
     el("#callcard-summary-save").unwrap().click();
     settle(50).await;
     assert!(el("#callcard-summary").is_none());
+    assert_eq!(
+        message("c-err"),
+        Some(("warning".into(), "You are offline: the call result will be sent when the connection is back.".into()))
+    );
     let stored = web_sys::window().unwrap().local_storage().unwrap().unwrap().get_item("callcard.outbox").unwrap();
     let stored: serde_json::Value = serde_json::from_str(&stored.expect("queued")).unwrap();
     assert_eq!(stored["pending"][0]["call_id"], "c-err");
@@ -284,15 +597,13 @@ async fn escape_cancels() {
     let this = install_fakes("Promise.resolve(null)");
     callcard_widget::widget_init(this.clone());
     callcard_widget::session::summaries().unwrap().open(&ended_call("c-esc", false));
-    settle(0).await;
-    let init = web_sys::KeyboardEventInit::new();
-    init.set_key("Escape");
-    init.set_bubbles(true);
-    let ev = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
-    el("#callcard-summary-note").unwrap().dispatch_event(&ev).unwrap();
-    settle(0).await;
+    settle(20).await;
+    key(&el("#callcard-summary-note").unwrap(), "Escape", false);
+    settle(20).await;
     assert!(el("#callcard-summary").is_none());
+    assert!(el(".modal.callcard-summary-modal").is_none());
     assert!(result_posts().is_empty());
+    assert_eq!(text_of(".callcard-no-result span"), "Calls without a result: 1", "cancelled, not lost");
     callcard_widget::widget_destroy(this);
 }
 
@@ -301,7 +612,7 @@ async fn what_was_typed_survives_a_reload_until_cancel() {
     let this = install_fakes("Promise.resolve(null)");
     callcard_widget::widget_init(this.clone());
     callcard_widget::session::summaries().unwrap().open(&ended_call("c-draft", true));
-    settle(0).await;
+    settle(20).await;
     type_into("#callcard-summary-note", "Half a thought");
     el("#callcard-summary-task").unwrap().click();
     settle(0).await;
@@ -312,7 +623,7 @@ async fn what_was_typed_survives_a_reload_until_cancel() {
     callcard_widget::widget_destroy(this.clone());
     assert!(el("#callcard-summary").is_none());
     callcard_widget::widget_init(this.clone());
-    settle(20).await;
+    settle(50).await;
     let dialog = el("#callcard-summary").expect("the summary reopens after the reload");
     assert_eq!(dialog.get_attribute("data-call-id").as_deref(), Some("c-draft"));
     let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
@@ -323,14 +634,18 @@ async fn what_was_typed_survives_a_reload_until_cancel() {
     assert_eq!(text.value(), "Call back");
     assert!(doc().query_selector("#callcard-summary audio").unwrap().is_some(), "with its recording");
 
-    // Cancel forgets it: the next load opens nothing.
+    // Cancel: the next load opens nothing, but lists the call as "no result", typed note and all.
     el("#callcard-summary-cancel").unwrap().click();
-    settle(0).await;
+    settle(20).await;
     callcard_widget::widget_destroy(this.clone());
     callcard_widget::widget_init(this.clone());
-    settle(20).await;
+    settle(50).await;
     assert!(el("#callcard-summary").is_none());
-    assert!(storage().get_item("callcard.drafts").unwrap().is_none());
+    assert_eq!(text_of(".callcard-no-result span"), "Calls without a result: 1");
+    el("#callcard-no-result-open").unwrap().click();
+    settle(50).await;
+    let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
+    assert_eq!(note.value(), "Half a thought");
     callcard_widget::widget_destroy(this);
 }
 
@@ -382,7 +697,7 @@ async fn the_modal_is_keyboard_usable() {
     let this = install_fakes("Promise.resolve(null)");
     callcard_widget::widget_init(this.clone());
     callcard_widget::session::summaries().unwrap().open(&ended_call("c-keys", false));
-    settle(0).await;
+    settle(50).await;
     assert_eq!(focused_id(), "callcard-summary-search", "focus starts in the search field");
     let dialog = el("#callcard-summary").unwrap();
     assert_eq!(dialog.get_attribute("aria-modal").as_deref(), Some("true"));
@@ -400,14 +715,15 @@ async fn the_modal_is_keyboard_usable() {
     key(&el("#callcard-summary-search").unwrap(), "ArrowDown", false);
     el(".callcard-summary-hit").unwrap().click();
     settle(0).await;
-    assert_eq!(el(".callcard-summary-entity").unwrap().text_content().as_deref(), Some("Lead · Quote <for> ACME"));
+    assert_eq!(text_of(".callcard-summary-entity a.callcard-record"), "Quote <for> ACME");
     assert_eq!(focused_id(), "callcard-summary-search", "focus stays in the form after choosing");
 
-    // Tab wraps inside the dialog, both ways.
+    // Tab wraps inside the dialog, both ways: from Cancel to the first control (the contact's card link) and back.
     el("#callcard-summary-cancel").unwrap().focus().unwrap();
     key(&el("#callcard-summary-cancel").unwrap(), "Tab", false);
-    assert_eq!(focused_id(), "callcard-summary-search");
-    key(&el("#callcard-summary-search").unwrap(), "Tab", true);
+    let first = doc().active_element().expect("focus moved");
+    assert_eq!(first.get_attribute("href").as_deref(), Some("/contacts/detail/7"));
+    key(&first, "Tab", true);
     assert_eq!(focused_id(), "callcard-summary-cancel");
     callcard_widget::widget_destroy(this);
 }
@@ -459,7 +775,7 @@ async fn a_due_time_on_the_day_clocks_change_is_that_local_time() {
     let queue = callcard_widget::session::summaries().unwrap();
     for (i, &(month0, day)) in days.iter().enumerate() {
         queue.open(&ended_call(&format!("c-dst-{i}"), false));
-        settle(0).await;
+        settle(20).await;
         el("#callcard-summary-task").unwrap().click();
         settle(0).await;
         type_into("#callcard-summary-task-when", &format!("{YEAR}-{:02}-{day:02}T01:30", month0 + 1));

@@ -163,6 +163,72 @@
     }
   });
 
+  // Kommo's "new contact" page, /contacts/add/ (amoCRM's path; whether Kommo
+  // pre-fills the phone from ?phone= is unconfirmed). Here a click on such a
+  // link opens a small form in the host's modal, prefilled with the phone;
+  // Save creates the contact through the API with the user's session and
+  // opens it in the inspector.
+  // DOM hooks: .modal.host-contact-add #host-contact-name #host-contact-phone #host-contact-save .host-contact-error
+  var ADD_CONTACT_PATH = /^\/contacts\/add\/?(\?.*)?$/;
+  function addContact(phone) {
+    window.require(['lib/components/base/modal'], function (Modal) {
+      var name = el('input', { id: 'host-contact-name', type: 'text', required: true });
+      var phoneInput = el('input', { id: 'host-contact-phone', type: 'tel', value: phone });
+      var error = el('p', { class: 'host-contact-error', role: 'alert', hidden: true });
+      var modal = null;
+      var form = el('form', { class: 'host-contact-form' }, [
+        el('h2', {}, ['New contact']),
+        el('label', { for: 'host-contact-name' }, ['Name']),
+        name,
+        el('label', { for: 'host-contact-phone' }, ['Phone']),
+        phoneInput,
+        error,
+        el('button', { type: 'submit', id: 'host-contact-save' }, ['Save'])
+      ]);
+      form.addEventListener('submit', function (ev) {
+        ev.preventDefault();
+        var body = [{ name: name.value.trim() || phoneInput.value, custom_fields_values: [
+          { field_code: 'PHONE', values: [{ value: phoneInput.value, enum_code: 'WORK' }] }] }];
+        fetch('/api/v4/contacts', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+          .then(function (r) {
+            return r.json().then(function (j) {
+              if (!r.ok) {
+                throw new Error((j && (j.detail || j.title)) || ('HTTP ' + r.status));
+              }
+              return j;
+            });
+          })
+          .then(function (j) {
+            var created = j._embedded && j._embedded.contacts && j._embedded.contacts[0];
+            modal.destroy();
+            if (created) {
+              window.location.href = H.elementHref('contacts', created.id);
+            }
+          })
+          ['catch'](function (err) {
+            error.textContent = 'The contact was not created: ' + err.message;
+            error.hidden = false;
+          });
+      });
+      modal = new Modal({
+        class_name: 'host-contact-add',
+        init: function ($body) {
+          $body.append(form);
+          name.focus();
+        }
+      });
+    });
+  }
+  document.addEventListener('click', function (event) {
+    var link = event.target && event.target.closest ? event.target.closest('a[href]') : null;
+    var match = link && ADD_CONTACT_PATH.exec(link.getAttribute('href'));
+    if (match && !event.defaultPrevented && event.button === 0) {
+      event.preventDefault();
+      var query = new URLSearchParams(match[1] || '');
+      addContact(query.get('phone') || '');
+    }
+  });
+
   H.notificationBell = function () {
     var counter = el('span', { class: 'notification-counter', hidden: true }, ['0']);
     var icon = el('span', { class: 'notification-bell-icon', 'aria-hidden': 'true' });

@@ -81,7 +81,10 @@ pub struct StoredCall {
     pub log_intent_at: Option<i64>,
     /// When the call was first logged in Kommo.
     pub logged_at: Option<i64>,
-    /// The manager saved a call result.
+    /// The manager's saved result (`manager_result`) was applied in Kommo:
+    /// cleared by each Save, set by the job when it finishes. (Before the
+    /// widget showed "Logged on …" it meant "saved", which `manager_result`
+    /// says; rows from then read as applied, which they were or soon are.)
     pub has_result: bool,
     /// Why the saved result could not be applied (`crate::sync::results`).
     pub result_error: Option<String>,
@@ -99,6 +102,7 @@ impl StoredCall {
         view.caller = self.caller.clone();
         view.has_result = self.has_result || self.manager_result.is_some();
         view.result_error = self.result_error.clone();
+        view.result_logged = self.has_result && self.manager_result.is_some() && self.result_error.is_none();
         view
     }
 }

@@ -166,11 +166,12 @@ async fn execute(ctx: &SyncContext, call: StoredCall, steps: &[Step]) -> Result<
                 Ok(_) | Err(KommoError::NotFound) => {}
                 Err(e) => return Err(e.into()),
             },
-            Step::CreateTask { on, text, complete_till, responsible_user_id } => {
+            Step::CreateTask { on, text, complete_till, task_type_id, responsible_user_id } => {
                 let existing = kommo.list_tasks(Some(*on), false).await?;
                 let same = |t: &kommo_client::Task| t.text == *text && t.complete_till == Some(*complete_till);
                 if !existing.iter().any(same) {
                     let mut task = NewTask::follow_up(*on, text.clone(), *complete_till);
+                    task.task_type_id = Some(*task_type_id);
                     // Without a user, Kommo makes the integration's own user
                     // (the bot) responsible.
                     task.responsible_user_id = *responsible_user_id;
@@ -192,6 +193,8 @@ async fn execute(ctx: &SyncContext, call: StoredCall, steps: &[Step]) -> Result<
                             note_id,
                             note_params,
                             sync_state: Some(SyncState::Synced),
+                            // Applied: the widget says "Logged on …".
+                            has_result: Some(true),
                             ..CrmChange::default()
                         },
                     )
@@ -373,7 +376,7 @@ pub enum Step {
     /// Decline the incoming lead.
     DeclineIncoming { uid: String },
     /// Create the follow-up task unless an identical one exists.
-    CreateTask { on: EntityRef, text: String, complete_till: i64, responsible_user_id: Option<u64> },
+    CreateTask { on: EntityRef, text: String, complete_till: i64, task_type_id: u64, responsible_user_id: Option<u64> },
     /// Save the call: on the chosen record, synced.
     Finish { entity: EntityRef },
 }
@@ -440,7 +443,9 @@ pub fn plan_call_result(facts: &Facts) -> Result<Vec<Step>, PlanError> {
             on: chosen,
             text: task.text.clone(),
             complete_till: task.complete_till,
-            responsible_user_id: facts.responsible_user_id,
+            task_type_id: task.kind.task_type_id(),
+            // The manager's choice, else the manager the call rang.
+            responsible_user_id: task.responsible_user_id.or(facts.responsible_user_id),
         });
     }
     steps.push(Step::Finish { entity: chosen });
@@ -474,7 +479,7 @@ mod tests {
     #[test]
     fn a_known_caller_moved_to_another_lead() {
         let mut f = facts(LEAD);
-        f.task = Some(TaskDraft { complete_till: 1_800_000_000, text: "Send quote".into() });
+        f.task = Some(TaskDraft::follow_up(1_800_000_000, "Send quote"));
         assert_eq!(
             plan_call_result(&f).unwrap(),
             vec![
@@ -484,6 +489,7 @@ mod tests {
                     on: LEAD,
                     text: "Send quote".into(),
                     complete_till: 1_800_000_000,
+                    task_type_id: 1,
                     responsible_user_id: Some(7)
                 },
                 Step::Finish { entity: LEAD },

@@ -3,9 +3,12 @@
 //! backend, PBX) in headless Chromium at 1024 and 1440 px wide, written as
 //! PNG files into the folder given as the first argument (`docs/screenshots/`).
 //!
-//! States: a known caller's ringing card (`ringing-known-<w>.png`, named once
-//! caller ID answered), an unknown caller's (`ringing-unknown-<w>.png`, with
-//! "Create contact"), and the Call summary after a call (`summary-<w>.png`).
+//! States: a known caller's ringing card (`ringing-known-<w>.png`, named on
+//! the first pop-up), an unknown caller's (`ringing-unknown-<w>.png`, with
+//! "Create contact"), the Call summary in Kommo's modal after a call
+//! (`summary-<w>.png`), and the message once the saved result is logged in
+//! Kommo (`logged-<w>.png`; the cancelled unknown call is listed as "no
+//! result" beside it).
 //! Needs a built widget (`CALLCARD_WIDGET_DIR`, as the end-to-end tests).
 
 use anyhow::{Context, Result};
@@ -14,7 +17,9 @@ use callcard_e2e::{product::call_event, users, Browser, Chromedriver, Product};
 use std::path::{Path, PathBuf};
 
 const MARIA: &str = "+1 830 570 3077";
-const UNKNOWN: &str = "+1 503 555 0111"; // the seed's number nobody has
+/// Numbers nobody has, one per width: the first width's missed call makes
+/// its number known (the backend files it as an incoming lead with a contact).
+const UNKNOWN: [&str; 2] = ["+1 503 555 0111", "+1 503 555 0112"];
 const WIDTHS: [u32; 2] = [1024, 1440];
 const HEIGHT: u32 = 860;
 /// A named pop-up: the caller's record links to its card.
@@ -32,24 +37,24 @@ async fn main() -> Result<()> {
     let anna = Browser::open(&driver).await?;
     anna.client.goto(&product.page_for(users::ANNA)).await?;
     anna.wait_for("#callcard-root[data-feed=live]", 30).await?;
-    for width in WIDTHS {
+    for (width, unknown) in WIDTHS.into_iter().zip(UNKNOWN) {
         anna.client.set_window_size(width, HEIGHT).await?;
-        shoot_at(&product, &anna, width, &out).await.with_context(|| format!("at {width} px"))?;
+        shoot_at(&product, &anna, width, unknown, &out).await.with_context(|| format!("at {width} px"))?;
     }
     anna.close().await?;
     product.shutdown().await
 }
 
-async fn shoot_at(product: &Product, anna: &Browser, width: u32, out: &Path) -> Result<()> {
+async fn shoot_at(product: &Product, anna: &Browser, width: u32, number: &str, out: &Path) -> Result<()> {
     let unknown = format!("unknown-{width}");
-    product.pbx_sends(&call_event(CallEventKind::Ringing, &unknown, UNKNOWN, "101")).await?;
+    product.pbx_sends(&call_event(CallEventKind::Ringing, &unknown, number, "101")).await?;
     if let Err(e) = anna.wait_for(UNKNOWN_POPUP, 10).await {
         let shown = anna.notifications("show_notification").await?;
         return Err(e.context(format!("pop-ups shown: {shown:?}")));
     }
     save(anna, out, &format!("ringing-unknown-{width}.png")).await?;
     let mut missed =
-        call_event(CallEventKind::Ended { duration: 0, outcome: Outcome::NoAnswer }, &unknown, UNKNOWN, "101");
+        call_event(CallEventKind::Ended { duration: 0, outcome: Outcome::NoAnswer }, &unknown, number, "101");
     missed.occurred_at += 1_000;
     product.pbx_sends(&missed).await?;
     close_popups(anna).await?;
@@ -68,7 +73,22 @@ async fn shoot_at(product: &Product, anna: &Browser, width: u32, out: &Path) -> 
     anna.wait_for(&format!("#callcard-summary[data-call-id='{call_id}']"), 15).await?;
     close_popups(anna).await?;
     save(anna, out, &format!("summary-{width}.png")).await?;
-    cancel_summary(anna, &call_id).await
+    // Saved on the suggested record: "Saving…", then "Logged on …" once the backend's job is done.
+    anna.wait_for(&format!("#callcard-summary[data-call-id='{call_id}'] #callcard-summary-save"), 5)
+        .await?
+        .click()
+        .await?;
+    let logged = format!(".callcard-message[data-call-id='{call_id}'][data-message-type=success]");
+    if let Err(e) = anna.wait_for(&logged, 30).await {
+        let said = anna.texts(".callcard-message").await?;
+        return Err(e.context(format!("messages: {said:?}")));
+    }
+    close_popups(anna).await?;
+    save(anna, out, &format!("logged-{width}.png")).await?;
+    anna.client
+        .execute("document.querySelectorAll('.callcard-message-close').forEach(function (b) { b.click(); });", vec![])
+        .await?;
+    Ok(())
 }
 
 /// Closes the pop-ups so they do not cover the next shot.
