@@ -29,7 +29,9 @@
 //! - [`config`]: every setting declared once, layered by figment: defaults,
 //!   TOML file, environment, flags; secrets redacted.
 //! - [`backend`]: [`Backend`]: start, the merged routes, provisioning, shutdown;
-//!   [`connection_limit`]: the binary's cap on open connections.
+//!   [`connection_limit`]: the binary's cap on open connections;
+//!   [`server`]: the binary's HTTP server, with header-read and idle
+//!   timeouts.
 //! - [`state`]: what handlers share, and the sub-states they take.
 //! - [`extract`]: path parameters, query strings and bodies as extractors
 //!   whose refusals are problem documents.
@@ -122,6 +124,7 @@ mod queue;
 mod request_log;
 mod results_api;
 pub mod secrets;
+mod server;
 mod state;
 mod store;
 mod sync;
@@ -136,6 +139,7 @@ pub use openapi::{document as openapi_document, ROUTES};
 pub use problem::Problem;
 pub use queue::{Job, Queue};
 pub use secrets::Secrets;
+pub use server::{serve, Timeouts};
 pub use store::jobs::{JobRecord, JobState};
 pub use store::phonebook::{DealData, HolderData, IndexChange, PhonebookSync, SyncPhase};
 pub use store::{CrmChange, Store, StoredCall, SyncState};
