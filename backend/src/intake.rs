@@ -50,8 +50,17 @@ pub(crate) fn router() -> Router<App> {
         .method_not_allowed_fallback(problem::method_not_allowed)
 }
 
+/// `POST /pbx/{account_id}/calls`: `{"calls": [FinishedCall, …]}` (each
+/// call is checked on its own and answered in [`callcard_calls::BatchAnswer`]).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FinishedCallBatchBody {
+    #[schema(max_items = 1000)]
+    calls: Vec<callcard_calls::event::FinishedCall>,
+}
+
 /// The answer to one stored event.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventAck {
     pub call_id: String,
     pub status: callcard_calls::CallStatus,
@@ -59,6 +68,22 @@ pub struct EventAck {
     pub changed: bool,
 }
 
+#[utoipa::path(post, path = "/pbx/{account_id}/events", tag = "pbx",
+    summary = "One call event (ringing, answered, ended, recording_ready)",
+    params(
+        ("account_id" = u64, Path, minimum = 1, description = "The account the PBX delivers for"),
+        ("X-Callcard-Timestamp" = i64, Header, description = "Unix seconds; refused if more than 300 s from the backend's clock"),
+        ("X-Callcard-Signature" = String, Header, pattern = "^v1=[0-9a-f]{64}$",
+            description = "v1=<hex HMAC-SHA256(account webhook secret, \"<timestamp>.<raw body>\")>")),
+    request_body = callcard_calls::CallEvent,
+    responses(
+        (status = 200, description = "Stored (durably) before this answer", body = EventAck),
+        (status = 400, description = "Malformed JSON, or bytes after it", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "Missing or bad signature, or a stale timestamp (an unknown account is refused the same way)", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "Body too large", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "A field has an invalid value (named in `field`)", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "Not stored; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn post_event(
     State(group_commit): State<GroupCommit>,
     State(metrics): State<Arc<Metrics>>,
@@ -89,6 +114,22 @@ async fn post_event(
     result.map(Json).inspect_err(|_| metrics.events_rejected.inc())
 }
 
+#[utoipa::path(post, path = "/pbx/{account_id}/calls", tag = "pbx",
+    summary = "Many finished calls at once (like Kommo's calls/add), answered per call",
+    params(
+        ("account_id" = u64, Path, minimum = 1, description = "The account the PBX delivers for"),
+        ("X-Callcard-Timestamp" = i64, Header, description = "Unix seconds; refused if more than 300 s from the backend's clock"),
+        ("X-Callcard-Signature" = String, Header, pattern = "^v1=[0-9a-f]{64}$",
+            description = "v1=<hex HMAC-SHA256(account webhook secret, \"<timestamp>.<raw body>\")>")),
+    request_body = FinishedCallBatchBody,
+    responses(
+        (status = 200, description = "Per-call results: stored uuids in success, reasons in errors", body = BatchAnswer),
+        (status = 400, description = "Malformed JSON, or bytes after it", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "Missing or bad signature, or a stale timestamp (an unknown account is refused the same way)", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "Body too large", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "A field has an invalid value (named in `field`)", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "Not stored; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn post_batch(
     State(group_commit): State<GroupCommit>,
     State(metrics): State<Arc<Metrics>>,

@@ -74,7 +74,8 @@
 //!   summary's Save: checked, stored, enqueued, answered 202.
 //! - [`metrics`]: Prometheus counters and gauges; [`request_log`]: one span
 //!   per request, its query string (tickets, OAuth codes) left out.
-//! - [`openapi`]: the document served at `/openapi.json`.
+//! - [`openapi`]: the document served at `/openapi.json`, generated from the
+//!   handlers' `#[utoipa::path]` annotations and the wire types.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -135,7 +136,7 @@ pub use backend::Backend;
 pub use config::{AccountSetup, Config, QueueConfig, Setting, DEMO_INTEGRATION_SECRET};
 pub use connection_limit::LimitedListener;
 pub use kommo_access::{AuthStatus, InstallError, KommoAccess};
-pub use openapi::{document as openapi_document, ROUTES};
+pub use openapi::document as openapi_document;
 pub use problem::Problem;
 pub use queue::{Job, Queue};
 pub use secrets::Secrets;

@@ -10,6 +10,7 @@ pub const NOTE_MAX_CHARS: usize = 10_000;
 
 /// A follow-up task to create with the result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskDraft {
     /// Unix seconds, as Kommo's `complete_till`.
     pub complete_till: i64,
@@ -18,10 +19,12 @@ pub struct TaskDraft {
 
 /// What the manager decided about a call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallResult {
     /// The record the call belongs on.
     pub entity: EntityRef,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 10000))]
     pub note: String,
     #[serde(default)]
     pub task: Option<TaskDraft>,
