@@ -69,7 +69,13 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     backend.set_extensions(account_id, ExtensionMap::parse(&sandbox.widget_settings()["users"])?).await?;
-    let admin = sandbox.store().users.iter().find(|u| u.is_admin).map(|u| u.id).expect("the sandbox seeds an admin");
+    let (admin, extension) = sandbox
+        .store()
+        .users
+        .iter()
+        .find(|u| u.is_admin)
+        .map(|u| (u.id, u.extension.clone()))
+        .expect("the sandbox seeds an admin");
     let code = sandbox.authorization_code(admin);
     backend.install_account(account_id, &code, &kommo_url).await?;
     // The caller index's Kommo webhook path (with its secret) is chosen at
@@ -84,6 +90,33 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::io::stdin().read_to_end(&mut rest).await;
         closing.close_feeds().await;
     }));
+
+    // Calls the admin's feed shows: one answered without a ringing event
+    // (`ringing_at` null) and one that ended (a duration, an outcome), so the
+    // answers schemathesis checks carry the fields that can be null.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    for event in [
+        serde_json::json!({"event": "answered", "call_id": "fuzz-answered", "direction": "inbound",
+            "external_number": "+18305703077", "extension": extension, "occurred_at": now_ms}),
+        serde_json::json!({"event": "ended", "call_id": "fuzz-ended", "direction": "outbound",
+            "external_number": "+18305703078", "extension": extension, "occurred_at": now_ms,
+            "duration": 42, "outcome": "answered"}),
+    ] {
+        let body = event.to_string();
+        let timestamp = now_ms / 1000;
+        let answer = reqwest::Client::new()
+            .post(format!("{backend_url}/pbx/{account_id}/events"))
+            .header("content-type", "application/json")
+            .header("x-callcard-timestamp", timestamp.to_string())
+            .header(
+                "x-callcard-signature",
+                callcard_calls::signature::sign(WEBHOOK_SECRET.as_bytes(), timestamp, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await?;
+        anyhow::ensure!(answer.status().is_success(), "seeding a call: {}", answer.text().await?);
+    }
 
     println!(
         "CALLCARD_FUZZ_TARGET={}",
