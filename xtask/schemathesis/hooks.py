@@ -5,12 +5,16 @@ callers authenticate it (`cargo xtask test` runs schemathesis with these;
 - PBX webhooks (`/pbx/{account_id}/...`): the provisioned account, and the
   exact bytes sent signed: `X-Callcard-Timestamp` and
   `X-Callcard-Signature: v1=hex(HMAC-SHA256(secret, "<ts>.<body>"))`.
-- Widget calls: a fresh Kommo one-time token per request (`X-Auth-Token`,
+- Widget calls: a fresh Kommo one-time token per case (`X-Auth-Token`,
   HS256 with the integration secret, a new `jti` each time) for the
   account's admin, with the account's `Origin`.
 - Feeds: a ticket traded for such a token at `POST /widget/ticket`, renewed
   before it expires.
 - Operator endpoints: `Authorization: Bearer <ops token>`.
+
+The last two are the document's security schemes: they are set through
+schemathesis' auth, so its `ignored_auth` check can send each such operation
+without them, and with wrong ones, and expect a refusal.
 - Kommo's webhooks: the account's webhook path, with its secret.
 
 What the generator chose otherwise stays: bodies, query values, ids in
@@ -42,6 +46,9 @@ if sys.version_info[:2] == (3, 11) and sys.version_info < (3, 11, 8):
 
 TARGET = json.loads(os.environ["CALLCARD_FUZZ_TARGET"])
 _ticket = {"value": None, "expires_at": 0}
+# The one-time tokens this file minted: a case replayed (shrinking, checks'
+# probes) carries a used one, which is swapped for a fresh one when sent.
+_minted = set()
 
 
 def _b64(data: bytes) -> str:
@@ -62,7 +69,9 @@ def one_time_token() -> str:
     }
     signing_input = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + _b64(json.dumps(claims).encode())
     signature = hmac.new(TARGET["integration_secret"].encode(), signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + _b64(signature)
+    token = signing_input + "." + _b64(signature)
+    _minted.add(token)
+    return token
 
 
 def feed_ticket() -> str:
@@ -87,6 +96,27 @@ def body_bytes(case) -> bytes:
     return json.dumps(body, default=str).encode()
 
 
+@schemathesis.auth(refresh_interval=None)
+class DeclaredCredentials:
+    """The credentials the document declares as security schemes, set
+    through schemathesis' auth so that its `ignored_auth` check can take them
+    away and see the operation refuse: a fresh one-time token per case for
+    the widget's calls, the bearer token for the operator's."""
+
+    def get(self, case, context):
+        path = case.operation.path
+        if path.startswith("/ops/"):
+            return ("Authorization", "Bearer " + TARGET["ops_token"])
+        if path in ("/widget/ticket", "/widget/settings", "/widget/status", "/widget/calls/{call_id}/result"):
+            return ("X-Auth-Token", one_time_token())
+        return None
+
+    def set(self, case, data, context):
+        if data is not None:
+            name, value = data
+            case.headers = {**(case.headers or {}), name: value}
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     path = case.operation.path
@@ -106,10 +136,10 @@ def before_call(context, case, kwargs):
         if wait is not None and str(wait).strip().isdigit() and int(str(wait).strip()) > 1:
             case.query["wait"] = "1"
     elif path.startswith("/widget/"):
-        headers["X-Auth-Token"] = one_time_token()
+        # Not a credential: the token's account must be the Origin's.
         headers["Origin"] = TARGET["origin"]
-    elif path.startswith("/ops/"):
-        headers["Authorization"] = "Bearer " + TARGET["ops_token"]
+        if headers.get("X-Auth-Token") in _minted:
+            headers["X-Auth-Token"] = one_time_token()
     elif path == "/kommo/{account_id}/hooks/{secret}" and TARGET.get("kommo_hook"):
         # .../kommo/<account>/hooks/<secret>
         parts = TARGET["kommo_hook"].rstrip("/").split("/")
