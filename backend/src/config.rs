@@ -89,6 +89,16 @@ pub struct Config {
     /// How many connections the binary serves at once; more wait to be
     /// accepted (`crate::connection_limit`; the library ignores it).
     pub max_connections: u32,
+    /// How long a connection has to send a request's headers, from their
+    /// first byte (`crate::server`; the library ignores it).
+    #[serde(rename = "header_read_timeout_seconds", with = "seconds")]
+    pub header_read_timeout: Duration,
+    /// How long a connection may wait for its next request, from when it
+    /// opened or its last answer was sent (`crate::server`; the library
+    /// ignores it). WebSockets and waiting polls are answers in progress,
+    /// never idle.
+    #[serde(rename = "idle_timeout_seconds", with = "seconds")]
+    pub idle_timeout: Duration,
     /// `sqlite://path` (created if missing) or `postgres://…`.
     pub database_url: String,
     /// The HS256 key of Kommo's one-time tokens (the OAuth `client_secret`).
@@ -221,6 +231,8 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
             max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             database_url: "sqlite://callcard.sqlite".into(),
             integration_secret: DEMO_INTEGRATION_SECRET.into(),
             public_base_url: "http://127.0.0.1:8080/backend".into(),
@@ -253,6 +265,9 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("max_connections", &self.max_connections)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("database_url", &redact_url(&self.database_url))
             .field("integration_secret", &"<redacted>")
             .field("public_base_url", &self.public_base_url)
@@ -371,6 +386,8 @@ impl Config {
         anyhow::ensure!(self.feed_history_per_user > 0, "feed_history_per_user must be positive");
         anyhow::ensure!(self.max_feeds_per_user > 0, "max_feeds_per_user must be positive");
         anyhow::ensure!(self.max_connections > 0, "max_connections must be positive");
+        anyhow::ensure!(!self.header_read_timeout.is_zero(), "header_read_timeout_seconds must be positive");
+        anyhow::ensure!(!self.idle_timeout.is_zero(), "idle_timeout_seconds must be positive");
         anyhow::ensure!(self.max_db_connections > 0, "max_db_connections must be positive");
         anyhow::ensure!(self.queue.max_attempts > 0, "job_max_attempts must be positive");
         anyhow::ensure!(!self.queue.lease.is_zero(), "job_lease_seconds must be positive");

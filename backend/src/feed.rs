@@ -133,6 +133,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
 }
 
 /// `GET /widget/feed`: upgrades to the feed WebSocket.
+#[utoipa::path(get, path = "/widget/feed", tag = "feed",
+    summary = "WebSocket of FeedMessage JSON text frames for the ticket's user",
+    description = "Replays events after `since` from the kept history (or sends a gap), then streams live. A heartbeat message and a ping every 15 s; a peer silent for 30 s is dropped. Closed with 1001 at shutdown.",
+    params(("ticket" = String, Query, description = "A feed ticket from POST /widget/ticket"), ("since" = Option<u64>, Query, description = "The last offset the widget has; absent: start at the latest")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket; frames are FeedMessage JSON", body = FeedMessage),
+        (status = 401, description = "Ticket refused", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "Bad since or query (field names it)", content_type = "application/problem+json", body = Problem),
+        (status = 426, description = "Not a WebSocket request", content_type = "application/problem+json", body = Problem),
+        (status = 429, description = "The user holds max_feeds_per_user feeds open already", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn websocket(
     State(feeds): State<Feeds>,
     FeedTicket(owner): FeedTicket,
@@ -322,6 +334,17 @@ async fn stream(feeds: Feeds, socket: &mut WebSocket, owner: TicketOwner, since:
 }
 
 /// `GET /widget/feed/poll`.
+#[utoipa::path(get, path = "/widget/feed/poll", tag = "feed",
+    summary = "The same events as the WebSocket, for networks that block it",
+    params(("ticket" = String, Query, description = "A feed ticket from POST /widget/ticket"), ("since" = Option<u64>, Query, description = "The last offset the widget has; absent: start at the latest"),
+        ("wait" = Option<u8>, Query, maximum = 25, description = "Long poll: seconds (0 to 25) to wait for an event when there is none")),
+    responses(
+        (status = 200, description = "Events after since", body = PollAnswer),
+        (status = 401, description = "Ticket refused", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "Bad since or wait (field names it)", content_type = "application/problem+json", body = Problem),
+        (status = 429, description = "A waiting poll past max_feeds_per_user", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn poll(
     State(feeds): State<Feeds>,
     FeedTicket(owner): FeedTicket,
@@ -373,6 +396,14 @@ async fn poll(
 }
 
 /// `GET /widget/calls`.
+#[utoipa::path(get, path = "/widget/calls", tag = "feed",
+    summary = "The user's calls that still matter, to start over after a gap",
+    params(("ticket" = String, Query, description = "A feed ticket from POST /widget/ticket")),
+    responses(
+        (status = 200, description = "Current calls and the offset to continue from", body = CurrentCalls),
+        (status = 401, description = "Ticket refused", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn current_calls(
     State(store): State<Store>,
     FeedTicket(owner): FeedTicket,

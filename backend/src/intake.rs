@@ -60,8 +60,17 @@ pub(crate) fn router() -> Router<App> {
         .method_not_allowed_fallback(problem::method_not_allowed)
 }
 
+/// `POST /pbx/{account_id}/calls`: `{"calls": [FinishedCall, …]}` (each
+/// call is checked on its own and answered in [`callcard_calls::BatchAnswer`]).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FinishedCallBatchBody {
+    #[schema(max_items = 1000)]
+    calls: Vec<callcard_calls::event::FinishedCall>,
+}
+
 /// The answer to one stored event.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventAck {
     pub call_id: String,
     pub status: callcard_calls::CallStatus,
@@ -70,7 +79,7 @@ pub struct EventAck {
 }
 
 /// The answer to a stored transcript.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TranscriptAck {
     pub call_id: String,
     /// False when the transcript was already known (a retry) or older.
@@ -80,6 +89,41 @@ pub struct TranscriptAck {
     pub note_update: bool,
 }
 
+/// What `POST /pbx/{account_id}/events` takes: a call event, or a
+/// transcript (for the document; the handler reads the `event` name).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum EventBody {
+    Call(callcard_calls::CallEvent),
+    Transcript(TranscriptEvent),
+}
+
+/// Its answers, one per kind of body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum EventAnswer {
+    Call(EventAck),
+    Transcript(TranscriptAck),
+}
+
+#[utoipa::path(post, path = "/pbx/{account_id}/events", tag = "pbx",
+    summary = "One call event (ringing, answered, ended, recording_ready) or a call's transcript (transcript_ready)",
+    params(
+        ("account_id" = u64, Path, minimum = 1, description = "The account the PBX delivers for"),
+        ("X-Callcard-Timestamp" = i64, Header, description = "Unix seconds; refused if more than 300 s from the backend's clock"),
+        ("X-Callcard-Signature" = String, Header, pattern = "^v1=[0-9a-f]{64}$",
+            description = "v1=<hex HMAC-SHA256(account webhook secret, \"<timestamp>.<raw body>\")>")),
+    request_body = EventBody,
+    responses(
+        (status = 200, description = "Stored (durably) before this answer", body = EventAnswer),
+        (status = 400, description = "Malformed JSON, or bytes after it", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "Missing or bad signature, or a stale timestamp (an unknown account is refused the same way)", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "Body too large", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "A field has an invalid value (named in `field`)", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "Not stored; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn post_event(
     State(group_commit): State<GroupCommit>,
     State(metrics): State<Arc<Metrics>>,
@@ -136,6 +180,22 @@ fn event_name(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Named>(body).ok().map(|n| n.event)
 }
 
+#[utoipa::path(post, path = "/pbx/{account_id}/calls", tag = "pbx",
+    summary = "Many finished calls at once (like Kommo's calls/add), answered per call",
+    params(
+        ("account_id" = u64, Path, minimum = 1, description = "The account the PBX delivers for"),
+        ("X-Callcard-Timestamp" = i64, Header, description = "Unix seconds; refused if more than 300 s from the backend's clock"),
+        ("X-Callcard-Signature" = String, Header, pattern = "^v1=[0-9a-f]{64}$",
+            description = "v1=<hex HMAC-SHA256(account webhook secret, \"<timestamp>.<raw body>\")>")),
+    request_body = FinishedCallBatchBody,
+    responses(
+        (status = 200, description = "Per-call results: stored uuids in success, reasons in errors", body = BatchAnswer),
+        (status = 400, description = "Malformed JSON, or bytes after it", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "Missing or bad signature, or a stale timestamp (an unknown account is refused the same way)", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "Body too large", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "A field has an invalid value (named in `field`)", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "Not stored; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn post_batch(
     State(group_commit): State<GroupCommit>,
     State(metrics): State<Arc<Metrics>>,
@@ -287,6 +347,20 @@ async fn signed_account(
 
 /// `GET /pbx/{account_id}/route?number=…`: where to ring an incoming call
 /// first ([`Route`]), from the caller index only, so it answers at once.
+#[utoipa::path(get, path = "/pbx/{account_id}/route", tag = "pbx",
+    summary = "The extension of the responsible manager for a caller's number (from the caller index)",
+    params(
+        ("account_id" = u64, Path, minimum = 1, description = "The account the PBX asks for"),
+        ("number" = String, Query, description = "The caller's number"),
+        ("X-Callcard-Timestamp" = i64, Header, description = "Unix seconds; refused if more than 300 s from the backend's clock"),
+        ("X-Callcard-Signature" = String, Header, pattern = "^v1=[0-9a-f]{64}$",
+            description = "v1=<hex HMAC-SHA256(account webhook secret, \"<timestamp>.<raw query string>\")>")),
+    responses(
+        (status = 200, description = "Where to ring first; `extension` null with a `reason` when nobody", body = Route),
+        (status = 401, description = "Missing or bad signature, or a stale timestamp", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "`number` missing or not a phone number", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn get_route(
     State(store): State<Store>,
     State(caller_id): State<Arc<CallerIdService>>,

@@ -37,6 +37,13 @@ const LINK_REFRESH_DELAY_MS: i64 = 5_000;
 /// The largest delivery accepted (Kommo batches a request's changes).
 pub const HOOK_BODY_LIMIT: usize = 1024 * 1024;
 
+/// `POST /kommo/{account_id}/hooks/{secret}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HookApplied {
+    /// Changes applied to the caller index.
+    pub applied: u64,
+}
+
 pub(crate) fn router() -> Router<App> {
     Router::new()
         .route("/kommo/{account_id}/hooks/{secret}", post(post_hook))
@@ -49,6 +56,19 @@ fn no_such_hook() -> Problem {
 }
 
 /// Answers `{"applied": N}` (the record changes read) once they are stored.
+#[utoipa::path(post, path = "/kommo/{account_id}/hooks/{secret}", tag = "kommo",
+    summary = "Kommo's change webhooks for the caller index (the path's secret is the account's, subscribed at installation)",
+    params(("account_id" = u64, Path, description = "The Kommo account"),
+        ("secret" = String, Path, description = "The account's webhook path secret")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "Kommo's form, e.g. account[id]=31415926&contacts[update][0][id]=20100001"),
+    responses(
+        (status = 200, description = "Applied to the index", body = HookApplied),
+        (status = 400, description = "The body is not Kommo's form (field `body`), or names another account (`account[id]`)", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "No such webhook destination (unknown account and wrong secret alike)", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "Body too large", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; Kommo retries", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn post_hook(
     State(store): State<Store>,
     State(queue): State<Queue>,

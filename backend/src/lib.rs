@@ -29,7 +29,9 @@
 //! - [`config`]: every setting declared once, layered by figment: defaults,
 //!   TOML file, environment, flags; secrets redacted.
 //! - [`backend`]: [`Backend`]: start, the merged routes, provisioning, shutdown;
-//!   [`connection_limit`]: the binary's cap on open connections.
+//!   [`connection_limit`]: the binary's cap on open connections;
+//!   [`server`]: the binary's HTTP server, with header-read and idle
+//!   timeouts.
 //! - [`state`]: what handlers share, and the sub-states they take.
 //! - [`extract`]: path parameters, query strings and bodies as extractors
 //!   whose refusals are problem documents.
@@ -74,7 +76,8 @@
 //!   switches, per user over the account's defaults.
 //! - [`metrics`]: Prometheus counters and gauges; [`request_log`]: one span
 //!   per request, its query string (tickets, OAuth codes) left out.
-//! - [`openapi`]: the document served at `/openapi.json`.
+//! - [`openapi`]: the document served at `/openapi.json`, generated from the
+//!   handlers' `#[utoipa::path]` annotations and the wire types.
 //! - [`transcript_links`]: signed, expiring links to a call's full
 //!   transcript; [`transcripts`]: the route that serves them.
 //!
@@ -128,6 +131,7 @@ mod queue;
 mod request_log;
 mod results_api;
 pub mod secrets;
+mod server;
 mod state;
 mod store;
 mod sync;
@@ -140,10 +144,11 @@ pub use backend::Backend;
 pub use config::{AccountSetup, Config, QueueConfig, Setting, DEMO_INTEGRATION_SECRET};
 pub use connection_limit::LimitedListener;
 pub use kommo_access::{AuthStatus, InstallError, KommoAccess};
-pub use openapi::{document as openapi_document, ROUTES};
+pub use openapi::document as openapi_document;
 pub use problem::Problem;
 pub use queue::{Job, Queue};
 pub use secrets::Secrets;
+pub use server::{serve, Timeouts};
 pub use store::jobs::{JobRecord, JobState};
 pub use store::phonebook::{DealData, HolderData, IndexChange, PhonebookSync, SyncPhase};
 pub use store::{CrmChange, Store, StoredCall, SyncState};

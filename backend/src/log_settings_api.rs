@@ -40,10 +40,32 @@ async fn view(store: &Store, account_id: u64, user_id: u64) -> Result<LogSetting
     Ok(LogSettingsView { account, mine, applied: account.for_user(&mine) })
 }
 
+#[utoipa::path(get, path = "/widget/log-settings", tag = "widget",
+    summary = "Which call-note sections are written: the account's defaults, the caller's own choices, what applies",
+    security(("one_time_token" = [])),
+    responses(
+        (status = 200, description = "The switches", body = LogSettingsView),
+        (status = 401, description = "Token refused (`field` names the claim)", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Origin is not the account's", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn get_settings(State(store): State<Store>, who: WidgetCaller) -> Result<Json<LogSettingsView>, Problem> {
     Ok(Json(view(&store, who.account.account_id, who.user_id).await?))
 }
 
+#[utoipa::path(put, path = "/widget/log-settings", tag = "widget",
+    summary = "Save the caller's own section switches (unset ones follow the account)",
+    security(("one_time_token" = [])),
+    request_body = UserLogSettings,
+    responses(
+        (status = 200, description = "Saved; the switches now", body = LogSettingsView),
+        (status = 400, description = "Malformed JSON, or bytes after it", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "Body too large", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "An unknown switch or a value that is not a boolean", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "Token refused (`field` names the claim)", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Origin is not the account's", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn put_mine(
     State(store): State<Store>,
     who: WidgetCaller,
@@ -54,6 +76,19 @@ async fn put_mine(
     Ok(Json(view(&store, who.account.account_id, who.user_id).await?))
 }
 
+#[utoipa::path(put, path = "/widget/log-settings/account", tag = "widget",
+    summary = "Save the account's default section switches and missed-call tasks; account admins only",
+    security(("one_time_token" = [])),
+    request_body = LogSettings,
+    responses(
+        (status = 200, description = "Saved; the switches now", body = LogSettingsView),
+        (status = 400, description = "Malformed JSON, or bytes after it", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Not an admin of the account, or Origin is not the account's", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "Body too large", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "An unknown switch or a value that is not a boolean", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "Token refused (`field` names the claim)", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store or Kommo's rights answer is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn put_account(
     State(store): State<Store>,
     AdminCaller(who): AdminCaller,

@@ -8,7 +8,7 @@
 //! (default `info`); `CALLCARD_LOG_FORMAT=json` for JSON lines.
 
 use anyhow::Context;
-use callcard_backend::{Backend, Config, LimitedListener};
+use callcard_backend::{Backend, Config, LimitedListener, Timeouts};
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
@@ -24,18 +24,18 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::load(path.as_deref(), &flags)?;
     tracing::info!(?config, "configuration loaded");
     let (listen, max_connections) = (config.listen, config.max_connections);
+    let timeouts = Timeouts { header_read: config.header_read_timeout, idle: config.idle_timeout };
     let backend = Backend::start(config).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let listener = LimitedListener::new(listener, max_connections);
-    tracing::info!(%listen, max_connections, "listening");
+    tracing::info!(%listen, max_connections, ?timeouts, "listening");
     let closing = backend.clone();
-    axum::serve(listener, backend.router())
-        .with_graceful_shutdown(async move {
-            shutdown_requested().await;
-            tracing::info!("shutting down: closing feeds, draining requests");
-            closing.close_feeds().await;
-        })
-        .await?;
+    callcard_backend::serve(listener, backend.router(), timeouts, async move {
+        shutdown_requested().await;
+        tracing::info!("shutting down: closing feeds, draining requests");
+        closing.close_feeds().await;
+    })
+    .await;
     backend.shutdown().await;
     Ok(())
 }

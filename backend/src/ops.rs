@@ -46,15 +46,35 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobList {
     pub counts: BTreeMap<String, i64>,
+    #[schema(value_type = Vec<Object>)]
     pub jobs: Vec<serde_json::Value>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RetryAnswer {
+    #[schema(value_type = Object)]
     pub job: JobRecord,
+}
+
+/// `GET /healthz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, `shutting_down` or `store_unavailable`.
+    pub status: &'static str,
+}
+
+/// The job states `GET /ops/jobs?state=` takes.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum JobStateName {
+    Pending,
+    Running,
+    Done,
+    Dead,
 }
 
 pub(crate) fn router() -> Router<App> {
@@ -112,6 +132,18 @@ fn check_bearer(headers: &axum::http::HeaderMap, expected: &str) -> Result<(), P
 }
 
 /// `GET /ops/jobs`.
+#[utoipa::path(get, path = "/ops/jobs", tag = "ops",
+    summary = "Operator view of sync jobs, newest first",
+    security(("ops_token" = [])),
+    params(("state" = Option<JobStateName>, Query, description = "Only jobs in this state"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "At most this many jobs")),
+    responses(
+        (status = 200, description = "Job counts by state, and jobs newest first", body = JobList),
+        (status = 401, description = "Missing or wrong ops token", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "Operator endpoints are off (no ops token configured)", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "Bad state or limit, or an unknown parameter (field names it)", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn list_jobs(
     State(store): State<Store>,
     _: Operator,
@@ -147,6 +179,18 @@ impl PathParam for JobId {
 }
 
 /// `POST /ops/jobs/{id}/retry`.
+#[utoipa::path(post, path = "/ops/jobs/{id}/retry", tag = "ops",
+    summary = "Puts a dead job back in the queue",
+    security(("ops_token" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The job id")),
+    responses(
+        (status = 200, description = "Queued again", body = RetryAnswer),
+        (status = 401, description = "Missing or wrong ops token", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "No such job, or operator endpoints are off", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "The job is not dead", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "The id is not a positive number", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn retry_job(
     State(store): State<Store>,
     State(queue): State<Queue>,
@@ -174,15 +218,19 @@ async fn retry_job(
 }
 
 /// `GET /healthz`.
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    summary = "Liveness and database reachability",
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "Database unreachable, or shutting down", body = Health)
+    ))]
 async fn healthz(State(store): State<Store>, State(lifecycle): State<Lifecycle>) -> Response {
     match store.ping().await {
-        Ok(()) if !lifecycle.is_shutting_down() => Json(serde_json::json!({"status": "ok"})).into_response(),
-        Ok(()) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "shutting_down"}))).into_response()
-        }
+        Ok(()) if !lifecycle.is_shutting_down() => Json(Health { status: "ok" }).into_response(),
+        Ok(()) => (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "shutting_down" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check: store unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "store_unavailable"}))).into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "store_unavailable" })).into_response()
         }
     }
 }
@@ -199,6 +247,9 @@ pub(crate) async fn sample_job_depth(store: &Store, metrics: &Metrics) {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 async fn metrics(
     State(store): State<Store>,
     State(metrics): State<Arc<Metrics>>,

@@ -16,7 +16,7 @@ use std::fmt;
 pub const TYPE_PREFIX: &str = "/problems/";
 
 /// One refusal, as sent to the client.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,

@@ -71,6 +71,22 @@ impl PathParam for CallId {
 }
 
 /// `POST /widget/calls/{call_id}/result`.
+#[utoipa::path(post, path = "/widget/calls/{call_id}/result", tag = "widget",
+    summary = "Save the manager's call result (the Call summary modal); applied in Kommo by a queued job",
+    description = "Checks that the call is the token user's and the chosen record exists in Kommo, stores the result, enqueues the job and answers at once. Saving again replaces the result and reruns the job, which is idempotent. If the job cannot apply it, the call's `result_error` says why (in the feed).",
+    security(("one_time_token" = [])),
+    params(("call_id" = String, Path, description = "The PBX's call id")),
+    request_body = callcard_calls::result::CallResult,
+    responses(
+        (status = 202, description = "Stored and enqueued: the call as the widget now sees it", body = callcard_calls::feed::CallView),
+        (status = 400, description = "Malformed JSON, or bytes after it", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "Token refused", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Origin is not the account's, or the call rang another user (field: call_id)", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "No such call in the account (field: call_id)", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "Body too large", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "Bad value (field: e.g. entity.kind, task.complete_till), or no such record in Kommo (field: entity.id)", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "Kommo or the store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn post_result(
     State(store): State<Store>,
     State(queue): State<Queue>,

@@ -28,6 +28,20 @@ struct LinkQuery {
 }
 
 /// The transcript as plain text: the summary first when there is one.
+#[utoipa::path(get, path = "/transcripts/{account_id}/{call_id}", tag = "call log",
+    summary = "A call's full transcript, behind the link a call note's excerpt ends in",
+    params(
+        ("account_id" = u64, Path, minimum = 1),
+        ("call_id" = String, Path),
+        ("expires" = i64, Query, description = "Unix seconds the link is valid until"),
+        ("signature" = String, Query, description = "The backend's signature of the link")),
+    responses(
+        (status = 200, description = "The transcript", content_type = "text/plain", body = String),
+        (status = 403, description = "The link has expired or is not the backend's", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "The call has no transcript", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "expires or signature missing or malformed", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn get_transcript(
     State(store): State<Store>,
     State(links): State<TranscriptLinks>,

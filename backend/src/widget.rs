@@ -42,6 +42,15 @@ const SETTINGS_BODY_LIMIT: usize = 64 * 1024;
 
 /// The widget's own routes (the feed's and the call result's are in their
 /// modules; [`cors`] covers them all).
+/// `GET /widget/status`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct WidgetStatus {
+    /// Always `ok`.
+    pub backend: &'static str,
+    pub authorized: bool,
+    pub needs_reauthorization: bool,
+}
+
 pub(crate) fn router() -> Router<App> {
     Router::new()
         .route("/widget/ticket", post(post_ticket))
@@ -51,16 +60,34 @@ pub(crate) fn router() -> Router<App> {
 }
 
 /// `GET /widget/status`.
-async fn get_status(State(access): State<KommoAccess>, who: WidgetCaller) -> Result<Json<serde_json::Value>, Problem> {
+#[utoipa::path(get, path = "/widget/status", tag = "widget",
+    summary = "Whether the backend has the account authorized in Kommo (the settings page's check connection)",
+    security(("one_time_token" = [])),
+    responses(
+        (status = 200, description = "The account's status", body = WidgetStatus),
+        (status = 401, description = "Token refused (`field` names the claim)", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Origin is not the account's", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
+async fn get_status(State(access): State<KommoAccess>, who: WidgetCaller) -> Result<Json<WidgetStatus>, Problem> {
     let status = access.status(who.account.account_id).await?;
-    Ok(Json(serde_json::json!({
-        "backend": "ok",
-        "authorized": status.authorized,
-        "needs_reauthorization": status.needs_reauthorization,
-    })))
+    Ok(Json(WidgetStatus {
+        backend: "ok",
+        authorized: status.authorized,
+        needs_reauthorization: status.needs_reauthorization,
+    }))
 }
 
 /// `POST /widget/ticket`.
+#[utoipa::path(post, path = "/widget/ticket", tag = "widget",
+    summary = "Trade a one-time token for a feed ticket bound to its account and user",
+    security(("one_time_token" = [])),
+    responses(
+        (status = 200, description = "A ticket", body = Ticket),
+        (status = 401, description = "Token refused (`field` names the claim)", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Origin is not the account's", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is unavailable; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn post_ticket(
     State(store): State<Store>,
     State(config): State<Arc<Config>>,
@@ -71,6 +98,19 @@ async fn post_ticket(
 }
 
 /// `PUT /widget/settings`: an account admin's only ([`AdminCaller`]).
+#[utoipa::path(put, path = "/widget/settings", tag = "widget",
+    summary = "Save the extension-to-user mapping (the widget's `users` setting); account admins only (Kommo's rights.is_admin)",
+    security(("one_time_token" = [])),
+    request_body = callcard_calls::extensions::SettingsUpdate,
+    responses(
+        (status = 204, description = "Saved"),
+        (status = 400, description = "Malformed JSON, or bytes after it", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "Token refused (`field` names the claim)", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Origin is not the account's, or the user is not an account admin", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "Body too large", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "Duplicate extension or non-digits (field: users.<user_id>)", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "Kommo could not confirm the user's rights; retry", content_type = "application/problem+json", body = Problem)
+    ))]
 async fn put_settings(
     State(store): State<Store>,
     AdminCaller(who): AdminCaller,

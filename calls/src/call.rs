@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a call is, as the manager sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CallStatus {
     Ringing,
@@ -23,6 +24,7 @@ pub enum CallStatus {
 
 /// How the call ended, and when the PBX said so.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ending {
     pub at: i64,
     pub duration: u32,
@@ -31,6 +33,7 @@ pub struct Ending {
 
 /// The recording, and when the PBX announced it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recording {
     pub at: i64,
     pub url: String,
@@ -38,6 +41,7 @@ pub struct Recording {
 
 /// Everything the PBX has told us about one call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Call {
     pub call_id: String,
     pub direction: Direction,

@@ -7,6 +7,7 @@ use std::fmt;
 
 /// The kinds of Kommo record a call can be logged on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKind {
     Contact,
@@ -71,8 +72,10 @@ impl fmt::Display for EntityKind {
 
 /// One Kommo record: its kind and id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntityRef {
     pub kind: EntityKind,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub id: u64,
 }
 

@@ -48,6 +48,7 @@ pub mod limits {
 
 /// Who started the call, seen from the manager's side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Inbound,
@@ -65,6 +66,7 @@ impl Direction {
 
 /// How a finished call went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Answered,
@@ -98,12 +100,20 @@ impl Outcome {
 
 /// What happened to the call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum CallEventKind {
     Ringing,
     Answered,
-    Ended { duration: u32, outcome: Outcome },
-    RecordingReady { recording_url: String },
+    Ended {
+        #[cfg_attr(feature = "openapi", schema(maximum = 86400))]
+        duration: u32,
+        outcome: Outcome,
+    },
+    RecordingReady {
+        #[cfg_attr(feature = "openapi", schema(max_length = 2048, pattern = r"^https?://[!-~]+$"))]
+        recording_url: String,
+    },
 }
 
 impl CallEventKind {
@@ -119,14 +129,19 @@ impl CallEventKind {
 
 /// One PBX event about one call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallEvent {
     #[serde(flatten)]
     pub kind: CallEventKind,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128, pattern = r"^[!-~][ -~]*$"))]
     pub call_id: String,
     pub direction: Direction,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 64, pattern = r"^[0-9 +().-]*[0-9][0-9 +().-]*$"))]
     pub external_number: PhoneNumber,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{1,16}$"))]
     pub extension: String,
     /// Unix time in milliseconds.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1_000_000_000_000i64, maximum = 9_999_999_999_999i64))]
     pub occurred_at: i64,
 }
 
@@ -171,6 +186,7 @@ impl CallEvent {
 /// transcription, with its AI summary when it made one. The latest report
 /// wins (a corrected transcript replaces the first), as for the recording.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TranscriptEvent {
     /// Always `"transcript_ready"`.
@@ -229,17 +245,24 @@ fn validate_text(field: &'static str, text: &str, max: usize) -> Result<(), Fiel
 /// A finished call delivered in a batch, in the spirit of Kommo's legacy
 /// `calls/add`: everything known about the call at once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FinishedCall {
     /// The PBX's unique id for the call; becomes the call id.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128, pattern = r"^[!-~][ -~]*$"))]
     pub uuid: String,
     pub direction: Direction,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 64, pattern = r"^[0-9 +().-]*[0-9][0-9 +().-]*$"))]
     pub external_number: PhoneNumber,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{1,16}$"))]
     pub extension: String,
     /// When the call started ringing, Unix milliseconds.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1_000_000_000_000i64, maximum = 9_999_999_999_999i64))]
     pub started_at: i64,
+    #[cfg_attr(feature = "openapi", schema(maximum = 86400))]
     pub duration: u32,
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2048, pattern = r"^https?://[!-~]+$"))]
     pub recording_url: Option<String>,
 }
 
@@ -287,6 +310,7 @@ pub struct FinishedCallBatch {
 /// The batch answer: which uuids were stored and why the others were not,
 /// shaped like `calls/add`'s `success` list and `errors` map.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchAnswer {
     pub success: Vec<String>,
     pub errors: std::collections::BTreeMap<String, Vec<String>>,

@@ -192,7 +192,11 @@ impl ExtensionMap {
 
 /// The body of `PUT /widget/settings`: `{"users": {"<user_id>": "<extension>"}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SettingsUpdate {
+    /// `{"<user_id>": "<extension>"}` (Kommo's `users` setting; also taken
+    /// as a JSON string of it).
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, String>))]
     pub users: ExtensionMap,
 }
 

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 /// A short-lived credential for the feed, bound to one account and user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ticket {
     pub ticket: String,
     pub account_id: u64,
@@ -31,6 +32,7 @@ pub struct Ticket {
 
 /// What caller ID found for the external number.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum CallerId {
     /// Not looked up yet.
@@ -56,6 +58,7 @@ pub enum CallerId {
 
 /// The contact or company behind a caller-ID answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallerHolder {
     pub entity: EntityRef,
     pub name: String,
@@ -63,6 +66,7 @@ pub struct CallerHolder {
 
 /// Where the lead or customer behind a caller-ID answer stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallerDeal {
     pub status_id: u64,
     pub pipeline_id: u64,
@@ -95,6 +99,7 @@ impl From<crate::phonebook::Caller> for CallerId {
 
 /// A call as one user's widget sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallView {
     #[serde(flatten)]
     pub call: Call,
@@ -139,6 +144,7 @@ impl CallView {
 
 /// One change, numbered.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedEvent {
     pub offset: u64,
     pub call: CallView,
@@ -149,6 +155,7 @@ pub struct FeedEvent {
 // would cost an allocation and save nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FeedMessage {
     Event(FeedEvent),
@@ -165,6 +172,7 @@ pub enum FeedMessage {
 
 /// The polling answer: events after `since`, oldest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PollAnswer {
     pub events: Vec<FeedEvent>,
     /// True when `since` is older than the kept history.
@@ -175,6 +183,7 @@ pub struct PollAnswer {
 /// The user's calls that still matter (ringing, talking, or ended without a
 /// result), to rebuild the widget's state after a gap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CurrentCalls {
     pub calls: Vec<CallView>,
     pub latest_offset: u64,

@@ -109,6 +109,7 @@ impl Section {
 /// what applies to one user ([`LogSettings::for_user`]). Missing keys read as
 /// on, so adding a section later keeps old settings valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     pub subject: bool,
@@ -188,6 +189,7 @@ impl LogSettings {
 /// `GET /widget/log-settings` (and the answer to saving them): the
 /// account's defaults, the user's own choices, and what applies to them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogSettingsView {
     pub account: LogSettings,
     pub mine: UserLogSettings,
@@ -197,6 +199,7 @@ pub struct LogSettingsView {
 /// One user's own switches (the widget's settings page): a section the
 /// user has not chosen follows the account's default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct UserLogSettings {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// The widget's request: the number the manager clicked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OriginateRequest {
     pub number: String,
@@ -24,6 +25,7 @@ impl OriginateRequest {
 
 /// What the backend posts to the PBX.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Originate {
     /// The id the PBX reports the call under (the backend chose it).
     pub call_id: String,
@@ -40,6 +42,7 @@ pub struct Originate {
 
 /// The backend's answer to the widget (202): the call is being placed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Originated {
     pub call_id: String,
     pub extension: String,

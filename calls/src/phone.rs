@@ -14,6 +14,7 @@ pub const CALL_LOG_DIGITS: usize = 10;
 /// A phone number as the PBX or the CRM wrote it. The original text is kept
 /// for display; comparisons use [`PhoneNumber::digits`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct PhoneNumber(String);
 

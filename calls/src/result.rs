@@ -15,6 +15,7 @@ pub const SUBJECT_MAX_CHARS: usize = 200;
 /// "responsible_user_id"?}` (results saved before `kind` and the user existed
 /// read as a follow-up for the call's manager).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskDraft {
     /// Unix seconds, as Kommo's `complete_till`.
     pub complete_till: i64,
@@ -35,6 +36,7 @@ impl TaskDraft {
 
 /// Kommo's built-in task types (`task_type_id` 1 and 2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {
     #[default]
@@ -54,10 +56,12 @@ impl TaskKind {
 
 /// What the manager decided about a call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallResult {
     /// The record the call belongs on.
     pub entity: EntityRef,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 10000))]
     pub note: String,
     #[serde(default)]
     pub task: Option<TaskDraft>,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a route has no extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum NoRoute {
     /// Nobody in the CRM has the number.
@@ -31,6 +32,7 @@ pub enum NoRoute {
 
 /// `GET /pbx/{account_id}/route` answers this.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Route {
     /// The extension to ring first; `None`: ring the default group.
     pub extension: Option<String>,

@@ -161,6 +161,29 @@ pub fn locked_version(package: &str) -> Result<String> {
     Ok(lock[start..end].to_string())
 }
 
+/// The schemathesis version `cargo xtask test` runs (PyPI).
+pub const SCHEMATHESIS_VERSION: &str = "4.32.5";
+
+/// Schemathesis, from PyPI, in a virtual environment of its own under the
+/// target folder (Debian's Python, with its venv module when missing).
+pub fn schemathesis() -> Result<PathBuf> {
+    let venv = crate::target_dir().join("schemathesis-venv");
+    let program = venv.join("bin/schemathesis");
+    let wanted = format!("schemathesis, version {SCHEMATHESIS_VERSION}");
+    if output_line(&program.to_string_lossy(), &["--version"]).as_deref() == Some(wanted.as_str()) {
+        return Ok(program);
+    }
+    if !venv.join("bin/pip").is_file() {
+        if !has("python3") || output_line("python3", &["-c", "import venv, ensurepip"]).is_none() {
+            apt_install(&["python3", "python3-venv"])?;
+        }
+        run(&repo_root(), "python3", &["-m", "venv", &venv.to_string_lossy()], &[])?;
+    }
+    let pip = venv.join("bin/pip").to_string_lossy().to_string();
+    run(&repo_root(), &pip, &["install", "--quiet", &format!("schemathesis=={SCHEMATHESIS_VERSION}")], &[])?;
+    Ok(program)
+}
+
 fn apt_install(packages: &[&str]) -> Result<()> {
     static UPDATE: Once = Once::new();
     let root = output_line("id", &["-u"]).as_deref() == Some("0");

@@ -29,6 +29,7 @@ fn run() -> Result<()> {
     match command.as_str() {
         "demo" => tasks::demo(&options),
         "test" => tasks::test(&options),
+        "api-fuzz" => tasks::api_fuzz(&repo_root()),
         "dist" => tasks::dist(&options).map(|_| ()),
         "screenshots" => tasks::screenshots(&options),
         "logos" => logo::write_logos(&repo_root().join("images")),
@@ -45,6 +46,7 @@ const USAGE: &str = "usage: cargo xtask <command> [options]
 commands:
   demo   [--addr 127.0.0.1:8080]   build the widget and run the whole product locally
   test                             fmt, clippy, native, browser and end-to-end tests
+  api-fuzz                         only test's schemathesis run against a real backend
   dist   [--backend-url URL]       build dist/widget.zip for Kommo
   screenshots                      render the widget's states in headless Chromium into docs/screenshots/
   logos                            redraw images/*.png

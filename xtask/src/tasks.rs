@@ -2,8 +2,8 @@
 
 use crate::shell::{run, Background};
 use crate::{install, package, repo_root, widget_build, Options};
-use anyhow::Result;
-use std::path::PathBuf;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
 
 /// `cargo xtask dist`: the widget package, unzipped in `dist/widget/` (what the
 /// demo serves) and zipped in `dist/widget.zip` (what Kommo receives).
@@ -115,6 +115,7 @@ pub fn test(options: &Options) -> Result<()> {
         &["test", "--workspace", "--exclude", "callcard-widget", "--exclude", "callcard-e2e"],
         &[("CALLCARD_DIST_ZIP", &zip)],
     )?;
+    api_fuzz(&root)?;
     run(&root, "cargo", &["test", "--package", "callcard-widget", "--lib"], &[])?;
     // The feed's browser tests need a real backend: the widget test server
     // (backend + network gate, `tests/src/widget_server.rs`) on a free port,
@@ -155,5 +156,51 @@ pub fn test(options: &Options) -> Result<()> {
         &[("CALLCARD_WIDGET_DIR", &widget_dir)],
     )?;
     println!("xtask test: everything passed");
+    Ok(())
+}
+
+/// Schemathesis against the OpenAPI document a real backend serves
+/// (`backend/examples/api_fuzz_target.rs`: SQLite, a Kommo sandbox, one
+/// installed account), every operation authenticated as the product's callers
+/// do (`xtask/schemathesis/hooks.py`). Fails on any 5xx, on any answer the
+/// document does not describe (status, content type, headers, body schema),
+/// and on an operation that answers 2xx without its declared credentials
+/// (one-time token, operator token) or with wrong ones.
+/// About a minute.
+pub fn api_fuzz(root: &Path) -> Result<()> {
+    let schemathesis = install::schemathesis()?;
+    let target = Background::start(
+        root,
+        "cargo",
+        &["run", "--quiet", "--package", "callcard-backend", "--example", "api_fuzz_target"],
+        &[],
+        "CALLCARD_FUZZ_TARGET=",
+    )?;
+    let described: serde_json::Value = serde_json::from_str(&target.announced).context("the fuzz target's line")?;
+    let base = described["backend_url"].as_str().context("the fuzz target names its URL")?;
+    let hooks = root.join("xtask/schemathesis");
+    run(
+        &hooks,
+        &schemathesis.to_string_lossy(),
+        &[
+            "run",
+            &format!("{base}/openapi.json"),
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,ignored_auth",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "50",
+            "--workers",
+            "2",
+            "--seed",
+            "20261201",
+            "--generation-database",
+            "none",
+            "--no-color",
+        ],
+        &[("SCHEMATHESIS_HOOKS", "hooks"), ("CALLCARD_FUZZ_TARGET", &target.announced)],
+    )?;
+    drop(target);
     Ok(())
 }
