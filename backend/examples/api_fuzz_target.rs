@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
             account_id,
             origin: kommo_url.clone(),
             webhook_secret: WEBHOOK_SECRET.into(),
+            extensions: None,
         })
         .await?;
     backend.set_extensions(account_id, ExtensionMap::parse(&sandbox.widget_settings()["users"])?).await?;
