@@ -35,6 +35,31 @@ pub(crate) trait PathParam: Sized {
 }
 
 /// The path parameter `T::NAME`, parsed (see [`PathParam`]).
+/// The account id in a path: a Kommo account id (positive, and an `i64`
+/// in the database).
+pub(crate) struct AccountId(pub u64);
+
+impl PathParam for AccountId {
+    const NAME: &'static str = "account_id";
+    const EXPECTED: &'static str = "the account id in the path must be a Kommo account id";
+
+    fn parse(raw: &str) -> Option<Self> {
+        raw.parse::<u64>().ok().filter(|&id| id > 0 && i64::try_from(id).is_ok()).map(AccountId)
+    }
+}
+
+/// The call in a path: the PBX's call id.
+pub(crate) struct CallId(pub String);
+
+impl PathParam for CallId {
+    const NAME: &'static str = "call_id";
+    const EXPECTED: &'static str = "the path must name a call";
+
+    fn parse(raw: &str) -> Option<Self> {
+        (!raw.is_empty()).then(|| CallId(raw.to_string()))
+    }
+}
+
 pub(crate) struct Param<T>(pub T);
 
 impl<S: Send + Sync, T: PathParam> FromRequestParts<S> for Param<T> {

@@ -21,7 +21,7 @@
 //! committed, so a PBX that sees 200 may forget the event; anything else it
 //! should retry, and retries are harmless (see [`crate::store::calls`]).
 
-use crate::extract::{parse_json, read_body, Param, PathParam};
+use crate::extract::{parse_json, read_body, AccountId, Param};
 use crate::group_commit::GroupCommit;
 use crate::metrics::Metrics;
 use crate::problem::{self, Problem};
@@ -247,19 +247,6 @@ fn after_record(metrics: &Metrics, queue: &Queue, recorded: &Recorded) {
     }
     if recorded.job.is_some() {
         queue.wake();
-    }
-}
-
-/// The account id in a PBX route: a Kommo account id (positive, and an
-/// `i64` in the database).
-struct AccountId(u64);
-
-impl PathParam for AccountId {
-    const NAME: &'static str = "account_id";
-    const EXPECTED: &'static str = "the account id in the path must be a Kommo account id";
-
-    fn parse(raw: &str) -> Option<Self> {
-        raw.parse::<u64>().ok().filter(|&id| id > 0 && i64::try_from(id).is_ok()).map(AccountId)
     }
 }
 

@@ -30,7 +30,7 @@
 //! idempotent, so the second run moves what must move and creates nothing
 //! twice.
 
-use crate::extract::{JsonBody, Param, PathParam};
+use crate::extract::{CallId, JsonBody, Param};
 use crate::kommo_access::KommoAccess;
 use crate::one_time_token::WidgetCaller;
 use crate::problem::{self, Problem};
@@ -56,18 +56,6 @@ pub(crate) fn router() -> Router<App> {
     Router::new()
         .route("/widget/calls/{call_id}/result", post(post_result))
         .method_not_allowed_fallback(problem::method_not_allowed)
-}
-
-/// The call in the path: the PBX's call id.
-struct CallId(String);
-
-impl PathParam for CallId {
-    const NAME: &'static str = "call_id";
-    const EXPECTED: &'static str = "the path must name a call";
-
-    fn parse(raw: &str) -> Option<Self> {
-        (!raw.is_empty()).then(|| CallId(raw.to_string()))
-    }
 }
 
 /// `POST /widget/calls/{call_id}/result`.

@@ -3,12 +3,12 @@
 //! excerpt ends in ([`crate::transcript_links`]). Refused (403) when the
 //! link is not this backend's or has expired.
 
-use crate::extract::Query;
+use crate::extract::{AccountId, CallId, Param, Query};
 use crate::problem::{self, Problem};
 use crate::state::App;
 use crate::store::{now_ms, Store};
 use crate::transcript_links::TranscriptLinks;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -45,7 +45,8 @@ struct LinkQuery {
 async fn get_transcript(
     State(store): State<Store>,
     State(links): State<TranscriptLinks>,
-    Path((account_id, call_id)): Path<(u64, String)>,
+    Param(AccountId(account_id)): Param<AccountId>,
+    Param(CallId(call_id)): Param<CallId>,
     Query(q): Query<LinkQuery>,
 ) -> Result<Response, Problem> {
     if !links.admits(account_id, &call_id, q.expires, &q.signature, now_ms() / 1000) {
