@@ -68,6 +68,11 @@ impl BackendProc {
             .env("CALLCARD_PUBLIC_BASE_URL", AUDIENCE)
             .env("CALLCARD_TICKET_TTL_SECONDS", "3600")
             .env("CALLCARD_MAX_DB_CONNECTIONS", max_db_connections.to_string())
+            // The capacity benchmark holds tens of thousands of feeds: lift
+            // the connection cap (10,000 by default) as an operator sizing
+            // an instance for it would, or the clients past it (and the
+            // bench's own /metrics reads) wait in the backlog.
+            .env("CALLCARD_MAX_CONNECTIONS", "1000000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
