@@ -113,6 +113,21 @@ impl KommoClient {
         embedded(&answer, "tasks")
     }
 
+    /// Creates `task` on its record unless one with the same text and deadline
+    /// is there already (Kommo has no key to deduplicate by; a caller that
+    /// derives both from its own data can rerun safely). Returns the task's
+    /// id, the existing one's or the new one's.
+    pub async fn create_task_once(&self, task: NewTask) -> Result<u64, KommoError> {
+        let existing = self.list_tasks(task.entity, false).await?;
+        if let Some(found) =
+            existing.iter().find(|t| t.text == task.text && t.complete_till == Some(task.complete_till))
+        {
+            return Ok(found.id);
+        }
+        let created = self.create_tasks(&[task]).await?;
+        created.first().map(|t| t.id).ok_or_else(|| KommoError::Decode { detail: "no task in the answer".into() })
+    }
+
     /// Tasks about `entity` (all tasks when `None`), all pages; only open ones
     /// when `open_only`.
     pub async fn list_tasks(&self, entity: Option<EntityRef>, open_only: bool) -> Result<Vec<Task>, KommoError> {

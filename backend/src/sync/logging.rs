@@ -150,17 +150,9 @@ async fn follow_up_if_missed(
         return Ok(());
     }
     let Some(task) = note::missed_call_task(&call_facts(call, None)) else { return Ok(()) };
-    let existing = ctx.kommo.list_tasks(Some(on), false).await?;
-    let same = |t: &&kommo_client::Task| t.text == task.text && t.complete_till == Some(task.complete_till);
-    let id = match existing.iter().find(same) {
-        Some(found) => found.id,
-        None => {
-            let mut new = NewTask::follow_up(on, task.text, task.complete_till);
-            new.responsible_user_id = call.kommo_user_id.or(settings.missed_call_task_user_id);
-            let created = ctx.kommo.create_tasks(&[new]).await?;
-            created.first().map(|t| t.id).ok_or_else(|| JobFailure::Retry("Kommo answered no task".into()))?
-        }
-    };
+    let mut new = NewTask::follow_up(on, task.text, task.complete_till);
+    new.responsible_user_id = call.kommo_user_id.or(settings.missed_call_task_user_id);
+    let id = ctx.kommo.create_task_once(new).await?;
     tracing::info!(call_id = %call.call.call_id, task = id, "missed call: follow-up task created");
     update(ctx, &call.call.call_id, CrmChange { missed_task_id: Some(id), ..CrmChange::default() }).await?;
     Ok(())

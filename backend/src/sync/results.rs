@@ -167,16 +167,12 @@ async fn execute(ctx: &SyncContext, call: StoredCall, steps: &[Step]) -> Result<
                 Err(e) => return Err(e.into()),
             },
             Step::CreateTask { on, text, complete_till, task_type_id, responsible_user_id } => {
-                let existing = kommo.list_tasks(Some(*on), false).await?;
-                let same = |t: &kommo_client::Task| t.text == *text && t.complete_till == Some(*complete_till);
-                if !existing.iter().any(same) {
-                    let mut task = NewTask::follow_up(*on, text.clone(), *complete_till);
-                    task.task_type_id = Some(*task_type_id);
-                    // Without a user, Kommo makes the integration's own user
-                    // (the bot) responsible.
-                    task.responsible_user_id = *responsible_user_id;
-                    kommo.create_tasks(&[task]).await?;
-                }
+                let mut task = NewTask::follow_up(*on, text.clone(), *complete_till);
+                task.task_type_id = Some(*task_type_id);
+                // Without a user, Kommo makes the integration's own user
+                // (the bot) responsible.
+                task.responsible_user_id = *responsible_user_id;
+                kommo.create_task_once(task).await?;
             }
             Step::Finish { entity } => {
                 let (note_entity, note_id, note_params) = match &written {
