@@ -12,6 +12,7 @@
 //! out, so signatures are not logged.
 
 use crate::secrets::Secrets;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::time::Duration;
 
 /// Makes and checks transcript links. Cheap to clone.
@@ -33,7 +34,7 @@ impl TranscriptLinks {
     pub fn url(&self, account_id: u64, call_id: &str, received_at: i64) -> String {
         let expires = received_at.div_euclid(1000) + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 4);
         let signature = self.secrets.sign_link(&message(account_id, call_id, expires));
-        let call = utf8_percent_encode(call_id);
+        let call = utf8_percent_encode(call_id, PATH_SEGMENT);
         format!("{}/transcripts/{account_id}/{call}?expires={expires}&signature={signature}", self.base_url)
     }
 
@@ -47,16 +48,9 @@ fn message(account_id: u64, call_id: &str, expires: i64) -> String {
     format!("transcript\n{account_id}\n{call_id}\n{expires}")
 }
 
-/// A call id as one path segment (PBX ids may hold `/`, `?`, spaces).
-fn utf8_percent_encode(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
+/// What a call id may keep unescaped as one path segment (PBX ids may
+/// hold `/`, `?`, spaces): RFC 3986's unreserved characters.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 #[cfg(test)]
 mod tests {
