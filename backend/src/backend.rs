@@ -7,6 +7,7 @@ use crate::group_commit::GroupCommit;
 use crate::hub::{Hub, Publisher};
 use crate::kommo_access::{InstallError, KommoAccess};
 use crate::metrics::Metrics;
+use crate::notifier::Notifier;
 use crate::one_time_token::Verifier;
 use crate::queue::Queue;
 use crate::state::{App, Lifecycle};
@@ -78,7 +79,13 @@ impl Backend {
         let instance = format!("{}", uuid::Uuid::new_v4().simple());
         let hub = Arc::new(Hub::default());
         let metrics = Arc::new(Metrics::default());
-        let publisher = Publisher { hub: hub.clone(), instance: instance.clone() };
+        let mut tasks = Vec::new();
+        let notifier = (store.dialect() == Dialect::Postgres).then(|| {
+            let (notifier, task) = Notifier::start(store.url(), lifecycle.shutdown_signal());
+            tasks.push(task);
+            notifier
+        });
+        let publisher = Publisher { hub: hub.clone(), instance: instance.clone(), notifier };
         store.set_publisher(publisher.clone());
         let access = KommoAccess::new(&config, store.clone(), publisher, metrics.clone(), &instance)?;
         let group_commit = GroupCommit::start(store.clone(), metrics.clone());
@@ -107,7 +114,6 @@ impl Backend {
             ),
             config: Arc::new(config),
         };
-        let mut tasks = Vec::new();
         tasks.push(tokio::spawn(prune(app.clone())));
         if app.config.caller_index {
             tasks.push(tokio::spawn(reconcile_phonebooks(app.clone())));

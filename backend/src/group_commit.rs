@@ -22,15 +22,20 @@
 //!   publishes and answers. One batch's sync overlaps the next batch's work.
 //! - **PostgreSQL**: four async writers, each on a pool connection it keeps
 //!   while batches keep coming, storing with [`Store::record_on`]; a commit
-//!   there is durable when it returns. Their batches lock rows in one order,
-//!   so they cannot deadlock each other.
+//!   there is durable when it returns. Each user's webhooks go to one writer
+//!   (by a hash of account and user): a user's feed offsets are one row
+//!   that every transaction appending to that user's feed locks until its
+//!   commit, so writers sharing users would queue behind each other's disk
+//!   syncs with small batches, where one writer gathers a big batch and
+//!   commits it once. It also keeps a user's events published in offset
+//!   order. Batches lock rows in one order, so writers cannot deadlock.
 
 use crate::metrics::Metrics;
 use crate::store::sqlite_writer::database_file;
 use crate::store::{Delivery, Dialect, Recorded, Store};
 use sqlx::AnyConnection;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 /// The most deliveries stored in one transaction (the statements' bind
 /// parameters stay far below both databases' limits).
@@ -57,10 +62,24 @@ pub struct GroupCommit {
 /// Where submissions go.
 #[derive(Clone)]
 enum Queue {
-    /// The async writers on pool connections.
-    Pool(mpsc::Sender<Submission>),
+    /// The async writers on pool connections, one queue each.
+    Pool(Arc<[mpsc::Sender<Submission>]>),
     /// SQLite's writer thread.
     Sqlite(std::sync::mpsc::Sender<Submission>),
+}
+
+/// Which of `writers` stores these deliveries: the same for every webhook
+/// of one user (or, unmapped, of one call).
+fn writer_for(deliveries: &[Delivery], writers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let Some(first) = deliveries.first() else { return 0 };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    first.account_id.hash(&mut hasher);
+    match first.mapped_user {
+        Some(user) => user.hash(&mut hasher),
+        None => first.call.call_id.hash(&mut hasher),
+    }
+    (hasher.finish() % writers.max(1) as u64) as usize
 }
 
 impl GroupCommit {
@@ -73,16 +92,18 @@ impl GroupCommit {
                 Err(error) => tracing::warn!(%error, "intake's SQLite writer did not start; intake uses the pool"),
             }
         }
-        let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let receiver = Arc::new(Mutex::new(receiver));
         let writers = match store.dialect() {
             Dialect::Sqlite => 1,
             Dialect::Postgres => 4,
         };
-        for _ in 0..writers {
-            tokio::spawn(write(store.clone(), metrics.clone(), receiver.clone()));
-        }
-        Self { queue: Queue::Pool(queue) }
+        let queues: Vec<_> = (0..writers)
+            .map(|_| {
+                let (queue, receiver) = mpsc::channel(QUEUE_DEPTH / writers);
+                tokio::spawn(write(store.clone(), metrics.clone(), receiver));
+                queue
+            })
+            .collect();
+        Self { queue: Queue::Pool(queues.into()) }
     }
 
     /// Stores one delivery; answers once it is durable.
@@ -97,7 +118,10 @@ impl GroupCommit {
         let (answer, answered) = oneshot::channel();
         let submission = Submission { deliveries, answer };
         let sent = match &self.queue {
-            Queue::Pool(queue) => queue.send(submission).await.is_ok(),
+            Queue::Pool(queues) => {
+                let queue = &queues[writer_for(&submission.deliveries, queues.len())];
+                queue.send(submission).await.is_ok()
+            }
             Queue::Sqlite(queue) => queue.send(submission).is_ok(),
         };
         if !sent {
@@ -136,13 +160,10 @@ fn answer(batch: Vec<Submission>, mut results: impl Iterator<Item = Result<Recor
 
 /// One async writer: takes what is queued, stores it in one transaction,
 /// answers; keeps its database connection while more keeps coming.
-async fn write(store: Store, metrics: Arc<Metrics>, receiver: Arc<Mutex<mpsc::Receiver<Submission>>>) {
+async fn write(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<Submission>) {
     loop {
-        let batch = {
-            let mut receiver = receiver.lock().await;
-            let Some(first) = receiver.recv().await else { return };
-            gather(first, || receiver.try_recv().ok())
-        };
+        let Some(first) = receiver.recv().await else { return };
+        let batch = gather(first, || receiver.try_recv().ok());
         let mut conn = match store.pool().acquire().await {
             Ok(conn) => conn,
             Err(error) => {
@@ -157,14 +178,10 @@ async fn write(store: Store, metrics: Arc<Metrics>, receiver: Arc<Mutex<mpsc::Re
                 // The connection may be broken: let the pool check it.
                 break;
             }
-            // Another writer holding the queue is waiting for work: none is
-            // queued, so this one lets its connection go (waiting for the
-            // queue while holding a connection would keep it from the pool,
-            // and keep the pool from closing).
-            batch = match receiver.try_lock() {
-                Ok(mut receiver) => receiver.try_recv().ok().map(|first| gather(first, || receiver.try_recv().ok())),
-                Err(_) => None,
-            };
+            // Nothing queued: let the connection go back to the pool while
+            // idle (holding it would keep it from the jobs, and keep the
+            // pool from closing).
+            batch = receiver.try_recv().ok().map(|first| gather(first, || receiver.try_recv().ok()));
         }
     }
 }

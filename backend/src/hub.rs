@@ -12,6 +12,7 @@
 //! offset jump, lags behind its channel, or sees a newer offset in the
 //! database at a heartbeat, reads what it missed from the history.
 
+use crate::notifier::{FeedNotice, Notifier};
 use callcard_calls::feed::FeedEvent;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -87,8 +88,9 @@ impl Hub {
     }
 }
 
-/// What a committed call change is handed to on this instance: the hub and
-/// the instance tag its NOTIFYs carry (so the listener skips them). Changes
+/// What a committed call change is handed to on this instance: the hub,
+/// and with PostgreSQL the notifier with the instance tag its notices carry
+/// (so this instance's listener skips them). Changes
 /// made outside intake (the CRM sync, the call results) go through
 /// [`crate::store::Store::update_call_crm`], which uses the store's
 /// publisher, so every path reaches the widget the same way.
@@ -96,6 +98,8 @@ impl Hub {
 pub struct Publisher {
     pub(crate) hub: Arc<Hub>,
     pub(crate) instance: String,
+    /// With PostgreSQL: tells the other instances.
+    pub(crate) notifier: Option<Notifier>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -110,8 +114,12 @@ impl Publisher {
         &self.instance
     }
 
-    /// Hands a committed feed event to the user's connections here.
+    /// Hands a committed feed event to the user's connections here, and
+    /// with PostgreSQL to the other instances. Call only after the commit.
     pub fn publish(&self, account_id: u64, user_id: u64, event: FeedEvent) {
+        if let Some(notifier) = &self.notifier {
+            notifier.notify(FeedNotice::payload(&self.instance, account_id, user_id, &event));
+        }
         self.hub.publish(account_id, user_id, event);
     }
 }

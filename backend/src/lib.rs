@@ -12,7 +12,7 @@
 //!                                        │ commit
 //!                                        ▼
 //!                          hub (per-user channels) ◀── PostgreSQL NOTIFY
-//!                                        │             from other instances
+//!                                        │  ──notifier──▶ to / from other instances
 //!                                        ▼
 //!  widget ◀── WebSocket / poll ── feed (ticket from a one-time token)
 //! ```
@@ -43,8 +43,9 @@
 //! - [`store`]: SQLite or PostgreSQL through one `sqlx::Any` code path:
 //!   accounts, calls (merged order-free in a transaction), the feed history,
 //!   the job table, the caller index, used token ids and tickets.
-//! - [`hub`]: in-process per-user fan-out; [`listener`]: the PostgreSQL
-//!   listener that brings other instances' events in.
+//! - [`hub`]: in-process per-user fan-out; [`notifier`]: with PostgreSQL,
+//!   tells the other instances of committed events (after the commit,
+//!   batched, the event in the notice); [`listener`]: brings theirs in.
 //! - [`one_time_token`]: Kommo's `X-Auth-Token` JWT, verified completely,
 //!   and the widget-caller extractor.
 //! - [`ticket`]: short-lived feed tickets traded for a one-time token, and
@@ -123,6 +124,7 @@ mod kommo_hooks;
 mod listener;
 mod log_settings_api;
 mod metrics;
+mod notifier;
 mod one_time_token;
 mod openapi;
 mod ops;

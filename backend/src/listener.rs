@@ -12,30 +12,12 @@
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::store::feed_log::FEED_CHANNEL;
+use crate::notifier::{FeedNotice, FEED_CHANNEL};
 use crate::store::Store;
 use callcard_calls::backoff::{Backoff, Jitter};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// A parsed `pg_notify` payload.
-#[derive(Debug, PartialEq, Eq)]
-struct Notice<'a> {
-    instance: &'a str,
-    account_id: u64,
-    user_id: u64,
-    offset: u64,
-}
-
-fn parse_notice(payload: &str) -> Option<Notice<'_>> {
-    let mut parts = payload.rsplitn(4, ':');
-    let offset = parts.next()?.parse().ok()?;
-    let user_id = parts.next()?.parse().ok()?;
-    let account_id = parts.next()?.parse().ok()?;
-    let instance = parts.next()?;
-    Some(Notice { instance, account_id, user_id, offset })
-}
 
 /// How the listener waits between failed connects: doubling from 200 ms up
 /// to 10 s, with equal jitter so instances that lost the database together
@@ -88,7 +70,7 @@ pub async fn listen(
             };
             match notification {
                 Ok(Some(n)) => {
-                    let Some(notice) = parse_notice(n.payload()) else {
+                    let Ok(notice) = serde_json::from_str::<FeedNotice>(n.payload()) else {
                         tracing::warn!(payload = n.payload(), "unreadable feed notification");
                         continue;
                     };
@@ -96,6 +78,10 @@ pub async fn listen(
                         continue;
                     }
                     metrics.notifications_received.inc();
+                    if let Some(event) = notice.event {
+                        hub.publish(notice.account_id, notice.user_id, event);
+                        continue;
+                    }
                     match store.feed_event(notice.account_id, notice.user_id, notice.offset).await {
                         Ok(Some(event)) => {
                             hub.publish(notice.account_id, notice.user_id, event);
@@ -121,14 +107,45 @@ pub async fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callcard_calls::feed::FeedEvent;
+
+    fn event(offset: u64, call_id_len: usize) -> FeedEvent {
+        use callcard_calls::{Call, Direction};
+        let call = Call {
+            call_id: "c".repeat(call_id_len),
+            direction: Direction::Inbound,
+            external_number: callcard_calls::phone::PhoneNumber::new("+18305550100"),
+            extension: "101".into(),
+            ringing_at: Some(1),
+            answered_at: None,
+            ending: None,
+            recording: None,
+        };
+        FeedEvent { offset, call: callcard_calls::feed::CallView::new(call, Some(2)) }
+    }
 
     #[test]
-    fn notices_round_trip_even_with_colons_in_the_instance() {
+    fn a_notice_carries_its_event_when_it_fits() {
+        let e = event(17, 10);
+        let payload = FeedNotice::payload("host:1", 31415926, 8320148, &e);
+        let notice: FeedNotice = serde_json::from_str(&payload).unwrap();
         assert_eq!(
-            parse_notice("host:1:31415926:8320148:17"),
-            Some(Notice { instance: "host:1", account_id: 31415926, user_id: 8320148, offset: 17 })
+            notice,
+            FeedNotice {
+                instance: "host:1".into(),
+                account_id: 31415926,
+                user_id: 8320148,
+                offset: 17,
+                event: Some(e)
+            }
         );
-        assert_eq!(parse_notice("x:1:2"), None);
-        assert_eq!(parse_notice("x:a:2:3"), None);
+    }
+
+    #[test]
+    fn a_notice_too_long_for_notify_carries_only_keys() {
+        let payload = FeedNotice::payload("host:1", 1, 2, &event(3, 9_000));
+        assert!(payload.len() < 8_000, "{}", payload.len());
+        let notice: FeedNotice = serde_json::from_str(&payload).unwrap();
+        assert_eq!((notice.offset, notice.event), (3, None));
     }
 }

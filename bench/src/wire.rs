@@ -63,6 +63,14 @@ pub fn frame_call_id(frame: &str) -> Option<&str> {
     Some(&frame[start..start + len])
 }
 
+/// The `"offset":N` of a feed event frame (the cursor a reconnect resumes
+/// from with `since`).
+pub fn frame_offset(frame: &str) -> Option<u64> {
+    let start = frame.find("\"offset\":")? + "\"offset\":".len();
+    let digits = frame[start..].bytes().take_while(u8::is_ascii_digit).count();
+    frame[start..start + digits].parse().ok()
+}
+
 /// A unique, valid E.164 number for call `i` (`+1 830 5xx xxxx`).
 pub fn caller_number(i: u64) -> String {
     format!("+18305{:06}", i % 1_000_000)
@@ -74,8 +82,28 @@ pub fn caller_number(i: u64) -> String {
 pub enum WsReport {
     /// Every connection attempt finished.
     Connected { ok: u64, failed: u64, secs: f64, first_error: Option<String> },
-    /// The end: latencies (ms) of timed events received, and what closed early.
-    Done { received: u64, latencies_ms: Vec<f64>, closed_early: u64, other_frames: u64 },
+    /// The end: latencies (ms) of timed events received (the first time
+    /// each socket saw each call), and what closed early.
+    Done {
+        received: u64,
+        latencies_ms: Vec<f64>,
+        closed_early: u64,
+        other_frames: u64,
+        /// Timed events a socket saw again (a replay after a reconnect that
+        /// repeated what it had, say): each is a duplicate delivery.
+        #[serde(default)]
+        duplicates: u64,
+        /// Sockets that were closed under them and reconnected to `--fallback`.
+        #[serde(default)]
+        reconnected: u64,
+        /// The sequence number of each event in `latencies_ms`, in the same
+        /// order, so a driver can tell its phases apart.
+        #[serde(default)]
+        latency_seqs: Vec<u64>,
+        /// The sequence numbers of the duplicates.
+        #[serde(default)]
+        duplicate_seqs: Vec<u64>,
+    },
 }
 
 /// The `feed-load http` result line.
@@ -111,6 +139,8 @@ mod tests {
     fn finds_the_call_id_in_a_frame() {
         let frame = r#"{"type":"event","offset":3,"call":{"call_id":"cap-1-99","status":"ringing"}}"#;
         assert_eq!(frame_call_id(frame), Some("cap-1-99"));
+        assert_eq!(frame_offset(frame), Some(3));
+        assert_eq!(frame_offset(r#"{"type":"heartbeat","latest_offset":3}"#), None);
         assert_eq!(frame_call_id(r#"{"type":"heartbeat","latest_offset":3}"#), None);
     }
 

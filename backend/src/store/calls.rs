@@ -9,8 +9,7 @@
 //! changed, and appends a feed event for the call's user in the same
 //! transaction. The caller acknowledges the webhook only after the commit.
 
-use super::feed_log::FEED_CHANNEL;
-use super::{now_ms, rust_id, sql_id, Account, Dialect, Store};
+use super::{now_ms, rust_id, sql_id, Account, Store};
 use crate::store::jobs::Job;
 use callcard_calls::call::{Ending, Recording};
 use callcard_calls::feed::CallerId;
@@ -294,7 +293,7 @@ impl Store {
     /// so concurrent batches on PostgreSQL cannot deadlock each other.
     ///
     /// Committed feed events go to this instance's publisher in offset order
-    /// (with PostgreSQL the other instances are NOTIFYed at commit).
+    /// (with PostgreSQL it tells the other instances too).
     pub async fn record(&self, deliveries: &[Delivery]) -> Result<Vec<Recorded>, sqlx::Error> {
         if deliveries.is_empty() {
             return Ok(Vec::new());
@@ -322,8 +321,7 @@ impl Store {
         let changed: Vec<&StoredCall> = calls.values().filter(|l| l.changed).map(|l| &l.stored).collect();
         self.write_calls(&mut tx, &changed).await?;
         let announced: Vec<&StoredCall> = recorded.iter().filter(|r| r.changed).map(|r| &r.call).collect();
-        let instance = self.publisher().map_or("", |p| p.instance()).to_string();
-        let mut events = self.announce_all_in_tx(&mut tx, &announced, &instance, now).await?.into_iter();
+        let mut events = self.announce_all_in_tx(&mut tx, &announced, now).await?.into_iter();
         for r in recorded.iter_mut().filter(|r| r.changed) {
             r.feed = events.next().flatten();
         }
@@ -444,17 +442,18 @@ impl Store {
     }
 
     /// Appends a feed event with the call as it now is for the call's user
-    /// (if its extension is mapped) inside `conn`'s transaction, and with
-    /// PostgreSQL NOTIFYs the other instances. The one way a call change
-    /// reaches the widget: intake and the CRM side both come through here.
+    /// (if its extension is mapped) inside `conn`'s transaction. The one way
+    /// a call change reaches the widget: intake and the CRM side both come
+    /// through here, and after the commit hand the event to the store's
+    /// [`Publisher`](crate::hub::Publisher) (this instance's sockets, and
+    /// with PostgreSQL the other instances).
     pub(crate) async fn announce_in_tx(
         &self,
         conn: &mut AnyConnection,
         stored: &StoredCall,
-        instance: &str,
         now: i64,
     ) -> Result<Option<(u64, FeedEvent)>, sqlx::Error> {
-        Ok(self.announce_all_in_tx(conn, &[stored], instance, now).await?.pop().flatten())
+        Ok(self.announce_all_in_tx(conn, &[stored], now).await?.pop().flatten())
     }
 
     /// [`announce_in_tx`](Self::announce_in_tx) for many call changes at
@@ -463,7 +462,6 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         calls: &[&StoredCall],
-        instance: &str,
         now: i64,
     ) -> Result<Vec<Option<(u64, FeedEvent)>>, sqlx::Error> {
         let items: Vec<(u64, u64, CallView)> =
@@ -471,22 +469,6 @@ impl Store {
         let mut events = self.append_feed_events(&mut *conn, items, now).await?.into_iter();
         let answers: Vec<Option<(u64, FeedEvent)>> =
             calls.iter().map(|stored| Some((stored.kommo_user_id?, events.next()?))).collect();
-        if self.dialect() == Dialect::Postgres && answers.iter().any(Option::is_some) {
-            // NOTIFY is transactional: other instances hear of the events
-            // only once they are committed and readable.
-            let told: Vec<(u64, u64, u64)> = calls
-                .iter()
-                .zip(&answers)
-                .filter_map(|(stored, a)| a.as_ref().map(|(user, e)| (stored.account_id, *user, e.offset)))
-                .collect();
-            let select = (0..told.len()).map(|i| format!("pg_notify($1, ${})", i + 2)).collect::<Vec<_>>();
-            let sql = format!("SELECT 1 FROM (SELECT {}) AS n", select.join(", "));
-            let mut query = sqlx::query(&sql).bind(FEED_CHANNEL);
-            for (account_id, user_id, offset) in told {
-                query = query.bind(format!("{instance}:{account_id}:{user_id}:{offset}"));
-            }
-            query.fetch_all(&mut *conn).await?;
-        }
         Ok(answers)
     }
 

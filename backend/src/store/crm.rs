@@ -6,9 +6,9 @@
 //! row, writes only if something changed, and, when the change is visible to
 //! the widget (caller, entity, result), appends a feed event for the call's
 //! user through the same code path intake uses
-//! ([`Store::announce_in_tx`](super::Store)): with PostgreSQL the other
-//! instances are NOTIFYed at commit, and this instance's connections get the
-//! event from the store's publisher right after commit. So the widget learns
+//! ([`Store::announce_in_tx`](super::Store)), and right after the commit
+//! hands it to the store's publisher: this instance's connections, and with
+//! PostgreSQL the other instances (`crate::notifier`). So the widget learns
 //! "the caller is Maria Gonzalez", "logged on lead 5756100" or "result saved"
 //! exactly the way it learns "ringing".
 
@@ -163,9 +163,7 @@ impl Store {
         .await?;
         stored.version += 1;
         stored.updated_at = now;
-        let instance = self.publisher().map_or("", |p| p.instance()).to_string();
-        let feed =
-            if stored.view() != before { self.announce_in_tx(&mut tx, &stored, &instance, now).await? } else { None };
+        let feed = if stored.view() != before { self.announce_in_tx(&mut tx, &stored, now).await? } else { None };
         tx.commit().await?;
         if let (Some((user_id, event)), Some(publisher)) = (feed, self.publisher()) {
             publisher.publish(account_id, user_id, event);

@@ -14,9 +14,6 @@ use callcard_calls::feed::{CallView, FeedEvent};
 use sqlx::{AnyConnection, Row};
 use std::collections::BTreeMap;
 
-/// The PostgreSQL channel every instance listens on for new feed events.
-pub const FEED_CHANNEL: &str = "callcard_feed";
-
 /// Feed events after some offset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeedSlice {

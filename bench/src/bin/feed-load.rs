@@ -5,6 +5,7 @@
 //! ```text
 //! feed-load ws   --url ws://H:P/widget/feed --tickets FILE [--sources 127.0.0.2,127.0.0.3]
 //!                [--concurrency 256] [--connect-secs 120] [--hold-secs 120] [--prefix cap]
+//!                [--fallback ws://H2:P2/widget/feed]
 //! feed-load http --url http://H:P/pbx/ACCOUNT/events --secret S [--extension 101]
 //!                [--concurrency 32] [--secs 8] [--warmup-secs 1] [--max-requests 1000000] [--prefix ing]
 //! ```
@@ -14,7 +15,10 @@
 //! `connected` JSON line, keeps every socket read (answering pings) until a
 //! line `stop` on stdin or `--hold-secs`, then prints a `done` line with the
 //! latency of every event whose call id carries its send time
-//! (`callcard_bench::wire::timed_call_id`).
+//! (`callcard_bench::wire::timed_call_id`). With `--fallback`, a socket closed
+//! under it (its instance died) reconnects there with its ticket and
+//! `since` = the last offset it read, as the widget does; each socket counts
+//! the timed events it sees twice.
 //!
 //! `http` posts signed ringing webhooks (each a new call) over HTTP/1.1
 //! keep-alive from `--concurrency` workers for `--secs` after a warm-up and
@@ -63,6 +67,7 @@ async fn main() -> Result<()> {
                 connect_secs: num("connect-secs", 120)?,
                 hold_secs: num("hold-secs", 120)?,
                 prefix: get("prefix").unwrap_or_else(|| "cap".into()),
+                fallback: get("fallback"),
             })
             .await
         }
@@ -91,6 +96,7 @@ struct WsOptions {
     connect_secs: u64,
     hold_secs: u64,
     prefix: String,
+    fallback: Option<String>,
 }
 
 #[derive(Default)]
@@ -98,7 +104,104 @@ struct Tally {
     received: AtomicU64,
     closed_early: AtomicU64,
     other_frames: AtomicU64,
-    latencies_ms: Mutex<Vec<f64>>,
+    reconnected: AtomicU64,
+    latencies_ms: Mutex<Vec<(u64, f64)>>,
+    duplicate_seqs: Mutex<Vec<u64>>,
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Opens one feed socket from `source` to `url` (`ws://IP:PORT/path?query`).
+async fn open(url: &str, source: IpAddr) -> Result<Socket> {
+    let target: SocketAddr = {
+        let rest = url.strip_prefix("ws://").context("--url must be ws://")?;
+        rest.split('/').next().unwrap_or_default().parse().context("--url host must be IP:port")?
+    };
+    // Keep the generator lean: no write buffering (frames are tiny).
+    let config = WebSocketConfig { write_buffer_size: 0, ..WebSocketConfig::default() };
+    let attempt = async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(source, 0))?;
+        let stream = socket.connect(target).await?;
+        stream.set_nodelay(true)?;
+        let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+        anyhow::Ok(ws)
+    };
+    tokio::time::timeout(Duration::from_secs(10), attempt).await.context("connect timed out")?
+}
+
+/// What one socket's reader needs to reconnect.
+struct Reader {
+    ticket: String,
+    source: IpAddr,
+    prefix: String,
+    fallback: Option<String>,
+    tally: Arc<Tally>,
+    hold_deadline: Instant,
+}
+
+impl Reader {
+    /// Reads `ws` until stopped; a socket closed under it reconnects once
+    /// to the fallback, resuming after the last offset it read.
+    async fn run(self, mut ws: Socket, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut seen = std::collections::HashSet::new();
+        let mut last_offset = None::<u64>;
+        let mut fallback = self.fallback.clone();
+        loop {
+            let closed = tokio::select! {
+                _ = stop.changed() => false,
+                _ = tokio::time::sleep_until(self.hold_deadline.into()) => false,
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        self.read(&text, &mut seen, &mut last_offset);
+                        continue;
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => !*stop.borrow(),
+                }
+            };
+            if !closed {
+                let _ = ws.close(None).await;
+                return;
+            }
+            let Some(url) = fallback.take() else {
+                self.tally.closed_early.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let since = last_offset.map(|o| format!("&since={o}")).unwrap_or_default();
+            match open(&format!("{url}?ticket={}{since}", self.ticket), self.source).await {
+                Ok(again) => {
+                    self.tally.reconnected.fetch_add(1, Ordering::Relaxed);
+                    ws = again;
+                }
+                Err(_) => {
+                    self.tally.closed_early.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read(&self, text: &str, seen: &mut std::collections::HashSet<u64>, last_offset: &mut Option<u64>) {
+        let Some(call_id) = wire::frame_call_id(text) else {
+            self.tally.other_frames.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if let Some(offset) = wire::frame_offset(text) {
+            *last_offset = Some(last_offset.map_or(offset, |l| l.max(offset)));
+        }
+        let Some((seq, sent_us)) = wire::parse_timed_call_id(&self.prefix, call_id) else {
+            self.tally.other_frames.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if !seen.insert(seq) {
+            self.tally.duplicate_seqs.lock().unwrap().push(seq);
+            return;
+        }
+        let ms = (wire::now_us() - sent_us) as f64 / 1000.0;
+        self.tally.received.fetch_add(1, Ordering::Relaxed);
+        self.tally.latencies_ms.lock().unwrap().push((seq, ms));
+    }
 }
 
 fn raise_fd_limit() {
@@ -112,10 +215,6 @@ fn raise_fd_limit() {
 
 async fn ws(o: WsOptions) -> Result<()> {
     raise_fd_limit();
-    let target: SocketAddr = {
-        let rest = o.url.strip_prefix("ws://").context("--url must be ws://")?;
-        rest.split('/').next().unwrap_or_default().parse().context("--url host must be IP:port")?
-    };
     let started = Instant::now();
     let connect_deadline = started + Duration::from_secs(o.connect_secs);
     let hold_deadline = started + Duration::from_secs(o.connect_secs + o.hold_secs);
@@ -125,8 +224,6 @@ async fn ws(o: WsOptions) -> Result<()> {
     let first_error = Mutex::new(None::<String>);
     let mut readers = Vec::with_capacity(o.tickets.len());
 
-    // Keep the generator lean: no write buffering (frames are tiny).
-    let config = WebSocketConfig { write_buffer_size: 0, ..WebSocketConfig::default() };
     let attempts = futures::stream::iter(o.tickets.iter().enumerate())
         .map(|(i, ticket)| {
             let source = o.sources[i % o.sources.len()];
@@ -135,57 +232,23 @@ async fn ws(o: WsOptions) -> Result<()> {
                 if Instant::now() >= connect_deadline {
                     anyhow::bail!("connect phase over");
                 }
-                let attempt = async {
-                    let socket = tokio::net::TcpSocket::new_v4()?;
-                    socket.bind(SocketAddr::new(source, 0))?;
-                    let stream = socket.connect(target).await?;
-                    stream.set_nodelay(true)?;
-                    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
-                    anyhow::Ok(ws)
-                };
-                tokio::time::timeout(Duration::from_secs(10), attempt).await.context("connect timed out")?
+                open(&url, source).await.map(|ws| (ws, ticket.clone(), source))
             }
         })
         .buffer_unordered(o.concurrency.max(1));
     futures::pin_mut!(attempts);
     while let Some(result) = attempts.next().await {
         match result {
-            Ok(mut ws) => {
-                let tally = tally.clone();
-                let mut stop = stop_rx.clone();
-                let prefix = o.prefix.clone();
-                readers.push(tokio::spawn(async move {
-                    loop {
-                        tokio::select! {
-                            _ = stop.changed() => break,
-                            _ = tokio::time::sleep_until(hold_deadline.into()) => break,
-                            frame = ws.next() => match frame {
-                                Some(Ok(Message::Text(text))) => {
-                                    let timed = wire::frame_call_id(&text)
-                                        .and_then(|id| wire::parse_timed_call_id(&prefix, id));
-                                    match timed {
-                                        Some((_, sent_us)) => {
-                                            let ms = (wire::now_us() - sent_us) as f64 / 1000.0;
-                                            tally.received.fetch_add(1, Ordering::Relaxed);
-                                            tally.latencies_ms.lock().unwrap().push(ms);
-                                        }
-                                        None => {
-                                            tally.other_frames.fetch_add(1, Ordering::Relaxed);
-                                        }
-                                    }
-                                }
-                                Some(Ok(_)) => {}
-                                Some(Err(_)) | None => {
-                                    if !*stop.borrow() {
-                                        tally.closed_early.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                    let _ = ws.close(None).await;
-                }));
+            Ok((ws, ticket, source)) => {
+                let reader = Reader {
+                    ticket,
+                    source,
+                    prefix: o.prefix.clone(),
+                    fallback: o.fallback.clone(),
+                    tally: tally.clone(),
+                    hold_deadline,
+                };
+                readers.push(tokio::spawn(reader.run(ws, stop_rx.clone())));
             }
             Err(e) => {
                 failed.fetch_add(1, Ordering::Relaxed);
@@ -214,12 +277,17 @@ async fn ws(o: WsOptions) -> Result<()> {
     }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(15), futures::future::join_all(readers)).await;
-    let latencies_ms = std::mem::take(&mut *tally.latencies_ms.lock().unwrap());
+    let (latency_seqs, latencies_ms) = std::mem::take(&mut *tally.latencies_ms.lock().unwrap()).into_iter().unzip();
+    let duplicate_seqs = std::mem::take(&mut *tally.duplicate_seqs.lock().unwrap());
     print_line(&WsReport::Done {
         received: tally.received.load(Ordering::Relaxed),
         latencies_ms,
         closed_early: tally.closed_early.load(Ordering::Relaxed),
         other_frames: tally.other_frames.load(Ordering::Relaxed),
+        duplicates: duplicate_seqs.len() as u64,
+        reconnected: tally.reconnected.load(Ordering::Relaxed),
+        latency_seqs,
+        duplicate_seqs,
     });
     Ok(())
 }

@@ -3,16 +3,14 @@
 //! schema), each as a ratio to a bare axum handler answering 200, loaded by
 //! the same `feed-load http` (HTTP/1.1 keep-alive, fixed concurrency).
 
-use crate::procs::{self, BackendProc, BareProc};
+use crate::procs::{self, psql, BackendProc, BareProc, POSTGRES};
 use crate::profile;
 use crate::{Outcome, Params};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use callcard_bench::report::{Row, Verdict};
 use callcard_bench::wire::HttpReport;
 use std::fmt::Write as _;
 use std::time::Duration;
-
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 async fn bare(p: &Params) -> Result<HttpReport> {
     let bare = BareProc::start().await?;
@@ -99,15 +97,6 @@ async fn diagnose(p: &Params, postgres_url: Option<&str>, notes: &mut String) {
             }
         }
     }
-}
-
-fn psql(sql: &str) -> Result<()> {
-    let out = std::process::Command::new("psql")
-        .args([POSTGRES, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-        .output()
-        .context("running psql")?;
-    anyhow::ensure!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(())
 }
 
 fn line(name: &str, r: &HttpReport) -> String {

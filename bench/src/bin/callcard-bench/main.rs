@@ -1,7 +1,7 @@
 //! `callcard-bench`: the benchmark driver `cargo xtask bench` runs (release).
 //!
 //! ```text
-//! callcard-bench [--quick] [--only pop,capacity,ingest,budget,startup] [--out bench/RESULTS.md]
+//! callcard-bench [--quick] [--only pop,capacity,ingest,budget,startup,index,scaleout] [--out bench/RESULTS.md]
 //!                [--bundle FILE.json] [--widget-dir dist/widget] [--command "cargo xtask bench"]
 //! callcard-bench bare-server     (the ingest baseline; started by the driver itself)
 //! ```
@@ -17,6 +17,7 @@ mod index;
 mod ingest;
 mod procs;
 mod profile;
+mod scaleout;
 
 use anyhow::{Context, Result};
 use callcard_bench::machine::Machine;
@@ -42,6 +43,12 @@ pub struct Params {
     pub index_lookups: usize,
     pub index_kommo_lookups: usize,
     pub index_rings: usize,
+    /// Benchmark 7: backend instances on one PostgreSQL, feed clients over
+    /// all of them, and webhooks per phase at `scale_rate`/s.
+    pub scale_instances: usize,
+    pub scale_clients: usize,
+    pub scale_events: usize,
+    pub scale_rate: u32,
 }
 
 impl Params {
@@ -61,6 +68,10 @@ impl Params {
             index_lookups: 10_000,
             index_kommo_lookups: 30,
             index_rings: 100,
+            scale_instances: 2,
+            scale_clients: 10_000,
+            scale_events: 2_000,
+            scale_rate: 100,
         }
     }
 
@@ -77,6 +88,8 @@ impl Params {
             index_lookups: 1_000,
             index_kommo_lookups: 10,
             index_rings: 20,
+            scale_clients: 400,
+            scale_events: 300,
             ..Params::full()
         }
     }
@@ -186,6 +199,10 @@ async fn main() -> Result<()> {
     if wants("index") {
         eprintln!("== 6. caller index ({} contacts)", params.index_contacts);
         outcomes.push(index::run(&params).await.unwrap_or_else(|e| failed("6", "caller index", &e)));
+    }
+    if wants("scaleout") {
+        eprintln!("== 7. scale-out ({} instances, {} clients)", params.scale_instances, params.scale_clients);
+        outcomes.push(scaleout::run(&params).await.unwrap_or_else(|e| failed("7", "scale-out", &e)));
     }
     if let Some(path) = &bundle {
         outcomes.push(bundle_outcome(path).unwrap_or_else(|e| failed("5", "widget bundle", &e)));

@@ -16,6 +16,18 @@ pub const ORIGIN: &str = "https://bench.kommo.test";
 pub const WEBHOOK_SECRET: &str = "bench-webhook-secret";
 pub const INTEGRATION_SECRET: &str = "bench-integration-secret";
 pub const AUDIENCE: &str = "http://bench.invalid/backend";
+/// The PostgreSQL the benchmarks use; each run works in a fresh schema.
+pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Runs one SQL statement with `psql` against [`POSTGRES`].
+pub fn psql(sql: &str) -> Result<()> {
+    let out = std::process::Command::new("psql")
+        .args([POSTGRES, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .context("running psql")?;
+    anyhow::ensure!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
 
 /// Where the release binaries are: next to this one (or `CALLCARD_BENCH_BIN_DIR`).
 pub fn bin_dir() -> PathBuf {
@@ -205,8 +217,27 @@ pub struct WsLoad {
 
 impl WsLoad {
     pub fn start(url: &str, tickets: &Path, sources: &[String], connect_secs: u64, hold_secs: u64) -> Result<WsLoad> {
-        let mut child = tokio::process::Command::new(bin_dir().join("feed-load"))
-            .args(["ws", "--url", url, "--tickets", &tickets.display().to_string()])
+        Self::start_failing_over(url, None, "cap", tickets, sources, connect_secs, hold_secs)
+    }
+
+    /// [`start`](Self::start) for events timed under `prefix`; a socket
+    /// closed under it reconnects to `fallback` (another instance's feed
+    /// URL), resuming where it was.
+    pub fn start_failing_over(
+        url: &str,
+        fallback: Option<&str>,
+        prefix: &str,
+        tickets: &Path,
+        sources: &[String],
+        connect_secs: u64,
+        hold_secs: u64,
+    ) -> Result<WsLoad> {
+        let mut command = tokio::process::Command::new(bin_dir().join("feed-load"));
+        command.args(["ws", "--url", url, "--tickets", &tickets.display().to_string(), "--prefix", prefix]);
+        if let Some(fallback) = fallback {
+            command.args(["--fallback", fallback]);
+        }
+        let mut child = command
             .args(["--sources", &sources.join(","), "--concurrency", "128"])
             .args(["--connect-secs", &connect_secs.to_string(), "--hold-secs", &hold_secs.to_string()])
             .stdin(Stdio::piped())
