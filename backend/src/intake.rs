@@ -237,8 +237,8 @@ async fn post_batch(
 }
 
 /// Counts a recorded event and wakes the job workers if it enqueued work.
-/// (Its feed event already went to local connections at commit, and to
-/// other instances through NOTIFY.)
+/// (Its feed event already went to local connections after the commit,
+/// and to other instances through the notifier.)
 fn after_record(metrics: &Metrics, queue: &Queue, recorded: &Recorded) {
     if recorded.changed {
         metrics.events_stored.inc();

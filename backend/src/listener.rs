@@ -1,14 +1,14 @@
 //! The PostgreSQL listener: other instances' feed events, brought into this
 //! instance's [`Hub`].
 //!
-//! With PostgreSQL, several instances share one database. The transaction
-//! that records an event also runs `pg_notify('callcard_feed',
-//! 'instance:account:user:offset')`; every instance runs [`listen`], and on a
-//! notification from another instance for a user connected here, reads the
-//! event back from the feed history and publishes it locally. The payload
-//! carries only keys, so it stays far below NOTIFY's 8000-byte limit.
-//! A lost notification is repaired by the connections' heartbeat catch-up
-//! (`crate::feed`).
+//! With PostgreSQL, several instances share one database. After an
+//! instance commits a feed event, its notifier (`crate::notifier`) sends
+//! `pg_notify('callcard_feed', notice)` with a [`FeedNotice`]: the keys, and
+//! the event itself when it fits NOTIFY's 8,000 bytes. Every instance runs
+//! [`listen`], and on a notice from another instance for a user connected
+//! here publishes the event locally (read back from the feed history when
+//! the notice came without it). A lost notice is repaired by the
+//! connections' heartbeat catch-up (`crate::feed`).
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
