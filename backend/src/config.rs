@@ -33,6 +33,7 @@
 //! account_id = 31415926
 //! origin = "https://acme.kommo.com"
 //! webhook_secret = "…"
+//! pbx_originate_url = "https://pbx.acme.example/callcard/originate"
 //! ```
 
 use anyhow::Context;
@@ -65,6 +66,13 @@ pub struct AccountSetup {
     /// provisioning leaves what is stored alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<ExtensionMap>,
+    /// Where the account's PBX takes click-to-call requests
+    /// (`POST`, an `callcard_calls::originate::Originate` signed like the
+    /// webhooks, with the webhook secret). Omitted, provisioning leaves
+    /// what is stored alone; never set, the widget's click-to-call answers
+    /// that it is not set up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pbx_originate_url: Option<String>,
 }
 
 impl fmt::Debug for AccountSetup {
@@ -74,6 +82,7 @@ impl fmt::Debug for AccountSetup {
             .field("origin", &self.origin)
             .field("webhook_secret", &"<redacted>")
             .field("extensions", &self.extensions)
+            .field("pbx_originate_url", &self.pbx_originate_url)
             .finish()
     }
 }
@@ -406,6 +415,15 @@ impl Config {
                 "kommo_base_url must be an http(s) URL"
             );
         }
+        for account in &self.accounts {
+            if let Some(url) = &account.pbx_originate_url {
+                anyhow::ensure!(
+                    url.starts_with("https://") || url.starts_with("http://"),
+                    "accounts[account_id = {}].pbx_originate_url must be an http(s) URL",
+                    account.account_id
+                );
+            }
+        }
         self.secrets()?;
         Ok(())
     }
@@ -515,6 +533,7 @@ mod tests {
             origin: "https://a.kommo.com".into(),
             webhook_secret: "whsec".into(),
             extensions: None,
+            pbx_originate_url: None,
         });
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("top-secret-key") && !shown.contains("whsec"), "{shown}");

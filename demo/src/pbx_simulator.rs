@@ -10,14 +10,29 @@
 //! none is given); later events reuse what the call rang with.
 //!
 //! `GET /pbx-simulator/recordings/{call_id}.wav`: the call's recording.
+//!
+//! `POST /pbx-simulator/originate`: click-to-call, as the backend sends it
+//! (an [`Originate`] signed with the account's webhook secret, checked like
+//! the backend checks webhooks; 401 otherwise). Answered 202 at once; then
+//! the simulator rings the manager's extension: a `ringing` event of an
+//! outbound call from the extension to the number, under the backend's
+//! call id. The panel answers and hangs it up like any other call (the
+//! simulator lists it in `GET /pbx-simulator/calls`).
+//!
+//! `GET /pbx-simulator/calls`: the calls the simulator knows, newest first
+//! (`[{"call_id","direction","external_number","extension","state"}]`), so
+//! the panel shows the calls it did not place itself.
 
 use crate::recording;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use callcard_calls::event::{CallEvent, CallEventKind, Direction, Outcome};
+use callcard_calls::originate::Originate;
 use callcard_calls::signature;
 use serde::Deserialize;
 use serde_json::json;
@@ -42,6 +57,8 @@ struct Inner {
 
 #[derive(Clone)]
 struct SimulatedCall {
+    /// When the simulator first heard of it (the list's order).
+    created_at: i64,
     direction: Direction,
     external_number: String,
     extension: String,
@@ -77,6 +94,8 @@ impl PbxSimulator {
         Router::new()
             .route("/events", post(panel_event))
             .route("/recordings/{file}", get(recording_file))
+            .route("/originate", post(originate))
+            .route("/calls", get(list_calls))
             .with_state(self.clone())
     }
 
@@ -90,6 +109,7 @@ impl PbxSimulator {
         };
         if req.event == "ringing" || !calls.contains_key(&call_id) {
             let call = SimulatedCall {
+                created_at: now,
                 direction: req.direction.ok_or("direction is required")?,
                 external_number: req.external_number.clone().ok_or("external_number is required")?,
                 extension: req.extension.clone().ok_or("extension is required")?,
@@ -153,6 +173,30 @@ impl PbxSimulator {
         Ok((status, answer.text().await.unwrap_or_default()))
     }
 
+    /// Takes an originate request: the call is outbound from the manager's
+    /// extension to the number; its first event rings the extension.
+    fn originated(&self, request: &Originate, now: i64) -> Result<CallEvent, String> {
+        let ring = CallEvent {
+            kind: CallEventKind::Ringing,
+            call_id: request.call_id.clone(),
+            direction: Direction::Outbound,
+            external_number: request.number.as_str().into(),
+            extension: request.extension.clone(),
+            occurred_at: now,
+        };
+        ring.validate().map_err(|e| e.to_string())?;
+        let mut calls = self.inner.calls.lock().expect("simulator state");
+        calls.entry(request.call_id.clone()).or_insert(SimulatedCall {
+            created_at: now,
+            direction: Direction::Outbound,
+            external_number: request.number.clone(),
+            extension: request.extension.clone(),
+            answered_at: None,
+            ended: None,
+        });
+        Ok(ring)
+    }
+
     fn recording_seconds(&self, call_id: &str) -> u32 {
         let calls = self.inner.calls.lock().expect("simulator state");
         calls.get(call_id).and_then(|c| c.ended).map(|(_, d)| d.clamp(3, 60)).unwrap_or(5)
@@ -174,6 +218,60 @@ async fn panel_event(State(sim): State<PbxSimulator>, Json(req): Json<PanelReque
         }
         Err(e) => problem(StatusCode::BAD_GATEWAY, "The backend could not be reached", &e.to_string()),
     }
+}
+
+/// `POST /originate`: what the backend's click-to-call sends (module docs).
+async fn originate(State(sim): State<PbxSimulator>, headers: HeaderMap, body: Bytes) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let secret = sim.inner.webhook_secret.as_bytes();
+    let verified = signature::verify(
+        secret,
+        header(signature::TIMESTAMP_HEADER),
+        header(signature::SIGNATURE_HEADER),
+        &body,
+        now_ms() / 1000,
+    );
+    if let Err(e) = verified {
+        return problem(StatusCode::UNAUTHORIZED, "The originate request signature was refused", &e.to_string());
+    }
+    let request: Originate = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return problem(StatusCode::UNPROCESSABLE_ENTITY, "Invalid originate request", &e.to_string()),
+    };
+    let ring = match sim.originated(&request, now_ms()) {
+        Ok(event) => event,
+        Err(detail) => return problem(StatusCode::UNPROCESSABLE_ENTITY, "Invalid originate request", &detail),
+    };
+    // Answered before the phone rings, as a PBX queues the call: the
+    // ringing webhook follows on its own.
+    tokio::spawn(async move {
+        match sim.deliver(&ring).await {
+            Ok((status, _)) if status.is_success() => {}
+            Ok((status, body)) => tracing::warn!(%status, body, "the backend refused an originated call's ringing"),
+            Err(e) => tracing::warn!(error = %e, "an originated call's ringing could not be delivered"),
+        }
+    });
+    (StatusCode::ACCEPTED, Json(json!({"call_id": request.call_id}))).into_response()
+}
+
+/// `GET /calls`: the simulator's calls, newest first.
+async fn list_calls(State(sim): State<PbxSimulator>) -> Json<serde_json::Value> {
+    let calls = sim.inner.calls.lock().expect("simulator state");
+    let mut list: Vec<(&String, &SimulatedCall)> = calls.iter().collect();
+    list.sort_by_key(|(id, c)| (std::cmp::Reverse(c.created_at), (*id).clone()));
+    let list: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|(id, c)| {
+            let state = match (c.ended, c.answered_at) {
+                (Some(_), _) => "ended",
+                (None, Some(_)) => "answered",
+                (None, None) => "ringing",
+            };
+            json!({"call_id": id, "direction": c.direction, "external_number": c.external_number,
+                   "extension": c.extension, "state": state})
+        })
+        .collect();
+    Json(serde_json::Value::Array(list))
 }
 
 async fn recording_file(State(sim): State<PbxSimulator>, Path(file): Path<String>) -> Response {
@@ -237,6 +335,29 @@ mod tests {
         let ring = s.event_for(&req("ringing", None), 1_763_691_600_000).unwrap();
         let end = s.event_for(&req("ended", Some(&ring.call_id)), 1_763_691_630_000).unwrap();
         assert_eq!(end.kind, CallEventKind::Ended { duration: 0, outcome: Outcome::Missed });
+    }
+
+    #[test]
+    fn an_originated_call_rings_the_extension_as_an_outbound_call_the_panel_can_answer() {
+        let s = sim();
+        let request = Originate {
+            call_id: "cc-1".into(),
+            account_id: 7,
+            extension: "101".into(),
+            number: "+1 830 570 3077".into(),
+            user_id: 8_320_148,
+            requested_at: 1_763_691_600_000,
+        };
+        let ring = s.originated(&request, 1_763_691_600_100).unwrap();
+        assert_eq!((ring.kind.clone(), ring.direction), (CallEventKind::Ringing, Direction::Outbound));
+        assert_eq!((ring.call_id.as_str(), ring.extension.as_str()), ("cc-1", "101"));
+        assert_eq!(ring.external_number.as_str(), "+1 830 570 3077");
+        let answered =
+            PanelRequest { direction: None, external_number: None, extension: None, ..req("answered", Some("cc-1")) };
+        let answer = s.event_for(&answered, 1_763_691_601_000).unwrap();
+        assert_eq!(answer.direction, Direction::Outbound, "the panel continues the call as it rang");
+        let bad = Originate { extension: "ext".into(), ..request };
+        assert!(s.originated(&bad, 1_763_691_600_100).unwrap_err().contains("extension"));
     }
 
     #[test]
