@@ -37,10 +37,12 @@ pub fn popup_marker(call_id: &str) -> String {
 /// Takes down the pop-ups shown for `call_id` (a group call another agent
 /// answered, a call transferred away). Kommo documents no way to close a
 /// `show_notification` pop-up and its markup is unconfirmed: the pop-up is
-/// the marked text's closest `.notification-popup` (the host page's) or
-/// element whose class names a notification, closed with its close button
-/// when it has one, else removed. Kommo hides pop-ups by itself a few
-/// seconds later anyway.
+/// the marked text's closest `.notification-popup` (the host page's
+/// markup, believed to follow Kommo's class names), closed with its close
+/// button when it has one, else removed. Where no such element holds the
+/// mark, nothing is touched (no guessing at Kommo's page): Kommo hides its
+/// pop-ups by itself a few seconds later, and the withdrawn call shows
+/// nothing more.
 pub fn withdraw_popups(call_id: &str) {
     use wasm_bindgen::JsCast;
     let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
@@ -50,7 +52,7 @@ pub fn withdraw_popups(call_id: &str) {
         if mark.get_attribute("data-callcard-call").as_deref() != Some(call_id) {
             continue;
         }
-        let Ok(Some(popup)) = mark.closest(".notification-popup, [class*=notification]") else { continue };
+        let Ok(Some(popup)) = mark.closest(".notification-popup") else { continue };
         match popup
             .query_selector(".notification-close")
             .ok()
