@@ -588,6 +588,22 @@ mod tests {
     }
 
     #[test]
+    fn an_accounts_pbx_originate_url_is_read_and_must_be_http() {
+        figment::Jail::expect_with(|_| {
+            let file = "[[accounts]]\naccount_id = 7\norigin = \"https://a.kommo.com\"\nwebhook_secret = \"s\"\n";
+            let with = format!("{file}pbx_originate_url = \"https://pbx.example/originate\"\n");
+            let c = Config::from_layers(Some(&with), &[]).unwrap();
+            assert_eq!(c.accounts[0].pbx_originate_url.as_deref(), Some("https://pbx.example/originate"));
+            assert_eq!(Config::from_layers(Some(file), &[]).unwrap().accounts[0].pbx_originate_url, None);
+            let mut bad = Config::from_layers(Some(&with.replace("https://", "ftp://")), &[]).unwrap();
+            bad.secret_key = Some("42".repeat(32));
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains("pbx_originate_url"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn no_layer_is_the_defaults() {
         figment::Jail::expect_with(|_| {
             let c = Config::from_layers(None, &[]).unwrap();
