@@ -13,7 +13,9 @@
  *   4. forwards Kommo's callbacks to the wasm exports (docs/design.md):
  *        init                -> widget_modal(Modal), widget_init(self)
  *      where Modal is Kommo's `lib/components/base/modal` (the Call summary
- *      opens in it);
+ *      opens in it); init also registers click-to-call:
+ *        self.add_action('phone', fn(data)) -> widget_phone(self, data)
+ *      (data.value is the clicked number);
  *        bind_actions        -> widget_bind_actions(self)
  *        settings($body)     -> widget_settings(self, element)
  *        onSave(data)        -> widget_on_save(self, data)   (bool, synchronous)
@@ -153,6 +155,16 @@ define(['jquery', 'lib/components/base/modal'], function ($, Modal) {
           mod.widget_modal(Modal);
           mod.widget_init(self);
         });
+        // Click-to-call: Kommo calls this for a click on any phone number.
+        // Registered at once (not after the package loads) so that a click
+        // during loading still reaches the widget once it has loaded.
+        if (typeof self.add_action === 'function') {
+          self.add_action('phone', function (data) {
+            forward(self, 'phone', function (mod) {
+              mod.widget_phone(self, data);
+            });
+          });
+        }
         return true;
       },
 

@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
             origin: origin.into(),
             webhook_secret: secret.into(),
             extensions: None,
+            pbx_originate_url: None,
         })
         .await?;
     backend.set_extensions(account, ExtensionMap::parse(&json!({"1": "101"}))?).await?;

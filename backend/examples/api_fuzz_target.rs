@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
             origin: kommo_url.clone(),
             webhook_secret: WEBHOOK_SECRET.into(),
             extensions: None,
+            pbx_originate_url: None,
         })
         .await?;
     backend.set_extensions(account_id, ExtensionMap::parse(&sandbox.widget_settings()["users"])?).await?;

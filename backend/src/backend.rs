@@ -17,8 +17,8 @@ use crate::sync::caller_id::CallerIdService;
 use crate::sync::SyncContext;
 use crate::transcript_links::TranscriptLinks;
 use crate::{
-    feed, install, intake, kommo_hooks, listener, log_settings_api, openapi, ops, problem, request_log, results_api,
-    transcripts, widget,
+    feed, install, intake, kommo_hooks, listener, log_settings_api, openapi, ops, originate_api, problem, request_log,
+    results_api, transcripts, widget,
 };
 use anyhow::Context;
 use axum::extract::{Request, State};
@@ -112,6 +112,7 @@ impl Backend {
                 config.secrets()?,
                 config.transcript_link_ttl,
             ),
+            pbx: crate::pbx_client::PbxClient::new(),
             config: Arc::new(config),
         };
         tasks.push(tokio::spawn(prune(app.clone())));
@@ -155,6 +156,7 @@ impl Backend {
             .merge(feed::router())
             .merge(results_api::router())
             .merge(log_settings_api::router())
+            .merge(originate_api::router())
             .layer(widget::cors(self.app.store.clone()));
         intake::router()
             .merge(widget)
@@ -178,6 +180,10 @@ impl Backend {
         anyhow::ensure!(
             setup.origin.starts_with("https://") || setup.origin.starts_with("http://"),
             "origin must be an http(s) origin"
+        );
+        anyhow::ensure!(
+            setup.pbx_originate_url.as_deref().is_none_or(|u| u.starts_with("https://") || u.starts_with("http://")),
+            "pbx_originate_url must be an http(s) URL"
         );
         self.app.store.upsert_account(&setup).await?;
         tracing::info!(account_id = setup.account_id, origin = %setup.origin, "account provisioned");

@@ -33,6 +33,7 @@
 //! account_id = 31415926
 //! origin = "https://acme.kommo.com"
 //! webhook_secret = "…"
+//! pbx_originate_url = "https://pbx.acme.example/callcard/originate"
 //! ```
 
 use anyhow::Context;
@@ -65,6 +66,13 @@ pub struct AccountSetup {
     /// provisioning leaves what is stored alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<ExtensionMap>,
+    /// Where the account's PBX takes click-to-call requests
+    /// (`POST`, an `callcard_calls::originate::Originate` signed like the
+    /// webhooks, with the webhook secret). Omitted, provisioning leaves
+    /// what is stored alone; never set, the widget's click-to-call answers
+    /// that it is not set up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pbx_originate_url: Option<String>,
 }
 
 impl fmt::Debug for AccountSetup {
@@ -74,6 +82,7 @@ impl fmt::Debug for AccountSetup {
             .field("origin", &self.origin)
             .field("webhook_secret", &"<redacted>")
             .field("extensions", &self.extensions)
+            .field("pbx_originate_url", &self.pbx_originate_url)
             .finish()
     }
 }
@@ -406,6 +415,15 @@ impl Config {
                 "kommo_base_url must be an http(s) URL"
             );
         }
+        for account in &self.accounts {
+            if let Some(url) = &account.pbx_originate_url {
+                anyhow::ensure!(
+                    url.starts_with("https://") || url.starts_with("http://"),
+                    "accounts[account_id = {}].pbx_originate_url must be an http(s) URL",
+                    account.account_id
+                );
+            }
+        }
         self.secrets()?;
         Ok(())
     }
@@ -515,6 +533,7 @@ mod tests {
             origin: "https://a.kommo.com".into(),
             webhook_secret: "whsec".into(),
             extensions: None,
+            pbx_originate_url: None,
         });
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("top-secret-key") && !shown.contains("whsec"), "{shown}");
@@ -564,6 +583,22 @@ mod tests {
             jail.set_env("CALLCARD_HEARTBEAT_INTERVAL_SECONDS", "soon");
             let e = Config::from_layers(None, &[]).unwrap_err().to_string();
             assert!(e.contains("heartbeat_interval_seconds") && e.contains("CALLCARD_"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_accounts_pbx_originate_url_is_read_and_must_be_http() {
+        figment::Jail::expect_with(|_| {
+            let file = "[[accounts]]\naccount_id = 7\norigin = \"https://a.kommo.com\"\nwebhook_secret = \"s\"\n";
+            let with = format!("{file}pbx_originate_url = \"https://pbx.example/originate\"\n");
+            let c = Config::from_layers(Some(&with), &[]).unwrap();
+            assert_eq!(c.accounts[0].pbx_originate_url.as_deref(), Some("https://pbx.example/originate"));
+            assert_eq!(Config::from_layers(Some(file), &[]).unwrap().accounts[0].pbx_originate_url, None);
+            let mut bad = Config::from_layers(Some(&with.replace("https://", "ftp://")), &[]).unwrap();
+            bad.secret_key = Some("42".repeat(32));
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains("pbx_originate_url"), "{e}");
             Ok(())
         });
     }

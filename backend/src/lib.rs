@@ -75,6 +75,8 @@
 //!   summary's Save: checked, stored, enqueued, answered 202.
 //! - [`log_settings_api`]: `/widget/log-settings`, the call note's section
 //!   switches, per user over the account's defaults.
+//! - [`originate_api`]: `POST /widget/calls/originate`, click-to-call;
+//!   [`pbx_client`]: the signed originate request it sends the PBX.
 //! - [`metrics`]: Prometheus counters and gauges; [`request_log`]: one span
 //!   per request, its query string (tickets, OAuth codes) left out.
 //! - [`openapi`]: the document served at `/openapi.json`, generated from the
@@ -92,6 +94,7 @@
 //!         origin: "http://127.0.0.1:8080".into(),
 //!         webhook_secret: "pbx-secret".into(),
 //!         extensions: None,
+//!         pbx_originate_url: None,
 //!     })
 //!     .await?;
 //! let app = axum::Router::new().nest("/backend", backend.router());
@@ -128,6 +131,8 @@ mod notifier;
 mod one_time_token;
 mod openapi;
 mod ops;
+mod originate_api;
+mod pbx_client;
 mod problem;
 mod queue;
 mod request_log;

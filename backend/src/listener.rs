@@ -111,16 +111,15 @@ mod tests {
 
     fn event(offset: u64, call_id_len: usize) -> FeedEvent {
         use callcard_calls::{Call, Direction};
-        let call = Call {
-            call_id: "c".repeat(call_id_len),
+        let mut call = Call::from_event(&callcard_calls::CallEvent {
+            kind: callcard_calls::CallEventKind::Ringing,
+            call_id: "c".into(),
             direction: Direction::Inbound,
-            external_number: callcard_calls::phone::PhoneNumber::new("+18305550100"),
+            external_number: "+18305550100".into(),
             extension: "101".into(),
-            ringing_at: Some(1),
-            answered_at: None,
-            ending: None,
-            recording: None,
-        };
+            occurred_at: 1,
+        });
+        call.call_id = "c".repeat(call_id_len);
         FeedEvent { offset, call: callcard_calls::feed::CallView::new(call, Some(2)) }
     }
 

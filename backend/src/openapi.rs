@@ -37,6 +37,7 @@ use utoipa::{Modify, OpenApi};
         crate::feed::poll,
         crate::feed::current_calls,
         crate::results_api::post_result,
+        crate::originate_api::post_originate,
         crate::install::get_install,
         crate::kommo_hooks::post_hook,
         crate::ops::list_jobs,

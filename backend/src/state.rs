@@ -15,6 +15,7 @@ use crate::hub::Hub;
 use crate::kommo_access::KommoAccess;
 use crate::metrics::Metrics;
 use crate::one_time_token::Verifier;
+use crate::pbx_client::PbxClient;
 use crate::queue::Queue;
 use crate::store::Store;
 use crate::sync::caller_id::CallerIdService;
@@ -46,6 +47,8 @@ pub(crate) struct App {
     pub(crate) group_commit: GroupCommit,
     /// Links to full transcripts, made and checked.
     pub(crate) transcript_links: TranscriptLinks,
+    /// Signed requests to accounts' PBXs (click-to-call).
+    pub(crate) pbx: PbxClient,
     pub(crate) lifecycle: Lifecycle,
 }
 

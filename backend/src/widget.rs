@@ -13,6 +13,8 @@
 //!   refused its grant (revoked, uninstalled): an admin must install again.
 //! - `POST /widget/calls/{call_id}/result`: the Call summary's result, in
 //!   [`crate::results_api`] (authenticated the same way).
+//! - `POST /widget/calls/originate`: click-to-call, in
+//!   [`crate::originate_api`] (authenticated the same way).
 //!
 //! Every handler takes a [`WidgetCaller`] (`crate::one_time_token`): the
 //! token verified, and the request's `Origin` the token's own account's.

@@ -124,6 +124,12 @@ pub struct CallView {
     /// "Logged on …". False while it waits, and again after a new Save.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub result_logged: bool,
+    /// The call is no longer this user's to see: another agent of the ring
+    /// group answered it, it was transferred to another agent, or the group
+    /// call ended with nobody answering. The widget takes its card down and
+    /// shows nothing more for it (no missed call, no summary).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
 }
 
 impl CallView {
@@ -138,6 +144,7 @@ impl CallView {
             has_result: false,
             result_error: None,
             result_logged: false,
+            withdrawn: false,
         }
     }
 }

@@ -128,6 +128,12 @@ pub struct LogSettings {
     /// call's user); `None`: Kommo assigns the integration's user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missed_call_task_user_id: Option<u64>,
+    /// An account setting: who a ring-group call that nobody answered is
+    /// logged for (the note's responsible user, and the missed-call task's
+    /// when there is one); `None`: Kommo assigns the integration's user.
+    /// No agent of the group gets it as their missed call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unanswered_group_user_id: Option<u64>,
 }
 
 impl Default for LogSettings {
@@ -143,6 +149,7 @@ impl Default for LogSettings {
             ai_summary: true,
             missed_call_task: false,
             missed_call_task_user_id: None,
+            unanswered_group_user_id: None,
         }
     }
 }
@@ -353,6 +360,34 @@ pub struct CallFacts {
     pub outcome: Option<Outcome>,
     pub recording_url: Option<String>,
     pub transcript: Option<TranscriptFacts>,
+    /// The extensions the call went through when that is more than one:
+    /// those that answered in order (a transfer), or those a group rang
+    /// when nobody answered. Written after the result ("answered, 101 →
+    /// 102"). Empty for a call of one extension.
+    pub path: CallPath,
+}
+
+/// [`CallFacts::path`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CallPath {
+    /// One extension: nothing to say.
+    #[default]
+    Single,
+    /// Answered at these extensions, in order (a transfer).
+    Transferred(Vec<String>),
+    /// A ring group that rang these, nobody answering.
+    RangGroup(Vec<String>),
+}
+
+impl CallPath {
+    /// What the result line adds, if anything.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            Self::Single => None,
+            Self::Transferred(path) => Some(format!("transferred {}", path.join(" → "))),
+            Self::RangGroup(rang) => Some(format!("rang {}, nobody answered", rang.join(", "))),
+        }
+    }
 }
 
 /// The PBX's transcript of the call, and where its full text is served.
@@ -438,7 +473,10 @@ pub fn compose(existing: &str, facts: &CallFacts, manager: ManagerText<'_>, sett
             Section::Subject => given(manager.subject).or_else(|| Some(subject(facts.direction, &facts.phone))),
             Section::StartTime => facts.started_at.map(format_utc),
             Section::Duration => facts.outcome.map(|_| format_duration(facts.billable_seconds)),
-            Section::Result => facts.outcome.map(outcome_text),
+            Section::Result => facts.outcome.map(|o| match facts.path.describe() {
+                Some(path) => format!("{}; {path}", outcome_text(o)),
+                None => outcome_text(o),
+            }),
             Section::Recording => facts.recording_url.clone(),
             Section::AgentNote => {
                 if let Some(note) = given(manager.note) {
@@ -516,7 +554,26 @@ mod tests {
             outcome: Some(Outcome::Answered),
             recording_url: None,
             transcript: None,
+            path: CallPath::Single,
         }
+    }
+
+    #[test]
+    fn the_result_line_records_a_transfer_and_an_unanswered_group() {
+        let moved = CallFacts { path: CallPath::Transferred(vec!["101".into(), "102".into()]), ..facts() };
+        let text = compose("", &moved, ManagerText::default(), &LogSettings::default());
+        assert!(text.contains("Result: Answered; transferred 101 → 102"), "{text}");
+        let group = CallFacts {
+            outcome: Some(Outcome::NoAnswer),
+            billable_seconds: 0,
+            path: CallPath::RangGroup(vec!["101".into(), "102".into()]),
+            ..facts()
+        };
+        let text = compose("", &group, ManagerText::default(), &LogSettings::default());
+        assert!(text.contains("Duration: 0:00"), "{text}");
+        assert!(text.contains("rang 101, 102, nobody answered"), "{text}");
+        let single = compose("", &facts(), ManagerText::default(), &LogSettings::default());
+        assert!(!single.contains("transferred") && !single.contains("rang "), "{single}");
     }
 
     fn note(text: &str) -> ManagerText<'_> {

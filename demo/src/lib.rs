@@ -116,6 +116,8 @@ impl Demo {
                 origin: base_url.clone(),
                 webhook_secret: webhook_secret.clone(),
                 extensions: None,
+                // Click-to-call rings through the simulator on this origin.
+                pbx_originate_url: Some(format!("{base_url}/pbx-simulator/originate")),
             })
             .await?;
         // What the account admin would have saved once in the widget settings.

@@ -232,8 +232,13 @@ async fn create_account(State(s): State<Arc<Shared>>, Json(body): Json<NewAccoun
     };
     let webhook_secret = random_secret();
     let origin = body.origin.trim_end_matches('/').to_owned();
-    let setup =
-        AccountSetup { account_id, origin: origin.clone(), webhook_secret: webhook_secret.clone(), extensions: None };
+    let setup = AccountSetup {
+        account_id,
+        origin: origin.clone(),
+        webhook_secret: webhook_secret.clone(),
+        extensions: None,
+        pbx_originate_url: None,
+    };
     if let Err(e) = s.backend.provision_account(setup).await {
         return problem(StatusCode::BAD_REQUEST, format!("{e:#}"));
     }

@@ -5,6 +5,7 @@
 //! tabs wrote before every decision and saved *before* anything is shown),
 //! composes with [`crate::notification`], and calls `APP.notifications`.
 
+use crate::escape::escape_html;
 use crate::kommo::{KommoWidget, Notifications};
 use crate::ledger::{Notice, NotificationLedger};
 use crate::local_storage;
@@ -25,6 +26,43 @@ pub struct Announcer {
 /// The `localStorage` key of a user's ledger.
 pub fn storage_key(me: u64) -> String {
     format!("callcard.notices.{me}")
+}
+
+/// An invisible mark in a call pop-up's text (Kommo inserts the text as
+/// HTML), by which [`withdraw_popups`] finds the pop-ups of a call.
+pub fn popup_marker(call_id: &str) -> String {
+    format!("<span class=\"callcard-call\" data-callcard-call=\"{}\" hidden></span>", escape_html(call_id))
+}
+
+/// Takes down the pop-ups shown for `call_id` (a group call another agent
+/// answered, a call transferred away). Kommo documents no way to close a
+/// `show_notification` pop-up and its markup is unconfirmed: the pop-up is
+/// the marked text's closest `.notification-popup` (the host page's
+/// markup, believed to follow Kommo's class names), closed with its close
+/// button when it has one, else removed. Where no such element holds the
+/// mark, nothing is touched (no guessing at Kommo's page): Kommo hides its
+/// pop-ups by itself a few seconds later, and the withdrawn call shows
+/// nothing more.
+pub fn withdraw_popups(call_id: &str) {
+    use wasm_bindgen::JsCast;
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+    let Ok(marks) = document.query_selector_all("[data-callcard-call]") else { return };
+    for i in 0..marks.length() {
+        let Some(mark) = marks.item(i).and_then(|n| n.dyn_into::<web_sys::Element>().ok()) else { continue };
+        if mark.get_attribute("data-callcard-call").as_deref() != Some(call_id) {
+            continue;
+        }
+        let Ok(Some(popup)) = mark.closest(".notification-popup") else { continue };
+        match popup
+            .query_selector(".notification-close")
+            .ok()
+            .flatten()
+            .and_then(|b| b.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            Some(close) => close.click(),
+            None => popup.remove(),
+        }
+    }
 }
 
 /// The current time in Unix milliseconds.
@@ -67,7 +105,13 @@ impl Announcer {
         for notice in &due {
             let shown = match notice {
                 Notice::Ringing | Notice::Identified => {
-                    notifications.as_ref().map(|n| n.show_notification(&ringing_popup(view, widget)))
+                    let mut popup = ringing_popup(view, widget);
+                    popup.text.text.push_str(&popup_marker(&view.call.call_id));
+                    notifications.as_ref().map(|n| n.show_notification(&popup))
+                }
+                Notice::Withdrawn => {
+                    withdraw_popups(&view.call.call_id);
+                    Some(Ok(()))
                 }
                 Notice::Completed => notifications.as_ref().map(|n| n.add_call(&completed_call(view, widget, now))),
                 Notice::Summary => {

@@ -6,7 +6,7 @@
 //! pure and unit-tested; the calls need a browser.
 //!
 //! Credentials: `POST /widget/ticket`, `PUT /widget/settings`,
-//! `GET /widget/status` and the call result go through Kommo's `$authorizedAjax` (which adds the one-time
+//! `GET /widget/status`, click-to-call and the call result go through Kommo's `$authorizedAjax` (which adds the one-time
 //! `X-Auth-Token`); the feed routes carry the ticket in the query string.
 
 use crate::convert::{from_js, from_json, to_json};
@@ -14,6 +14,7 @@ use crate::escape::encode_component;
 use crate::kommo::{AjaxError, AjaxRequest, KommoWidget, ProblemText};
 use callcard_calls::extensions::{ExtensionMap, SettingsUpdate};
 use callcard_calls::feed::{CurrentCalls, PollAnswer, Ticket};
+use callcard_calls::originate::{OriginateRequest, Originated};
 use callcard_calls::result::CallResult;
 use callcard_calls::status::WidgetStatus;
 use serde::de::DeserializeOwned;
@@ -102,6 +103,17 @@ impl Backend {
         format!("{}/widget/calls/{}/result", self.base, encode_component(call_id))
     }
 
+    pub fn originate_url(&self) -> String {
+        format!("{}/widget/calls/originate", self.base)
+    }
+
+    /// `POST /widget/calls/originate {"number": …}`: click-to-call.
+    pub async fn originate(&self, widget: &KommoWidget, number: &str) -> Result<Originated, AjaxError> {
+        let body = to_json(&OriginateRequest { number: number.to_owned() });
+        let value = widget.authorized_ajax(&AjaxRequest::with_json("POST", self.originate_url(), body)).await?;
+        from_js(value).map_err(|e| AjaxError::new(0, format!("bad originate answer: {e}")))
+    }
+
     /// A feed ticket for the current user.
     pub async fn ticket(&self, widget: &KommoWidget) -> Result<Ticket, AjaxError> {
         let value = widget.authorized_ajax(&AjaxRequest::new("POST", self.ticket_url())).await?;
@@ -180,6 +192,7 @@ mod tests {
         assert_eq!(b.result_url("c/1"), "https://callcard.example/widget/calls/c%2F1/result");
         assert_eq!(b.settings_url(), "https://callcard.example/widget/settings");
         assert_eq!(b.status_url(), "https://callcard.example/widget/status");
+        assert_eq!(b.originate_url(), "https://callcard.example/widget/calls/originate");
         assert_eq!(b.feed_socket_url("t", 1), "wss://callcard.example/widget/feed?ticket=t&since=1");
     }
 }

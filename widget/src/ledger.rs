@@ -20,6 +20,10 @@
 //! - [`Notice::Summary`]: with `Completed`, for a call of this user that has
 //!   no saved result yet (opens the Call summary modal).
 //! - A call seen answered or ended never rings afterwards.
+//! - [`Notice::Withdrawn`]: the call was withdrawn from this user (another
+//!   agent of the ring group answered it, it was transferred away, or the
+//!   group call ended unanswered): its pop-up comes down if one was shown,
+//!   and nothing more is ever shown for it (no missed call, no summary).
 
 use callcard_calls::feed::{CallView, CallerId};
 use callcard_calls::CallStatus;
@@ -46,6 +50,8 @@ pub enum Notice {
     Completed,
     /// The Call summary modal.
     Summary,
+    /// Taking the ringing pop-up down: the call is no longer this user's.
+    Withdrawn,
 }
 
 /// The remembered notices, oldest first; stored as
@@ -68,6 +74,16 @@ impl NotificationLedger {
         }
         let id = view.call.call_id.as_str();
         let mut due = Vec::new();
+        if view.withdrawn {
+            let popped = self.was_shown(id, Notice::Ringing) || self.was_shown(id, Notice::Identified);
+            for notice in [Notice::Ringing, Notice::Identified, Notice::Completed, Notice::Summary] {
+                self.record(id, notice);
+            }
+            if self.record(id, Notice::Withdrawn) && popped {
+                due.push(Notice::Withdrawn);
+            }
+            return due;
+        }
         match view.status {
             CallStatus::Ringing => {
                 let fresh = view.call.ringing_at.is_none_or(|at| now_ms - at <= RINGING_FRESH_MS);
@@ -143,6 +159,26 @@ mod tests {
 
     const ME: u64 = 8320148;
     const T0: i64 = 1_763_691_600_000;
+
+    #[test]
+    fn a_withdrawn_call_takes_its_pop_up_down_once_and_shows_nothing_more() {
+        let mut ledger = NotificationLedger::new();
+        let ringing = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
+        assert_eq!(ledger.decide(&ringing, ME, T0 + 1_000), vec![Notice::Ringing]);
+        let mut taken = ringing.clone();
+        taken.withdrawn = true;
+        assert_eq!(ledger.decide(&taken, ME, T0 + 2_000), vec![Notice::Withdrawn]);
+        assert_eq!(ledger.decide(&taken, ME, T0 + 2_500), vec![], "withdrawn once");
+        // A group call that ends unanswered: no missed call, no summary.
+        let mut unanswered = view(Direction::Inbound, "+18305703077", &[ended(Outcome::NoAnswer, 0)]);
+        unanswered.withdrawn = true;
+        unanswered.user_id = Some(ME);
+        assert_eq!(ledger.decide(&unanswered, ME, T0 + 3_000), vec![]);
+        // Withdrawn before its pop-up was shown (a reconnect): nothing to take down, nothing later.
+        let mut fresh = NotificationLedger::new();
+        assert_eq!(fresh.decide(&taken, ME, T0 + 1_000), vec![]);
+        assert_eq!(fresh.decide(&ringing, ME, T0 + 1_500), vec![], "a stale ringing snapshot does not pop it again");
+    }
 
     #[test]
     fn a_ringing_call_pops_up_once() {

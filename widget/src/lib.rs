@@ -42,6 +42,7 @@
 //! - [`session`]: mount/unmount, the lifecycle behind `init`/`destroy`.
 //! - [`settings`]: the settings page (hint, connection check) and `onSave`.
 //! - [`modal`]: Kommo's `lib/components/base/modal`.
+//! - [`dial`]: click-to-call, Kommo's `phone` action.
 //! - [`app`]: the root view; [`summary_view`]: the Call summary modal;
 //!   [`report_view`]: the messages about saved and cancelled summaries.
 
@@ -51,6 +52,7 @@ pub mod app;
 pub mod backoff;
 pub mod convert;
 pub mod cursor;
+pub mod dial;
 pub mod directory;
 pub mod drafts;
 pub mod escape;
@@ -98,6 +100,16 @@ pub fn widget_init(self_: JsValue) {
 #[wasm_bindgen]
 pub fn widget_modal(constructor: JsValue) {
     modal::register(constructor);
+}
+
+/// Kommo's `phone` action (`self.add_action('phone', fn)`, registered by
+/// script.js in `init`): `data` is `{value: "<the clicked number>"}`; asks
+/// the backend to place the call ([`dial`]).
+#[wasm_bindgen]
+pub fn widget_phone(self_: JsValue, data: JsValue) {
+    install_panic_hook();
+    let action = convert::from_js::<dial::PhoneAction>(data).unwrap_or_default();
+    wasm_bindgen_futures::spawn_local(dial::call(kommo::KommoWidget::new(self_), action));
 }
 
 /// Kommo's `bind_actions`: nothing to bind yet; keeps `self` current.

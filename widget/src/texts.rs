@@ -96,6 +96,10 @@ pub const ENGLISH: &[(&str, &str)] = &[
     ("report.failed", "Not logged on {record}: {reason}"),
     ("report.retry", "Retry"),
     ("report.close", "Close"),
+    ("dial.header", "Click-to-call"),
+    ("dial.calling", "Calling {number}… Pick up your phone."),
+    ("dial.failed", "The call to {number} was not placed: {reason}"),
+    ("dial.no_number", "There is no phone number to call."),
 ];
 
 /// The built-in English text for a key.

@@ -141,13 +141,13 @@ fn a_ringing_call_pops_up_once_with_the_name_escaped() {
     assert_eq!(method, "show_notification");
     assert_eq!(text_at(arg, "type").as_deref(), Some("call"));
     assert_eq!(text_at(arg, "text.header").as_deref(), Some("Llamada entrante"));
-    assert_eq!(
-        text_at(arg, "text.text").as_deref(),
-        Some(
-            "<a class=\"callcard-record\" href=\"/contacts/detail/9\" data-kind=\"contact\">\
-             &lt;img src=x onerror=alert(1)&gt;Eve</a> · Contact · +18305703077"
-        )
+    // The text ends with the call's invisible mark (for withdrawing it).
+    let expected = format!(
+        "<a class=\"callcard-record\" href=\"/contacts/detail/9\" data-kind=\"contact\">\
+         &lt;img src=x onerror=alert(1)&gt;Eve</a> · Contact · +18305703077{}",
+        callcard_widget::announcer::popup_marker("ring-1")
     );
+    assert_eq!(text_at(arg, "text.text").as_deref(), Some(expected.as_str()));
 }
 
 /// The text of the `index`th recorded call, as the host page renders it (HTML).
@@ -167,7 +167,8 @@ fn caller_id_arriving_after_the_first_pop_up_names_the_caller() {
     // A cold cache: the first push has only the number.
     let mut v = call("named-1", "+1 830 570 3077", &[CallEventKind::Ringing]);
     assert_eq!(announcer.announce(&v, &widget), vec![Notice::Ringing]);
-    assert_eq!(text_at(&recorded()[0].1, "text.text").as_deref(), Some("+1 830 570 3077"));
+    let first = format!("+1 830 570 3077{}", callcard_widget::announcer::popup_marker("named-1"));
+    assert_eq!(text_at(&recorded()[0].1, "text.text").as_deref(), Some(first.as_str()));
     // Caller ID answers a moment later, while it still rings.
     v.caller = CallerId::known("Maria Gonzalez", EntityRef::new(EntityKind::Contact, 31));
     assert_eq!(announcer.announce(&v, &widget), vec![Notice::Identified]);

@@ -224,7 +224,9 @@ fn popups(number: &str) -> usize {
         .filter(|c| {
             let pair: js_sys::Array = c.clone().into();
             let text = prop(&prop(&pair.get(1), "text"), "text").as_string().unwrap_or_default();
-            pair.get(0).as_string().as_deref() == Some("show_notification") && text == number
+            // The text, without the call's invisible mark (`announcer::popup_marker`).
+            let shown = text.split("<span class=\"callcard-call\"").next().unwrap_or_default();
+            pair.get(0).as_string().as_deref() == Some("show_notification") && shown == number
         })
         .count()
 }

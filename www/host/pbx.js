@@ -4,11 +4,18 @@
  * webhook and posts it to the backend:
  *
  *   POST /pbx-simulator/events
- *   {"event": "ringing"|"answered"|"ended"|"recording_ready",
+ *   {"event": "ringing"|"answered"|"transferred"|"ended"|"recording_ready",
  *    "call_id": "<from the ringing answer; omitted on ringing>",
  *    "direction": "inbound"|"outbound", "external_number": "...",
- *    "extension": "...", "outcome": "answered"|"missed"|"busy"|"failed"|"no_answer" (ended only)}
+ *    "extension": "..." ("101, 102" rings a group), "agent": "<answering / transfer target>",
+ *    "outcome": "answered"|"missed"|"busy"|"failed"|"no_answer" (ended only)}
  *   -> {"call_id": "...", "status": "..."}
+ *
+ * *Ring group* rings every user's extension with one call; *Transfer* rings
+ * the agent field's extension for the selected (answered) call, and the next
+ * *Answer* completes it; *Call number* plays Kommo's click on a phone number
+ * (the widget's `phone` action: the backend asks the simulator to originate),
+ * and the call it places joins the list from GET /pbx-simulator/calls.
  *
  * Every event repeats the call's direction, number and extension as they
  * were when it rang (the webhook contract wants each event to stand alone).
@@ -17,7 +24,8 @@
  *
  * DOM hooks: #pbx-panel, #pbx-external-number, #pbx-extension (text),
  *   #pbx-extension-pick (select of users' extensions), #pbx-direction,
- *   #pbx-outcome, #pbx-ring, #pbx-answer, #pbx-hangup, #pbx-recording,
+ *   #pbx-outcome, #pbx-ring, #pbx-ring-group, #pbx-answer, #pbx-hangup, #pbx-recording,
+ *   #pbx-agent (answer as / transfer to), #pbx-transfer, #pbx-originate,
  *   #pbx-clear, #pbx-error (role=alert, [hidden] when empty),
  *   #pbx-calls tbody tr.pbx-call[data-call-id][data-state][aria-selected]
  *     (.pbx-call-id .pbx-call-direction .pbx-call-number .pbx-call-extension
@@ -31,6 +39,7 @@
   var H = window.CallcardHost;
   var el = H.el;
   var ENDPOINT = '/pbx-simulator/events';
+  var CALLS = '/pbx-simulator/calls';
   var STORE = 'callcard.pbx.calls';
   var DEFAULT_NUMBER = '+1 830 570 3077';
   var OUTCOMES = ['answered', 'missed', 'busy', 'failed', 'no_answer'];
@@ -96,6 +105,8 @@
         return 'ended (' + outcome + ')';
       case 'recording_ready':
         return 'recording delivered';
+      case 'transferred':
+        return 'transferring';
       default:
         return event;
     }
@@ -128,6 +139,14 @@
     if (event === 'ended') {
       body.outcome = ui.outcome.value;
     }
+    var agent = ui.agent.value.trim();
+    if ((event === 'answered' || event === 'transferred') && agent) {
+      body.agent = agent;
+    }
+    if (event === 'transferred' && !agent) {
+      showError('Enter the extension to transfer to in "Agent" first.');
+      return;
+    }
     setBusy(true);
     H.fetchJSON('POST', ENDPOINT, body)
       .then(
@@ -142,7 +161,10 @@
             c = { call_id: id, direction: body.direction, external_number: body.external_number, extension: body.extension, at: Date.now() };
             calls.unshift(c);
           }
-          c.state = stateAfter(event, body.outcome);
+          c.state = stateAfter(event, body.outcome) + (event === 'transferred' ? ' to ' + agent : '');
+          if (event === 'answered' && agent) {
+            c.extension = agent;
+          }
           c.event = event;
           c.status = status;
           selected = id;
@@ -178,6 +200,57 @@
     send(event, call);
   }
 
+  // Calls the panel did not place (click-to-call) join the list.
+  function adopt(list) {
+    var added = 0;
+    (list || []).forEach(function (s) {
+      if (!find(s.call_id)) {
+        calls.unshift({ call_id: s.call_id, direction: s.direction, external_number: s.external_number, extension: s.extension, state: s.state, event: 'ringing', status: 'originated', at: Date.now() });
+        selected = s.call_id;
+        added += 1;
+      }
+    });
+    if (added) {
+      save();
+      render();
+    }
+    return added;
+  }
+
+  // Kommo's click on a phone number, as the widget's `phone` action gets it.
+  function originate() {
+    showError('');
+    var number = ui.number.value.trim();
+    if (!number) {
+      showError('Enter the number to call first.');
+      return;
+    }
+    try {
+      H.triggerAction('phone', { value: number });
+    } catch (e) {
+      showError('The widget has no phone action: ' + e.message);
+      return;
+    }
+    logLine('clicked ' + number + ' (click-to-call)', false);
+    var tries = 0;
+    var poll = function () {
+      H.fetchJSON('GET', CALLS).then(function (list) {
+        if (!adopt(list) && ++tries < 20) {
+          setTimeout(poll, 500);
+        }
+      }, function (err) {
+        logLine('could not list the simulator\u2019s calls: ' + err.message, true);
+      });
+    };
+    setTimeout(poll, 300);
+  }
+
+  function ringGroup(users) {
+    var exts = users.filter(function (u) { return u.extension; }).map(function (u) { return u.extension; });
+    ui.extension.value = exts.join(', ');
+    send('ringing', null);
+  }
+
   function render() {
     var tbody = H.clear(ui.tbody);
     ui.empty.hidden = calls.length > 0;
@@ -193,6 +266,7 @@
         el('td', { class: 'pbx-call-status' }, [c.status || '']),
         el('td', { class: 'pbx-call-actions' }, [
           el('button', { type: 'button', class: 'button button-small pbx-row-answer', onclick: function (ev) { ev.stopPropagation(); send('answered', c); } }, ['Answer']),
+          el('button', { type: 'button', class: 'button button-small pbx-row-transfer', onclick: function (ev) { ev.stopPropagation(); send('transferred', c); } }, ['Transfer']),
           el('button', { type: 'button', class: 'button button-small pbx-row-hangup', onclick: function (ev) { ev.stopPropagation(); send('ended', c); } }, ['Hang up']),
           el('button', { type: 'button', class: 'button button-small pbx-row-recording', onclick: function (ev) { ev.stopPropagation(); send('recording_ready', c); } }, ['Recording'])
         ])
@@ -224,6 +298,7 @@
         ui.extension.value = ui.pick.value;
       }
     });
+    ui.agent = el('input', { id: 'pbx-agent', type: 'text', value: '', autocomplete: 'off', placeholder: 'e.g. 102' });
     ui.direction = el('select', { id: 'pbx-direction' }, [el('option', { value: 'inbound' }, ['inbound']), el('option', { value: 'outbound' }, ['outbound'])]);
     ui.outcome = el('select', { id: 'pbx-outcome', 'aria-label': 'Outcome' }, OUTCOMES.map(function (o) {
       return el('option', { value: o }, [o]);
@@ -247,16 +322,20 @@
       el('div', { class: 'pbx-form' }, [
         field('External number', ui.number),
         el('div', { class: 'pbx-field' }, [el('label', { class: 'pbx-label', for: 'pbx-extension' }, ['Extension']), el('div', { class: 'pbx-ext' }, [ui.extension, ui.pick])]),
-        field('Direction', ui.direction)
+        field('Direction', ui.direction),
+        field('Agent (answers / transfer to)', ui.agent)
       ]),
       el('div', { class: 'pbx-buttons' }, [
         el('button', { type: 'button', id: 'pbx-ring', class: 'button button-primary', onclick: function () { send('ringing', null); } }, ['Ring']),
+        el('button', { type: 'button', id: 'pbx-ring-group', class: 'button', title: 'Ring every user\u2019s extension with one call', onclick: function () { ringGroup(users); } }, ['Ring group']),
         el('button', { type: 'button', id: 'pbx-answer', class: 'button', onclick: function () { onSelected('answered'); } }, ['Answer']),
+        el('button', { type: 'button', id: 'pbx-transfer', class: 'button', onclick: function () { onSelected('transferred'); } }, ['Transfer']),
         el('span', { class: 'pbx-hangup-group' }, [
           el('button', { type: 'button', id: 'pbx-hangup', class: 'button button-danger', onclick: function () { onSelected('ended'); } }, ['Hang up']),
           ui.outcome
         ]),
         el('button', { type: 'button', id: 'pbx-recording', class: 'button', onclick: function () { onSelected('recording_ready'); } }, ['Deliver recording']),
+        el('button', { type: 'button', id: 'pbx-originate', class: 'button', title: 'Click the number as in Kommo: the widget\u2019s phone action (click-to-call)', onclick: originate }, ['Call number']),
         ui.selectedLabel
       ]),
       ui.error,

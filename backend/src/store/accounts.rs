@@ -1,5 +1,6 @@
 //! Provisioned accounts: the webhook secret their PBX signs with, the origin
-//! their widget runs on, and their extension-to-user mapping.
+//! their widget runs on, their extension-to-user mapping and where their PBX
+//! takes click-to-call requests.
 
 use super::{now_ms, rust_id, sql_id, Store};
 use crate::config::AccountSetup;
@@ -68,6 +69,9 @@ pub struct Account {
     /// Where the account's Kommo API is, learned at installation
     /// (`https://{subdomain}.kommo.com`); `None` before.
     pub kommo_base_url: Option<String>,
+    /// Where the account's PBX takes click-to-call requests
+    /// (`crate::originate_api`); `None`: not set up.
+    pub pbx_originate_url: Option<String>,
 }
 
 impl fmt::Debug for Account {
@@ -79,6 +83,7 @@ impl fmt::Debug for Account {
             .field("extensions", &self.extensions)
             .field("log_settings", &self.log_settings)
             .field("kommo_base_url", &self.kommo_base_url)
+            .field("pbx_originate_url", &self.pbx_originate_url)
             .finish()
     }
 }
@@ -109,6 +114,9 @@ impl Store {
         if let Some(extensions) = &setup.extensions {
             self.set_extensions(setup.account_id, extensions).await?;
         }
+        if let Some(url) = &setup.pbx_originate_url {
+            self.set_account_column(setup.account_id, "pbx_originate_url", url.clone()).await?;
+        }
         self.account_cache().forget(setup.account_id);
         Ok(())
     }
@@ -125,11 +133,13 @@ impl Store {
     }
 
     async fn read_account(&self, account_id: u64) -> Result<Option<Account>, sqlx::Error> {
-        let row =
-            sqlx::query("SELECT account_id, origin, webhook_secret, extensions, log_settings, kommo_base_url FROM accounts WHERE account_id = $1")
-                .bind(sql_id(account_id))
-                .fetch_optional(self.pool())
-                .await?;
+        let row = sqlx::query(
+            "SELECT account_id, origin, webhook_secret, extensions, log_settings, kommo_base_url, pbx_originate_url \
+             FROM accounts WHERE account_id = $1",
+        )
+        .bind(sql_id(account_id))
+        .fetch_optional(self.pool())
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let extensions: String = row.try_get("extensions")?;
         let log_settings: Option<String> = row.try_get("log_settings")?;
@@ -147,6 +157,7 @@ impl Store {
             webhook_secret,
             log_settings: log_settings.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
             kommo_base_url: row.try_get("kommo_base_url")?,
+            pbx_originate_url: row.try_get("pbx_originate_url")?,
             // Only validated maps are ever written, so a parse failure means
             // someone edited the row by hand: treat it as "nobody mapped"
             // rather than mis-routing calls.

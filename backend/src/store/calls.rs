@@ -11,7 +11,9 @@
 
 use super::{now_ms, rust_id, sql_id, Account, Store};
 use crate::store::jobs::Job;
+use callcard_calls::call::Role;
 use callcard_calls::call::{Ending, Recording};
+use callcard_calls::extensions::ExtensionMap;
 use callcard_calls::feed::CallerId;
 use callcard_calls::feed::{CallView, FeedEvent};
 use callcard_calls::{Call, CallEvent, CallStatus, Direction, EntityKind, EntityRef, Outcome, PhoneNumber};
@@ -116,6 +118,13 @@ pub struct Recorded {
     /// The feed event appended for the call's user, if the call changed and
     /// its extension is mapped.
     pub feed: Option<(u64, FeedEvent)>,
+    /// The feed events for the other users the change concerns: the agents
+    /// a group call or a transfer rings (the call shown ringing), and those
+    /// whose card it withdraws ([`CallView::withdrawn`]; see
+    /// [`Call::audience`]).
+    pub others: Vec<(u64, FeedEvent)>,
+    /// Those views, until they are appended to the feed.
+    pub(crate) others_views: Vec<(u64, CallView)>,
     /// The CRM-sync job enqueued with the change: [`Job::LogCall`] when the
     /// call just ended, [`Job::UpdateCallLog`] when an ended call got a
     /// recording or a corrected end.
@@ -129,13 +138,14 @@ pub(crate) const WRITE_PBX_SIDE: &str = "ON CONFLICT (account_id, call_id) DO UP
     kommo_user_id = excluded.kommo_user_id, status = excluded.status, started_at = excluded.started_at, \
     ringing_at = excluded.ringing_at, answered_at = excluded.answered_at, ended_at = excluded.ended_at, \
     duration = excluded.duration, outcome = excluded.outcome, recording_url = excluded.recording_url, \
-    recording_at = excluded.recording_at, version = excluded.version, updated_at = excluded.updated_at";
+    recording_at = excluded.recording_at, extension = excluded.extension, legs = excluded.legs, \
+    version = excluded.version, updated_at = excluded.updated_at";
 
 pub(crate) const COLUMNS: &str = "account_id, call_id, direction, external_number, extension, kommo_user_id, \
     ringing_at, answered_at, ended_at, duration, outcome, recording_url, recording_at, entity_kind, entity_id, \
     unsorted_uid, responsible_user_id, manager_note, manager_subject, missed_task_id, manager_result, sync_state, caller, note_entity_kind, \
     note_entity_id, note_id, note_params, log_intent_at, logged_at, has_result, result_error, version, created_at, \
-    updated_at";
+    updated_at, legs";
 
 /// One delivery of PBX events about one call: what intake hands the store.
 #[derive(Clone, Debug)]
@@ -143,8 +153,12 @@ pub struct Delivery {
     pub account_id: u64,
     /// The delivered events folded into one call (the fold is order-free).
     pub call: Call,
-    /// The user the call's extension maps to now, if any.
+    /// The user the call's holder maps to now, if any.
     pub mapped_user: Option<u64>,
+    /// The account's extension map as the delivery found it: the merged
+    /// call's holder (a group's answering agent, a transfer's target) and
+    /// audience are mapped with it.
+    pub extensions: ExtensionMap,
     /// A caller-ID answer intake already had (from its cache): a call
     /// created by this delivery starts with it, so its very first feed event
     /// names the caller.
@@ -159,8 +173,14 @@ impl Delivery {
         for e in rest {
             call.apply(e);
         }
-        let mapped_user = account.extensions.user_for(&call.extension);
-        Some(Self { account_id: account.account_id, call, mapped_user, caller: None })
+        let mapped_user = call.holder().and_then(|e| account.extensions.user_for(e));
+        Some(Self {
+            account_id: account.account_id,
+            call,
+            mapped_user,
+            extensions: account.extensions.clone(),
+            caller: None,
+        })
     }
 
     /// Starts a call created by this delivery with `caller` (only a final
@@ -198,6 +218,7 @@ impl Locked {
                 answered_at: None,
                 ending: None,
                 recording: None,
+                legs: Vec::new(),
             },
             kommo_user_id: delivery.mapped_user,
             entity: None,
@@ -244,14 +265,27 @@ pub(crate) fn apply_deliveries(
         let stored = &mut locked.stored;
         let is_new = stored.version == 0;
         let (ending_before, recording_before) = (stored.call.ending.clone(), stored.call.recording.clone());
+        let user_of = |extension: &str| delivery.extensions.user_for(extension);
+        let audience_before = if is_new { Vec::new() } else { stored.call.audience(user_of) };
         let merged = stored.call.merge(&delivery.call);
-        // A call that rang an extension mapped only later gets its user now.
-        let gained_user = stored.kommo_user_id.is_none() && delivery.mapped_user.is_some();
-        if gained_user {
-            stored.kommo_user_id = delivery.mapped_user;
+        // The call is its holder's: a group call's once one answers, a
+        // transferred call's new agent's, nobody's while a group rings or
+        // after it ended unanswered; and a call that rang an extension
+        // mapped only later gets its user now.
+        let holder_user = stored.call.holder().and_then(user_of);
+        let moved = holder_user != stored.kommo_user_id && (holder_user.is_some() || stored.call.is_group());
+        if moved {
+            stored.kommo_user_id = holder_user;
         }
-        if !(is_new || merged || gained_user) {
-            recorded.push(Recorded { call: stored.clone(), changed: false, feed: None, job: None });
+        if !(is_new || merged || moved) {
+            recorded.push(Recorded {
+                call: stored.clone(),
+                changed: false,
+                feed: None,
+                others: Vec::new(),
+                others_views: Vec::new(),
+                job: None,
+            });
             continue;
         }
         stored.version += 1;
@@ -267,9 +301,89 @@ pub(crate) fn apply_deliveries(
             }
             _ => None,
         };
-        recorded.push(Recorded { call: stored.clone(), changed: true, feed: None, job });
+        let others_views = others_views(stored, &audience_before, stored.call.audience(user_of));
+        recorded.push(Recorded {
+            call: stored.clone(),
+            changed: true,
+            feed: None,
+            others: Vec::new(),
+            others_views,
+            job,
+        });
     }
     Ok(recorded)
+}
+
+/// The views for the users other than the holder that a change concerns
+/// (`audience_before` and `audience_now` from [`Call::audience`]): each
+/// ringing agent sees the call as ringing for them, and each user who was
+/// in the audience and is no more sees it withdrawn.
+fn others_views(
+    stored: &StoredCall,
+    audience_before: &[(u64, Role)],
+    audience_now: Vec<(u64, Role)>,
+) -> Vec<(u64, CallView)> {
+    let view_for = |user: u64| {
+        let mut view = stored.view();
+        view.user_id = Some(user);
+        view
+    };
+    let mut views = Vec::new();
+    for &(user, role) in &audience_now {
+        if role == Role::Ringing && Some(user) != stored.kommo_user_id {
+            let mut view = view_for(user);
+            view.status = CallStatus::Ringing;
+            views.push((user, view));
+        }
+    }
+    for &(user, _) in audience_before {
+        let still = audience_now.iter().any(|(u, _)| *u == user) || Some(user) == stored.kommo_user_id;
+        if !still {
+            let mut view = view_for(user);
+            view.withdrawn = true;
+            views.push((user, view));
+        }
+    }
+    views
+}
+
+/// Where each feed item of a recording batch goes back to: the index of
+/// its [`Recorded`], and whether it is the holder's (`feed`) or another
+/// user's (`others`).
+pub(crate) type FeedTag = (usize, bool);
+
+/// Every feed event a recording batch appends, in order: for each changed
+/// delivery, its holder's (when mapped), then the others'
+/// ([`Recorded::others_views`]).
+pub(crate) fn feed_items(recorded: &mut [Recorded]) -> (Vec<FeedTag>, Vec<(u64, u64, CallView)>) {
+    let mut tags = Vec::new();
+    let mut items = Vec::new();
+    for (i, r) in recorded.iter_mut().enumerate().filter(|(_, r)| r.changed) {
+        if let Some(user) = r.call.kommo_user_id {
+            tags.push((i, true));
+            items.push((r.call.account_id, user, r.call.view()));
+        }
+        for (user, view) in std::mem::take(&mut r.others_views) {
+            tags.push((i, false));
+            items.push((r.call.account_id, user, view));
+        }
+    }
+    (tags, items)
+}
+
+/// Hands the appended events back to their [`Recorded`]s ([`feed_items`]).
+pub(crate) fn attach_feed(
+    recorded: &mut [Recorded],
+    tags: Vec<FeedTag>,
+    events: impl IntoIterator<Item = (u64, FeedEvent)>,
+) {
+    for ((i, holder), (user, event)) in tags.into_iter().zip(events) {
+        if holder {
+            recorded[i].feed = Some((user, event));
+        } else {
+            recorded[i].others.push((user, event));
+        }
+    }
 }
 
 impl Store {
@@ -320,11 +434,10 @@ impl Store {
         let mut recorded = apply_deliveries(&mut calls, deliveries, now)?;
         let changed: Vec<&StoredCall> = calls.values().filter(|l| l.changed).map(|l| &l.stored).collect();
         self.write_calls(&mut tx, &changed).await?;
-        let announced: Vec<&StoredCall> = recorded.iter().filter(|r| r.changed).map(|r| &r.call).collect();
-        let mut events = self.announce_all_in_tx(&mut tx, &announced, now).await?.into_iter();
-        for r in recorded.iter_mut().filter(|r| r.changed) {
-            r.feed = events.next().flatten();
-        }
+        let (tags, items) = feed_items(&mut recorded);
+        let users: Vec<u64> = items.iter().map(|(_, user, _)| *user).collect();
+        let events = self.announce_views_in_tx(&mut tx, items, now).await?;
+        attach_feed(&mut recorded, tags, users.into_iter().zip(events));
         let jobs: Vec<(u64, &Job)> =
             recorded.iter().filter_map(|r| r.job.as_ref().map(|j| (r.call.account_id, j))).collect();
         self.enqueue_all_in_tx(&mut tx, &jobs, now).await?;
@@ -336,10 +449,10 @@ impl Store {
     /// Hands committed feed events to this instance's connections, in order.
     pub(crate) fn publish_recorded(&self, recorded: &[Recorded]) {
         if let Some(publisher) = self.publisher() {
-            for (account_id, (user_id, event)) in
-                recorded.iter().filter_map(|r| Some((r.call.account_id, r.feed.as_ref()?)))
-            {
-                publisher.publish(account_id, *user_id, event.clone());
+            for r in recorded {
+                for (user_id, event) in r.feed.iter().chain(&r.others) {
+                    publisher.publish(r.call.account_id, *user_id, event.clone());
+                }
             }
         }
     }
@@ -407,10 +520,10 @@ impl Store {
         let sql = format!(
             "INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
                                 started_at, ringing_at, answered_at, ended_at, duration, outcome, recording_url,
-                                recording_at, version, updated_at, created_at)
+                                recording_at, version, updated_at, created_at, legs)
              VALUES {}
              {WRITE_PBX_SIDE}",
-            self.dialect().value_rows(calls.len(), 18, "")
+            self.dialect().value_rows(calls.len(), 19, "")
         );
         let mut query = sqlx::query(&sql);
         for stored in calls {
@@ -435,7 +548,8 @@ impl Store {
                 .bind(recording.map(|r| r.at))
                 .bind(stored.version)
                 .bind(stored.updated_at)
-                .bind(stored.created_at);
+                .bind(stored.created_at)
+                .bind(legs_json(&call.legs)?);
         }
         query.execute(&mut *conn).await?;
         Ok(())
@@ -466,10 +580,21 @@ impl Store {
     ) -> Result<Vec<Option<(u64, FeedEvent)>>, sqlx::Error> {
         let items: Vec<(u64, u64, CallView)> =
             calls.iter().filter_map(|stored| Some((stored.account_id, stored.kommo_user_id?, stored.view()))).collect();
-        let mut events = self.append_feed_events(&mut *conn, items, now).await?.into_iter();
-        let answers: Vec<Option<(u64, FeedEvent)>> =
-            calls.iter().map(|stored| Some((stored.kommo_user_id?, events.next()?))).collect();
-        Ok(answers)
+        let mut events = self.announce_views_in_tx(conn, items, now).await?.into_iter();
+        Ok(calls.iter().map(|stored| Some((stored.kommo_user_id?, events.next()?))).collect())
+    }
+
+    /// Appends these views (account, user, view) to their users' feeds in
+    /// `conn`'s transaction, in order. After the commit the caller hands
+    /// the events to the store's publisher (this instance's sockets, and
+    /// with PostgreSQL the other instances).
+    pub(crate) async fn announce_views_in_tx(
+        &self,
+        conn: &mut AnyConnection,
+        items: Vec<(u64, u64, CallView)>,
+        now: i64,
+    ) -> Result<Vec<FeedEvent>, sqlx::Error> {
+        self.append_feed_events(&mut *conn, items, now).await
     }
 
     /// The call with this PBX id in this account (the seed's
@@ -506,6 +631,14 @@ impl Store {
         .await?;
         rows.iter().map(row_to_call).collect()
     }
+}
+
+/// The legs column: `NULL` for none.
+pub(crate) fn legs_json(legs: &[callcard_calls::call::Leg]) -> Result<Option<String>, sqlx::Error> {
+    if legs.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(legs).map(Some).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 pub(crate) fn status_str(status: CallStatus) -> &'static str {
@@ -591,6 +724,10 @@ pub(crate) fn row_to_call(row: &impl Columns) -> Result<StoredCall, sqlx::Error>
             answered_at: row.int("answered_at")?,
             ending,
             recording,
+            legs: match row.text("legs")? {
+                Some(json) => serde_json::from_str(&json).map_err(|_| corrupt("legs", &json))?,
+                None => Vec::new(),
+            },
         },
         kommo_user_id: row.int("kommo_user_id")?.map(rust_id),
         entity,

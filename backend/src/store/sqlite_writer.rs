@@ -19,7 +19,10 @@
 //! not upgrade past a pool writer. Pool writers (the CRM side) and this one
 //! wait for each other through `busy_timeout`.
 
-use super::calls::{apply_deliveries, row_to_call, status_str, Columns, Locked, LockedCalls, COLUMNS, WRITE_PBX_SIDE};
+use super::calls::{
+    apply_deliveries, attach_feed, feed_items, legs_json, row_to_call, status_str, Columns, Locked, LockedCalls,
+    COLUMNS, WRITE_PBX_SIDE,
+};
 use super::feed_log::{feed_counts, feed_payload, number_feed_events};
 use super::jobs::{job_payload, new_job_id, unique_jobs};
 use super::{now_ms, sql_id, Delivery, Recorded, Store, StoredCall};
@@ -119,15 +122,9 @@ fn record(
     for locked in changed {
         write_call(&tx, &locked.stored)?;
     }
-    let items: Vec<(u64, u64, CallView)> = recorded
-        .iter()
-        .filter(|r| r.changed)
-        .filter_map(|r| Some((r.call.account_id, r.call.kommo_user_id?, r.call.view())))
-        .collect();
-    let mut events = append_feed_events(&tx, items, now, history_per_user)?.into_iter();
-    for r in recorded.iter_mut().filter(|r| r.changed && r.call.kommo_user_id.is_some()) {
-        r.feed = events.next().map(|(_, user_id, event)| (user_id, event));
-    }
+    let (tags, items) = feed_items(&mut recorded);
+    let events = append_feed_events(&tx, items, now, history_per_user)?;
+    attach_feed(&mut recorded, tags, events.into_iter().map(|(_, user_id, event)| (user_id, event)));
     let jobs: Vec<(u64, &super::jobs::Job)> =
         recorded.iter().filter_map(|r| r.job.as_ref().map(|j| (r.call.account_id, j))).collect();
     for (account_id, job) in unique_jobs(&jobs) {
@@ -186,8 +183,8 @@ fn write_call(tx: &rusqlite::Transaction<'_>, stored: &StoredCall) -> Result<(),
         format!(
             "INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
                                 started_at, ringing_at, answered_at, ended_at, duration, outcome, recording_url,
-                                recording_at, caller, version, created_at, updated_at, sync_state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 'pending')
+                                recording_at, caller, version, created_at, updated_at, legs, sync_state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, 'pending')
              {WRITE_PBX_SIDE}"
         )
     });
@@ -213,6 +210,7 @@ fn write_call(tx: &rusqlite::Transaction<'_>, stored: &StoredCall) -> Result<(),
             stored.version,
             stored.created_at,
             stored.updated_at,
+            legs_json(&call.legs)?,
         ])
         .map_err(sqlite_error)?;
     Ok(())

@@ -53,7 +53,7 @@ use super::{JobFailure, SyncContext};
 use crate::store::phonebook::IndexChange;
 use crate::store::{Account, CrmChange, StoredCall, SyncState};
 use callcard_calls::feed::CallerId;
-use callcard_calls::note::{self, CallFacts, LogSettings, ManagerText, TranscriptFacts, UserLogSettings};
+use callcard_calls::note::{self, CallFacts, CallPath, LogSettings, ManagerText, TranscriptFacts, UserLogSettings};
 use callcard_calls::phone::{last_digits, CALL_LOG_DIGITS};
 use callcard_calls::{CallStatus, Direction, EntityKind, EntityRef, Outcome};
 use kommo_client::{
@@ -110,7 +110,8 @@ pub async fn sync_call_log(ctx: &SyncContext, call_id: &str) -> Result<(), JobFa
             id
         }
         None => {
-            let new = NewNote { body: body.clone(), created_by: None, responsible_user_id: call.kommo_user_id };
+            let responsible_user_id = responsible_user(&call, &account.log_settings);
+            let new = NewNote { body: body.clone(), created_by: None, responsible_user_id };
             let (note, created) = ctx.kommo.add_call_note_once(target, &new).await?;
             if !created {
                 // An earlier run created it and died before recording it: the
@@ -151,17 +152,34 @@ async fn follow_up_if_missed(
     }
     let Some(task) = note::missed_call_task(&call_facts(call, None)) else { return Ok(()) };
     let mut new = NewTask::follow_up(on, task.text, task.complete_till);
-    new.responsible_user_id = call.kommo_user_id.or(settings.missed_call_task_user_id);
+    new.responsible_user_id = responsible_user(call, settings).or(settings.missed_call_task_user_id);
     let id = ctx.kommo.create_task_once(new).await?;
     tracing::info!(call_id = %call.call.call_id, task = id, "missed call: follow-up task created");
     update(ctx, &call.call.call_id, CrmChange { missed_task_id: Some(id), ..CrmChange::default() }).await?;
     Ok(())
 }
 
+/// Who the call is logged for: its user (the agent who answered last, so
+/// after a transfer the one who finished it); for a ring-group call nobody
+/// answered, the account's `unanswered_group_user_id`.
+fn responsible_user(call: &StoredCall, settings: &LogSettings) -> Option<u64> {
+    match call.kommo_user_id {
+        Some(user) => Some(user),
+        None if call.call.is_group() && call.call.holder().is_none() => settings.unanswered_group_user_id,
+        None => None,
+    }
+}
+
 /// What the PBX told us about the call, for the note's machine sections.
 fn call_facts(call: &StoredCall, transcript: Option<TranscriptFacts>) -> CallFacts {
     let c = &call.call;
+    let path = match c.path().as_slice() {
+        [] if c.is_group() => CallPath::RangGroup(c.legs.iter().map(|l| l.extension.clone()).collect()),
+        [] | [_] => CallPath::Single,
+        answered => CallPath::Transferred(answered.iter().map(|e| e.to_string()).collect()),
+    };
     CallFacts {
+        path,
         direction: c.direction,
         phone: c.external_number.as_str().to_string(),
         started_at: c.started_at(),

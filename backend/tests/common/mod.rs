@@ -180,6 +180,7 @@ impl Account {
                 origin: self.origin.clone(),
                 webhook_secret: self.secret.clone(),
                 extensions: None,
+                pbx_originate_url: None,
             })
             .await
             .unwrap();

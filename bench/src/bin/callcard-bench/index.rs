@@ -109,6 +109,7 @@ pub async fn run(p: &Params) -> Result<Outcome> {
             origin: kommo_url.clone(),
             webhook_secret: WEBHOOK_SECRET.into(),
             extensions: Some(ExtensionMap::from_entries([(admin.to_string().as_str(), "101".to_string())])?),
+            pbx_originate_url: None,
         })
         .await?;
     let db_before = database_bytes(&db_file);
