@@ -15,13 +15,15 @@
 //! message if that fails.
 //!
 //! Markup: `.callcard-settings` holding `p.callcard-settings-hint`,
-//! `button.callcard-settings-check`, and
-//! `#callcard-settings-connection[role=status][data-state=idle|checking|ok|not_authorized|unknown|unreachable]`.
+//! `button.callcard-settings-check`,
+//! `#callcard-settings-connection[role=status][data-state=idle|checking|ok|not_authorized|unknown|unreachable]`,
+//! and the call-note switches ([`crate::log_settings`]).
 
 use crate::api::Backend;
 use crate::convert::from_js;
 use crate::escape::escape_html;
 use crate::kommo::{AjaxError, KommoWidget, Notifications};
+use crate::log_settings::LogSettingsPanel;
 use crate::texts::{Texts, Translations};
 use callcard_calls::extensions::{ExtensionField, ExtensionMap, ExtensionMapError};
 use callcard_calls::status::WidgetStatus;
@@ -169,11 +171,12 @@ fn as_element(value: &JsValue) -> Option<web_sys::Element> {
 
 /// The widget's part of the settings modal: the hint and the connection check.
 #[component]
-pub fn SettingsPanel(widget: KommoWidget, texts: Translations) -> impl IntoView {
+pub fn SettingsPanel(widget: KommoWidget, backend: Backend, texts: Translations) -> impl IntoView {
+    let switches = view! { <LogSettingsPanel widget=widget.clone() backend=backend.clone() texts=texts.clone() /> };
     // The connection check, as an action: pending while it asks, then what it found.
     let check = Action::new_local(move |_: &()| {
-        let widget = widget.clone();
-        async move { ConnectionCheck::from_answer(Backend::from_page().status(&widget).await) }
+        let (widget, backend) = (widget.clone(), backend.clone());
+        async move { ConnectionCheck::from_answer(backend.status(&widget).await) }
     });
     let checking = check.pending();
     let found = check.value();
@@ -202,6 +205,7 @@ pub fn SettingsPanel(widget: KommoWidget, texts: Translations) -> impl IntoView 
                 aria-live="polite" data-state=state>
                 {message}
             </p>
+            {switches}
         </div>
     }
 }
@@ -221,7 +225,11 @@ pub fn render(widget: &KommoWidget, element: &JsValue) {
         return;
     }
     let (widget, texts) = (widget.clone(), Translations::resolve(widget));
-    let handle = leptos::mount::mount_to(container, move || view! { <SettingsPanel widget=widget texts=texts /> });
+    let backend = Backend::from_page();
+    let handle = leptos::mount::mount_to(
+        container,
+        move || view! { <SettingsPanel widget=widget backend=backend texts=texts /> },
+    );
     // The previous modal is gone with its panel; this one lives until the next.
     PANEL.with(|p| *p.borrow_mut() = Some(Box::new(handle)));
 }

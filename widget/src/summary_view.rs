@@ -21,7 +21,7 @@
 //! `#callcard-summary-search` with hits `#callcard-summary-hits
 //! .callcard-summary-hit[data-entity-type][data-entity-id]`,
 //! `.callcard-summary-recording` (`audio` + `a.callcard-summary-download`, or
-//! `.callcard-summary-recording-pending`), `#callcard-summary-note`,
+//! `.callcard-summary-recording-pending`), `#callcard-summary-subject`, `#callcard-summary-note`,
 //! `#callcard-summary-task` (checkbox), `#callcard-summary-task-kind`,
 //! `#callcard-summary-task-when`, `#callcard-summary-task-user`,
 //! `#callcard-summary-task-text`, `#callcard-summary-save`,
@@ -197,6 +197,7 @@ pub fn CallSummary() -> impl IntoView {
 #[derive(Clone, Copy)]
 struct SummaryForm {
     entity: RwSignal<Option<ChosenEntity>>,
+    subject: RwSignal<String>,
     note: RwSignal<String>,
     task_on: RwSignal<bool>,
     task_kind: RwSignal<TaskKind>,
@@ -211,6 +212,7 @@ impl SummaryForm {
     fn new(draft: SummaryDraft) -> Self {
         Self {
             entity: RwSignal::new(draft.entity),
+            subject: RwSignal::new(draft.subject),
             note: RwSignal::new(draft.note),
             task_on: RwSignal::new(draft.task),
             task_kind: RwSignal::new(draft.task_kind),
@@ -224,6 +226,7 @@ impl SummaryForm {
     fn draft_untracked(&self) -> SummaryDraft {
         SummaryDraft {
             entity: self.entity.get_untracked(),
+            subject: self.subject.get_untracked(),
             note: self.note.get_untracked(),
             task: self.task_on.get_untracked(),
             task_kind: self.task_kind.get_untracked(),
@@ -237,6 +240,7 @@ impl SummaryForm {
     fn draft(&self) -> SummaryDraft {
         SummaryDraft {
             entity: self.entity.get(),
+            subject: self.subject.get(),
             note: self.note.get(),
             task: self.task_on.get(),
             task_kind: self.task_kind.get(),
@@ -394,6 +398,7 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
                 <Party view=initial.clone() />
                 <EntityPicker form=form dialog_ref=dialog_ref />
                 <Recording recording=recording seconds=initial.call.billable_seconds() />
+                <SubjectField form=form />
                 <NoteField form=form />
                 <TaskFields form=form />
                 <SummaryActions form=form cancel=cancel />
@@ -711,6 +716,21 @@ fn Recording(recording: Memo<Option<String>>, seconds: u32) -> impl IntoView {
             </div>
             {player}
         </section>
+    }
+}
+
+/// The note's subject line, upserted into the call note like the note.
+#[component]
+fn SubjectField(form: SummaryForm) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    view! {
+        <div class="callcard-summary-field">
+            <label for="callcard-summary-subject">{texts.text("summary.subject_label")}</label>
+            <input id="callcard-summary-subject" class="text-input" type="text"
+                maxlength=callcard_calls::result::SUBJECT_MAX_CHARS.to_string()
+                prop:value=move || form.subject.get()
+                on:input=move |ev| form.subject.set(event_target_value(&ev)) />
+        </div>
     }
 }
 

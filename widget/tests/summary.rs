@@ -315,6 +315,14 @@ async fn the_summary_opens_in_kommos_modal_and_saves_for_the_chosen_lead() {
         "Initial contact · Responsible: Boris Ivanov"
     );
 
+    let subject: web_sys::HtmlInputElement = el("#callcard-summary-subject").unwrap().unchecked_into();
+    assert!(
+        subject.value().starts_with("Inbound call from "),
+        "the machine's subject to start from: {}",
+        subject.value()
+    );
+    assert!(doc().query_selector("label[for=callcard-summary-subject]").unwrap().is_some(), "the subject is labelled");
+    type_into("#callcard-summary-subject", "Quote for 40 seats");
     type_into("#callcard-summary-note", "Wants a quote");
     el("#callcard-summary-task").unwrap().click();
     settle(0).await;
@@ -349,6 +357,7 @@ async fn the_summary_opens_in_kommos_modal_and_saves_for_the_chosen_lead() {
     let body: serde_json::Value = serde_json::from_str(&prop(&posts[0], "data").as_string().unwrap()).unwrap();
     assert_eq!(body["entity"], serde_json::json!({"kind": "lead", "id": 5}));
     assert_eq!(body["note"], "Wants a quote");
+    assert_eq!(body["subject"], "Quote for 40 seats");
     assert_eq!(body["task"]["text"], "Send the quote");
     assert_eq!(body["task"]["kind"], "meeting");
     assert_eq!(body["task"]["responsible_user_id"], 8375357);
