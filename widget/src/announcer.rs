@@ -8,7 +8,8 @@
 use crate::kommo::{KommoWidget, Notifications};
 use crate::ledger::{Notice, NotificationLedger};
 use crate::local_storage;
-use crate::notification::{completed_call, ringing_popup};
+use crate::notification::{completed_call, recording_attached, ringing_popup};
+use crate::texts::Texts;
 use callcard_calls::feed::CallView;
 use std::rc::Rc;
 
@@ -70,6 +71,10 @@ impl Announcer {
                     notifications.as_ref().map(|n| n.show_notification(&ringing_popup(view, widget)))
                 }
                 Notice::Completed => notifications.as_ref().map(|n| n.add_call(&completed_call(view, widget, now))),
+                Notice::RecordingAttached => match (&notifications, recording_attached(view, widget)) {
+                    (Some(n), Some(text)) => Some(n.show_message(&widget.text("widget.name"), &text)),
+                    _ => None,
+                },
                 Notice::Summary => {
                     if let Some(open) = &self.on_summary {
                         open(view);

@@ -138,9 +138,9 @@ impl Backend {
         from_js(value).map_err(|e| AjaxError::new(0, format!("bad status answer: {e}")))
     }
 
-    /// `PUT /widget/settings {"users": …}`.
-    pub async fn save_settings(&self, widget: &KommoWidget, users: ExtensionMap) -> Result<(), AjaxError> {
-        let body = to_json(&SettingsUpdate { users });
+    /// `PUT /widget/settings {"phones": …}`.
+    pub async fn save_settings(&self, widget: &KommoWidget, phones: ExtensionMap) -> Result<(), AjaxError> {
+        let body = to_json(&SettingsUpdate { phones });
         widget.authorized_ajax(&AjaxRequest::with_json("PUT", self.settings_url(), body)).await.map(drop)
     }
 

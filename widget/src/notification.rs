@@ -160,6 +160,32 @@ pub const CREATE_CONTACT_PATH: &str = "/contacts/add/";
 
 /// `<a href="/contacts/add/?phone=…">Create contact</a>`, for a caller no
 /// record matched; the number is percent-encoded, the label escaped.
+/// The record a call is logged on, as a message names it: its kind and
+/// name (escaped) where caller ID named it, else its kind and id
+/// ("Lead Website redesign", "Lead #5").
+pub fn logged_record(view: &CallView, texts: &dyn Texts) -> Option<String> {
+    let entity = view.entity?;
+    let kind = texts.text(kind_key(entity.kind));
+    let name = match &view.caller {
+        CallerId::Known { name, entity: e, .. } if *e == entity && !name.trim().is_empty() => Some(name.trim()),
+        CallerId::Known { holder: Some(h), .. } if h.entity == entity && !h.name.trim().is_empty() => {
+            Some(h.name.trim())
+        }
+        _ => None,
+    };
+    Some(match name {
+        Some(name) => format!("{} {}", escape_html(&kind), escape_html(name)),
+        None => format!("{} #{}", escape_html(&kind), entity.id),
+    })
+}
+
+/// The message for a recording that arrived after the call was announced
+/// (`show_message`'s text): "Recording attached to Lead Website redesign".
+pub fn recording_attached(view: &CallView, texts: &dyn Texts) -> Option<String> {
+    let record = logged_record(view, texts)?;
+    Some(texts.fill("call.recording_attached", &[("record", &record)]))
+}
+
 pub fn create_contact_link(number: &PhoneNumber, texts: &dyn Texts) -> String {
     format!(
         "<a href=\"{CREATE_CONTACT_PATH}?phone={}\">{}</a>",
@@ -277,6 +303,17 @@ pub(crate) mod tests {
 
     fn known(name: &str) -> CallerId {
         CallerId::known(name, EntityRef::new(EntityKind::Contact, 77))
+    }
+
+    #[test]
+    fn a_late_recording_names_the_record_it_went_to() {
+        let mut v = view(Direction::Inbound, "+18305703077", &[ended(Outcome::Answered, 5)]);
+        assert_eq!(recording_attached(&v, &English), None, "not logged yet");
+        let lead = EntityRef::new(EntityKind::Lead, 5);
+        v.entity = Some(lead);
+        assert_eq!(recording_attached(&v, &English).as_deref(), Some("Recording attached to Lead #5"));
+        v.caller = CallerId::known("Quote <b>", lead);
+        assert_eq!(recording_attached(&v, &English).as_deref(), Some("Recording attached to Lead Quote &lt;b&gt;"));
     }
 
     #[test]

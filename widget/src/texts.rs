@@ -27,6 +27,7 @@ pub const ENGLISH: &[(&str, &str)] = &[
     ("call.missed_from", "Missed call from {name}"),
     ("call.create_contact", "Create contact"),
     ("call.unknown_number", "Unknown number {number}"),
+    ("call.recording_attached", "Recording attached to {record}"),
     ("feed.connecting", "Connecting to the phone system…"),
     ("feed.live", "Connected to the phone system"),
     ("feed.polling", "Connected (slow mode)"),
