@@ -80,19 +80,6 @@ fn active_element() -> Option<web_sys::Element> {
     web_sys::window()?.document()?.active_element()
 }
 
-/// Where focus goes when Tab (or Shift+Tab) leaves the dialog's last (first)
-/// control: around to the other end, so focus never leaves the modal.
-pub fn wrap_index(len: usize, current: Option<usize>, backwards: bool) -> Option<usize> {
-    match (len, current, backwards) {
-        (0, _, _) => None,
-        (_, None, false) => Some(0),
-        (_, None, true) => Some(len - 1),
-        (_, Some(0), true) => Some(len - 1),
-        (_, Some(i), false) if i + 1 == len => Some(0),
-        _ => None,
-    }
-}
-
 /// The hit to focus for ArrowUp/ArrowDown from `current` (`None`: the search
 /// field); `None` as the answer means the search field.
 pub fn step_hit(len: usize, current: Option<usize>, down: bool) -> Option<usize> {
@@ -330,8 +317,52 @@ fn cancel(queue: SummaryQueue, call_id: &str) {
     queue.dismiss(call_id);
 }
 
+/// Kommo's modal body around the dialog (holding its close ×), else the
+/// dialog itself: what Tab cycles through.
+fn tab_cycle(dialog: &web_sys::Element) -> Vec<web_sys::HtmlElement> {
+    let root = dialog.closest(".modal-body").ok().flatten().unwrap_or_else(|| dialog.clone());
+    elements(&root, FOCUSABLE)
+}
+
+/// Tab (Shift+Tab) moves to the next (previous) of `controls`, around at
+/// the ends: done here rather than left to the browser, whose order would
+/// leave the modal from the ×.
+fn wrap_focus(ev: &web_sys::KeyboardEvent, controls: &[web_sys::HtmlElement]) {
+    let active = active_element();
+    let at = controls.iter().position(|c| active.as_ref() == Some(c.as_ref()));
+    if let Some(i) = next_index(controls.len(), at, ev.shift_key()) {
+        ev.prevent_default();
+        let _ = controls[i].focus();
+    }
+}
+
+/// The control Tab (Shift+Tab: `backwards`) goes to from `current`, around
+/// at the ends; from outside the list, its first (last).
+pub fn next_index(len: usize, current: Option<usize>, backwards: bool) -> Option<usize> {
+    match (len, current) {
+        (0, _) => None,
+        (_, None) => Some(if backwards { len - 1 } else { 0 }),
+        (_, Some(i)) => Some(if backwards { (i + len - 1) % len } else { (i + 1) % len }),
+    }
+}
+
+/// Tab on Kommo's close × (outside the dialog, so its keys do not reach
+/// [`dialog_keys`]): the × is the first stop of the cycle.
+fn close_button_keys(ev: &web_sys::KeyboardEvent, dialog_ref: NodeRef<leptos::html::Div>) {
+    let Some(dialog) = dialog_ref.get_untracked() else { return };
+    let on_close = active_element().is_some_and(|a| {
+        a.matches(".modal-body__close").unwrap_or(false)
+            && dialog.closest(".modal-body").ok().flatten().is_some_and(|b| b.contains(Some(&a)))
+    });
+    // Not a Tab the dialog already handled (it bubbles here after moving focus to the ×).
+    if ev.key() == "Tab" && on_close && !ev.default_prevented() {
+        wrap_focus(ev, &tab_cycle(&dialog));
+    }
+}
+
 /// Escape cancels (and stops there, so Kommo's modal does not close every
-/// summary); Tab stays inside the modal (aria-modal promises it).
+/// summary); Tab stays inside the modal (aria-modal promises it), Kommo's
+/// close × included.
 fn dialog_keys(ev: &leptos::ev::KeyboardEvent, dialog_ref: NodeRef<leptos::html::Div>, cancel: &impl Fn()) {
     match ev.key().as_str() {
         "Escape" => {
@@ -341,13 +372,7 @@ fn dialog_keys(ev: &leptos::ev::KeyboardEvent, dialog_ref: NodeRef<leptos::html:
         }
         "Tab" => {
             let Some(dialog) = dialog_ref.get_untracked() else { return };
-            let controls = elements(&dialog, FOCUSABLE);
-            let active = active_element();
-            let at = controls.iter().position(|c| active.as_ref() == Some(c.as_ref()));
-            if let Some(i) = wrap_index(controls.len(), at, ev.shift_key()) {
-                ev.prevent_default();
-                let _ = controls[i].focus();
-            }
+            wrap_focus(ev, &tab_cycle(&dialog));
         }
         _ => {}
     }
@@ -385,6 +410,8 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
         let cancel = cancel.clone();
         move |ev: leptos::ev::KeyboardEvent| dialog_keys(&ev, dialog_ref, &cancel)
     };
+    let close_keys = window_event_listener(leptos::ev::keydown, move |ev| close_button_keys(&ev, dialog_ref));
+    on_cleanup(move || close_keys.remove());
     let recording = Memo::new(move |_| current.get().and_then(|v| v.call.recording_url().and_then(safe_link)));
     Some(view! {
         <div id="callcard-summary" class="callcard-summary" role="dialog" aria-modal="true"
@@ -864,11 +891,13 @@ mod tests {
 
     #[test]
     fn tab_wraps_at_both_ends_only() {
-        assert_eq!(wrap_index(3, Some(2), false), Some(0));
-        assert_eq!(wrap_index(3, Some(0), true), Some(2));
-        assert_eq!(wrap_index(3, Some(1), false), None, "the browser moves focus itself");
-        assert_eq!(wrap_index(3, None, false), Some(0), "focus outside comes back in");
-        assert_eq!(wrap_index(0, None, false), None);
+        assert_eq!(next_index(3, Some(2), false), Some(0), "around at the end");
+        assert_eq!(next_index(3, Some(0), true), Some(2));
+        assert_eq!(next_index(3, Some(1), false), Some(2));
+        assert_eq!(next_index(3, Some(1), true), Some(0));
+        assert_eq!(next_index(3, None, false), Some(0), "focus outside comes back in");
+        assert_eq!(next_index(3, None, true), Some(2));
+        assert_eq!(next_index(0, None, false), None);
     }
 
     #[test]
