@@ -67,9 +67,9 @@ impl Announcer {
         let notifications = Notifications::get();
         for notice in &due {
             let shown = match notice {
-                Notice::Ringing | Notice::Identified => {
-                    notifications.as_ref().map(|n| n.show_notification(&ringing_popup(view, widget)))
-                }
+                Notice::Ringing | Notice::Identified => notifications
+                    .as_ref()
+                    .map(|n| n.show_notification(&ringing_popup(view, widget, &crate::directory::cached()))),
                 Notice::Completed => notifications.as_ref().map(|n| n.add_call(&completed_call(view, widget, now))),
                 Notice::RecordingAttached => match (&notifications, recording_attached(view, widget)) {
                     (Some(n), Some(text)) => Some(n.show_message(&widget.text("widget.name"), &text)),
