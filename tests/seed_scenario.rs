@@ -6,10 +6,12 @@
 //! 2. the call ends: the backend logs it on the suggested lead and the
 //!    widget opens the Call summary;
 //! 3. the manager picks a different lead, adds a note and a task, and saves;
-//! 4. the PBX delivers the recording later;
+//! 4. the PBX delivers the recording later (the manager is told where it went);
+//! 5. and later still the transcript, with its AI summary;
 //!
 //! and Kommo ends with the note, the task and the recording on the chosen
-//! lead, once each, and nothing left on the suggested one.
+//! lead, once each, the manager's text and the transcript in the one call
+//! note, and nothing left on the suggested one.
 
 use callcard_calls::event::{CallEventKind, Outcome};
 use callcard_e2e::{product::call_event, users, Browser, Chromedriver, Product};
@@ -23,6 +25,8 @@ const SUGGESTED_LEAD: u64 = 5_756_100; // "Website redesign"
 const CHOSEN_LEAD_NAME: &str = "Northwind 200 headsets";
 const MANAGER_NOTE: &str = "Wants 200 headsets before March";
 const TASK_TEXT: &str = "Send the headset quote";
+const TRANSCRIPT: &str = "Maria: We need forty headsets.";
+const AI_SUMMARY: &str = "Maria wants a quote for headsets.";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_managers_result_moves_the_call_to_the_chosen_lead() -> anyhow::Result<()> {
@@ -131,6 +135,38 @@ async fn the_managers_result_moves_the_call_to_the_chosen_lead() -> anyhow::Resu
     let text = note.to_string();
     assert!(text.contains(MANAGER_NOTE), "the manager's note is in the call note: {text}");
     assert_eq!(note["params"]["duration"], 42, "the call keeps its duration: {text}");
+    // The late update that matters to her is said, once it is applied.
+    let attached = ".notification-popup[data-type=message]";
+    anna.wait_for(attached, 15).await?;
+    let said = anna.texts(attached).await?;
+    anyhow::ensure!(said.iter().any(|t| t.contains("Recording attached to Lead")), "the manager was told {said:?}");
+
+    // 5. The transcript arrives after the summary was saved: it joins the
+    // same note, beside the manager's text.
+    let transcript = callcard_calls::event::TranscriptEvent {
+        event: callcard_calls::event::TranscriptEvent::NAME.into(),
+        call_id: CALL_ID.into(),
+        direction: callcard_calls::Direction::Inbound,
+        external_number: MARIA.into(),
+        extension: "101".into(),
+        occurred_at: callcard_demo::pbx_simulator::now_ms(),
+        transcript: TRANSCRIPT.into(),
+        summary: Some(AI_SUMMARY.into()),
+        language: Some("en".into()),
+    };
+    product.pbx_sends_transcript(&transcript).await?;
+    let kommo = wait_for_sandbox(&product, 30, |k| {
+        let notes = call_notes(k, "leads", chosen_lead);
+        (notes.len() == 1 && notes[0].to_string().contains("forty headsets")).then(|| k.clone())
+    })
+    .await?;
+    let notes = call_notes(&kommo, "leads", chosen_lead);
+    let text = notes[0].to_string();
+    assert_eq!(notes.len(), 1, "still one call note: {notes:?}");
+    assert!(text.contains(MANAGER_NOTE), "the manager's text stays: {text}");
+    assert!(text.contains("Transcript: Maria: We need forty headsets."), "the transcript: {text}");
+    assert!(text.contains(&format!("AI summary: {AI_SUMMARY}")), "the AI summary: {text}");
+    assert!(call_notes(&kommo, "leads", SUGGESTED_LEAD).is_empty(), "nothing on the suggested lead");
 
     anna.close().await?;
     product.shutdown().await

@@ -70,7 +70,12 @@ async fn main() -> anyhow::Result<()> {
             pbx_originate_url: None,
         })
         .await?;
-    backend.set_extensions(account_id, ExtensionMap::parse(&sandbox.widget_settings()["users"])?).await?;
+    backend
+        .set_extensions(
+            account_id,
+            ExtensionMap::parse(&sandbox.widget_settings()[callcard_calls::extensions::SETTING_KEY])?,
+        )
+        .await?;
     let (admin, extension) = sandbox
         .store()
         .users

@@ -2,8 +2,9 @@
 //! carrying Kommo's one-time token ([`crate::one_time_token`]):
 //!
 //! - `POST /widget/ticket` → a feed [`Ticket`] for the token's account and user.
-//! - `PUT /widget/settings` `{"users": <Kommo users setting>}` → 204: the
-//!   extension-to-user mapping the widget's `onSave` sends; an account
+//! - `PUT /widget/settings` `{"phones": <Kommo phones setting>}` → 204: the
+//!   extension-to-user mapping the widget's `onSave` sends (`{"users": …}`,
+//!   the key callcard used before, is taken too); an account
 //!   admin's only (checked with Kommo, [`crate::admin_rights`]), 403 for
 //!   anyone else.
 //! - `GET /widget/status` → `{"backend": "ok", "authorized": bool,
@@ -33,7 +34,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use callcard_calls::extensions::{ExtensionMap, ExtensionMapError};
+use callcard_calls::extensions::{ExtensionMap, ExtensionMapError, OLD_SETTING_KEY, SETTING_KEY};
 use callcard_calls::feed::Ticket;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,7 +102,7 @@ async fn post_ticket(
 
 /// `PUT /widget/settings`: an account admin's only ([`AdminCaller`]).
 #[utoipa::path(put, path = "/widget/settings", tag = "widget",
-    summary = "Save the extension-to-user mapping (the widget's `users` setting); account admins only (Kommo's rights.is_admin)",
+    summary = "Save the extension-to-user mapping (the widget's `phones` setting; `users` from older widgets); account admins only (Kommo's rights.is_admin)",
     security(("one_time_token" = [])),
     request_body = callcard_calls::extensions::SettingsUpdate,
     responses(
@@ -110,7 +111,7 @@ async fn post_ticket(
         (status = 401, description = "Token refused (`field` names the claim)", content_type = "application/problem+json", body = Problem),
         (status = 403, description = "Origin is not the account's, or the user is not an account admin", content_type = "application/problem+json", body = Problem),
         (status = 413, description = "Body too large", content_type = "application/problem+json", body = Problem),
-        (status = 422, description = "Duplicate extension or non-digits (field: users.<user_id>)", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "Duplicate extension or non-digits (field: phones.<user_id>, or users.<user_id> in the old form)", content_type = "application/problem+json", body = Problem),
         (status = 503, description = "Kommo could not confirm the user's rights; retry", content_type = "application/problem+json", body = Problem)
     ))]
 async fn put_settings(
@@ -118,11 +119,21 @@ async fn put_settings(
     AdminCaller(who): AdminCaller,
     JsonBody(value): JsonBody<serde_json::Value, SETTINGS_BODY_LIMIT>,
 ) -> Result<StatusCode, Problem> {
-    let users = value
-        .as_object()
-        .and_then(|o| o.get("users"))
-        .ok_or_else(|| Problem::invalid("users", "the body must be {\"users\": <the widget's users setting>}"))?;
-    let map = ExtensionMap::parse(users).map_err(extension_problem)?;
+    let body = value.as_object();
+    let setting = |key: &'static str| -> Result<Option<ExtensionMap>, Problem> {
+        body.and_then(|o| o.get(key)).map(|v| ExtensionMap::parse(v).map_err(|e| extension_problem(key, e))).transpose()
+    };
+    // `phones`, Kommo's documented key; `users` from an older widget.
+    let map = match (setting(SETTING_KEY)?, setting(OLD_SETTING_KEY)?) {
+        (Some(phones), old) => phones.or_migrated(old),
+        (None, Some(old)) => old,
+        (None, None) => {
+            return Err(Problem::invalid(
+                SETTING_KEY,
+                "the body must be {\"phones\": <the widget's phones setting>} (or the older {\"users\": …})",
+            ))
+        }
+    };
     store.set_extensions(who.account.account_id, &map).await?;
     tracing::info!(
         account_id = who.account.account_id,
@@ -133,12 +144,13 @@ async fn put_settings(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn extension_problem(e: ExtensionMapError) -> Problem {
+/// The problem naming the offending field under `key` (`phones.<user_id>`).
+fn extension_problem(key: &str, e: ExtensionMapError) -> Problem {
     let field = match &e {
-        ExtensionMapError::NotAnObject => "users".to_string(),
-        ExtensionMapError::BadUserId(key) => format!("users.{key}"),
-        ExtensionMapError::NotDigits { user_id, .. } => format!("users.{user_id}"),
-        ExtensionMapError::Duplicate { user_ids, .. } => format!("users.{}", user_ids[1]),
+        ExtensionMapError::NotAnObject => key.to_string(),
+        ExtensionMapError::BadUserId(user) => format!("{key}.{user}"),
+        ExtensionMapError::NotDigits { user_id, .. } => format!("{key}.{user_id}"),
+        ExtensionMapError::Duplicate { user_ids, .. } => format!("{key}.{}", user_ids[1]),
     };
     Problem::invalid(field, e.to_string())
 }

@@ -1,8 +1,17 @@
-//! The widget's `users` setting: which PBX extension rings which Kommo user.
+//! The widget's `phones` setting: which PBX extension rings which Kommo user.
 //!
-//! Kommo renders one field per user and stores `{"<user_id>": "<extension>"}`;
-//! `get_settings()` may hand it over as that object or as a JSON string of it.
-//! An empty field means the user has no extension.
+//! `phones` is the key Kommo documents for telephony widgets
+//! (`call-object.txt`: "the list of users should be stored in the widget
+//! settings in the 'phones' key in the 'users' type field in the format
+//! {user_id: phone}"). Kommo renders one field per user and stores
+//! `{"<user_id>": "<extension>"}`; `get_settings()` may hand it over as that
+//! object or as a JSON string of it. An empty field means the user has no
+//! extension.
+//!
+//! callcard's first versions kept the same map under `users`
+//! ([`OLD_SETTING_KEY`]). Settings saved then still hold it, and the new
+//! `phones` field starts empty: [`ExtensionMap::or_migrated`] takes the old
+//! map while `phones` maps nobody, so an upgrade never loses the extensions.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,7 +54,24 @@ impl fmt::Display for ExtensionMapError {
 
 impl std::error::Error for ExtensionMapError {}
 
+/// The settings key of the extensions (Kommo's documented one).
+pub const SETTING_KEY: &str = "phones";
+/// The key callcard used before; read only to migrate settings saved under it.
+pub const OLD_SETTING_KEY: &str = "users";
+
 impl ExtensionMap {
+    /// This `phones` map, or while it maps nobody, the one saved under the
+    /// old `users` key. (A manager cannot clear every extension while the
+    /// old key still holds some: Kommo keeps keys a manifest no longer names
+    /// as far as we know, unconfirmed; clearing all is a rare, deliberate
+    /// act, losing them all on upgrade would not be.)
+    pub fn or_migrated(self, old: Option<ExtensionMap>) -> ExtensionMap {
+        match old {
+            Some(old) if self.is_empty() => old,
+            _ => self,
+        }
+    }
+
     /// Parses and validates the setting as Kommo stores it.
     pub fn parse(value: &serde_json::Value) -> Result<Self, ExtensionMapError> {
         let parsed;
@@ -190,14 +216,16 @@ impl ExtensionMap {
     }
 }
 
-/// The body of `PUT /widget/settings`: `{"users": {"<user_id>": "<extension>"}}`.
+/// The body of `PUT /widget/settings`: `{"phones": {"<user_id>": "<extension>"}}`.
+/// The backend also takes the old `{"users": …}` an older widget sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SettingsUpdate {
-    /// `{"<user_id>": "<extension>"}` (Kommo's `users` setting; also taken
-    /// as a JSON string of it).
+    /// `{"<user_id>": "<extension>"}` (Kommo's `phones` setting; also taken
+    /// as a JSON string of it, and under the old name `users`).
+    #[serde(alias = "users")]
     #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, String>))]
-    pub users: ExtensionMap,
+    pub phones: ExtensionMap,
 }
 
 impl TryFrom<serde_json::Value> for ExtensionMap {
@@ -272,10 +300,21 @@ mod tests {
     }
 
     #[test]
-    fn the_settings_body_names_users() {
-        let users = ExtensionMap::parse(&json!({"8375357": "102", "10": "7"})).unwrap();
-        let body = serde_json::to_string(&SettingsUpdate { users }).unwrap();
-        assert_eq!(body, r#"{"users":{"10":"7","8375357":"102"}}"#);
+    fn the_settings_body_names_phones_and_the_old_name_is_read() {
+        let phones = ExtensionMap::parse(&json!({"8375357": "102", "10": "7"})).unwrap();
+        let body = serde_json::to_string(&SettingsUpdate { phones: phones.clone() }).unwrap();
+        assert_eq!(body, r#"{"phones":{"10":"7","8375357":"102"}}"#);
+        let old: SettingsUpdate = serde_json::from_str(r#"{"users":{"10":"7","8375357":"102"}}"#).unwrap();
+        assert_eq!(old.phones, phones);
+    }
+
+    #[test]
+    fn an_empty_phones_setting_takes_the_map_saved_under_the_old_key() {
+        let old = ExtensionMap::parse(&json!({"8320148": "101"})).unwrap();
+        let new = ExtensionMap::parse(&json!({"8320148": "201"})).unwrap();
+        assert_eq!(ExtensionMap::default().or_migrated(Some(old.clone())), old, "upgraded: nothing lost");
+        assert_eq!(new.clone().or_migrated(Some(old)), new, "once phones maps someone, it wins");
+        assert_eq!(ExtensionMap::default().or_migrated(None), ExtensionMap::default());
     }
 
     #[test]

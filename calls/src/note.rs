@@ -228,6 +228,22 @@ pub struct UserLogSettings {
 }
 
 impl UserLogSettings {
+    /// The choices with `section` set to `choice` (`None`: follow the account).
+    pub fn with(mut self, section: Section, choice: Option<bool>) -> Self {
+        let slot = match section {
+            Section::Subject => &mut self.subject,
+            Section::StartTime => &mut self.start_time,
+            Section::Duration => &mut self.duration,
+            Section::Result => &mut self.result,
+            Section::Recording => &mut self.recording,
+            Section::AgentNote => &mut self.agent_note,
+            Section::Transcript => &mut self.transcript,
+            Section::AiSummary => &mut self.ai_summary,
+        };
+        *slot = choice;
+        self
+    }
+
     pub fn choice(&self, section: Section) -> Option<bool> {
         match section {
             Section::Subject => self.subject,
@@ -714,6 +730,10 @@ mod tests {
         assert_eq!(account.for_user(&UserLogSettings::default()), account);
         let json = serde_json::to_value(user).unwrap();
         assert_eq!(json, serde_json::json!({"duration": false, "recording": true}), "unset choices are not stored");
+        for section in Section::ALL {
+            assert_eq!(user.with(section, Some(false)).choice(section), Some(false), "{section:?}");
+            assert_eq!(user.with(section, None).choice(section), None, "{section:?}");
+        }
     }
 
     #[test]

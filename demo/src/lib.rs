@@ -121,7 +121,7 @@ impl Demo {
             })
             .await?;
         // What the account admin would have saved once in the widget settings.
-        let extensions = ExtensionMap::parse(&sandbox.widget_settings()["users"])
+        let extensions = ExtensionMap::parse(&sandbox.widget_settings()[callcard_calls::extensions::SETTING_KEY])
             .context("the sandbox's seeded users setting is not a valid extension map")?;
         backend.set_extensions(account_id, extensions).await?;
 

@@ -213,8 +213,9 @@ impl PbxSimulator {
         Ok(vec![event(kind, &call.extension)])
     }
 
-    /// Signs and posts one event to the backend; returns the backend's status and body.
-    pub async fn deliver(&self, event: &CallEvent) -> anyhow::Result<(StatusCode, String)> {
+    /// Signs and posts one event (a [`CallEvent`], or a late one such as
+    /// `transcript_ready`) to the backend; returns the backend's status and body.
+    pub async fn deliver(&self, event: &impl serde::Serialize) -> anyhow::Result<(StatusCode, String)> {
         let body = serde_json::to_vec(event)?;
         let ts = now_ms() / 1000;
         let sig = signature::sign(self.inner.webhook_secret.as_bytes(), ts, &body);

@@ -30,12 +30,13 @@ pub const SESSION_COOKIE: &str = "kommo_sandbox_user";
 pub const WIDGET_PATH: &str = "/upl/callcard/widget";
 
 /// The settings Kommo keeps for an installed widget before anyone saved
-/// them: the `users` setting mapping each user to its extension, plus the
+/// them: the `phones` setting (the key Kommo documents for telephony
+/// widgets, `call-object.txt`) mapping each user to its extension, plus the
 /// fields Kommo itself adds (`path`, `version`, `widget_code`, `active`).
 pub fn initial_widget_settings(users: &[crate::store::User]) -> Value {
     let mapping: Map<String, Value> = users.iter().map(|u| (u.id.to_string(), json!(u.extension))).collect();
     json!({
-        "users": mapping,
+        "phones": mapping,
         "path": WIDGET_PATH,
         "version": env!("CARGO_PKG_VERSION"),
         "widget_code": "callcard",
@@ -114,8 +115,11 @@ impl Sandbox {
             s["version"] = json!(v);
         }
         if self.config().users_setting_as_string {
-            if let Some(u) = s.get("users").filter(|u| u.is_object()) {
-                s["users"] = json!(u.to_string());
+            // `users`: the key callcard's first versions saved the extensions under.
+            for key in ["phones", "users"] {
+                if let Some(u) = s.get(key).filter(|u| u.is_object()) {
+                    s[key] = json!(u.to_string());
+                }
             }
         }
         s
@@ -128,7 +132,7 @@ pub async fn get_settings(State(sb): State<Sandbox>) -> Response {
 }
 
 /// `PUT /sandbox/widget-settings`: replaces the saved settings with the body
-/// (an object, e.g. `{"users": {...}, "active": "Y"}`). The fields Kommo
+/// (an object, e.g. `{"phones": {...}, "active": "Y"}`). The fields Kommo
 /// owns (`path`, `version`, `widget_code`) are kept whatever the body says.
 /// Answers the new settings.
 pub async fn put_settings(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Response {

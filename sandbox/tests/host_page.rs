@@ -77,7 +77,7 @@ async fn session_lists_account_and_users_and_sets_the_cookie() {
 async fn widget_settings_round_trip() {
     let k = common::start().await;
     let v: Value = k.client.get(k.url("/sandbox/widget-settings")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(v["users"], json!({"8320148": "101", "8375357": "102", "8390001": "103"}));
+    assert_eq!(v["phones"], json!({"8320148": "101", "8375357": "102", "8390001": "103"}));
     assert_eq!(v["path"], "/upl/callcard/widget");
     assert_eq!(v["widget_code"], "callcard");
     assert_eq!(v["active"], "Y");
@@ -85,13 +85,13 @@ async fn widget_settings_round_trip() {
     let r = k
         .client
         .put(k.url("/sandbox/widget-settings"))
-        .json(&json!({"users": {"8320148": "201"}, "path": "/elsewhere", "active": "N"}))
+        .json(&json!({"phones": {"8320148": "201"}, "path": "/elsewhere", "active": "N"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = k.client.get(k.url("/sandbox/widget-settings")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(v["users"], json!({"8320148": "201"}));
+    assert_eq!(v["phones"], json!({"8320148": "201"}));
     assert_eq!(v["path"], "/upl/callcard/widget", "Kommo owns path");
     assert_eq!(v["active"], "N");
     let r = k.client.put(k.url("/sandbox/widget-settings")).body("[1]").send().await.unwrap();

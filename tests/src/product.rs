@@ -46,6 +46,13 @@ impl Product {
         Ok(())
     }
 
+    /// The PBX's late `transcript_ready` for a call.
+    pub async fn pbx_sends_transcript(&self, event: &callcard_calls::event::TranscriptEvent) -> Result<()> {
+        let (status, body) = self.demo.pbx.deliver(event).await?;
+        ensure!(status.is_success(), "the backend refused transcript_ready: {status} {body}");
+        Ok(())
+    }
+
     pub async fn shutdown(self) -> Result<()> {
         self.demo.shutdown().await
     }

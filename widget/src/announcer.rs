@@ -9,7 +9,8 @@ use crate::escape::escape_html;
 use crate::kommo::{KommoWidget, Notifications};
 use crate::ledger::{Notice, NotificationLedger};
 use crate::local_storage;
-use crate::notification::{completed_call, ringing_popup};
+use crate::notification::{completed_call, recording_attached, ringing_popup};
+use crate::texts::Texts;
 use callcard_calls::feed::CallView;
 use std::rc::Rc;
 
@@ -105,7 +106,7 @@ impl Announcer {
         for notice in &due {
             let shown = match notice {
                 Notice::Ringing | Notice::Identified => {
-                    let mut popup = ringing_popup(view, widget);
+                    let mut popup = ringing_popup(view, widget, &crate::directory::cached());
                     popup.text.text.push_str(&popup_marker(&view.call.call_id));
                     notifications.as_ref().map(|n| n.show_notification(&popup))
                 }
@@ -114,6 +115,10 @@ impl Announcer {
                     Some(Ok(()))
                 }
                 Notice::Completed => notifications.as_ref().map(|n| n.add_call(&completed_call(view, widget, now))),
+                Notice::RecordingAttached => match (&notifications, recording_attached(view, widget)) {
+                    (Some(n), Some(text)) => Some(n.show_message(&widget.text("widget.name"), &text)),
+                    _ => None,
+                },
                 Notice::Summary => {
                     if let Some(open) = &self.on_summary {
                         open(view);

@@ -6,7 +6,7 @@
 //! pure and unit-tested; the calls need a browser.
 //!
 //! Credentials: `POST /widget/ticket`, `PUT /widget/settings`,
-//! `GET /widget/status`, click-to-call and the call result go through Kommo's `$authorizedAjax` (which adds the one-time
+//! `GET /widget/status`, click-to-call, the log settings and the call result go through Kommo's `$authorizedAjax` (which adds the one-time
 //! `X-Auth-Token`); the feed routes carry the ticket in the query string.
 
 use crate::convert::{from_js, from_json, to_json};
@@ -14,6 +14,7 @@ use crate::escape::encode_component;
 use crate::kommo::{AjaxError, AjaxRequest, KommoWidget, ProblemText};
 use callcard_calls::extensions::{ExtensionMap, SettingsUpdate};
 use callcard_calls::feed::{CurrentCalls, PollAnswer, Ticket};
+use callcard_calls::note::{LogSettings, LogSettingsView, UserLogSettings};
 use callcard_calls::originate::{OriginateRequest, Originated};
 use callcard_calls::result::CallResult;
 use callcard_calls::status::WidgetStatus;
@@ -99,6 +100,16 @@ impl Backend {
         format!("{}/widget/status", self.base)
     }
 
+    /// `GET`/`PUT /widget/log-settings` (the user's own section switches).
+    pub fn log_settings_url(&self) -> String {
+        format!("{}/widget/log-settings", self.base)
+    }
+
+    /// `PUT /widget/log-settings/account` (the account's defaults; admins).
+    pub fn account_log_settings_url(&self) -> String {
+        format!("{}/widget/log-settings/account", self.base)
+    }
+
     pub fn result_url(&self, call_id: &str) -> String {
         format!("{}/widget/calls/{}/result", self.base, encode_component(call_id))
     }
@@ -139,10 +150,38 @@ impl Backend {
         from_js(value).map_err(|e| AjaxError::new(0, format!("bad status answer: {e}")))
     }
 
-    /// `PUT /widget/settings {"users": …}`.
-    pub async fn save_settings(&self, widget: &KommoWidget, users: ExtensionMap) -> Result<(), AjaxError> {
-        let body = to_json(&SettingsUpdate { users });
+    /// `PUT /widget/settings {"phones": …}`.
+    pub async fn save_settings(&self, widget: &KommoWidget, phones: ExtensionMap) -> Result<(), AjaxError> {
+        let body = to_json(&SettingsUpdate { phones });
         widget.authorized_ajax(&AjaxRequest::with_json("PUT", self.settings_url(), body)).await.map(drop)
+    }
+
+    /// `GET /widget/log-settings`: the account's defaults, the user's own
+    /// choices, and what applies to the user.
+    pub async fn log_settings(&self, widget: &KommoWidget) -> Result<LogSettingsView, AjaxError> {
+        let value = widget.authorized_ajax(&AjaxRequest::new("GET", self.log_settings_url())).await?;
+        log_settings_view(value)
+    }
+
+    /// `PUT /widget/log-settings`: the user's own choices; answers the view.
+    pub async fn save_my_log_settings(
+        &self,
+        widget: &KommoWidget,
+        mine: &UserLogSettings,
+    ) -> Result<LogSettingsView, AjaxError> {
+        let request = AjaxRequest::with_json("PUT", self.log_settings_url(), to_json(mine));
+        log_settings_view(widget.authorized_ajax(&request).await?)
+    }
+
+    /// `PUT /widget/log-settings/account`: the account's defaults (403 for
+    /// anyone but an admin); answers the view.
+    pub async fn save_account_log_settings(
+        &self,
+        widget: &KommoWidget,
+        defaults: &LogSettings,
+    ) -> Result<LogSettingsView, AjaxError> {
+        let request = AjaxRequest::with_json("PUT", self.account_log_settings_url(), to_json(defaults));
+        log_settings_view(widget.authorized_ajax(&request).await?)
     }
 
     /// `POST /widget/calls/{call_id}/result`.
@@ -150,6 +189,10 @@ impl Backend {
         let request = AjaxRequest::with_json("POST", self.result_url(call_id), to_json(result));
         widget.authorized_ajax(&request).await.map(drop)
     }
+}
+
+fn log_settings_view(value: wasm_bindgen::JsValue) -> Result<LogSettingsView, AjaxError> {
+    from_js(value).map_err(|e| AjaxError::new(0, format!("bad log settings answer: {e}")))
 }
 
 /// `GET url` answering JSON (gloo-net), with problem+json errors read into
@@ -193,6 +236,8 @@ mod tests {
         assert_eq!(b.settings_url(), "https://callcard.example/widget/settings");
         assert_eq!(b.status_url(), "https://callcard.example/widget/status");
         assert_eq!(b.originate_url(), "https://callcard.example/widget/calls/originate");
+        assert_eq!(b.log_settings_url(), "https://callcard.example/widget/log-settings");
+        assert_eq!(b.account_log_settings_url(), "https://callcard.example/widget/log-settings/account");
         assert_eq!(b.feed_socket_url("t", 1), "wss://callcard.example/widget/feed?ticket=t&since=1");
     }
 }

@@ -3,7 +3,9 @@
 //! and a lead's status by name.
 //!
 //! Same-origin `GET /api/v4/users` and `GET /api/v4/leads/pipelines` (the
-//! user's Kommo session authorizes them), read once per page. A failure
+//! user's Kommo session authorizes them), read once per page: the session
+//! reads them when the widget starts, so the ringing pop-up can name a
+//! lead's status ([`cached`]). A failure
 //! leaves the directory empty: the summary then shows ids as `#id` and the
 //! manager alone in the responsible-user list.
 
@@ -98,11 +100,29 @@ async fn get_text(url: &str) -> Option<String> {
     response.text().await.ok()
 }
 
-/// Asks Kommo (same origin) for the users and the lead statuses.
+thread_local! {
+    /// The directory as last read.
+    static LOADED: std::cell::RefCell<Option<Directory>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The directory as last read in this page (empty before).
+pub fn cached() -> Directory {
+    LOADED.with(|l| l.borrow().clone()).unwrap_or_default()
+}
+
+/// Whether it was read in this page.
+pub fn is_cached() -> bool {
+    LOADED.with(|l| l.borrow().is_some())
+}
+
+/// Asks Kommo (same origin) for the users and the lead statuses, and keeps
+/// the answer for [`cached`].
 pub async fn fetch() -> Directory {
     let users = get_text("/api/v4/users?limit=250").await.and_then(|t| from_json(&t)).unwrap_or_default();
     let pipelines = get_text("/api/v4/leads/pipelines").await.and_then(|t| from_json(&t)).unwrap_or_default();
-    Directory::from_answers(users, pipelines)
+    let directory = Directory::from_answers(users, pipelines);
+    LOADED.with(|l| *l.borrow_mut() = Some(directory.clone()));
+    directory
 }
 
 #[cfg(test)]

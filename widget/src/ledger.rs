@@ -19,6 +19,10 @@
 //!   less than [`COMPLETED_FRESH_MS`] ago.
 //! - [`Notice::Summary`]: with `Completed`, for a call of this user that has
 //!   no saved result yet (opens the Call summary modal).
+//! - [`Notice::RecordingAttached`]: a call of this user, logged on a record,
+//!   whose recording arrived after it was announced as ended (a late
+//!   update): "Recording attached to <record>", once. A recording already
+//!   there when the call ended is in the `add_call` and not said again.
 //! - A call seen answered or ended never rings afterwards.
 //! - [`Notice::Withdrawn`]: the call was withdrawn from this user (another
 //!   agent of the ring group answered it, it was transferred away, or the
@@ -52,10 +56,12 @@ pub enum Notice {
     Summary,
     /// Taking the ringing pop-up down: the call is no longer this user's.
     Withdrawn,
+    /// A short message: the late recording was attached to the call's record.
+    RecordingAttached,
 }
 
 /// The remembered notices, oldest first; stored as
-/// `{"shown":[["<call_id>","ringing"|"identified"|"completed"|"summary"],…]}`.
+/// `{"shown":[["<call_id>","ringing"|"identified"|"completed"|"summary"|"recording_attached"],…]}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationLedger {
     shown: VecDeque<(String, Notice)>,
@@ -106,10 +112,17 @@ impl NotificationLedger {
                 self.record(id, Notice::Ringing);
                 let ended_at = view.call.ending.as_ref().map(|e| e.at);
                 let fresh = ended_at.is_none_or(|at| now_ms - at <= COMPLETED_FRESH_MS);
-                if self.record(id, Notice::Completed) && fresh {
+                let announced_before = !self.record(id, Notice::Completed);
+                if !announced_before && fresh {
                     due.push(Notice::Completed);
                 }
                 let mine = view.user_id == Some(me);
+                if view.call.recording_url().is_some() && view.entity.is_some() {
+                    // Only news when the call was announced without it.
+                    if self.record(id, Notice::RecordingAttached) && announced_before && mine && fresh {
+                        due.push(Notice::RecordingAttached);
+                    }
+                }
                 if mine && !view.has_result && self.record(id, Notice::Summary) && fresh {
                     due.push(Notice::Summary);
                 }
@@ -229,6 +242,38 @@ mod tests {
         // A replayed ringing snapshot of the same call stays quiet.
         let ringing = view(Direction::Inbound, "+1830", &[CallEventKind::Ringing]);
         assert_eq!(ledger.decide(&ringing, ME, T0 + 21_000), vec![]);
+    }
+
+    #[test]
+    fn a_recording_arriving_after_the_call_was_announced_is_said_once() {
+        let mut ledger = NotificationLedger::new();
+        let mut v = view(Direction::Inbound, "+1830", &[CallEventKind::Ringing, ended(Outcome::Answered, 30)]);
+        v.entity = Some(callcard_calls::EntityRef::new(callcard_calls::EntityKind::Lead, 5));
+        assert_eq!(ledger.decide(&v, ME, T0 + 20_000), vec![Notice::Completed, Notice::Summary]);
+        let recording = CallEventKind::RecordingReady { recording_url: "https://pbx.example/r/1.mp3".into() };
+        let mut late = view(
+            Direction::Inbound,
+            "+1830",
+            &[CallEventKind::Ringing, ended(Outcome::Answered, 30), recording.clone()],
+        );
+        late.entity = None;
+        assert_eq!(ledger.decide(&late, ME, T0 + 30_000), vec![], "not logged yet: nothing to say where it went");
+        late.entity = v.entity;
+        assert_eq!(ledger.decide(&late, ME, T0 + 31_000), vec![Notice::RecordingAttached]);
+        assert_eq!(ledger.decide(&late, ME, T0 + 32_000), vec![], "once");
+
+        // Already there when the call was announced: the add_call had it.
+        let mut ledger = NotificationLedger::new();
+        assert_eq!(ledger.decide(&late, ME, T0 + 31_000), vec![Notice::Completed, Notice::Summary]);
+        assert_eq!(ledger.decide(&late, ME, T0 + 32_000), vec![]);
+        // Someone else's call: not this manager's news.
+        let mut ledger = NotificationLedger::new();
+        let mut theirs = v.clone();
+        theirs.user_id = Some(ME + 1);
+        ledger.decide(&theirs, ME, T0 + 20_000);
+        let mut theirs_late = late.clone();
+        theirs_late.user_id = Some(ME + 1);
+        assert_eq!(ledger.decide(&theirs_late, ME, T0 + 31_000), vec![]);
     }
 
     #[test]

@@ -40,7 +40,8 @@
 //! - [`leader`]: one feed per browser via Web Locks; [`tabs`]: the
 //!   `BroadcastChannel` between tabs.
 //! - [`session`]: mount/unmount, the lifecycle behind `init`/`destroy`.
-//! - [`settings`]: the settings page (hint, connection check) and `onSave`.
+//! - [`settings`]: the settings page (hint, connection check) and `onSave`;
+//!   [`log_settings`]: its call-note switches, per user and account.
 //! - [`modal`]: Kommo's `lib/components/base/modal`.
 //! - [`dial`]: click-to-call, Kommo's `phone` action.
 //! - [`app`]: the root view; [`summary_view`]: the Call summary modal;
@@ -63,6 +64,7 @@ pub mod leader;
 pub mod ledger;
 pub mod local_storage;
 pub mod local_time;
+pub mod log_settings;
 pub mod modal;
 pub mod notification;
 pub mod outbox;

@@ -21,6 +21,7 @@
 //! Every name and number is HTML-escaped here (see [`crate::escape`]), so the
 //! values are safe whatever the host page does with them.
 
+use crate::directory::Directory;
 use crate::escape::{encode_component, escape_html, safe_link};
 use crate::texts::{kind_key, Texts};
 use callcard_calls::feed::{CallView, CallerId};
@@ -128,12 +129,17 @@ fn record_link(entity: EntityRef, label: &str) -> String {
 ///
 /// One segment per fact, so more facts about the caller (the company behind a
 /// contact, a lead's status) are one more segment.
-pub fn ringing_party(view: &CallView, texts: &dyn Texts) -> String {
+pub fn ringing_party(view: &CallView, texts: &dyn Texts, directory: &Directory) -> String {
     let number = &view.call.external_number;
     match &view.caller {
-        CallerId::Known { name, entity, holder, .. } if !name.trim().is_empty() => {
+        CallerId::Known { name, entity, holder, deal } if !name.trim().is_empty() => {
             let kind = |e: &EntityRef| escape_html(&texts.text(kind_key(e.kind)));
-            let record = [record_link(*entity, name.trim()), kind(entity)];
+            // A lead's pipeline stage, by name, once Kommo's pipelines were read.
+            let status = deal.and_then(|d| directory.status_name(d.pipeline_id, d.status_id));
+            let record: Vec<String> = [record_link(*entity, name.trim()), kind(entity)]
+                .into_iter()
+                .chain(status.map(|s| escape_html(&s)))
+                .collect();
             match holder.as_ref().filter(|h| h.entity != *entity && !h.name.trim().is_empty()) {
                 // The person (or company) first, then the deal Kommo's rule picked.
                 Some(h) => [record_link(h.entity, h.name.trim()), kind(&h.entity), escape_html(number.as_str())]
@@ -141,7 +147,11 @@ pub fn ringing_party(view: &CallView, texts: &dyn Texts) -> String {
                     .chain(record)
                     .collect::<Vec<_>>()
                     .join(" · "),
-                None => [record[0].clone(), record[1].clone(), escape_html(number.as_str())].join(" · "),
+                None => [record[0].clone(), record[1].clone(), escape_html(number.as_str())]
+                    .into_iter()
+                    .chain(record.into_iter().skip(2))
+                    .collect::<Vec<_>>()
+                    .join(" · "),
             }
         }
         CallerId::Unknown if !number.looks_internal() => format!(
@@ -158,6 +168,32 @@ pub fn ringing_party(view: &CallView, texts: &dyn Texts) -> String {
 /// also in the notification, so nothing is lost if it does not).
 pub const CREATE_CONTACT_PATH: &str = "/contacts/add/";
 
+/// The record a call is logged on, as a message names it: its kind and
+/// name (escaped) where caller ID named it, else its kind and id
+/// ("Lead Website redesign", "Lead #5").
+pub fn logged_record(view: &CallView, texts: &dyn Texts) -> Option<String> {
+    let entity = view.entity?;
+    let kind = texts.text(kind_key(entity.kind));
+    let name = match &view.caller {
+        CallerId::Known { name, entity: e, .. } if *e == entity && !name.trim().is_empty() => Some(name.trim()),
+        CallerId::Known { holder: Some(h), .. } if h.entity == entity && !h.name.trim().is_empty() => {
+            Some(h.name.trim())
+        }
+        _ => None,
+    };
+    Some(match name {
+        Some(name) => format!("{} {}", escape_html(&kind), escape_html(name)),
+        None => format!("{} #{}", escape_html(&kind), entity.id),
+    })
+}
+
+/// The message for a recording that arrived after the call was announced
+/// (`show_message`'s text): "Recording attached to Lead Website redesign".
+pub fn recording_attached(view: &CallView, texts: &dyn Texts) -> Option<String> {
+    let record = logged_record(view, texts)?;
+    Some(texts.fill("call.recording_attached", &[("record", &record)]))
+}
+
 /// `<a href="/contacts/add/?phone=…">Create contact</a>`, for a caller no
 /// record matched; the number is percent-encoded, the label escaped.
 pub fn create_contact_link(number: &PhoneNumber, texts: &dyn Texts) -> String {
@@ -169,13 +205,13 @@ pub fn create_contact_link(number: &PhoneNumber, texts: &dyn Texts) -> String {
 }
 
 /// The pop-up for a ringing call.
-pub fn ringing_popup(view: &CallView, texts: &dyn Texts) -> CallPopup {
+pub fn ringing_popup(view: &CallView, texts: &dyn Texts, directory: &Directory) -> CallPopup {
     let header = match view.call.direction {
         Direction::Inbound => texts.text("call.incoming"),
         Direction::Outbound => texts.text("call.outgoing"),
     };
     CallPopup {
-        text: PopupText { header, text: ringing_party(view, texts) },
+        text: PopupText { header, text: ringing_party(view, texts, directory) },
         kind: "call",
         date: view.call.ringing_at.map(|ms| ms.div_euclid(1000)),
     }
@@ -280,20 +316,53 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_leads_status_is_named_once_the_pipelines_are_known() {
+        let mut v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
+        let lead = EntityRef::new(EntityKind::Lead, 31);
+        v.caller = CallerId::Known {
+            name: "Website redesign".into(),
+            entity: lead,
+            holder: Some(callcard_calls::feed::CallerHolder {
+                name: "Maria Gonzalez".into(),
+                entity: EntityRef::new(EntityKind::Contact, 7),
+            }),
+            deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 9 }),
+        };
+        let mut directory = Directory::default();
+        directory.statuses.insert((3, 20), "Initial <contact>".into());
+        let text = ringing_popup(&v, &English, &directory).text.text;
+        assert!(text.ends_with("Website redesign</a> · Lead · Initial &lt;contact&gt;"), "{text}");
+        assert!(text.contains("Maria Gonzalez</a> · Contact · +18305703077"), "{text}");
+        let without = ringing_popup(&v, &English, &Directory::default()).text.text;
+        assert!(without.ends_with("Website redesign</a> · Lead"), "unknown stage: left out, {without}");
+    }
+
+    #[test]
+    fn a_late_recording_names_the_record_it_went_to() {
+        let mut v = view(Direction::Inbound, "+18305703077", &[ended(Outcome::Answered, 5)]);
+        assert_eq!(recording_attached(&v, &English), None, "not logged yet");
+        let lead = EntityRef::new(EntityKind::Lead, 5);
+        v.entity = Some(lead);
+        assert_eq!(recording_attached(&v, &English).as_deref(), Some("Recording attached to Lead #5"));
+        v.caller = CallerId::known("Quote <b>", lead);
+        assert_eq!(recording_attached(&v, &English).as_deref(), Some("Recording attached to Lead Quote &lt;b&gt;"));
+    }
+
+    #[test]
     fn ringing_popup_names_the_known_caller() {
         let mut v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
-        let p = ringing_popup(&v, &English);
+        let p = ringing_popup(&v, &English, &Directory::default());
         assert_eq!(p.text, PopupText { header: "Incoming call".into(), text: "+18305703077".into() });
         assert_eq!(p.kind, "call");
         assert_eq!(p.date, Some(1_763_691_600));
         v.caller = known("Bruno <b>Costa</b>");
         assert_eq!(
-            ringing_popup(&v, &English).text.text,
+            ringing_popup(&v, &English, &Directory::default()).text.text,
             "<a class=\"callcard-record\" href=\"/contacts/detail/77\" data-kind=\"contact\">Bruno &lt;b&gt;Costa&lt;/b&gt;</a> · Contact · +18305703077"
         );
         v.caller = CallerId::known("Quote for ACME", EntityRef::new(EntityKind::Lead, 5));
         assert_eq!(
-            ringing_popup(&v, &English).text.text,
+            ringing_popup(&v, &English, &Directory::default()).text.text,
             "<a class=\"callcard-record\" href=\"/leads/detail/5\" data-kind=\"lead\">Quote for ACME</a> · Lead · +18305703077"
         );
         // The caller index names the person and the lead its rule picked.
@@ -307,17 +376,17 @@ pub(crate) mod tests {
             deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 9 }),
         };
         assert_eq!(
-            ringing_popup(&v, &English).text.text,
+            ringing_popup(&v, &English, &Directory::default()).text.text,
             "<a class=\"callcard-record\" href=\"/contacts/detail/7\" data-kind=\"contact\">Maria Gonzalez</a> · Contact · \
              +18305703077 · <a class=\"callcard-record\" href=\"/leads/detail/31\" data-kind=\"lead\">Website redesign</a> · Lead"
         );
         v.caller = CallerId::Unknown;
         assert_eq!(
-            ringing_popup(&v, &English).text.text,
+            ringing_popup(&v, &English, &Directory::default()).text.text,
             "Unknown number +18305703077 <a href=\"/contacts/add/?phone=%2B18305703077\">Create contact</a>"
         );
         let out = view(Direction::Outbound, "+18305703077", &[CallEventKind::Ringing]);
-        assert_eq!(ringing_popup(&out, &English).text.header, "Outgoing call");
+        assert_eq!(ringing_popup(&out, &English, &Directory::default()).text.header, "Outgoing call");
     }
 
     #[test]
@@ -333,7 +402,11 @@ pub(crate) mod tests {
     fn an_unknown_colleague_is_just_the_extension() {
         let mut v = view(Direction::Inbound, "117", &[CallEventKind::Ringing]);
         v.caller = CallerId::Unknown;
-        assert_eq!(ringing_popup(&v, &English).text.text, "117", "no contact to create for a colleague");
+        assert_eq!(
+            ringing_popup(&v, &English, &Directory::default()).text.text,
+            "117",
+            "no contact to create for a colleague"
+        );
     }
 
     #[test]
@@ -341,13 +414,13 @@ pub(crate) mod tests {
         let mut es = HashMap::new();
         es.insert("call.incoming".to_owned(), "Llamada entrante".to_owned());
         let v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
-        assert_eq!(ringing_popup(&v, &es).text.header, "Llamada entrante");
+        assert_eq!(ringing_popup(&v, &es, &Directory::default()).text.header, "Llamada entrante");
     }
 
     #[test]
     fn popup_json_has_kommos_shape() {
         let v = view(Direction::Inbound, "+18305703077", &[CallEventKind::Ringing]);
-        let popup = ringing_popup(&v, &English);
+        let popup = ringing_popup(&v, &English, &Directory::default());
         let json = serde_json::to_value(&popup).unwrap();
         assert_eq!(
             json,

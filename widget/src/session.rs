@@ -105,7 +105,15 @@ pub fn init(this: JsValue) {
         return;
     }
     match Session::start(KommoWidget::new(this)) {
-        Some(session) => SESSION.with(|s| *s.borrow_mut() = Some(session)),
+        Some(session) => {
+            SESSION.with(|s| *s.borrow_mut() = Some(session));
+            // The lead statuses, so the first ringing pop-up can name a lead's stage.
+            if !crate::directory::is_cached() {
+                wasm_bindgen_futures::spawn_local(async {
+                    crate::directory::fetch().await;
+                });
+            }
+        }
         None => web_sys::console::error_1(&"callcard: no document body to mount into".into()),
     }
 }

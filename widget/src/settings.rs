@@ -1,11 +1,17 @@
 //! The settings page, and `onSave`.
 //!
-//! Kommo renders the `users` setting itself (one extension field per user);
-//! the widget's `settings` callback adds its part below it
-//! ([`render`]): a hint about extensions and a **check connection** action,
+//! Kommo renders the `phones` setting itself (one extension field per user;
+//! the key Kommo documents for telephony widgets, see
+//! `callcard_calls::extensions`); the widget's `settings` callback adds its
+//! part below it ([`render`]): a hint about extensions and a **check connection** action,
 //! which asks the backend's `GET /widget/status` (through `$authorizedAjax`,
 //! so with the one-time token) whether it is reachable and has this account
 //! authorized, and says so in a status line ([`ConnectionCheck`]).
+//!
+//! Settings saved by callcard's first versions hold the extensions under
+//! `users`. While `phones` maps nobody, the page fills its fields from the
+//! old map ([`migrate_fields`]), and `onSave` sends the old map rather than
+//! an empty one, so an upgrade never unmaps a manager.
 //!
 //! `onSave` must answer synchronously, so it validates the extensions by the
 //! rules of `callcard_calls::extensions::ExtensionMap` ([`parse_users`]:
@@ -15,13 +21,15 @@
 //! message if that fails.
 //!
 //! Markup: `.callcard-settings` holding `p.callcard-settings-hint`,
-//! `button.callcard-settings-check`, and
-//! `#callcard-settings-connection[role=status][data-state=idle|checking|ok|not_authorized|unknown|unreachable]`.
+//! `button.callcard-settings-check`,
+//! `#callcard-settings-connection[role=status][data-state=idle|checking|ok|not_authorized|unknown|unreachable]`,
+//! and the call-note switches ([`crate::log_settings`]).
 
 use crate::api::Backend;
 use crate::convert::from_js;
 use crate::escape::escape_html;
 use crate::kommo::{AjaxError, KommoWidget, Notifications};
+use crate::log_settings::LogSettingsPanel;
 use crate::texts::{Texts, Translations};
 use callcard_calls::extensions::{ExtensionField, ExtensionMap, ExtensionMapError};
 use callcard_calls::status::WidgetStatus;
@@ -106,7 +114,7 @@ pub fn error_text(error: &ExtensionMapError, texts: &dyn Texts) -> String {
     }
 }
 
-/// The `users` setting, validated by the rules the backend applies
+/// The `phones` setting (or the old `users`), validated by the rules the backend applies
 /// (`ExtensionMap::from_fields`): `{"<user_id>": "<extension>"}` or a JSON
 /// string of it; empty extensions are left out.
 pub fn parse_users(users: JsValue) -> Result<ExtensionMap, ExtensionMapError> {
@@ -125,11 +133,14 @@ pub fn parse_users(users: JsValue) -> Result<ExtensionMap, ExtensionMapError> {
     ExtensionMap::from_fields(&fields)
 }
 
-/// `onSave`'s argument: `{active, fields: {users}}` (or the bare fields).
+/// `onSave`'s argument: `{active, fields: {phones}}` (or the bare fields);
+/// also `get_settings()`'s answer, which holds the same keys.
 #[derive(Default, Deserialize)]
 #[serde(default)]
 struct SaveData {
     fields: Option<SaveFields>,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    phones: JsValue,
     #[serde(with = "serde_wasm_bindgen::preserve")]
     users: JsValue,
 }
@@ -138,15 +149,62 @@ struct SaveData {
 #[serde(default)]
 struct SaveFields {
     #[serde(with = "serde_wasm_bindgen::preserve")]
+    phones: JsValue,
+    /// The key callcard's first versions used.
+    #[serde(with = "serde_wasm_bindgen::preserve")]
     users: JsValue,
 }
 
-/// The `users` setting out of `onSave`'s argument; `undefined` when absent.
-fn users_field(data: JsValue) -> JsValue {
-    let data: SaveData = from_js(data).unwrap_or_default();
-    match data.fields {
-        Some(fields) => fields.users,
-        None => data.users,
+impl SaveFields {
+    fn of(data: JsValue) -> SaveFields {
+        let data: SaveData = from_js(data).unwrap_or_default();
+        data.fields.unwrap_or(SaveFields { phones: data.phones, users: data.users })
+    }
+
+    /// The extension field's value: `phones`, else the old `users` (a host
+    /// still rendering the old field); `undefined` when neither is there.
+    fn extensions(&self) -> JsValue {
+        if self.phones.is_undefined() {
+            self.users.clone()
+        } else {
+            self.phones.clone()
+        }
+    }
+}
+
+/// The map saved under the old `users` key in the widget's settings, if it
+/// maps anyone.
+fn saved_under_old_key(widget: &KommoWidget) -> Option<ExtensionMap> {
+    let saved = SaveFields::of(widget.settings());
+    parse_users(saved.users).ok().filter(|m| !m.is_empty())
+}
+
+/// The values to put in the settings page's empty `phones` fields (user id →
+/// extension), from the map saved under the old key: none once any field
+/// has an extension.
+pub fn migrate_fields(fields: &[(u64, String)], old: Option<&ExtensionMap>) -> Vec<(u64, String)> {
+    let Some(old) = old else { return Vec::new() };
+    if fields.iter().any(|(_, value)| !value.trim().is_empty()) {
+        return Vec::new();
+    }
+    fields.iter().filter_map(|(user, _)| old.extension_of(*user).map(|e| (*user, e.to_owned()))).collect()
+}
+
+/// Fills the page's `phones` fields from the old key ([`migrate_fields`]).
+/// The fields are found by the host page's markup
+/// (`input[data-setting=phones][data-user-id]`); Kommo's own markup for a
+/// `users` field is not documented (unconfirmed), and where it differs
+/// nothing is filled and `onSave` still sends the old map.
+fn fill_migrated_fields(body: &web_sys::Element, widget: &KommoWidget) {
+    let Ok(inputs) = body.query_selector_all("input[data-setting=phones][data-user-id]") else { return };
+    let inputs: Vec<web_sys::HtmlInputElement> =
+        (0..inputs.length()).filter_map(|i| inputs.item(i)?.dyn_into().ok()).collect();
+    let fields: Vec<(u64, String)> =
+        inputs.iter().filter_map(|i| Some((i.get_attribute("data-user-id")?.parse().ok()?, i.value()))).collect();
+    for (user, extension) in migrate_fields(&fields, saved_under_old_key(widget).as_ref()) {
+        if let Some(input) = inputs.iter().find(|i| i.get_attribute("data-user-id") == Some(user.to_string())) {
+            input.set_value(&extension);
+        }
     }
 }
 
@@ -169,11 +227,12 @@ fn as_element(value: &JsValue) -> Option<web_sys::Element> {
 
 /// The widget's part of the settings modal: the hint and the connection check.
 #[component]
-pub fn SettingsPanel(widget: KommoWidget, texts: Translations) -> impl IntoView {
+pub fn SettingsPanel(widget: KommoWidget, backend: Backend, texts: Translations) -> impl IntoView {
+    let switches = view! { <LogSettingsPanel widget=widget.clone() backend=backend.clone() texts=texts.clone() /> };
     // The connection check, as an action: pending while it asks, then what it found.
     let check = Action::new_local(move |_: &()| {
-        let widget = widget.clone();
-        async move { ConnectionCheck::from_answer(Backend::from_page().status(&widget).await) }
+        let (widget, backend) = (widget.clone(), backend.clone());
+        async move { ConnectionCheck::from_answer(backend.status(&widget).await) }
     });
     let checking = check.pending();
     let found = check.value();
@@ -202,6 +261,7 @@ pub fn SettingsPanel(widget: KommoWidget, texts: Translations) -> impl IntoView 
                 aria-live="polite" data-state=state>
                 {message}
             </p>
+            {switches}
         </div>
     }
 }
@@ -212,6 +272,7 @@ pub fn render(widget: &KommoWidget, element: &JsValue) {
     if body.query_selector(&format!(".{PANEL_CLASS}")).ok().flatten().is_some() {
         return;
     }
+    fill_migrated_fields(&body, widget);
     let Some(document) = body.owner_document() else { return };
     let Some(container) = document.create_element("div").ok().and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
     else {
@@ -221,18 +282,22 @@ pub fn render(widget: &KommoWidget, element: &JsValue) {
         return;
     }
     let (widget, texts) = (widget.clone(), Translations::resolve(widget));
-    let handle = leptos::mount::mount_to(container, move || view! { <SettingsPanel widget=widget texts=texts /> });
+    let backend = Backend::from_page();
+    let handle = leptos::mount::mount_to(
+        container,
+        move || view! { <SettingsPanel widget=widget backend=backend texts=texts /> },
+    );
     // The previous modal is gone with its panel; this one lives until the next.
     PANEL.with(|p| *p.borrow_mut() = Some(Box::new(handle)));
 }
 
 /// `onSave({active, fields})`: whether Kommo may save.
 pub fn on_save(widget: &KommoWidget, data: &JsValue) -> bool {
-    let users = users_field(data.clone());
+    let users = SaveFields::of(data.clone()).extensions();
     if users.is_undefined() {
         return true;
     }
-    match parse_users(users) {
+    match parse_users(users).map(|map| map.or_migrated(saved_under_old_key(widget))) {
         Err(error) => {
             if let Some(n) = Notifications::get() {
                 let _ = n.show_message_error(&widget.text("errors.settings_header"), &error_text(&error, widget));
@@ -283,6 +348,20 @@ mod tests {
         assert_eq!(err(502), ConnectionCheck::Unreachable);
         assert_eq!(ConnectionCheck::Unknown.text_key(), "settings.status_unknown");
         assert_eq!(ConnectionCheck::NotAuthorized.as_str(), "not_authorized");
+    }
+
+    #[test]
+    fn empty_phones_fields_are_filled_from_the_old_key_once() {
+        let old = ExtensionMap::from_entries([("8320148", "101".to_string()), ("8375357", "102".to_string())]).unwrap();
+        let empty = [(8320148, String::new()), (8375357, " ".into()), (9, String::new())];
+        assert_eq!(
+            migrate_fields(&empty, Some(&old)),
+            [(8320148, "101".to_string()), (8375357, "102".to_string())],
+            "a user the old map lacks stays empty"
+        );
+        let saved = [(8320148, "201".to_string()), (8375357, String::new())];
+        assert!(migrate_fields(&saved, Some(&old)).is_empty(), "phones already saved: left as the admin wrote it");
+        assert!(migrate_fields(&empty, None).is_empty());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! the i18n key of the message to show, and the input stays as it was.
 
 use callcard_calls::feed::{CallView, CallerId};
-use callcard_calls::result::{CallResult, TaskDraft, TaskKind, NOTE_MAX_CHARS};
+use callcard_calls::note;
+use callcard_calls::result::{CallResult, TaskDraft, TaskKind, NOTE_MAX_CHARS, SUBJECT_MAX_CHARS};
 use callcard_calls::{EntityKind, EntityRef};
 use leptos::prelude::{Get, RwSignal, Set, Update, With, WithUntracked};
 use serde::{Deserialize, Serialize};
@@ -32,12 +33,15 @@ impl ChosenEntity {
 /// Everything the manager can fill in (kept in `localStorage` while the
 /// modal is open, see [`crate::drafts`]). Stored as
 /// `{"entity":{"entity":{"kind","id"},"name","status","responsible_user_id"}|null,
-/// "note","task","task_kind","task_when","task_user","task_text"}`;
+/// "subject","note","task","task_kind","task_when","task_user","task_text"}`;
 /// any member may be missing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SummaryDraft {
     pub entity: Option<ChosenEntity>,
+    /// The note's subject line, starting as the machine's ("Inbound call
+    /// from …"); empty leaves the note's subject as it is.
+    pub subject: String,
     pub note: String,
     pub task: bool,
     pub task_kind: TaskKind,
@@ -163,7 +167,11 @@ impl SummaryDraft {
     }
 
     pub fn for_call(view: &CallView) -> Self {
-        Self { entity: default_entity(view), ..Self::default() }
+        Self {
+            entity: default_entity(view),
+            subject: note::subject(view.call.direction, view.call.external_number.as_str()),
+            ..Self::default()
+        }
     }
 
     /// The result to post. `to_unix` turns the task's local date-time into
@@ -173,6 +181,14 @@ impl SummaryDraft {
         if self.note.chars().count() > NOTE_MAX_CHARS {
             return Err(DraftError("summary.note_too_long"));
         }
+        // One line: a pasted line break becomes a space, as Kommo's own one-line fields do.
+        let subject =
+            self.subject.split(char::is_control).filter(|part| !part.is_empty()).collect::<Vec<_>>().join(" ");
+        let subject = subject.trim();
+        if subject.chars().count() > SUBJECT_MAX_CHARS {
+            return Err(DraftError("summary.subject_too_long"));
+        }
+        let subject = (!subject.is_empty()).then(|| subject.to_owned());
         let task = if self.task {
             let complete_till = to_unix(&self.task_when).ok_or(DraftError("summary.task_when_required"))?;
             let text = self.task_text.trim();
@@ -188,11 +204,12 @@ impl SummaryDraft {
         } else {
             None
         };
-        let result = CallResult { entity, note: self.note.trim().to_owned(), task, subject: None };
+        let result = CallResult { entity, note: self.note.trim().to_owned(), task, subject };
         result.validate().map_err(|e| match e.field {
             "task.complete_till" => DraftError("summary.task_when_required"),
             "task.text" => DraftError("summary.task_text_required"),
             "note" => DraftError("summary.note_too_long"),
+            "subject" => DraftError("summary.subject_too_long"),
             _ => DraftError("summary.pick_entity"),
         })?;
         Ok(result)
@@ -278,10 +295,27 @@ mod tests {
     }
 
     #[test]
+    fn the_subject_starts_as_the_machines_and_goes_out_as_the_manager_wrote_it() {
+        let v = view(Direction::Inbound, "+18305703077", &[ended(Outcome::Answered, 10)]);
+        let mut d = SummaryDraft::for_call(&v);
+        assert_eq!(d.subject, "Inbound call from +18305703077");
+        d.entity = Some(ChosenEntity::new(EntityRef::new(EntityKind::Lead, 5), "Deal"));
+        d.subject = "  Pricing for\n40 seats ".into();
+        assert_eq!(d.to_result(to_unix).unwrap().subject.as_deref(), Some("Pricing for 40 seats"), "one line");
+        d.subject = "   ".into();
+        assert_eq!(d.to_result(to_unix).unwrap().subject, None, "emptied: the note keeps its subject");
+        d.subject = "s".repeat(SUBJECT_MAX_CHARS + 1);
+        assert_eq!(d.to_result(to_unix), Err(DraftError("summary.subject_too_long")));
+        d.subject = "s".repeat(SUBJECT_MAX_CHARS);
+        assert!(d.to_result(to_unix).is_ok());
+    }
+
+    #[test]
     fn drafts_are_stored_and_older_ones_still_read() {
         let lead = ChosenEntity::new(EntityRef::new(EntityKind::Lead, 5), "Deal \"x\"");
         let full = SummaryDraft {
             entity: Some(lead),
+            subject: "Pricing".into(),
             note: "n\n".into(),
             task: true,
             task_kind: TaskKind::Meeting,

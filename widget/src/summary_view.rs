@@ -21,7 +21,7 @@
 //! `#callcard-summary-search` with hits `#callcard-summary-hits
 //! .callcard-summary-hit[data-entity-type][data-entity-id]`,
 //! `.callcard-summary-recording` (`audio` + `a.callcard-summary-download`, or
-//! `.callcard-summary-recording-pending`), `#callcard-summary-note`,
+//! `.callcard-summary-recording-pending`), `#callcard-summary-subject`, `#callcard-summary-note`,
 //! `#callcard-summary-task` (checkbox), `#callcard-summary-task-kind`,
 //! `#callcard-summary-task-when`, `#callcard-summary-task-user`,
 //! `#callcard-summary-task-text`, `#callcard-summary-save`,
@@ -78,19 +78,6 @@ fn elements(root: &web_sys::Element, selector: &str) -> Vec<web_sys::HtmlElement
 
 fn active_element() -> Option<web_sys::Element> {
     web_sys::window()?.document()?.active_element()
-}
-
-/// Where focus goes when Tab (or Shift+Tab) leaves the dialog's last (first)
-/// control: around to the other end, so focus never leaves the modal.
-pub fn wrap_index(len: usize, current: Option<usize>, backwards: bool) -> Option<usize> {
-    match (len, current, backwards) {
-        (0, _, _) => None,
-        (_, None, false) => Some(0),
-        (_, None, true) => Some(len - 1),
-        (_, Some(0), true) => Some(len - 1),
-        (_, Some(i), false) if i + 1 == len => Some(0),
-        _ => None,
-    }
 }
 
 /// The hit to focus for ArrowUp/ArrowDown from `current` (`None`: the search
@@ -197,6 +184,7 @@ pub fn CallSummary() -> impl IntoView {
 #[derive(Clone, Copy)]
 struct SummaryForm {
     entity: RwSignal<Option<ChosenEntity>>,
+    subject: RwSignal<String>,
     note: RwSignal<String>,
     task_on: RwSignal<bool>,
     task_kind: RwSignal<TaskKind>,
@@ -211,6 +199,7 @@ impl SummaryForm {
     fn new(draft: SummaryDraft) -> Self {
         Self {
             entity: RwSignal::new(draft.entity),
+            subject: RwSignal::new(draft.subject),
             note: RwSignal::new(draft.note),
             task_on: RwSignal::new(draft.task),
             task_kind: RwSignal::new(draft.task_kind),
@@ -224,6 +213,7 @@ impl SummaryForm {
     fn draft_untracked(&self) -> SummaryDraft {
         SummaryDraft {
             entity: self.entity.get_untracked(),
+            subject: self.subject.get_untracked(),
             note: self.note.get_untracked(),
             task: self.task_on.get_untracked(),
             task_kind: self.task_kind.get_untracked(),
@@ -237,6 +227,7 @@ impl SummaryForm {
     fn draft(&self) -> SummaryDraft {
         SummaryDraft {
             entity: self.entity.get(),
+            subject: self.subject.get(),
             note: self.note.get(),
             task: self.task_on.get(),
             task_kind: self.task_kind.get(),
@@ -326,8 +317,52 @@ fn cancel(queue: SummaryQueue, call_id: &str) {
     queue.dismiss(call_id);
 }
 
+/// Kommo's modal body around the dialog (holding its close ×), else the
+/// dialog itself: what Tab cycles through.
+fn tab_cycle(dialog: &web_sys::Element) -> Vec<web_sys::HtmlElement> {
+    let root = dialog.closest(".modal-body").ok().flatten().unwrap_or_else(|| dialog.clone());
+    elements(&root, FOCUSABLE)
+}
+
+/// Tab (Shift+Tab) moves to the next (previous) of `controls`, around at
+/// the ends: done here rather than left to the browser, whose order would
+/// leave the modal from the ×.
+fn wrap_focus(ev: &web_sys::KeyboardEvent, controls: &[web_sys::HtmlElement]) {
+    let active = active_element();
+    let at = controls.iter().position(|c| active.as_ref() == Some(c.as_ref()));
+    if let Some(i) = next_index(controls.len(), at, ev.shift_key()) {
+        ev.prevent_default();
+        let _ = controls[i].focus();
+    }
+}
+
+/// The control Tab (Shift+Tab: `backwards`) goes to from `current`, around
+/// at the ends; from outside the list, its first (last).
+pub fn next_index(len: usize, current: Option<usize>, backwards: bool) -> Option<usize> {
+    match (len, current) {
+        (0, _) => None,
+        (_, None) => Some(if backwards { len - 1 } else { 0 }),
+        (_, Some(i)) => Some(if backwards { (i + len - 1) % len } else { (i + 1) % len }),
+    }
+}
+
+/// Tab on Kommo's close × (outside the dialog, so its keys do not reach
+/// [`dialog_keys`]): the × is the first stop of the cycle.
+fn close_button_keys(ev: &web_sys::KeyboardEvent, dialog_ref: NodeRef<leptos::html::Div>) {
+    let Some(dialog) = dialog_ref.get_untracked() else { return };
+    let on_close = active_element().is_some_and(|a| {
+        a.matches(".modal-body__close").unwrap_or(false)
+            && dialog.closest(".modal-body").ok().flatten().is_some_and(|b| b.contains(Some(&a)))
+    });
+    // Not a Tab the dialog already handled (it bubbles here after moving focus to the ×).
+    if ev.key() == "Tab" && on_close && !ev.default_prevented() {
+        wrap_focus(ev, &tab_cycle(&dialog));
+    }
+}
+
 /// Escape cancels (and stops there, so Kommo's modal does not close every
-/// summary); Tab stays inside the modal (aria-modal promises it).
+/// summary); Tab stays inside the modal (aria-modal promises it), Kommo's
+/// close × included.
 fn dialog_keys(ev: &leptos::ev::KeyboardEvent, dialog_ref: NodeRef<leptos::html::Div>, cancel: &impl Fn()) {
     match ev.key().as_str() {
         "Escape" => {
@@ -337,13 +372,7 @@ fn dialog_keys(ev: &leptos::ev::KeyboardEvent, dialog_ref: NodeRef<leptos::html:
         }
         "Tab" => {
             let Some(dialog) = dialog_ref.get_untracked() else { return };
-            let controls = elements(&dialog, FOCUSABLE);
-            let active = active_element();
-            let at = controls.iter().position(|c| active.as_ref() == Some(c.as_ref()));
-            if let Some(i) = wrap_index(controls.len(), at, ev.shift_key()) {
-                ev.prevent_default();
-                let _ = controls[i].focus();
-            }
+            wrap_focus(ev, &tab_cycle(&dialog));
         }
         _ => {}
     }
@@ -381,6 +410,8 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
         let cancel = cancel.clone();
         move |ev: leptos::ev::KeyboardEvent| dialog_keys(&ev, dialog_ref, &cancel)
     };
+    let close_keys = window_event_listener(leptos::ev::keydown, move |ev| close_button_keys(&ev, dialog_ref));
+    on_cleanup(move || close_keys.remove());
     let recording = Memo::new(move |_| current.get().and_then(|v| v.call.recording_url().and_then(safe_link)));
     Some(view! {
         <div id="callcard-summary" class="callcard-summary" role="dialog" aria-modal="true"
@@ -394,6 +425,7 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
                 <Party view=initial.clone() />
                 <EntityPicker form=form dialog_ref=dialog_ref />
                 <Recording recording=recording seconds=initial.call.billable_seconds() />
+                <SubjectField form=form />
                 <NoteField form=form />
                 <TaskFields form=form />
                 <SummaryActions form=form cancel=cancel />
@@ -714,6 +746,21 @@ fn Recording(recording: Memo<Option<String>>, seconds: u32) -> impl IntoView {
     }
 }
 
+/// The note's subject line, upserted into the call note like the note.
+#[component]
+fn SubjectField(form: SummaryForm) -> impl IntoView {
+    let texts = expect_context::<Translations>();
+    view! {
+        <div class="callcard-summary-field">
+            <label for="callcard-summary-subject">{texts.text("summary.subject_label")}</label>
+            <input id="callcard-summary-subject" class="text-input" type="text"
+                maxlength=callcard_calls::result::SUBJECT_MAX_CHARS.to_string()
+                prop:value=move || form.subject.get()
+                on:input=move |ev| form.subject.set(event_target_value(&ev)) />
+        </div>
+    }
+}
+
 /// The manager's note.
 #[component]
 fn NoteField(form: SummaryForm) -> impl IntoView {
@@ -844,11 +891,13 @@ mod tests {
 
     #[test]
     fn tab_wraps_at_both_ends_only() {
-        assert_eq!(wrap_index(3, Some(2), false), Some(0));
-        assert_eq!(wrap_index(3, Some(0), true), Some(2));
-        assert_eq!(wrap_index(3, Some(1), false), None, "the browser moves focus itself");
-        assert_eq!(wrap_index(3, None, false), Some(0), "focus outside comes back in");
-        assert_eq!(wrap_index(0, None, false), None);
+        assert_eq!(next_index(3, Some(2), false), Some(0), "around at the end");
+        assert_eq!(next_index(3, Some(0), true), Some(2));
+        assert_eq!(next_index(3, Some(1), false), Some(2));
+        assert_eq!(next_index(3, Some(1), true), Some(0));
+        assert_eq!(next_index(3, None, false), Some(0), "focus outside comes back in");
+        assert_eq!(next_index(3, None, true), Some(2));
+        assert_eq!(next_index(0, None, false), None);
     }
 
     #[test]

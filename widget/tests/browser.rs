@@ -371,44 +371,103 @@ async fn init_mounts_once_and_destroy_removes_everything() {
 #[wasm_bindgen_test]
 async fn on_save_refuses_duplicates_and_sends_good_extensions() {
     let this = install_fakes("Promise.resolve(null)");
-    let bad = js_sys::eval(r#"({active: 'Y', fields: {users: {"1": "101", "2": "101"}}})"#).unwrap();
+    let bad = js_sys::eval(r#"({active: 'Y', fields: {phones: {"1": "101", "2": "101"}}})"#).unwrap();
     assert!(!callcard_widget::widget_on_save(this.clone(), bad));
     let calls = recorded();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].0, "show_message_error");
     assert_eq!(text_at(&calls[0].1, "text").as_deref(), Some("Extension 101 is given to two users."));
 
-    let hostile = js_sys::eval(r#"({active: 'Y', fields: {users: {"1": "<b>1</b>"}}})"#).unwrap();
+    let hostile = js_sys::eval(r#"({active: 'Y', fields: {phones: {"1": "<b>1</b>"}}})"#).unwrap();
     assert!(!callcard_widget::widget_on_save(this.clone(), hostile));
     assert!(text_at(&recorded()[1].1, "text").unwrap().contains("&lt;b&gt;1&lt;/b&gt;"));
 
-    let good = js_sys::eval(r#"({active: 'Y', fields: {users: '{"8320148":"101","8375357":"102"}'}})"#).unwrap();
+    let good = js_sys::eval(r#"({active: 'Y', fields: {phones: '{"8320148":"101","8375357":"102"}'}})"#).unwrap();
     assert!(callcard_widget::widget_on_save(this.clone(), good));
     gloo_timers::future::TimeoutFuture::new(20).await;
     let ajax: js_sys::Array = prop(&js_sys::global(), "ajax").into();
     let put = ajax.iter().find(|o| text_at(o, "method").as_deref() == Some("PUT")).expect("PUT sent");
     assert!(text_at(&put, "url").unwrap().ends_with("/backend/widget/settings"));
     let body: serde_json::Value = serde_json::from_str(&text_at(&put, "data").unwrap()).unwrap();
-    assert_eq!(body, serde_json::json!({"users": {"8320148": "101", "8375357": "102"}}));
+    assert_eq!(body, serde_json::json!({"phones": {"8320148": "101", "8375357": "102"}}));
     assert_eq!(recorded().len(), 2, "no error for a good save");
 }
 
 #[wasm_bindgen_test]
 async fn on_save_reads_numbers_and_empty_fields_and_refuses_a_list() {
     let this = install_fakes("Promise.resolve(null)");
-    let list = js_sys::eval(r#"({active: 'Y', fields: {users: [101]}})"#).unwrap();
+    let list = js_sys::eval(r#"({active: 'Y', fields: {phones: [101]}})"#).unwrap();
     assert!(!callcard_widget::widget_on_save(this.clone(), list));
     assert_eq!(text_at(&recorded()[0].1, "text").as_deref(), Some("The extensions setting could not be read."));
 
     let numbers =
-        js_sys::eval(r#"({active: 'Y', fields: {users: {"8320148": 101, "8375357": null, "7": ""}}})"#).unwrap();
+        js_sys::eval(r#"({active: 'Y', fields: {phones: {"8320148": 101, "8375357": null, "7": ""}}})"#).unwrap();
     assert!(callcard_widget::widget_on_save(this.clone(), numbers));
     gloo_timers::future::TimeoutFuture::new(20).await;
     let ajax: js_sys::Array = prop(&js_sys::global(), "ajax").into();
     let put = ajax.iter().find(|o| text_at(o, "method").as_deref() == Some("PUT")).expect("PUT sent");
     let body: serde_json::Value = serde_json::from_str(&text_at(&put, "data").unwrap()).unwrap();
-    assert_eq!(body, serde_json::json!({"users": {"8320148": "101"}}));
+    assert_eq!(body, serde_json::json!({"phones": {"8320148": "101"}}));
     assert_eq!(recorded().len(), 1, "no error for a good save");
+}
+
+/// The PUT bodies `$authorizedAjax` got for `/widget/settings`.
+fn settings_puts() -> Vec<serde_json::Value> {
+    let ajax: js_sys::Array = prop(&js_sys::global(), "ajax").into();
+    ajax.iter()
+        .filter(|o| text_at(o, "method").as_deref() == Some("PUT"))
+        .filter(|o| text_at(o, "url").is_some_and(|u| u.ends_with("/widget/settings")))
+        .map(|o| serde_json::from_str(&text_at(&o, "data").unwrap()).unwrap())
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn settings_saved_under_the_old_users_key_are_migrated_to_phones() {
+    let this = install_fakes("Promise.resolve(null)");
+    // Saved by an older callcard: the extensions under `users`, no `phones`.
+    js_sys::eval(
+        r#"window.fakeSelf.get_settings = function () {
+            return { path: '/upl/callcard/widget', users: '{"8320148":"101","8375357":"102"}' };
+        }"#,
+    )
+    .unwrap();
+    // Kommo's settings page with the new, empty `phones` field (the host page's markup).
+    let document = web_sys::window().unwrap().document().unwrap();
+    let body = document.create_element("div").unwrap();
+    body.set_inner_html(
+        r#"<input data-setting="phones" data-user-id="8320148" value="">
+           <input data-setting="phones" data-user-id="8375357" value="">
+           <input data-setting="phones" data-user-id="8390001" value="">"#,
+    );
+    document.body().unwrap().append_child(&body).unwrap();
+    callcard_widget::widget_settings(this.clone(), body.clone().into());
+    let value = |user: &str| -> String {
+        let input: web_sys::HtmlInputElement =
+            body.query_selector(&format!("input[data-user-id=\"{user}\"]")).unwrap().unwrap().unchecked_into();
+        input.value()
+    };
+    assert_eq!((value("8320148"), value("8375357"), value("8390001")), ("101".into(), "102".into(), String::new()));
+    body.remove();
+
+    // Saved with `phones` still empty (a page whose fields were not filled):
+    // the old map is sent, not an empty one.
+    let empty = js_sys::eval(r#"({active: 'Y', fields: {phones: {"8320148": "", "8375357": ""}}})"#).unwrap();
+    assert!(callcard_widget::widget_on_save(this.clone(), empty));
+    // An older host page that still renders the `users` field.
+    let old_host = js_sys::eval(r#"({active: 'Y', fields: {users: {"8320148": "105"}}})"#).unwrap();
+    assert!(callcard_widget::widget_on_save(this.clone(), old_host));
+    // Once `phones` maps someone, it is what counts.
+    let new = js_sys::eval(r#"({active: 'Y', fields: {phones: {"8320148": "201"}}})"#).unwrap();
+    assert!(callcard_widget::widget_on_save(this, new));
+    gloo_timers::future::TimeoutFuture::new(20).await;
+    assert_eq!(
+        settings_puts(),
+        [
+            serde_json::json!({"phones": {"8320148": "101", "8375357": "102"}}),
+            serde_json::json!({"phones": {"8320148": "105"}}),
+            serde_json::json!({"phones": {"8320148": "201"}}),
+        ]
+    );
 }
 
 #[wasm_bindgen_test]

@@ -315,6 +315,14 @@ async fn the_summary_opens_in_kommos_modal_and_saves_for_the_chosen_lead() {
         "Initial contact · Responsible: Boris Ivanov"
     );
 
+    let subject: web_sys::HtmlInputElement = el("#callcard-summary-subject").unwrap().unchecked_into();
+    assert!(
+        subject.value().starts_with("Inbound call from "),
+        "the machine's subject to start from: {}",
+        subject.value()
+    );
+    assert!(doc().query_selector("label[for=callcard-summary-subject]").unwrap().is_some(), "the subject is labelled");
+    type_into("#callcard-summary-subject", "Quote for 40 seats");
     type_into("#callcard-summary-note", "Wants a quote");
     el("#callcard-summary-task").unwrap().click();
     settle(0).await;
@@ -349,6 +357,7 @@ async fn the_summary_opens_in_kommos_modal_and_saves_for_the_chosen_lead() {
     let body: serde_json::Value = serde_json::from_str(&prop(&posts[0], "data").as_string().unwrap()).unwrap();
     assert_eq!(body["entity"], serde_json::json!({"kind": "lead", "id": 5}));
     assert_eq!(body["note"], "Wants a quote");
+    assert_eq!(body["subject"], "Quote for 40 seats");
     assert_eq!(body["task"]["text"], "Send the quote");
     assert_eq!(body["task"]["kind"], "meeting");
     assert_eq!(body["task"]["responsible_user_id"], 8375357);
@@ -718,13 +727,23 @@ async fn the_modal_is_keyboard_usable() {
     assert_eq!(text_of(".callcard-summary-entity a.callcard-record"), "Quote <for> ACME");
     assert_eq!(focused_id(), "callcard-summary-search", "focus stays in the form after choosing");
 
-    // Tab wraps inside the dialog, both ways: from Cancel to the first control (the contact's card link) and back.
-    el("#callcard-summary-cancel").unwrap().focus().unwrap();
-    key(&el("#callcard-summary-cancel").unwrap(), "Tab", false);
+    // Tab wraps inside the modal, both ways, Kommo's close × included: from
+    // the × forward to the first control (the contact's card link) and back.
+    el(".modal.callcard-summary-modal .modal-body__close").unwrap().focus().unwrap();
+    key(&el(".modal.callcard-summary-modal .modal-body__close").unwrap(), "Tab", false);
     let first = doc().active_element().expect("focus moved");
     assert_eq!(first.get_attribute("href").as_deref(), Some("/contacts/detail/7"));
     key(&first, "Tab", true);
-    assert_eq!(focused_id(), "callcard-summary-cancel");
+    // Kommo's close × is on the way: Shift+Tab from the first control reaches it,
+    // and Tab from Cancel too; from it, Tab goes on into the form and Shift+Tab around.
+    let close = el(".modal.callcard-summary-modal .modal-body__close").unwrap();
+    assert_eq!(doc().active_element().as_ref(), Some(close.as_ref()), "Shift+Tab from the first control: the ×");
+    key(&close, "Tab", true);
+    assert_eq!(focused_id(), "callcard-summary-cancel", "Shift+Tab from the ×: around to Cancel");
+    key(&el("#callcard-summary-cancel").unwrap(), "Tab", false);
+    assert_eq!(doc().active_element().as_ref(), Some(close.as_ref()), "Tab from Cancel: the ×");
+    key(&close, "Tab", false);
+    assert_eq!(doc().active_element().as_ref(), Some(first.as_ref()), "Tab from the ×: the form's first control");
     callcard_widget::widget_destroy(this);
 }
 

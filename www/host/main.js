@@ -156,8 +156,13 @@
       }
 
       if (settings.ok) {
-        // Extensions from the saved `users` setting ({"<user_id>": "<ext>"}, maybe a JSON string).
-        var map = H.parseUsersSetting(settings.value && settings.value.users);
+        // Extensions from the saved `phones` setting ({"<user_id>": "<ext>"}, maybe a JSON string),
+        // or from `users`, where callcard's first versions saved them.
+        var saved = settings.value || {};
+        var map = H.parseUsersSetting(saved.phones);
+        if (!Object.keys(map).some(function (k) { return map[k] !== '' && map[k] !== null; })) {
+          map = H.parseUsersSetting(saved.users);
+        }
         users.forEach(function (u) {
           if (map[u.id] !== undefined && map[u.id] !== '') {
             u.extension = String(map[u.id]);

@@ -13,7 +13,7 @@
  *      (the manifest says init_once: true; the widget's location is
  *      "everywhere", so it runs on every host page);
  *   5. the left nav "Settings" button opens Kommo's widget settings modal:
- *      the manifest's settings are rendered (a `users` setting as one
+ *      the manifest's settings are rendered (a `users`-type setting as one
  *      extension field per user), then callbacks.settings($modal_body);
  *      Save calls callbacks.onSave({active:'Y', fields:{...}}) and persists
  *      with PUT /sandbox/widget-settings only when it returns true.
@@ -21,7 +21,7 @@
  * DOM hooks: body[data-widget=loading|started|failed|unavailable],
  *   #widget-status; the settings modal .modal.widget-settings-modal with
  *   .widget-settings-form, .widget-settings-field[data-setting=<key>][data-type=<type>],
- *   input.widget-settings-user-input[data-user-id=<id>][name="users[<id>]"],
+ *   input.widget-settings-user-input[data-setting=phones][data-user-id=<id>][name="phones[<id>]"],
  *   #widget-settings-save, #widget-settings-cancel, .widget-settings-status.
  * Test helpers: CallcardHost.widget (the widget object), CallcardHost.widgetCalls
  *   (recorded set_settings / add_action calls), CallcardHost.triggerAction(type, data).
@@ -99,9 +99,11 @@
     if (s.images_path === undefined) {
       s.images_path = s.path + '/images/';
     }
-    if (s.users !== undefined && typeof s.users !== 'string') {
-      s.users = JSON.stringify(s.users);
-    }
+    ['phones', 'users'].forEach(function (key) {
+      if (s[key] !== undefined && typeof s[key] !== 'string') {
+        s[key] = JSON.stringify(s[key]);
+      }
+    });
     return s;
   }
 
@@ -305,7 +307,7 @@
 
   function renderSettingsForm($body) {
     var manifest = state.manifest || {};
-    var defs = manifest.settings && typeof manifest.settings === 'object' ? manifest.settings : { users: { name: 'settings.users', type: 'users', required: false } };
+    var defs = manifest.settings && typeof manifest.settings === 'object' ? manifest.settings : { phones: { name: 'settings.phones', type: 'users', required: false } };
     var widgetI18n = state.i18n.widget || {};
     var form = el('form', { class: 'widget-settings-form', novalidate: true });
     form.addEventListener('submit', function (ev) {
@@ -321,7 +323,7 @@
       var saved = state.raw ? state.raw[key] : undefined;
       if (type === 'users' || type === 'users_lp') {
         // One extension field per Kommo user. Kommo's own markup for this
-        // field is not documented; names here are users[<id>].
+        // field is not documented; names here are <key>[<id>].
         var map = H.parseUsersSetting(saved);
         state.users.forEach(function (u) {
           var id = 'widget-setting-users-' + u.id;

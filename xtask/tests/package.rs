@@ -213,7 +213,7 @@ fn an_untranslated_copy_of_english_is_refused() {
 fn a_manifest_key_missing_from_the_locales_is_refused() {
     let text = complaint(|w| {
         edit_json(&w.join("manifest.json"), |v| {
-            v["settings"]["users"]["name"] = Value::from("settings.extension");
+            v["settings"]["phones"]["name"] = Value::from("settings.extension");
         })
     });
     for locale in ["en", "es", "pt", "tr", "id", "ru"] {
@@ -244,7 +244,7 @@ fn a_manifest_without_everywhere_or_a_users_setting_is_refused() {
         edit_json(&w.join("manifest.json"), |v| {
             v["locations"] = serde_json::json!(["lcard-1", "settings"]);
             v["settings"] =
-                serde_json::json!({"login": {"name": "settings.users", "type": "checkbox", "required": true}});
+                serde_json::json!({"login": {"name": "settings.phones", "type": "checkbox", "required": true}});
         })
     });
     assert_mentions(&text, "must include \"everywhere\"");
