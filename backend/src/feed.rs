@@ -291,7 +291,12 @@ async fn stream(feeds: Feeds, socket: &mut WebSocket, owner: TicketOwner, since:
             cursor.last = feeds.store.latest_offset(owner.account_id, owner.user_id).await.map_err(End::Store)?;
         }
     }
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    // Each feed's ticks at its own phase: feeds opened together (a deploy,
+    // an instance restarted, a bench) must not read the history together
+    // every interval; with PostgreSQL that burst took every pool connection
+    // and held webhooks waiting (bench/RESULTS.md, scale-out).
+    let phase = heartbeat.mul_f64(0.5 + rand::random::<f64>());
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + phase, heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
     loop {

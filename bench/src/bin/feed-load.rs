@@ -168,6 +168,8 @@ impl Reader {
                 self.tally.closed_early.fetch_add(1, Ordering::Relaxed);
                 return;
             };
+            // As the widget does after a first failure: a random 250–500 ms.
+            tokio::time::sleep(Duration::from_millis(250 + rand::random::<u64>() % 250)).await;
             let since = last_offset.map(|o| format!("&since={o}")).unwrap_or_default();
             match open(&format!("{url}?ticket={}{since}", self.ticket), self.source).await {
                 Ok(again) => {
