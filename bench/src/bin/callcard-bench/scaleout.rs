@@ -32,10 +32,12 @@ use std::time::{Duration, Instant};
 const CLIENTS_PER_USER: u64 = 2;
 /// The load generator's call-id prefix for this benchmark.
 const PREFIX: &str = "so";
-/// Sequence numbers of the phases: baseline, across, through a restart.
+/// Each phase numbers its events from its own multiple of this: baseline,
+/// across, through a restart.
+const PHASE_SPAN: u64 = 1_000_000;
 const BASELINE: u64 = 0;
-const ACROSS: u64 = 1_000_000;
-const RESTART: u64 = 2_000_000;
+const ACROSS: u64 = PHASE_SPAN;
+const RESTART: u64 = 2 * PHASE_SPAN;
 
 /// Users `1..=users` answer extensions `300001…`.
 fn extension_of(user: u64) -> String {
@@ -175,10 +177,10 @@ async fn measure(p: &Params, database_url: &str) -> Result<Outcome> {
         match load.next_report(Duration::from_secs(60)).await? {
             WsReport::Done { latencies_ms, latency_seqs, duplicate_seqs, reconnected: r, closed_early: c, .. } => {
                 for (seq, ms) in latency_seqs.into_iter().zip(latencies_ms) {
-                    latencies.entry(seq / ACROSS).or_default().push(ms);
+                    latencies.entry(seq / PHASE_SPAN).or_default().push(ms);
                 }
                 for seq in duplicate_seqs {
-                    *duplicates.entry(seq / ACROSS).or_default() += 1;
+                    *duplicates.entry(seq / PHASE_SPAN).or_default() += 1;
                 }
                 reconnected += r;
                 closed_early += c;
@@ -190,16 +192,17 @@ async fn measure(p: &Params, database_url: &str) -> Result<Outcome> {
     drop(backends);
 
     let expected = |sent: usize| sent as u64 * CLIENTS_PER_USER;
-    let phase = |band: u64, sent: usize| -> (Option<Summary>, u64, u64, f64) {
+    let phase = |first: u64, sent: usize| -> (Option<Summary>, u64, u64, f64) {
+        let band = first / PHASE_SPAN;
         let got = latencies.get(&band).map_or(&[][..], Vec::as_slice);
         let dups = duplicates.get(&band).copied().unwrap_or(0);
         let want = expected(sent);
         let once = (got.len() as u64).saturating_sub(dups);
         (Summary::of(got), want.saturating_sub(got.len() as u64), dups, once as f64 / want.max(1) as f64)
     };
-    let base = phase(BASELINE / ACROSS, base_sent);
-    let across = phase(ACROSS / ACROSS, across_sent);
-    let restart = phase(RESTART / ACROSS, restart_sent);
+    let base = phase(BASELINE, base_sent);
+    let across = phase(ACROSS, across_sent);
+    let restart = phase(RESTART, restart_sent);
     let show = |s: &Option<Summary>| s.map(|s| s.short()).unwrap_or_else(|| "none received".into());
     let held_total: u64 = held.iter().sum();
     let _ = writeln!(
