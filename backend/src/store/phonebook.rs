@@ -329,14 +329,22 @@ impl Store {
                 *slot = holder;
             }
         }
+        if oldest.is_empty() {
+            return Ok(book);
+        }
         let pick =
             |kind| oldest.get(&kind).map_or((String::new(), 0), |h: &Holder| (kind_path(kind), sql_id(h.entity.id)));
         let (contact, company) = (pick(EntityKind::Contact), pick(EntityKind::Company));
+        // The `IN` terms let SQLite seek the links' primary key for each of
+        // the (at most four) kind/id pairs; with the `OR` alone it read every
+        // link of the account (`EXPLAIN QUERY PLAN`: `account_id=?` only),
+        // about 4 ms per lookup on a 100,000-contact account.
         let rows = sqlx::query(
             "SELECT l.holder_kind, l.holder_id, d.kind, d.id, d.name, d.status_id, d.pipeline_id, d.responsible_user_id
              FROM phonebook_links l
              JOIN phonebook_deals d ON d.account_id = l.account_id AND d.kind = l.deal_kind AND d.id = l.deal_id
              WHERE l.account_id = $1 AND d.deleted_at IS NULL
+               AND l.holder_kind IN ($2, $4) AND l.holder_id IN ($3, $5)
                AND ((l.holder_kind = $2 AND l.holder_id = $3) OR (l.holder_kind = $4 AND l.holder_id = $5))",
         )
         .bind(sql_id(account_id))
