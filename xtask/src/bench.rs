@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--only pop,startup,capacity,ingest,budget,index,scaleout]`:
+//! `cargo xtask bench [--quick] [--only pop,named,startup,capacity,ingest,budget,index,scaleout]`:
 //! every benchmark of issue 7 on this machine, in one run.
 //!
 //! Installs what it needs (wasm tools, Chromium, npm packages, a running

@@ -50,5 +50,5 @@ commands:
   dist   [--backend-url URL]       build dist/widget.zip for Kommo
   screenshots                      render the widget's states in headless Chromium into docs/screenshots/
   logos                            redraw images/*.png
-  bench  [--quick] [--only pop,startup,capacity,ingest,budget,index,scaleout]
+  bench  [--quick] [--only pop,named,startup,capacity,ingest,budget,index,scaleout]
                                    run the benchmarks, print the table, write bench/RESULTS.md";

@@ -10,6 +10,8 @@
 //! - caller-ID latency from the index (the lookup every ring makes), beside
 //!   Kommo's own caller-ID call (`POST /api/v2/events`) against the sandbox on
 //!   loopback, a floor for the real one over the internet;
+//! - the PBX's routing question (`GET /pbx/{account}/route`, issue 14) over
+//!   HTTP, which answers from the same index;
 //! - Kommo requests made while numbers ring, the first time (cold) and again
 //!   (warm).
 
@@ -152,10 +154,34 @@ pub async fn run(p: &Params) -> Result<Outcome> {
     }
     let index_latency = Summary::of(&from_index).context("no lookups")?;
 
+    // The PBX's routing question over HTTP (issue 14): the same rule, the
+    // responsible user's extension; signed over its query string.
+    let client = reqwest::Client::new();
+    let mut routes = Vec::with_capacity(p.index_routes);
+    let mut routed = 0;
+    for i in 0..p.index_routes {
+        let number = if i % 2 == 0 { synthetic_number((i * 6151) % contacts) } else { synthetic_unknown_number(i) };
+        let query = serde_urlencoded::to_string([("number", number.as_str())])?;
+        let ts = wire::now_us() / 1_000_000;
+        let sig = callcard_calls::signature::sign(WEBHOOK_SECRET.as_bytes(), ts, query.as_bytes());
+        let t = Instant::now();
+        let r = client
+            .get(format!("{backend_url}/pbx/{account_id}/route?{query}"))
+            .header("x-callcard-timestamp", ts.to_string())
+            .header("x-callcard-signature", sig)
+            .send()
+            .await?;
+        let status = r.status();
+        let answer: serde_json::Value = r.json().await?;
+        routes.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(status.is_success(), "route refused: {status} {answer}");
+        routed += usize::from(!answer["user_id"].is_null());
+    }
+    let route_latency = Summary::of(&routes).context("no routes")?;
+
     // Kommo's own caller-ID call against the same account (the baseline),
     // spaced to stay inside the 7 requests/s limit.
     let token = backend.kommo().tokens().access_token(account_id).await?;
-    let client = reqwest::Client::new();
     let mut from_kommo = Vec::new();
     for i in 0..p.index_kommo_lookups {
         let number = synthetic_number((i * 7919) % contacts);
@@ -240,6 +266,13 @@ pub async fn run(p: &Params) -> Result<Outcome> {
     );
     let _ = writeln!(
         notes,
+        "- The PBX's `GET /pbx/{{account}}/route?number=` over HTTP on loopback (signed, one request after another), \
+         {} requests (half known numbers, half unknown; {routed} answered a responsible user): {}.",
+        routes.len(),
+        route_latency.short()
+    );
+    let _ = writeln!(
+        notes,
         "- Ringing {} calls from known numbers, then the same numbers again: {:.2} and {:.2} Kommo requests per call.",
         p.index_rings, per_ring[0], per_ring[1]
     );
@@ -263,6 +296,13 @@ pub async fn run(p: &Params) -> Result<Outcome> {
             kommo_latency.map_or_else(|| "—".into(), |s| format!("Kommo's caller ID: {}", s.short())),
         )
         .target("p99 ≤ 5 ms", Verdict::at_most(index_latency.p99, 5.0, "ms")),
+        Row::new(
+            "6",
+            "routing: GET /pbx/{account}/route p50 / p95 / p99 (HTTP)",
+            route_latency.short(),
+            format!("the index lookup alone: {}", index_latency.short()),
+        )
+        .target("p99 ≤ 5 ms", Verdict::at_most(route_latency.p99, 5.0, "ms")),
         Row::new(
             "6",
             "caller index: Kommo requests per ringing call (cold / warm)",
