@@ -448,22 +448,43 @@ pub struct ManagerText<'a> {
     pub subject: Option<&'a str>,
 }
 
+/// The longest call note text callcard writes, in characters. Kommo
+/// documents no limit for a note's text; the sandbox refuses call notes over
+/// 8,000 characters (`kommo_sandbox`'s `CALL_NOTE_TEXT_MAX`, unconfirmed),
+/// and every section is bounded so that the whole stays within it: the
+/// subject (`result::SUBJECT_MAX_CHARS`, 200), the manager's note
+/// (`result::NOTE_MAX_CHARS`, 2,000), the transcript and the AI summary
+/// (below, 4,000 and 1,000), the facts and labels (a few hundred).
+pub const CALL_NOTE_MAX_CHARS: usize = 8_000;
+
 /// The longest transcript written whole into the note, in characters.
-/// Kommo documents no limit for a note's text; the sandbox refuses call
-/// notes over 8,000 characters (`kommo_sandbox`'s `CALL_NOTE_TEXT_MAX`), and
-/// this leaves room for the other sections.
 pub const TRANSCRIPT_SECTION_MAX: usize = 4_000;
+
+/// The longest AI summary written whole into the note, in characters.
+pub const AI_SUMMARY_SECTION_MAX: usize = 1_000;
 
 /// The transcript section's value: the whole text when it fits in
 /// [`TRANSCRIPT_SECTION_MAX`] characters, else its beginning (cut at a word)
 /// and the link to the full text.
 pub fn transcript_section(text: &str, full_text_url: &str) -> String {
+    excerpt(text, TRANSCRIPT_SECTION_MAX, full_text_url)
+}
+
+/// The AI summary section's value: whole up to [`AI_SUMMARY_SECTION_MAX`]
+/// characters, else its beginning and the link to the full transcript.
+pub fn ai_summary_section(summary: &str, full_text_url: &str) -> String {
+    excerpt(summary, AI_SUMMARY_SECTION_MAX, full_text_url)
+}
+
+/// `text` whole when it fits in `max` characters, else its beginning (cut
+/// at a word) and the link to the full transcript, `max` in all.
+fn excerpt(text: &str, max: usize, full_text_url: &str) -> String {
     let text = text.trim();
-    if text.chars().count() <= TRANSCRIPT_SECTION_MAX {
+    if text.chars().count() <= max {
         return text.to_string();
     }
     let tail = format!(" … (full transcript: {full_text_url})");
-    let room = TRANSCRIPT_SECTION_MAX.saturating_sub(tail.chars().count());
+    let room = max.saturating_sub(tail.chars().count());
     let cut = text.char_indices().nth(room).map_or(text.len(), |(i, _)| i);
     let head = &text[..cut];
     // Cut at the last space when there is one not too far back.
@@ -501,7 +522,10 @@ pub fn compose(existing: &str, facts: &CallFacts, manager: ManagerText<'_>, sett
                 None
             }
             Section::Transcript => facts.transcript.as_ref().map(|t| transcript_section(&t.text, &t.full_text_url)),
-            Section::AiSummary => facts.transcript.as_ref().and_then(|t| given(t.summary.as_deref())),
+            Section::AiSummary => facts
+                .transcript
+                .as_ref()
+                .and_then(|t| given(t.summary.as_deref()).map(|s| ai_summary_section(&s, &t.full_text_url))),
         };
         if let Some(value) = value {
             text.upsert_machine(section, &value);
@@ -764,6 +788,22 @@ mod tests {
         assert_eq!(transcript_section("  short  ", "u"), "short");
         let wide = "ж".repeat(TRANSCRIPT_SECTION_MAX + 1);
         assert!(transcript_section(&wide, "u").chars().count() <= TRANSCRIPT_SECTION_MAX, "counted in characters");
+    }
+
+    #[test]
+    fn the_longest_note_a_manager_can_save_fits_in_a_kommo_call_note() {
+        let mut facts = everything();
+        let transcript = facts.transcript.as_mut().unwrap();
+        transcript.text = "word ".repeat(5_000);
+        transcript.summary = Some("summary ".repeat(1_000));
+        let note = "n".repeat(crate::result::NOTE_MAX_CHARS);
+        let subject = "s".repeat(crate::result::SUBJECT_MAX_CHARS);
+        let manager = ManagerText { note: Some(&note), subject: Some(&subject) };
+        let text = compose("", &facts, manager, &LogSettings::default());
+        assert!(text.chars().count() <= CALL_NOTE_MAX_CHARS, "{} characters", text.chars().count());
+        let parsed = NoteText::parse(&text);
+        assert_eq!(parsed.get(Section::AgentNote), Some(note.as_str()), "the manager's note is never cut");
+        assert!(parsed.get(Section::AiSummary).unwrap().ends_with(")"), "the summary links to the full text");
     }
 
     #[test]

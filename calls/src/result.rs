@@ -5,8 +5,14 @@ use crate::entity::EntityRef;
 use crate::event::FieldError;
 use serde::{Deserialize, Serialize};
 
-/// Longest note a manager can save (Kommo notes hold far more; this bounds abuse).
-pub const NOTE_MAX_CHARS: usize = 10_000;
+/// Longest note a manager can save. The call note holds it beside the
+/// machine's sections, and the whole must stay within what Kommo takes for a
+/// call note's text (`crate::note::CALL_NOTE_MAX_CHARS`); a longer note was
+/// accepted here and then refused by Kommo, a result lost to the dead-letter.
+pub const NOTE_MAX_CHARS: usize = 2_000;
+
+/// Longest task text a manager can save (a task of its own in Kommo).
+pub const TASK_TEXT_MAX_CHARS: usize = 10_000;
 
 /// Longest subject a manager can give a call (one line of the note).
 pub const SUBJECT_MAX_CHARS: usize = 200;
@@ -61,7 +67,7 @@ pub struct CallResult {
     /// The record the call belongs on.
     pub entity: EntityRef,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 10000))]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub note: String,
     #[serde(default)]
     pub task: Option<TaskDraft>,
@@ -91,8 +97,8 @@ impl CallResult {
             if task.text.trim().is_empty() {
                 return Err(FieldError::new("task.text", "must not be empty"));
             }
-            if task.text.chars().count() > NOTE_MAX_CHARS {
-                return Err(FieldError::new("task.text", format!("must be at most {NOTE_MAX_CHARS} characters")));
+            if task.text.chars().count() > TASK_TEXT_MAX_CHARS {
+                return Err(FieldError::new("task.text", format!("must be at most {TASK_TEXT_MAX_CHARS} characters")));
             }
             if task.complete_till < 1_000_000_000 || task.complete_till > 9_999_999_999 {
                 return Err(FieldError::new("task.complete_till", "must be Unix time in seconds"));

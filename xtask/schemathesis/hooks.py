@@ -113,6 +113,7 @@ class DeclaredCredentials:
             "/widget/settings",
             "/widget/status",
             "/widget/calls/{call_id}/result",
+            "/widget/calls/originate",
             "/widget/log-settings",
             "/widget/log-settings/account",
         ):

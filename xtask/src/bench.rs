@@ -25,11 +25,40 @@ is parsed and written by the browser's `JSON` (serde_json's parser and printer a
 only `serde_json::Error`'s `Display`, under 1 KB, linked through gloo-net's error type), gloo-net does HTTP and the \
 WebSocket. The budget is 200 KB (it was 150 KB, which the hand-written JSON of issue 7 met at 147.7 KB).
 
-Where the bytes go (twiggy on the same build with names, before wasm-opt: 679 KB of code and data): serde, serde_core, \
-serde-wasm-bindgen and the derived impls ~22 %, of which serde's `Content` buffering ~35 KB (the internally tagged \
-`FeedMessage`, `CallerId` and `TabMessage`, `CallView`'s `flatten`); `f64` formatting ~14 KB after wasm-opt (serde's \
-\"invalid type: floating point\" messages print floats); Leptos (reactive_graph, tachys) ~18 %; the widget's own code \
-~7 %.
+The twiggy top 20 (twiggy 0.8 `top -n 20`, 2026-12-01 at e1a46ee, on the same build with its function names kept: \
+`strip = false` and `wasm-opt -Oz -g`; 800,272 bytes of code and data, the shipped file is 800,318; the names \
+subsection left out). The 20 items are 223.5 KB, 27.9 %; the rest is 3,428 items, none over 5.6 KB:
+
+| # | bytes | share | item |
+| --- | --- | --- | --- |
+| 1 | 25,123 | 3.14 % | `tachys::reactive_graph::<impl tachys::view::Render for F>::build::{{closure}}` |
+| 2 | 22,979 | 2.87 % | `callcard_widget::session::Session::start::{{closure}}` |
+| 3 | 18,772 | 2.35 % | `widget_settings externref shim` |
+| 4 | 15,268 | 1.91 % | `widget_init externref shim` |
+| 5 | 14,365 | 1.80 % | `data segment \".rodata.120\"` |
+| 6 | 14,342 | 1.79 % | `data segment \".rodata\"` |
+| 7 | 13,909 | 1.74 % | `<f64 as core::fmt::Display>::fmt` |
+| 8 | 10,734 | 1.34 % | `<serde::private::de::content::ContentDeserializer<E> as serde_core::de::Deserializer>::deserialize_map` |
+| 9 | 9,875 | 1.23 % | `callcard_widget::feed::FeedLoop::apply` |
+| 10 | 9,721 | 1.21 % | `callcard_widget::drafts::store` |
+| 11 | 9,505 | 1.19 % | `callcard_widget::directory::fetch::{{closure}}` |
+| 12 | 8,710 | 1.09 % | `data segment \".rodata.41\"` |
+| 13 | 7,387 | 0.92 % | `<serde::private::de::FlatMapDeserializer<E> as serde_core::de::Deserializer>::deserialize_struct` |
+| 14 | 6,596 | 0.82 % | `data segment \".rodata.111\"` |
+| 15 | 6,390 | 0.80 % | `callcard_widget::settings::parse_users` |
+| 16 | 6,339 | 0.79 % | `tachys::reactive_graph::<impl tachys::view::Render for F>::build::{{closure}}` |
+| 17 | 6,166 | 0.77 % | `callcard_widget::tabs::TabChannel::open::{{closure}}` |
+| 18 | 5,892 | 0.74 % | `tachys::html::event::On<E,F>::attach::{{closure}}` |
+| 19 | 5,834 | 0.73 % | `data segment \".rodata.40\"` |
+| 20 | 5,594 | 0.70 % | `<tachys::html::element::HtmlElement<E,At,Ch> as tachys::view::Render>::build` |
+
+Monomorphised Leptos view builders (tachys) and the exported entry points, into which fat LTO inlined the session's \
+start, lead the list; `f64` formatting (13.9 KB: serde's \"invalid type: floating point\" messages print floats) \
+and serde's `Content` buffering (`ContentDeserializer`, `FlatMapDeserializer`: the internally tagged `FeedMessage`, \
+`CallerId` and `TabMessage`, `CallView`'s `flatten`) are the largest library items. At bd3cc77 (247.8 KB) a breakdown \
+by crate put serde, serde_core, serde-wasm-bindgen and the derived impls at ~22 %, Leptos ~18 %, the widget's own \
+code ~7 %. Since c2b0f6b (731,921 bytes of wasm) the settings page's note switches, the Subject field, \
+click-to-call, ring groups and the lead's stage in the pop-up added 68 KB to it (uncompressed).
 
 Earlier: 251.2 KB with serde, serde_json, serde-wasm-bindgen and gloo-net (2026-11-21), 147.7 KB with a hand-written \
 JSON reader and writer, `fetch` and `WebSocket` on web-sys (issue 7, undone by issue 11).";
