@@ -783,6 +783,33 @@ async fn the_modal_is_keyboard_usable() {
     assert_eq!(doc().active_element().as_ref(), Some(close.as_ref()), "Tab from Cancel: the ×");
     key(&close, "Tab", false);
     assert_eq!(doc().active_element().as_ref(), Some(first.as_ref()), "Tab from the ×: the form's first control");
+
+    // Closing gives focus back to where it was. Escape…
+    key(&first, "Escape", false);
+    settle(0).await;
+    assert!(!modal_open());
+    wait_for("focus back on the page's button after Escape", || focused_id() == "kommo-button").await;
+    // …Cancel, with the summary reopened from "Add results" (which goes
+    // while a summary is open and comes back when none is)…
+    let add = el("#callcard-no-result-open").expect("listed as no result");
+    add.focus().unwrap();
+    add.click();
+    summary_shown().await;
+    assert_eq!(focused_id(), "callcard-summary-search");
+    el("#callcard-summary-cancel").unwrap().focus().unwrap();
+    el("#callcard-summary-cancel").unwrap().click();
+    settle(0).await;
+    assert!(!modal_open());
+    wait_for("focus back on Add results after Cancel", || focused_id() == "callcard-no-result-open").await;
+    // …and Save.
+    outside.focus().unwrap();
+    queue.open(&ended_call("c-keys-save", false));
+    summary_shown().await;
+    el("#callcard-summary-save").unwrap().focus().unwrap();
+    el("#callcard-summary-save").unwrap().click();
+    settle(0).await;
+    assert!(!modal_open(), "saved and closed");
+    wait_for("focus back on the page's button after Save", || focused_id() == "kommo-button").await;
     outside.remove();
     callcard_widget::widget_destroy(this);
 }
