@@ -37,13 +37,16 @@ fn install_fakes(result_answer: &str) -> JsValue {
         if (!window.realFetch) window.realFetch = window.fetch;
         const hal = (body) => Promise.resolve(new Response(JSON.stringify(body),
             {{status: 200, headers: {{'Content-Type': 'application/hal+json'}}}}));
+        // The account's users and pipelines come late, as on a loaded page:
+        // what depends on them must be waited for, not given a fixed time.
+        const late = (body) => new Promise((done) => setTimeout(done, 150)).then(() => hal(body));
         window.fetch = function (input, init) {{
             const url = typeof input === 'string' ? input : input.url;
             if (url.indexOf('/api/v4/leads/pipelines') >= 0) {{
-                return hal({{_embedded: {{pipelines: [{{id: 3, _embedded: {{statuses: [{{id: 20, name: 'Initial contact'}}]}}}}]}}}});
+                return late({{_embedded: {{pipelines: [{{id: 3, _embedded: {{statuses: [{{id: 20, name: 'Initial contact'}}]}}}}]}}}});
             }}
             if (url.indexOf('/api/v4/users') >= 0) {{
-                return hal({{_embedded: {{users: [{{id: 8320148, name: 'Anna Petrova'}}, {{id: 8375357, name: 'Boris Ivanov'}}]}}}});
+                return late({{_embedded: {{users: [{{id: 8320148, name: 'Anna Petrova'}}, {{id: 8375357, name: 'Boris Ivanov'}}]}}}});
             }}
             if (url.indexOf('/api/v4/leads') >= 0) {{
                 return hal({{_embedded: {{leads: [
