@@ -107,14 +107,46 @@ impl OpenModal {
         let OpenModal { view, window, return_focus } = self;
         drop(view);
         window.close();
-        if let Some(el) = return_focus.filter(|el| el.is_connected()) {
-            let _ = el.focus();
-        }
+        give_focus_back(return_focus);
     }
 }
 
+/// What has focus, unless nothing does (the page's body).
 fn focused_html() -> Option<web_sys::HtmlElement> {
-    active_element()?.dyn_into().ok()
+    let active = active_element()?;
+    let body = web_sys::window()?.document()?.body();
+    if body.is_some_and(|b| *b == active) {
+        return None;
+    }
+    active.dyn_into().ok()
+}
+
+/// Gives focus back to what had it before the summary opened. The change
+/// that closed the modal may redraw that element ("Add results" goes while
+/// a summary is open and comes back with a new button when one is
+/// cancelled): then focus goes, once the page has drawn that change, to
+/// the element now holding its id, unless focus has gone somewhere since.
+fn give_focus_back(before: Option<web_sys::HtmlElement>) {
+    let Some(before) = before else { return };
+    if before.is_connected() {
+        let _ = before.focus();
+        return;
+    }
+    let id = before.id();
+    if id.is_empty() {
+        return;
+    }
+    leptos::task::spawn_local(async move {
+        // After the reactive updates of this change (microtasks), before anything the manager does.
+        TimeoutFuture::new(0).await;
+        let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+        if focused_html().is_some() {
+            return;
+        }
+        if let Some(again) = document.get_element_by_id(&id).and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+            let _ = again.focus();
+        }
+    });
 }
 
 /// The open summary, keyed by its call, so moving to another call starts
@@ -139,11 +171,7 @@ pub fn CallSummary() -> impl IntoView {
             let open = any_open.get();
             match (was_open.unwrap_or(false), open) {
                 (false, true) => *focus_before.borrow_mut() = focused_html(),
-                (true, false) => {
-                    if let Some(el) = focus_before.borrow_mut().take().filter(|el| el.is_connected()) {
-                        let _ = el.focus();
-                    }
-                }
+                (true, false) => give_focus_back(focus_before.borrow_mut().take()),
                 _ => {}
             }
             open

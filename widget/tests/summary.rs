@@ -37,13 +37,16 @@ fn install_fakes(result_answer: &str) -> JsValue {
         if (!window.realFetch) window.realFetch = window.fetch;
         const hal = (body) => Promise.resolve(new Response(JSON.stringify(body),
             {{status: 200, headers: {{'Content-Type': 'application/hal+json'}}}}));
+        // The account's users and pipelines come late, as on a loaded page:
+        // what depends on them must be waited for, not given a fixed time.
+        const late = (body) => new Promise((done) => setTimeout(done, 150)).then(() => hal(body));
         window.fetch = function (input, init) {{
             const url = typeof input === 'string' ? input : input.url;
             if (url.indexOf('/api/v4/leads/pipelines') >= 0) {{
-                return hal({{_embedded: {{pipelines: [{{id: 3, _embedded: {{statuses: [{{id: 20, name: 'Initial contact'}}]}}}}]}}}});
+                return late({{_embedded: {{pipelines: [{{id: 3, _embedded: {{statuses: [{{id: 20, name: 'Initial contact'}}]}}}}]}}}});
             }}
             if (url.indexOf('/api/v4/users') >= 0) {{
-                return hal({{_embedded: {{users: [{{id: 8320148, name: 'Anna Petrova'}}, {{id: 8375357, name: 'Boris Ivanov'}}]}}}});
+                return late({{_embedded: {{users: [{{id: 8320148, name: 'Anna Petrova'}}, {{id: 8375357, name: 'Boris Ivanov'}}]}}}});
             }}
             if (url.indexOf('/api/v4/leads') >= 0) {{
                 return hal({{_embedded: {{leads: [
@@ -97,6 +100,14 @@ fn install_fakes(result_answer: &str) -> JsValue {
         window.fakeSelf
         "#
     );
+    // A test that failed part-way left its widget running (its modal open):
+    // stop it, so the next test starts from a page without the widget.
+    if callcard_widget::session::is_running() {
+        callcard_widget::widget_destroy(JsValue::UNDEFINED);
+    }
+    if let Some(left) = doc().get_element_by_id("kommo-button") {
+        left.remove();
+    }
     let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
     for key in ["callcard.outbox", "callcard.drafts"] {
         storage.remove_item(key).unwrap();
@@ -151,6 +162,30 @@ async fn wait_for(what: &str, ok: impl Fn() -> bool) {
         settle(20).await;
         waited += 20;
     }
+}
+
+/// Waits for the search to answer what was typed: its hits, or "no matches"
+/// (a debounce and Kommo's answers: no fixed time covers them under load).
+async fn search_answered() {
+    wait_for("the search to answer", || {
+        el("#callcard-summary-hits .callcard-summary-hit, #callcard-summary-hits .callcard-summary-no-matches")
+            .is_some()
+    })
+    .await;
+}
+
+/// Waits for the summary to be open in Kommo's modal.
+async fn summary_shown() {
+    wait_for("the summary in Kommo's modal", modal_open).await;
+}
+
+/// A button of Kommo's page, holding focus when a call ends.
+fn focused_page_button() -> web_sys::HtmlElement {
+    let outside: web_sys::HtmlElement = doc().create_element("button").unwrap().unchecked_into();
+    outside.set_id("kommo-button");
+    doc().body().unwrap().append_child(&outside).unwrap();
+    outside.focus().unwrap();
+    outside
 }
 
 fn focused_id() -> String {
@@ -250,7 +285,7 @@ async fn the_summary_opens_in_kommos_modal_and_saves_for_the_chosen_lead() {
     let queue = callcard_widget::session::summaries().expect("running");
     let call = ended_call("c-save", false);
     queue.open(&call);
-    settle(20).await;
+    summary_shown().await;
 
     assert!(modal_open(), "the summary is mounted into Kommo's modal body");
     let dialog = el("#callcard-summary").unwrap();
@@ -294,7 +329,7 @@ async fn the_summary_opens_in_kommos_modal_and_saves_for_the_chosen_lead() {
 
     // Search (debounced): leads, customers, contacts and companies, each with status and responsible user.
     type_into("#callcard-summary-search", "quo");
-    settle(500).await;
+    search_answered().await;
     let kinds: Vec<String> = elements(".callcard-summary-hit")
         .iter()
         .map(|h| h.get_attribute("data-entity-type").unwrap_or_default())
@@ -302,6 +337,9 @@ async fn the_summary_opens_in_kommos_modal_and_saves_for_the_chosen_lead() {
     assert_eq!(kinds, ["lead", "contact", "company"]);
     let hit = el(".callcard-summary-hit[data-entity-type=lead]").expect("a lead");
     assert_eq!(hit.get_attribute("data-entity-id").as_deref(), Some("5"));
+    // The status and user names come from Kommo's users and pipelines, asked when the summary opened.
+    let hit_meta = || text_of(".callcard-summary-hit[data-entity-type=lead] .callcard-summary-meta");
+    wait_for("the account's users and statuses", || !hit_meta().is_empty() && !hit_meta().contains('#')).await;
     assert_eq!(
         hit.query_selector(".callcard-summary-meta").unwrap().unwrap().text_content().as_deref(),
         Some("Initial contact · Responsible: Boris Ivanov")
@@ -349,7 +387,7 @@ async fn the_summary_opens_in_kommos_modal_and_saves_for_the_chosen_lead() {
     assert!(el("#callcard-summary").is_none(), "closed on Save");
     assert!(el(".modal.callcard-summary-modal").is_none(), "Kommo's modal is closed too");
     assert_eq!(message("c-save"), Some(("warning".into(), "Saving…".into())));
-    settle(50).await;
+    wait_for("the result post", || !result_posts().is_empty()).await;
     let posts = result_posts();
     assert_eq!(posts.len(), 1);
     assert_eq!(prop(&posts[0], "method").as_string().as_deref(), Some("POST"));
@@ -400,7 +438,11 @@ async fn the_summary_shows_each_kind_of_caller_and_can_put_the_call_on_any_kind(
             deal: Some(CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 8375357 }),
         },
     ));
-    settle(50).await;
+    summary_shown().await;
+    // The stage and the user's name need Kommo's pipelines and users, asked when the summary opened.
+    let meta = || text_of(".callcard-summary-entity .callcard-summary-meta");
+    wait_for("the lead's stage and responsible user", || meta().contains("Initial contact") && !meta().contains('#'))
+        .await;
     assert_eq!(fact("caller").as_deref(), Some("Maria Gonzalez"), "the person, not the lead");
     assert_eq!(fact("contact").as_deref(), Some("Maria Gonzalez"));
     assert_eq!(href("#callcard-summary-party dd[data-fact=contact] a").as_deref(), Some("/contacts/detail/7"));
@@ -413,29 +455,29 @@ async fn the_summary_shows_each_kind_of_caller_and_can_put_the_call_on_any_kind(
     );
     // The manager puts it on the company instead (the "contact/company chosen" branch).
     type_into("#callcard-summary-search", "acme");
-    settle(500).await;
+    search_answered().await;
     let company = el(".callcard-summary-hit[data-entity-type=company]").expect("companies are searched");
     assert!(company.text_content().unwrap().contains("Responsible: Boris Ivanov"));
     company.click();
     settle(0).await;
     el("#callcard-summary-save").unwrap().click();
-    settle(50).await;
+    wait_for("the result post", || result_posts().len() == 1).await;
     let body: serde_json::Value = serde_json::from_str(&prop(&result_posts()[0], "data").as_string().unwrap()).unwrap();
     assert_eq!(body["entity"], serde_json::json!({"kind": "company", "id": 9}));
 
     // A company that holds the number: its line links to its card.
     queue.open(&ended_call_from("c-company", CallerId::known("ACME Corp", EntityRef::new(EntityKind::Company, 9))));
-    settle(50).await;
+    summary_shown().await;
     assert_eq!(fact("company").as_deref(), Some("ACME Corp"));
     assert_eq!(href("#callcard-summary-party dd[data-fact=company] a").as_deref(), Some("/companies/detail/9"));
     assert!(fact("contact").is_none());
     // …put on a contact.
     type_into("#callcard-summary-search", "anna");
-    settle(500).await;
+    search_answered().await;
     el(".callcard-summary-hit[data-entity-type=contact]").expect("contacts are searched").click();
     settle(0).await;
     el("#callcard-summary-save").unwrap().click();
-    settle(50).await;
+    wait_for("the second result post", || result_posts().len() == 2).await;
     let body: serde_json::Value = serde_json::from_str(&prop(&result_posts()[1], "data").as_string().unwrap()).unwrap();
     assert_eq!(body["entity"], serde_json::json!({"kind": "contact", "id": 7}));
 
@@ -443,7 +485,7 @@ async fn the_summary_shows_each_kind_of_caller_and_can_put_the_call_on_any_kind(
     let mut unknown = ended_call("c-unknown", false);
     unknown.caller = CallerId::Unknown;
     queue.open(&unknown);
-    settle(50).await;
+    summary_shown().await;
     assert!(fact("caller").is_none() && fact("contact").is_none() && fact("company").is_none());
     assert_eq!(text_of(".callcard-summary-entity"), "No record linked yet");
     el("#callcard-summary-save").unwrap().click();
@@ -460,14 +502,11 @@ async fn several_summaries_show_one_at_a_time_and_cancel_keeps_them() {
     callcard_widget::widget_init(this.clone());
     let queue = callcard_widget::session::summaries().unwrap();
     // Focus is somewhere on Kommo's page when the calls end.
-    let outside: web_sys::HtmlElement = doc().create_element("button").unwrap().unchecked_into();
-    outside.set_id("kommo-button");
-    doc().body().unwrap().append_child(&outside).unwrap();
-    outside.focus().unwrap();
+    let outside = focused_page_button();
     for id in ["c-1", "c-2", "c-3"] {
         queue.open(&ended_call(id, false));
     }
-    settle(50).await;
+    summary_shown().await;
     let modals = || doc().query_selector_all(".modal.callcard-summary-modal").unwrap().length();
     assert_eq!(modals(), 1, "one modal at a time");
     let shown = || el("#callcard-summary").and_then(|d| d.get_attribute("data-call-id")).unwrap_or_default();
@@ -502,7 +541,7 @@ async fn several_summaries_show_one_at_a_time_and_cancel_keeps_them() {
 
     // Nothing is lost: they open again, with what was typed.
     el("#callcard-no-result-open").unwrap().click();
-    settle(50).await;
+    summary_shown().await;
     assert_eq!((shown(), text_of("#callcard-summary-position")), ("c-1".into(), "1 of 3".into()));
     let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
     assert_eq!(note.value(), "About the first");
@@ -521,10 +560,10 @@ async fn a_result_kommo_refuses_says_why_and_retry_reopens_it() {
     callcard_widget::widget_init(this.clone());
     let queue = callcard_widget::session::summaries().unwrap();
     queue.open(&ended_call("c-fail", false));
-    settle(20).await;
+    summary_shown().await;
     type_into("#callcard-summary-note", "Keep me");
     el("#callcard-summary-save").unwrap().click();
-    settle(50).await;
+    wait_for("the result post", || !result_posts().is_empty()).await;
     assert_eq!(message("c-fail"), Some(("warning".into(), "Saving…".into())));
     // The job could not apply it: the feed carries the reason.
     let mut refused = ended_call("c-fail", false);
@@ -540,13 +579,13 @@ async fn a_result_kommo_refuses_says_why_and_retry_reopens_it() {
     assert_eq!(failed.get_attribute("role").as_deref(), Some("alert"));
     // Retry: the summary opens again with what was saved.
     el(".callcard-message[data-call-id='c-fail'] .callcard-message-retry").expect("Retry").click();
-    settle(50).await;
+    summary_shown().await;
     assert!(modal_open());
     let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
     assert_eq!(note.value(), "Keep me");
     assert!(message("c-fail").is_none());
     el("#callcard-summary-save").unwrap().click();
-    settle(50).await;
+    wait_for("the result sent again", || result_posts().len() >= 2).await;
     assert_eq!(result_posts().len(), 2, "sent again");
     callcard_widget::widget_destroy(this);
 }
@@ -557,7 +596,7 @@ async fn a_refused_save_says_why_and_an_offline_one_is_queued() {
     callcard_widget::widget_init(this.clone());
     let queue = callcard_widget::session::summaries().unwrap();
     queue.open(&ended_call("c-err", false));
-    settle(20).await;
+    summary_shown().await;
 
     type_into("#callcard-summary-note", "Keep me");
     el("#callcard-summary-task").unwrap().click();
@@ -575,12 +614,12 @@ async fn a_refused_save_says_why_and_an_offline_one_is_queued() {
     settle(0).await;
 
     el("#callcard-summary-save").unwrap().click();
-    settle(50).await;
+    wait_for("the refusal", || message("c-err").is_some_and(|(kind, _)| kind == "danger")).await;
     assert_eq!(result_posts().len(), 1);
     assert!(el("#callcard-summary").is_none());
     assert_eq!(message("c-err"), Some(("danger".into(), "Not logged on Anna <b>Petrova</b>: entity gone".into())));
     el(".callcard-message[data-call-id='c-err'] .callcard-message-retry").unwrap().click();
-    settle(50).await;
+    summary_shown().await;
     let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
     assert_eq!(note.value(), "Keep me");
 
@@ -588,7 +627,7 @@ async fn a_refused_save_says_why_and_an_offline_one_is_queued() {
     js_sys::eval("window.resultAnswer = function () { return Promise.reject({status: 0, statusText: 'error'}); }")
         .unwrap();
     el("#callcard-summary-save").unwrap().click();
-    settle(50).await;
+    wait_for("the result queued", || outbox_json().is_some()).await;
     assert!(el("#callcard-summary").is_none());
     assert_eq!(
         message("c-err"),
@@ -606,7 +645,7 @@ async fn escape_cancels() {
     let this = install_fakes("Promise.resolve(null)");
     callcard_widget::widget_init(this.clone());
     callcard_widget::session::summaries().unwrap().open(&ended_call("c-esc", false));
-    settle(20).await;
+    summary_shown().await;
     key(&el("#callcard-summary-note").unwrap(), "Escape", false);
     settle(20).await;
     assert!(el("#callcard-summary").is_none());
@@ -621,7 +660,7 @@ async fn what_was_typed_survives_a_reload_until_cancel() {
     let this = install_fakes("Promise.resolve(null)");
     callcard_widget::widget_init(this.clone());
     callcard_widget::session::summaries().unwrap().open(&ended_call("c-draft", true));
-    settle(20).await;
+    summary_shown().await;
     type_into("#callcard-summary-note", "Half a thought");
     el("#callcard-summary-task").unwrap().click();
     settle(0).await;
@@ -632,7 +671,7 @@ async fn what_was_typed_survives_a_reload_until_cancel() {
     callcard_widget::widget_destroy(this.clone());
     assert!(el("#callcard-summary").is_none());
     callcard_widget::widget_init(this.clone());
-    settle(50).await;
+    summary_shown().await;
     let dialog = el("#callcard-summary").expect("the summary reopens after the reload");
     assert_eq!(dialog.get_attribute("data-call-id").as_deref(), Some("c-draft"));
     let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
@@ -648,11 +687,11 @@ async fn what_was_typed_survives_a_reload_until_cancel() {
     settle(20).await;
     callcard_widget::widget_destroy(this.clone());
     callcard_widget::widget_init(this.clone());
-    settle(50).await;
+    wait_for("the call listed as no result", || el(".callcard-no-result").is_some()).await;
     assert!(el("#callcard-summary").is_none());
     assert_eq!(text_of(".callcard-no-result span"), "Calls without a result: 1");
     el("#callcard-no-result-open").unwrap().click();
-    settle(50).await;
+    summary_shown().await;
     let note: web_sys::HtmlTextAreaElement = el("#callcard-summary-note").unwrap().unchecked_into();
     assert_eq!(note.value(), "Half a thought");
     callcard_widget::widget_destroy(this);
@@ -705,8 +744,11 @@ async fn results_saved_offline_are_sent_after_a_reload_and_when_the_browser_is_o
 async fn the_modal_is_keyboard_usable() {
     let this = install_fakes("Promise.resolve(null)");
     callcard_widget::widget_init(this.clone());
-    callcard_widget::session::summaries().unwrap().open(&ended_call("c-keys", false));
-    settle(50).await;
+    let queue = callcard_widget::session::summaries().unwrap();
+    // Focus is on Kommo's page when the call ends.
+    let outside = focused_page_button();
+    queue.open(&ended_call("c-keys", false));
+    summary_shown().await;
     assert_eq!(focused_id(), "callcard-summary-search", "focus starts in the search field");
     let dialog = el("#callcard-summary").unwrap();
     assert_eq!(dialog.get_attribute("aria-modal").as_deref(), Some("true"));
@@ -715,7 +757,7 @@ async fn the_modal_is_keyboard_usable() {
 
     // Search, then walk to the hit with the arrow keys and choose it with Enter (a button).
     type_into("#callcard-summary-search", "quo");
-    settle(500).await;
+    search_answered().await;
     key(&el("#callcard-summary-search").unwrap(), "ArrowDown", false);
     let hit = doc().active_element().expect("focus moved");
     assert_eq!(hit.class_name(), "callcard-summary-hit");
@@ -744,6 +786,34 @@ async fn the_modal_is_keyboard_usable() {
     assert_eq!(doc().active_element().as_ref(), Some(close.as_ref()), "Tab from Cancel: the ×");
     key(&close, "Tab", false);
     assert_eq!(doc().active_element().as_ref(), Some(first.as_ref()), "Tab from the ×: the form's first control");
+
+    // Closing gives focus back to where it was. Escape…
+    key(&first, "Escape", false);
+    settle(0).await;
+    assert!(!modal_open());
+    wait_for("focus back on the page's button after Escape", || focused_id() == "kommo-button").await;
+    // …Cancel, with the summary reopened from "Add results" (which goes
+    // while a summary is open and comes back when none is)…
+    let add = el("#callcard-no-result-open").expect("listed as no result");
+    add.focus().unwrap();
+    add.click();
+    summary_shown().await;
+    assert_eq!(focused_id(), "callcard-summary-search");
+    el("#callcard-summary-cancel").unwrap().focus().unwrap();
+    el("#callcard-summary-cancel").unwrap().click();
+    settle(0).await;
+    assert!(!modal_open());
+    wait_for("focus back on Add results after Cancel", || focused_id() == "callcard-no-result-open").await;
+    // …and Save.
+    outside.focus().unwrap();
+    queue.open(&ended_call("c-keys-save", false));
+    summary_shown().await;
+    el("#callcard-summary-save").unwrap().focus().unwrap();
+    el("#callcard-summary-save").unwrap().click();
+    settle(0).await;
+    assert!(!modal_open(), "saved and closed");
+    wait_for("focus back on the page's button after Save", || focused_id() == "kommo-button").await;
+    outside.remove();
     callcard_widget::widget_destroy(this);
 }
 
@@ -794,13 +864,13 @@ async fn a_due_time_on_the_day_clocks_change_is_that_local_time() {
     let queue = callcard_widget::session::summaries().unwrap();
     for (i, &(month0, day)) in days.iter().enumerate() {
         queue.open(&ended_call(&format!("c-dst-{i}"), false));
-        settle(20).await;
+        summary_shown().await;
         el("#callcard-summary-task").unwrap().click();
         settle(0).await;
         type_into("#callcard-summary-task-when", &format!("{YEAR}-{:02}-{day:02}T01:30", month0 + 1));
         type_into("#callcard-summary-task-text", "Call back");
         el("#callcard-summary-save").unwrap().click();
-        settle(50).await;
+        wait_for("the result post", || result_posts().len() == i + 1).await;
         assert!(el("#callcard-summary").is_none(), "saved and closed");
         let posts = result_posts();
         assert_eq!(posts.len(), i + 1);
