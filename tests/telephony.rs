@@ -31,7 +31,7 @@ fn panel(event: &str, call_id: Option<&str>) -> PanelRequest {
 }
 
 async fn play(product: &Product, req: PanelRequest) -> anyhow::Result<String> {
-    Ok(product.demo.pbx.play(&req).await?.0)
+    Ok(product.demo.pbx.play(&req).await?.call_id)
 }
 
 /// Whether the browser shows a call pop-up of `call_id` (the widget marks
