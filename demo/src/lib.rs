@@ -123,12 +123,17 @@ impl Demo {
         // What the account admin would have saved once in the widget settings.
         let extensions = ExtensionMap::parse(&sandbox.widget_settings()[callcard_calls::extensions::SETTING_KEY])
             .context("the sandbox's seeded users setting is not a valid extension map")?;
-        backend.set_extensions(account_id, extensions).await?;
+        backend.set_extensions(account_id, extensions.clone()).await?;
 
-        let pbx = PbxSimulator::new(
+        // The PBX's own default group, rung when routing names nobody:
+        // every extension the users had when the demo started.
+        let mut default_group: Vec<String> = extensions.iter().map(|(_, e)| e.to_string()).collect();
+        default_group.sort();
+        let pbx = PbxSimulator::routing(
             format!("{backend_url}/pbx/{account_id}/events"),
             format!("{base_url}/pbx-simulator"),
             webhook_secret.clone(),
+            pbx_simulator::Routing { route_url: format!("{backend_url}/pbx/{account_id}/route"), default_group },
         );
         let kommo_requests = KommoRequestLog::default();
         let refuse_feed_socket = Arc::new(AtomicBool::new(false));

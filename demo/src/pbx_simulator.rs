@@ -4,8 +4,9 @@
 //! and a real recording URL) and posts it to the backend over HTTP.
 //!
 //! `POST /pbx-simulator/events`
-//! `{"event":"ringing"|"answered"|"transferred"|"ended"|"recording_ready", "call_id"?,
-//!   "direction"?, "external_number"?, "extension"?, "agent"?, "outcome"?}` → `{"call_id","status"}`.
+//! `{"event":"ringing"|"answered"|"transferred"|"ended"|"recording_ready"|"resend", "call_id"?,
+//!   "direction"?, "external_number"?, "extension"?, "agent"?, "outcome"?}`
+//! → `{"call_id","status","outcome"?,"routing"?}` ([`Played`]).
 //! Only `ringing` needs the direction and numbers (and creates a call id when
 //! none is given); later events reuse what the call rang with.
 //!
@@ -15,6 +16,18 @@
 //! `transferred` with `agent` rings that extension for the answered call
 //! (a `ringing` there), and the next `answered` completes the transfer;
 //! `ended` and `recording_ready` name the extension holding the call.
+//! `ended` without an `outcome` ends the call as it went: answered if it
+//! was, else missed (zero seconds).
+//!
+//! Routing: `ringing` of an inbound call with no `extension` (absent or
+//! blank) is routed as a PBX using callcard routes it ([`routing`]): the
+//! simulator asks the backend's signed `GET /pbx/{account_id}/route` and
+//! rings the responsible manager's extension, or its default group when the
+//! answer names none (every mapped extension, in the demo). The answer then
+//! carries `"routing": {"route", "rang", "fallback"}` ([`Routed`]).
+//!
+//! `resend` delivers the call's last webhooks again, unchanged but for a
+//! fresh signature, as a PBX does when it did not see the backend's answer.
 //!
 //! `GET /pbx-simulator/recordings/{call_id}.wav`: the call's recording.
 //!
@@ -29,6 +42,10 @@
 //! `GET /pbx-simulator/calls`: the calls the simulator knows, newest first
 //! (`[{"call_id","direction","external_number","extension","state"}]`), so
 //! the panel shows the calls it did not place itself.
+
+mod routing;
+
+pub use routing::{Routed, Routing};
 
 use crate::recording;
 use axum::body::Bytes;
@@ -59,6 +76,9 @@ struct Inner {
     /// Base for recording URLs: `…/pbx-simulator`.
     public_url: String,
     webhook_secret: String,
+    /// Where inbound calls rung without an extension are routed; `None`:
+    /// such calls are refused.
+    routing: Option<Routing>,
     calls: Mutex<HashMap<String, SimulatedCall>>,
 }
 
@@ -74,6 +94,8 @@ struct SimulatedCall {
     ringing: Vec<String>,
     answered_at: Option<i64>,
     ended: Option<(i64, u32)>,
+    /// The webhooks sent last (what `resend` delivers again).
+    last_sent: Vec<CallEvent>,
 }
 
 /// A request from the host page's PBX panel.
@@ -107,13 +129,26 @@ fn extension_list(text: &str) -> Result<Vec<String>, String> {
 }
 
 impl PbxSimulator {
+    /// A simulator that posts to `events_url` and refuses inbound calls
+    /// rung without an extension (it cannot route them).
     pub fn new(events_url: String, public_url: String, webhook_secret: String) -> Self {
+        Self::build(events_url, public_url, webhook_secret, None)
+    }
+
+    /// A simulator that also routes inbound calls rung without an
+    /// extension ([`routing`]).
+    pub fn routing(events_url: String, public_url: String, webhook_secret: String, routing: Routing) -> Self {
+        Self::build(events_url, public_url, webhook_secret, Some(routing))
+    }
+
+    fn build(events_url: String, public_url: String, webhook_secret: String, routing: Option<Routing>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 http: reqwest::Client::new(),
                 events_url,
                 public_url,
                 webhook_secret,
+                routing,
                 calls: Mutex::new(HashMap::new()),
             }),
         }
@@ -129,7 +164,8 @@ impl PbxSimulator {
     }
 
     /// Turns a panel request into the webhook events it makes (without
-    /// sending them): one, or one per extension of a ring group.
+    /// sending them): one, or one per extension of a ring group; `resend`
+    /// gives the call's last ones again. Remembers what it made.
     fn events_for(&self, req: &PanelRequest, now: i64) -> Result<Vec<CallEvent>, String> {
         let mut calls = self.inner.calls.lock().expect("simulator state");
         let call_id = match (&req.call_id, req.event.as_str()) {
@@ -137,6 +173,12 @@ impl PbxSimulator {
             (_, "ringing") => format!("sim-{}", uuid::Uuid::new_v4().simple()),
             _ => return Err("call_id is required for every event but ringing".into()),
         };
+        if req.event == "resend" {
+            return match calls.get(&call_id) {
+                Some(call) if !call.last_sent.is_empty() => Ok(call.last_sent.clone()),
+                _ => Err(format!("the simulator has sent no webhook for call {call_id} yet")),
+            };
+        }
         if req.event == "ringing" || !calls.contains_key(&call_id) {
             let ringing = extension_list(req.extension.as_deref().ok_or("extension is required")?)?;
             let call = SimulatedCall {
@@ -147,10 +189,24 @@ impl PbxSimulator {
                 ringing,
                 answered_at: None,
                 ended: None,
+                last_sent: Vec::new(),
             };
             calls.entry(call_id.clone()).or_insert(call);
         }
         let call = calls.get_mut(&call_id).expect("inserted above");
+        let events = Self::next_events(&self.inner.public_url, &call_id, call, req, now)?;
+        call.last_sent = events.clone();
+        Ok(events)
+    }
+
+    /// The events `req` makes of `call` as it is, updating it.
+    fn next_events(
+        public_url: &str,
+        call_id: &str,
+        call: &mut SimulatedCall,
+        req: &PanelRequest,
+        now: i64,
+    ) -> Result<Vec<CallEvent>, String> {
         let agent = match req.agent.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
             Some(a) => Some(extension_list(a)?.remove(0)),
             None => None,
@@ -158,7 +214,7 @@ impl PbxSimulator {
         let (direction, external_number) = (call.direction, call.external_number.clone());
         let event = |kind, extension: &str| CallEvent {
             kind,
-            call_id: call_id.clone(),
+            call_id: call_id.to_string(),
             direction,
             external_number: external_number.as_str().into(),
             extension: extension.to_string(),
@@ -191,7 +247,7 @@ impl PbxSimulator {
         }
         let kind = match req.event.as_str() {
             "ended" => {
-                let outcome = match req.outcome.as_deref() {
+                let outcome = match req.outcome.as_deref().map(str::trim).filter(|o| !o.is_empty()) {
                     Some(o) => Outcome::parse(o).ok_or(format!("unknown outcome {o:?}"))?,
                     None if call.answered_at.is_some() => Outcome::Answered,
                     None => Outcome::Missed,
@@ -205,9 +261,9 @@ impl PbxSimulator {
                 call.ringing.clear();
                 CallEventKind::Ended { duration, outcome }
             }
-            "recording_ready" => CallEventKind::RecordingReady {
-                recording_url: format!("{}/recordings/{call_id}.wav", self.inner.public_url),
-            },
+            "recording_ready" => {
+                CallEventKind::RecordingReady { recording_url: format!("{public_url}/recordings/{call_id}.wav") }
+            }
             other => return Err(format!("unknown event {other:?}")),
         };
         Ok(vec![event(kind, &call.extension)])
@@ -254,6 +310,7 @@ impl PbxSimulator {
             ringing: vec![request.extension.clone()],
             answered_at: None,
             ended: None,
+            last_sent: vec![ring.clone()],
         });
         Ok(ring)
     }
@@ -283,20 +340,90 @@ impl std::fmt::Display for PlayError {
 
 impl std::error::Error for PlayError {}
 
+/// What a panel request did.
+#[derive(Clone, Debug)]
+pub struct Played {
+    pub call_id: String,
+    /// The backend's status for the last webhook.
+    pub status: StatusCode,
+    /// How the call ended, for `ended` (given, or as the call went).
+    pub outcome: Option<Outcome>,
+    /// Where routing rang a call rung without an extension.
+    pub routed: Option<Routed>,
+}
+
 impl PbxSimulator {
-    /// Plays one panel request: its webhooks, signed and delivered in
-    /// order. Answers the call id and the backend's last status.
-    pub async fn play(&self, req: &PanelRequest) -> Result<(String, StatusCode), PlayError> {
+    /// Plays one panel request: routes a new inbound call rung without an
+    /// extension, then delivers its webhooks, signed, in order.
+    pub async fn play(&self, req: &PanelRequest) -> Result<Played, PlayError> {
+        let routed = match self.number_to_route(req).map_err(PlayError::Invalid)? {
+            Some(number) => Some(self.route_call(&number).await.map_err(PlayError::Invalid)?),
+            None => None,
+        };
+        let routed_req;
+        let req = match &routed {
+            Some(r) => {
+                routed_req = PanelRequest { extension: Some(r.rang.join(", ")), ..req.clone() };
+                &routed_req
+            }
+            None => req,
+        };
         let events = self.events_for(req, now_ms()).map_err(PlayError::Invalid)?;
-        let mut last = StatusCode::OK;
+        let mut status = StatusCode::OK;
         for event in &events {
             match self.deliver(event).await {
-                Ok((status, _)) if status.is_success() => last = status,
-                Ok((status, body)) => return Err(PlayError::Backend(format!("the backend answered {status}: {body}"))),
+                Ok((answer, _)) if answer.is_success() => status = answer,
+                Ok((answer, body)) => return Err(PlayError::Backend(format!("the backend answered {answer}: {body}"))),
                 Err(e) => return Err(PlayError::Backend(format!("the backend could not be reached: {e}"))),
             }
         }
-        Ok((events.first().map(|e| e.call_id.clone()).unwrap_or_default(), last))
+        let outcome = events.iter().find_map(|e| match e.kind {
+            CallEventKind::Ended { outcome, .. } => Some(outcome),
+            _ => None,
+        });
+        Ok(Played { call_id: events.first().map(|e| e.call_id.clone()).unwrap_or_default(), status, outcome, routed })
+    }
+
+    /// The caller's number when `req` rings a new inbound call without an
+    /// extension, which routing decides; `None` when the request names its
+    /// extension or is not a new call.
+    fn number_to_route(&self, req: &PanelRequest) -> Result<Option<String>, String> {
+        let blank = req.extension.as_deref().is_none_or(|e| e.trim().is_empty());
+        let known = req
+            .call_id
+            .as_deref()
+            .is_some_and(|id| self.inner.calls.lock().expect("simulator state").contains_key(id.trim()));
+        if req.event != "ringing" || !blank || known {
+            return Ok(None);
+        }
+        if req.direction != Some(Direction::Inbound) {
+            return Err("extension is required: an outbound call is made from an extension".into());
+        }
+        if self.inner.routing.is_none() {
+            return Err("extension is required: this simulator does not route calls".into());
+        }
+        let number = req.external_number.as_deref().map(str::trim).ok_or("external_number is required")?;
+        callcard_calls::event::validate_phone_number("external_number", number)
+            .map_err(|e| format!("{}: {}", e.field, e.reason))?;
+        Ok(Some(number.to_string()))
+    }
+
+    /// Where to ring a call from `number`: the backend's route, or the
+    /// default group ([`Routing::ring_for`]).
+    async fn route_call(&self, number: &str) -> Result<Routed, String> {
+        let routed = self.inner.routing.as_ref().ok_or("this simulator does not route calls")?;
+        let routed = routed.ring_for(self.route(number).await)?;
+        if let Some(why) = &routed.fallback {
+            tracing::info!(rang = ?routed.rang, why, "routed call: the default group rings");
+        }
+        Ok(routed)
+    }
+
+    /// The backend's route for a caller's number (the signed
+    /// `GET …/route?number=…`), or why there is none.
+    pub async fn route(&self, number: &str) -> Result<callcard_calls::route::Route, String> {
+        let routing = self.inner.routing.as_ref().ok_or("this simulator does not route calls")?;
+        routing.ask(&self.inner.http, &self.inner.webhook_secret, number).await
     }
 
     /// The ids of the calls the simulator knows, newest first.
@@ -310,7 +437,16 @@ impl PbxSimulator {
 
 async fn panel_event(State(sim): State<PbxSimulator>, Json(req): Json<PanelRequest>) -> Response {
     match sim.play(&req).await {
-        Ok((call_id, status)) => Json(json!({"call_id": call_id, "status": status.as_u16()})).into_response(),
+        Ok(played) => {
+            let mut answer = json!({"call_id": played.call_id, "status": played.status.as_u16()});
+            if let Some(outcome) = played.outcome {
+                answer["outcome"] = json!(outcome);
+            }
+            if let Some(routed) = played.routed {
+                answer["routing"] = json!(routed);
+            }
+            Json(answer).into_response()
+        }
         Err(PlayError::Invalid(detail)) => {
             problem(StatusCode::UNPROCESSABLE_ENTITY, "Invalid PBX panel request", &detail)
         }
@@ -488,6 +624,38 @@ mod tests {
         assert_eq!(answer.direction, Direction::Outbound, "the panel continues the call as it rang");
         let bad = Originate { extension: "ext".into(), ..request };
         assert!(s.originated(&bad, 1_763_691_600_100).unwrap_err().contains("extension"));
+    }
+
+    #[test]
+    fn resend_delivers_the_last_webhook_again_unchanged() {
+        let s = sim();
+        let ring = one(&s, &req("ringing", None), 1_763_691_600_000).unwrap();
+        let unset = PanelRequest { outcome: Some(String::new()), ..req("ended", Some(&ring.call_id)) };
+        let end = one(&s, &unset, 1_763_691_630_000).unwrap();
+        assert_eq!(end.kind, CallEventKind::Ended { duration: 0, outcome: Outcome::Missed }, "ended as it went");
+        let again = one(&s, &req("resend", Some(&ring.call_id)), 1_763_691_640_000).unwrap();
+        assert_eq!(again, end, "the same event, occurred_at included");
+        assert!(one(&s, &req("resend", Some("nobody")), 1).unwrap_err().contains("no webhook"));
+    }
+
+    #[test]
+    fn only_a_new_inbound_call_without_an_extension_is_routed() {
+        let routing = Routing { route_url: "http://x/pbx/1/route".into(), default_group: vec!["101".into()] };
+        let s = PbxSimulator::routing("http://x/events".into(), "http://x/pbx-simulator".into(), "k".into(), routing);
+        let blank = PanelRequest { extension: Some(" ".into()), ..req("ringing", None) };
+        assert_eq!(s.number_to_route(&blank).unwrap().as_deref(), Some("+18305703077"));
+        assert!(s.number_to_route(&PanelRequest { extension: None, ..blank.clone() }).unwrap().is_some());
+        assert_eq!(s.number_to_route(&req("ringing", None)).unwrap(), None, "an extension is given");
+        let outbound = PanelRequest { direction: Some(Direction::Outbound), ..blank.clone() };
+        assert!(s.number_to_route(&outbound).unwrap_err().contains("outbound"));
+        let junk = PanelRequest { external_number: Some("<b>".into()), ..blank.clone() };
+        assert!(s.number_to_route(&junk).unwrap_err().contains("external_number"));
+        let id = one(&s, &req("ringing", None), 1_763_691_600_000).unwrap().call_id;
+        let answer = PanelRequest { extension: None, ..req("answered", Some(&id)) };
+        assert_eq!(s.number_to_route(&answer).unwrap(), None, "only ringing is routed");
+        let again = PanelRequest { call_id: Some(id), ..blank.clone() };
+        assert_eq!(s.number_to_route(&again).unwrap(), None, "a known call keeps where it rang");
+        assert!(sim().number_to_route(&blank).unwrap_err().contains("does not route"));
     }
 
     #[test]

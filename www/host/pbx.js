@@ -4,18 +4,30 @@
  * webhook and posts it to the backend:
  *
  *   POST /pbx-simulator/events
- *   {"event": "ringing"|"answered"|"transferred"|"ended"|"recording_ready",
+ *   {"event": "ringing"|"answered"|"transferred"|"ended"|"recording_ready"|"resend",
  *    "call_id": "<from the ringing answer; omitted on ringing>",
  *    "direction": "inbound"|"outbound", "external_number": "...",
- *    "extension": "..." ("101, 102" rings a group), "agent": "<answering / transfer target>",
- *    "outcome": "answered"|"missed"|"busy"|"failed"|"no_answer" (ended only)}
- *   -> {"call_id": "...", "status": "..."}
+ *    "extension": "..." ("101, 102" rings a group; "" routes an inbound call),
+ *    "agent": "<answering / transfer target>",
+ *    "outcome": "answered"|"missed"|"busy"|"failed"|"no_answer" (ended only;
+ *               omitted: as the call went, answered or missed)}
+ *   -> {"call_id": "...", "status": "...", "outcome"?: "...",
+ *       "routing"?: {"route": {"extension", "user_id", "record", "reason"} | null,
+ *                    "rang": ["102"], "fallback": "<why the default group rang>" | null}}
  *
- * *Ring group* rings every user's extension with one call; *Transfer* rings
- * the agent field's extension for the selected (answered) call, and the next
- * *Answer* completes it; *Call number* plays Kommo's click on a phone number
- * (the widget's `phone` action: the backend asks the simulator to originate),
- * and the call it places joins the list from GET /pbx-simulator/calls.
+ * *Ring* with the extension left empty (or "Route to the responsible
+ * manager" picked) lets the simulator route the inbound call as a PBX using
+ * callcard does: it asks the backend's GET /pbx/{account}/route and rings the
+ * responsible manager's extension, else its default group (every user's
+ * extension); the panel says which, and why. *Ring group* rings every user's
+ * extension with one call; *Transfer* rings the agent field's extension for
+ * the selected (answered) call, and the next *Answer* completes it; *Hang up*
+ * ends the call as it went unless an outcome is picked (a call never
+ * answered is missed); a row's *Resend* delivers the call's last webhook
+ * again, as a PBX retrying; *Call number* plays Kommo's click on a phone
+ * number (the widget's `phone` action: the backend asks the simulator to
+ * originate), and the call it places joins the list from GET
+ * /pbx-simulator/calls.
  *
  * Every event repeats the call's direction, number and extension as they
  * were when it rang (the webhook contract wants each event to stand alone).
@@ -27,10 +39,11 @@
  *   #pbx-outcome, #pbx-ring, #pbx-ring-group, #pbx-answer, #pbx-hangup, #pbx-recording,
  *   #pbx-agent (answer as / transfer to), #pbx-transfer, #pbx-originate,
  *   #pbx-clear, #pbx-error (role=alert, [hidden] when empty),
+ *   #pbx-routing[data-routed=extension|fallback] (role=status, [hidden] when empty),
  *   #pbx-calls tbody tr.pbx-call[data-call-id][data-state][aria-selected]
  *     (.pbx-call-id .pbx-call-direction .pbx-call-number .pbx-call-extension
  *      .pbx-call-state .pbx-call-status; row buttons .pbx-row-answer
- *      .pbx-row-hangup .pbx-row-recording),
+ *      .pbx-row-transfer .pbx-row-hangup .pbx-row-resend .pbx-row-recording),
  *   #pbx-log li.pbx-log-entry(.pbx-log-error).
  */
 (function () {
@@ -43,11 +56,13 @@
   var STORE = 'callcard.pbx.calls';
   var DEFAULT_NUMBER = '+1 830 570 3077';
   var OUTCOMES = ['answered', 'missed', 'busy', 'failed', 'no_answer'];
+  var ROUTE = 'route'; // the extension picker's "Route to the responsible manager"
 
   var calls = load(); // newest first: {call_id, direction, external_number, extension, state, status, at}
   var selected = calls.length ? calls[0].call_id : null;
   var busy = false;
   var ui = {};
+  var userList = [];
 
   function load() {
     try {
@@ -95,6 +110,29 @@
     }
   }
 
+  // What routing did with a call rung without an extension, in words.
+  function showRouting(routing) {
+    if (!routing) {
+      ui.routing.textContent = '';
+      ui.routing.hidden = true;
+      ui.routing.removeAttribute('data-routed');
+      return;
+    }
+    var route = routing.route || {};
+    var rang = (routing.rang || []).join(', ');
+    var text;
+    if (routing.fallback) {
+      text = 'No responsible manager to ring: ' + routing.fallback + '. Rang the default group ' + rang + '.';
+    } else {
+      var who = userList.filter(function (u) { return u.id === route.user_id; })[0];
+      var record = route.record ? ' of ' + route.record.kind + ' #' + route.record.id : '';
+      text = 'Routed to ' + rang + (who ? ' (' + who.name + ')' : '') + ', the responsible manager' + record + '.';
+    }
+    ui.routing.textContent = text;
+    ui.routing.hidden = false;
+    ui.routing.setAttribute('data-routed', routing.fallback ? 'fallback' : 'extension');
+  }
+
   function stateAfter(event, outcome) {
     switch (event) {
       case 'ringing':
@@ -102,7 +140,7 @@
       case 'answered':
         return 'answered';
       case 'ended':
-        return 'ended (' + outcome + ')';
+        return outcome ? 'ended (' + outcome + ')' : 'ended';
       case 'recording_ready':
         return 'recording delivered';
       case 'transferred':
@@ -131,12 +169,17 @@
       body = { event: event, call_id: call.call_id, direction: call.direction, external_number: call.external_number, extension: call.extension };
     } else {
       body = { event: event, direction: ui.direction.value, external_number: ui.number.value.trim(), extension: ui.extension.value.trim() };
-      if (!body.external_number || !body.extension) {
-        showError('Enter an external number and an extension first.');
+      if (!body.external_number) {
+        showError('Enter an external number first.');
         return;
       }
+      if (!body.extension && body.direction !== 'inbound') {
+        showError('Enter the extension the outbound call is made from (only inbound calls are routed).');
+        return;
+      }
+      showRouting(null);
     }
-    if (event === 'ended') {
+    if (event === 'ended' && ui.outcome.value) {
       body.outcome = ui.outcome.value;
     }
     var agent = ui.agent.value.trim();
@@ -157,20 +200,27 @@
             throw new Error('The PBX simulator answered without a call_id: ' + JSON.stringify(answer));
           }
           var c = call || find(id);
+          var routing = answer && answer.routing;
           if (!c) {
-            c = { call_id: id, direction: body.direction, external_number: body.external_number, extension: body.extension, at: Date.now() };
+            var rang = routing && routing.rang ? routing.rang.join(', ') : body.extension;
+            c = { call_id: id, direction: body.direction, external_number: body.external_number, extension: rang, at: Date.now() };
             calls.unshift(c);
           }
-          c.state = stateAfter(event, body.outcome) + (event === 'transferred' ? ' to ' + agent : '');
+          if (event !== 'resend') {
+            c.state = stateAfter(event, answer && answer.outcome) + (event === 'transferred' ? ' to ' + agent : '');
+            c.event = event;
+          }
           if (event === 'answered' && agent) {
             c.extension = agent;
           }
-          c.event = event;
           c.status = status;
           selected = id;
           save();
           render();
-          logLine(event + ' ' + id + (status ? ' → ' + status : ''), false);
+          if (routing) {
+            showRouting(routing);
+          }
+          logLine(event + ' ' + id + (status ? ' → ' + status : '') + (routing ? ' (rang ' + c.extension + ')' : ''), false);
         },
         function (err) {
           var text = 'The PBX simulator refused "' + event + '"' + (call ? ' for call ' + call.call_id : '') + ': ' + err.message;
@@ -258,18 +308,19 @@
       var isSel = c.call_id === selected;
       var row = el('tr', { class: 'pbx-call' + (isSel ? ' pbx-call-selected' : ''), 'data-call-id': c.call_id, 'data-state': c.event || '', 'aria-selected': isSel ? 'true' : 'false' }, [
         el('td', {}, [el('input', { type: 'radio', name: 'pbx-call-select', class: 'pbx-call-select', 'aria-label': 'Select call ' + c.call_id, checked: isSel })]),
-        el('td', { class: 'pbx-call-id' }, [c.call_id]),
+        el('td', { class: 'pbx-call-id', title: c.call_id }, [c.call_id]),
         el('td', { class: 'pbx-call-direction' }, [c.direction]),
         el('td', { class: 'pbx-call-number' }, [c.external_number]),
         el('td', { class: 'pbx-call-extension' }, [c.extension]),
         el('td', { class: 'pbx-call-state' }, [c.state || '']),
         el('td', { class: 'pbx-call-status' }, [c.status || '']),
-        el('td', { class: 'pbx-call-actions' }, [
+        el('td', { class: 'pbx-call-actions' }, [el('div', { class: 'pbx-row-buttons' }, [
           el('button', { type: 'button', class: 'button button-small pbx-row-answer', onclick: function (ev) { ev.stopPropagation(); send('answered', c); } }, ['Answer']),
           el('button', { type: 'button', class: 'button button-small pbx-row-transfer', onclick: function (ev) { ev.stopPropagation(); send('transferred', c); } }, ['Transfer']),
           el('button', { type: 'button', class: 'button button-small pbx-row-hangup', onclick: function (ev) { ev.stopPropagation(); send('ended', c); } }, ['Hang up']),
+          el('button', { type: 'button', class: 'button button-small pbx-row-resend', title: 'Deliver this call\u2019s last webhook again, as a PBX retrying', onclick: function (ev) { ev.stopPropagation(); send('resend', c); } }, ['Resend']),
           el('button', { type: 'button', class: 'button button-small pbx-row-recording', onclick: function (ev) { ev.stopPropagation(); send('recording_ready', c); } }, ['Recording'])
-        ])
+        ])])
       ]);
       row.addEventListener('click', function () {
         selected = c.call_id;
@@ -282,7 +333,11 @@
 
   // users: [{id, name, extension}], current: the current user or null.
   H.mountPbx = function (container, users, current) {
-    var options = [el('option', { value: '' }, ['Pick a user\u2019s extension…'])];
+    userList = users;
+    var options = [
+      el('option', { value: '' }, ['Pick a user\u2019s extension…']),
+      el('option', { value: ROUTE }, ['Route to the responsible manager'])
+    ];
     users.forEach(function (u) {
       if (u.extension) {
         options.push(el('option', { value: u.extension }, [u.extension + ' — ' + u.name]));
@@ -291,19 +346,23 @@
     var defaultExt = (current && current.extension) || (users.filter(function (u) { return u.extension; })[0] || {}).extension || '';
 
     ui.number = el('input', { id: 'pbx-external-number', type: 'tel', value: DEFAULT_NUMBER, autocomplete: 'off' });
-    ui.extension = el('input', { id: 'pbx-extension', type: 'text', value: defaultExt, autocomplete: 'off', placeholder: 'e.g. 101' });
+    ui.extension = el('input', { id: 'pbx-extension', type: 'text', value: defaultExt, autocomplete: 'off', placeholder: 'routed', title: 'Empty: the PBX asks callcard for the responsible manager' });
     ui.pick = el('select', { id: 'pbx-extension-pick', 'aria-label': 'Users\u2019 extensions' }, options);
     ui.pick.addEventListener('change', function () {
-      if (ui.pick.value) {
+      if (ui.pick.value === ROUTE) {
+        ui.extension.value = '';
+        ui.direction.value = 'inbound';
+      } else if (ui.pick.value) {
         ui.extension.value = ui.pick.value;
       }
     });
     ui.agent = el('input', { id: 'pbx-agent', type: 'text', value: '', autocomplete: 'off', placeholder: 'e.g. 102' });
     ui.direction = el('select', { id: 'pbx-direction' }, [el('option', { value: 'inbound' }, ['inbound']), el('option', { value: 'outbound' }, ['outbound'])]);
-    ui.outcome = el('select', { id: 'pbx-outcome', 'aria-label': 'Outcome' }, OUTCOMES.map(function (o) {
+    ui.outcome = el('select', { id: 'pbx-outcome', 'aria-label': 'Outcome' }, [el('option', { value: '' }, ['as it went'])].concat(OUTCOMES.map(function (o) {
       return el('option', { value: o }, [o]);
-    }));
+    })));
     ui.error = el('div', { id: 'pbx-error', class: 'pbx-error', role: 'alert', hidden: true });
+    ui.routing = el('div', { id: 'pbx-routing', class: 'pbx-routing', role: 'status', hidden: true });
     ui.tbody = el('tbody');
     ui.empty = el('p', { class: 'pbx-empty' }, ['No calls yet: press Ring.']);
     ui.log = el('ol', { id: 'pbx-log', class: 'pbx-log', reversed: true });
@@ -339,6 +398,7 @@
         ui.selectedLabel
       ]),
       ui.error,
+      ui.routing,
       el('table', { id: 'pbx-calls', class: 'pbx-calls' }, [
         el('thead', {}, [el('tr', {}, ['', 'Call', 'Direction', 'Number', 'Ext.', 'State', 'Simulator', ''].map(function (h) {
           return el('th', {}, [h]);
@@ -354,6 +414,7 @@
           save();
           render();
           showError('');
+          showRouting(null);
         } }, ['Clear list'])
       ])
     ]);
