@@ -132,7 +132,7 @@ fn record_link(entity: EntityRef, label: &str) -> String {
 pub fn ringing_party(view: &CallView, texts: &dyn Texts, directory: &Directory) -> String {
     let number = &view.call.external_number;
     match &view.caller {
-        CallerId::Known { name, entity, holder, deal } if !name.trim().is_empty() => {
+        CallerId::Known { name, entity, holder, deal, .. } if !name.trim().is_empty() => {
             let kind = |e: &EntityRef| escape_html(&texts.text(kind_key(e.kind)));
             // A lead's pipeline stage, by name, once Kommo's pipelines were read.
             let status = deal.and_then(|d| directory.status_name(d.pipeline_id, d.status_id));
@@ -326,6 +326,7 @@ pub(crate) mod tests {
                 name: "Maria Gonzalez".into(),
                 entity: EntityRef::new(EntityKind::Contact, 7),
             }),
+            company: None,
             deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 9 }),
         };
         let mut directory = Directory::default();
@@ -373,6 +374,7 @@ pub(crate) mod tests {
                 entity: EntityRef::new(EntityKind::Contact, 7),
                 name: "Maria Gonzalez".into(),
             }),
+            company: None,
             deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 9 }),
         };
         assert_eq!(

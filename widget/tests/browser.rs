@@ -198,6 +198,7 @@ fn the_first_pop_up_names_the_person_and_the_lead_the_caller_index_found() {
             entity: EntityRef::new(EntityKind::Contact, 31),
             name: "Maria Gonzalez".into(),
         }),
+        company: None,
         deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 7 }),
     };
     assert_eq!(Announcer::new(ME, None).announce(&v, &widget), vec![Notice::Ringing]);

@@ -435,6 +435,7 @@ async fn the_summary_shows_each_kind_of_caller_and_can_put_the_call_on_any_kind(
             name: "Website redesign".into(),
             entity: lead,
             holder: Some(CallerHolder { entity: contact, name: "Maria Gonzalez".into() }),
+            company: None,
             deal: Some(CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 8375357 }),
         },
     ));
