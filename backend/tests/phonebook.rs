@@ -153,13 +153,20 @@ async fn the_first_push_names_the_caller_at_no_kommo_request(db: Db) {
     }
     assert_eq!(env.requests.all(), vec![], "ringing asked Kommo");
 
-    // The card gets what Kommo's answer leaves out: the holder and the deal.
+    // The card gets what Kommo's answer leaves out: the holder, her company
+    // and the deal.
     let caller = ring(&env, &mut ws, "maria", numbers::CONTACT_ONE_ACTIVE_LEAD).await;
-    let CallerId::Known { entity, holder: Some(holder), deal: Some(deal), .. } = caller else {
+    let CallerId::Known { entity, holder: Some(holder), company, deal: Some(deal), .. } = caller else {
         panic!("no holder or deal: {caller:?}")
     };
     assert_eq!(entity, EntityRef::new(EntityKind::Lead, 5_756_100));
     assert_eq!((holder.entity.kind, holder.name.as_str()), (EntityKind::Contact, "Maria Gonzalez"));
+    let company = company.expect("Maria's company");
+    assert_eq!(company.name, "Gonzalez Design Studio");
+    assert_eq!(
+        env.sandbox.store().get(company.entity).map(|c| c.name.clone()).as_deref(),
+        Some("Gonzalez Design Studio")
+    );
     let lead = env.sandbox.store().get(entity).cloned().unwrap();
     assert_eq!(
         (deal.status_id, deal.pipeline_id, deal.responsible_user_id),
@@ -256,6 +263,33 @@ async fn the_pbx_routes_a_caller_to_the_responsible_managers_extension(db: Db) {
     assert_eq!((status, refused["status"].as_u64()), (401, Some(401)), "{refused}");
     let (status, bad) = route(&env, "<script>", &secret).await;
     assert_eq!((status, bad["field"].as_str()), (422, Some("number")), "{bad}");
+    env.stop().await;
+}
+
+/// A contact's company is named on the ring, and a company renamed in Kommo
+/// is named anew at the next ring (its `update_company` webhook), at no
+/// Kommo request.
+async fn a_renamed_company_shows_on_the_next_ring(db: Db) {
+    let env = Env::start(db, indexed).await;
+    until_ready(&env).await;
+    until_idle(&env).await;
+    let mut ws = feed(&env).await;
+    let company_of = |caller: &CallerId| match caller {
+        CallerId::Known { company: Some(c), .. } => (c.entity, c.name.clone()),
+        other => panic!("no company: {other:?}"),
+    };
+    let (studio, name) = company_of(&ring(&env, &mut ws, "before", numbers::CONTACT_ONE_ACTIVE_LEAD).await);
+    assert_eq!((studio.kind, name.as_str()), (EntityKind::Company, "Gonzalez Design Studio"));
+
+    let path = format!("/api/v4/companies/{}", studio.id);
+    kommo_api(&env, reqwest::Method::PATCH, &path, json!({"name": "Gonzalez & Ruiz Studio"})).await;
+    until_delivered(&env, "update_company").await;
+    env.requests.clear();
+    let after = ring(&env, &mut ws, "after", numbers::CONTACT_ONE_ACTIVE_LEAD).await;
+    assert_eq!(company_of(&after), (studio, "Gonzalez & Ruiz Studio".to_string()));
+    // The company holding no number of its own does not change who is calling.
+    assert_eq!(answer(&after), kommo_says(&env, numbers::CONTACT_ONE_ACTIVE_LEAD));
+    assert_eq!(env.requests.all(), vec![], "ringing asked Kommo");
     env.stop().await;
 }
 
@@ -480,6 +514,7 @@ async fn changes_apply_in_any_order_and_a_stale_page_cannot_resurrect(db: Db) {
             updated_at,
             phones: Some(vec![phone.into()]),
             responsible_user_id: None,
+            company: None,
         })
     };
     let who = |number: &'static str| async move {
@@ -505,6 +540,39 @@ async fn changes_apply_in_any_order_and_a_stale_page_cannot_resurrect(db: Db) {
     store.apply_phonebook(account, &[IndexChange::Delete { record: anna, at: 400 }]).await.unwrap();
     store.apply_phonebook(account, &[holder("Anna back", 401, LINE)]).await.unwrap();
     assert_eq!(who(LINE).await.as_deref(), Some("Anna back"));
+
+    // Her company goes with her row: an older page cannot move her to another
+    // one, an entry that does not say it keeps it, a deleted company is named
+    // nowhere.
+    let acme = EntityRef::new(EntityKind::Company, 2);
+    let company = |name: &str| {
+        IndexChange::Holder(HolderData {
+            entity: acme,
+            name: Some(name.into()),
+            created_at: Some(50),
+            updated_at: 100,
+            phones: Some(Vec::new()),
+            responsible_user_id: None,
+            company: None,
+        })
+    };
+    let works_at = |company_id: Option<u64>, updated_at: i64| match holder("Anna back", updated_at, LINE) {
+        IndexChange::Holder(h) => IndexChange::Holder(HolderData { company: Some(company_id), ..h }),
+        _ => unreachable!(),
+    };
+    let company_of = || async move {
+        store.phonebook_for(account, LINE).await.unwrap().identify(LINE).and_then(|c| c.company).map(|c| c.1)
+    };
+    store.apply_phonebook(account, &[works_at(Some(acme.id), 402), company("Acme")]).await.unwrap();
+    assert_eq!(company_of().await.as_deref(), Some("Acme"));
+    store.apply_phonebook(account, &[works_at(None, 401), holder("Anna back", 403, LINE)]).await.unwrap();
+    assert_eq!(company_of().await.as_deref(), Some("Acme"), "a stale page or an unsaid company moved her");
+    store.apply_phonebook(account, &[IndexChange::Delete { record: acme, at: 500 }]).await.unwrap();
+    assert_eq!(company_of().await, None, "a deleted company is named");
+    store.apply_phonebook(account, &[IndexChange::Restore { record: acme }]).await.unwrap();
+    assert_eq!(company_of().await.as_deref(), Some("Acme"));
+    store.apply_phonebook(account, &[works_at(None, 404)]).await.unwrap();
+    assert_eq!(company_of().await, None, "she left the company");
 
     // Deals too: the newer status stays, whatever order they come in.
     let lead = EntityRef::new(EntityKind::Lead, 9);
@@ -532,6 +600,7 @@ on_both_stores!(
     an_unknown_callers_new_lead_is_known_at_the_next_ring_without_a_read,
     the_pbx_routes_a_caller_to_the_responsible_managers_extension,
     a_status_and_a_name_changed_in_kommo_show_on_the_next_ring,
+    a_renamed_company_shows_on_the_next_ring,
     a_deleted_contact_is_not_matched_and_a_restored_one_is_again,
     a_restart_in_the_middle_of_the_sync_resumes_at_the_stored_page,
     the_webhook_route_tells_nobody_which_accounts_exist,

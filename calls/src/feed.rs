@@ -50,13 +50,17 @@ pub enum CallerId {
         /// The contact or company holding the number.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         holder: Option<CallerHolder>,
+        /// The company the holder belongs to, when the holder is a contact
+        /// linked to one (from the local caller index only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        company: Option<CallerHolder>,
         /// The lead or customer picked, when exactly one was active.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         deal: Option<CallerDeal>,
     },
 }
 
-/// The contact or company behind a caller-ID answer.
+/// The contact or company behind a caller-ID answer (or a contact's company).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallerHolder {
@@ -77,7 +81,7 @@ impl CallerId {
     /// A caller as Kommo's `POST /api/v2/events` answers it: the record and
     /// its name, nothing more.
     pub fn known(name: impl Into<String>, entity: EntityRef) -> Self {
-        Self::Known { name: name.into(), entity, holder: None, deal: None }
+        Self::Known { name: name.into(), entity, holder: None, company: None, deal: None }
     }
 }
 
@@ -88,6 +92,7 @@ impl From<crate::phonebook::Caller> for CallerId {
             name: c.name,
             entity: c.element,
             holder: Some(CallerHolder { entity: c.holder, name: c.holder_name }),
+            company: c.company.map(|(entity, name)| CallerHolder { entity, name }),
             deal: c.deal.map(|d| CallerDeal {
                 status_id: d.status_id,
                 pipeline_id: d.pipeline_id,

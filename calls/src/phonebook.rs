@@ -15,7 +15,8 @@
 //! with their creation order and names, and the leads and customers linked to
 //! them with their state) and [`Phonebook::identify`] applies it. It also
 //! says what Kommo's answer leaves out and a caller card needs: the contact or
-//! company behind a lead, and the lead's status and responsible user.
+//! company behind a lead, the company a contact belongs to, and the lead's
+//! status and responsible user.
 //!
 //! The phonebook is plain data: the backend fills it from Kommo (paged
 //! listings, then webhooks) and asks it on every ring. The sandbox keeps its
@@ -39,6 +40,10 @@ pub struct Holder {
     pub phones: Vec<String>,
     /// Kommo's `responsible_user_id` (0: not known).
     pub responsible_user_id: u64,
+    /// A contact's company (Kommo's `_embedded.companies`; a contact belongs
+    /// to one at most). Only the reference: the name is the company's own
+    /// record in the phonebook, so a renamed company is named anew.
+    pub company: Option<EntityRef>,
 }
 
 /// Whether a lead or customer is still in play. Kommo closes leads in the
@@ -76,6 +81,9 @@ pub struct Caller {
     /// The contact or company that holds the number.
     pub holder: EntityRef,
     pub holder_name: String,
+    /// The company of the holder, when the holder is a contact linked to a
+    /// company the phonebook holds: its reference and name.
+    pub company: Option<(EntityRef, String)>,
     /// The lead or customer picked, when exactly one was active.
     pub deal: Option<DealSummary>,
     /// The responsible user of [`Caller::element`] (0: not known): who the
@@ -136,6 +144,9 @@ impl Phonebook {
     pub fn upsert_holder(&mut self, holder: Holder) -> Result<(), WrongKind> {
         if !matches!(holder.entity.kind, EntityKind::Contact | EntityKind::Company) {
             return Err(WrongKind(holder.entity));
+        }
+        if let Some(company) = holder.company.filter(|c| c.kind != EntityKind::Company) {
+            return Err(WrongKind(company));
         }
         self.unindex_numbers(holder.entity);
         for key in number_keys(&holder.phones) {
@@ -222,6 +233,11 @@ impl Phonebook {
             name,
             holder: holder.entity,
             holder_name: holder.name.clone(),
+            company: holder
+                .company
+                .filter(|_| holder.entity.kind == EntityKind::Contact)
+                .and_then(|c| self.holders.get(&c))
+                .map(|c| (c.entity, c.name.clone())),
             deal: only.map(|d| DealSummary {
                 entity: d.entity,
                 status_id: d.status_id,
@@ -284,6 +300,7 @@ mod tests {
             created_at,
             phones: phones.iter().map(|p| p.to_string()).collect(),
             responsible_user_id: 900 + id,
+            company: None,
         }
     }
 
@@ -378,10 +395,33 @@ mod tests {
     }
 
     #[test]
+    fn a_contacts_company_is_named_from_its_own_record() {
+        let mut book = Phonebook::new();
+        let studio = company(20, "Gonzalez Design Studio", &["+1 830 570 3000"]);
+        let maria = Holder { company: Some(studio.entity), ..contact(10, "Maria Gonzalez", 100, &["+18305703077"]) };
+        book.upsert_holder(maria.clone()).unwrap();
+        // Not in the phonebook (yet): no company to name.
+        assert_eq!(book.identify("+18305703077").unwrap().company, None);
+        book.upsert_holder(studio.clone()).unwrap();
+        let named = |book: &Phonebook| book.identify("+18305703077").unwrap().company;
+        assert_eq!(named(&book), Some((studio.entity, "Gonzalez Design Studio".to_string())));
+        // Renamed: the next answer says the new name.
+        book.upsert_holder(Holder { name: "Gonzalez Studio".into(), ..studio.clone() }).unwrap();
+        assert_eq!(named(&book).map(|c| c.1).as_deref(), Some("Gonzalez Studio"));
+        // The company itself calling has no company.
+        assert_eq!(book.identify("+1 830 570 3000").unwrap().company, None);
+        book.remove(studio.entity);
+        assert_eq!(named(&book), None);
+    }
+
+    #[test]
     fn wrong_kinds_and_numbers_without_digits_are_refused() {
         let mut book = Phonebook::new();
         let not_a_holder = Holder { entity: EntityRef::new(EntityKind::Lead, 1), ..contact(1, "x", 1, &["1"]) };
         assert!(book.upsert_holder(not_a_holder).is_err());
+        let lead_as_company =
+            Holder { company: Some(EntityRef::new(EntityKind::Lead, 2)), ..contact(1, "x", 1, &["1"]) };
+        assert!(book.upsert_holder(lead_as_company).is_err());
         book.upsert_holder(contact(1, "Anonymous", 1, &["anonymous", ""])).unwrap();
         assert_eq!(book.identify("anonymous"), None);
         assert_eq!(book.identify(""), None);

@@ -80,6 +80,7 @@ mod tests {
             name: "Website redesign".into(),
             holder: EntityRef::new(EntityKind::Contact, 1),
             holder_name: "Maria Gonzalez".into(),
+            company: None,
             deal: None,
             responsible_user_id,
         }

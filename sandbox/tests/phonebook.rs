@@ -114,6 +114,7 @@ proptest! {
                         created_at: h.created_at,
                         phones: h.phones.iter().map(|&(l, p, f)| written(l, p, f)).collect(),
                         responsible_user_id: 0,
+                        company: None,
                     }).unwrap();
                 }
             }

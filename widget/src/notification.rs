@@ -123,17 +123,26 @@ fn record_link(entity: EntityRef, label: &str) -> String {
 ///   local caller index also names the contact or company holding the
 ///   number and the record is its lead or customer, the holder comes first
 ///   and the deal after it (`<a …>Maria Gonzalez</a> · Contact · +1830… ·
-///   <a …>Website redesign</a> · Lead`);
+///   <a …>Website redesign</a> · Lead`); a contact's company, when the index
+///   knows it, follows the contact's name, linking to its card
+///   (`<a …>Maria Gonzalez</a> · <a …>Gonzalez Design Studio</a> · Contact · …`);
 /// - no record has the number: "Unknown number …" and a "Create contact" link;
 /// - caller ID has not answered yet: the number.
 ///
-/// One segment per fact, so more facts about the caller (the company behind a
-/// contact, a lead's status) are one more segment.
+/// One segment per fact, so more facts about the caller (a lead's status)
+/// are one more segment.
 pub fn ringing_party(view: &CallView, texts: &dyn Texts, directory: &Directory) -> String {
     let number = &view.call.external_number;
     match &view.caller {
-        CallerId::Known { name, entity, holder, deal } if !name.trim().is_empty() => {
+        CallerId::Known { name, entity, holder, company, deal } if !name.trim().is_empty() => {
             let kind = |e: &EntityRef| escape_html(&texts.text(kind_key(e.kind)));
+            // The company a contact belongs to, right after the contact's name.
+            let company = |contact: &EntityRef| {
+                company
+                    .as_ref()
+                    .filter(|c| contact.kind == EntityKind::Contact && !c.name.trim().is_empty())
+                    .map(|c| record_link(c.entity, c.name.trim()))
+            };
             // A lead's pipeline stage, by name, once Kommo's pipelines were read.
             let status = deal.and_then(|d| directory.status_name(d.pipeline_id, d.status_id));
             let record: Vec<String> = [record_link(*entity, name.trim()), kind(entity)]
@@ -142,13 +151,15 @@ pub fn ringing_party(view: &CallView, texts: &dyn Texts, directory: &Directory) 
                 .collect();
             match holder.as_ref().filter(|h| h.entity != *entity && !h.name.trim().is_empty()) {
                 // The person (or company) first, then the deal Kommo's rule picked.
-                Some(h) => [record_link(h.entity, h.name.trim()), kind(&h.entity), escape_html(number.as_str())]
-                    .into_iter()
+                Some(h) => std::iter::once(record_link(h.entity, h.name.trim()))
+                    .chain(company(&h.entity))
+                    .chain([kind(&h.entity), escape_html(number.as_str())])
                     .chain(record)
                     .collect::<Vec<_>>()
                     .join(" · "),
-                None => [record[0].clone(), record[1].clone(), escape_html(number.as_str())]
-                    .into_iter()
+                None => std::iter::once(record[0].clone())
+                    .chain(company(entity))
+                    .chain([record[1].clone(), escape_html(number.as_str())])
                     .chain(record.into_iter().skip(2))
                     .collect::<Vec<_>>()
                     .join(" · "),
@@ -326,6 +337,7 @@ pub(crate) mod tests {
                 name: "Maria Gonzalez".into(),
                 entity: EntityRef::new(EntityKind::Contact, 7),
             }),
+            company: None,
             deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 9 }),
         };
         let mut directory = Directory::default();
@@ -373,12 +385,42 @@ pub(crate) mod tests {
                 entity: EntityRef::new(EntityKind::Contact, 7),
                 name: "Maria Gonzalez".into(),
             }),
+            company: None,
             deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 9 }),
         };
         assert_eq!(
             ringing_popup(&v, &English, &Directory::default()).text.text,
             "<a class=\"callcard-record\" href=\"/contacts/detail/7\" data-kind=\"contact\">Maria Gonzalez</a> · Contact · \
              +18305703077 · <a class=\"callcard-record\" href=\"/leads/detail/31\" data-kind=\"lead\">Website redesign</a> · Lead"
+        );
+        // ...and her company after her name, as text.
+        let studio = callcard_calls::feed::CallerHolder {
+            entity: EntityRef::new(EntityKind::Company, 9),
+            name: "Gonzalez <Design> Studio".into(),
+        };
+        if let CallerId::Known { company, .. } = &mut v.caller {
+            *company = Some(studio.clone());
+        }
+        assert_eq!(
+            ringing_popup(&v, &English, &Directory::default()).text.text,
+            "<a class=\"callcard-record\" href=\"/contacts/detail/7\" data-kind=\"contact\">Maria Gonzalez</a> · \
+             <a class=\"callcard-record\" href=\"/companies/detail/9\" data-kind=\"company\">Gonzalez &lt;Design&gt; Studio</a> · \
+             Contact · +18305703077 · \
+             <a class=\"callcard-record\" href=\"/leads/detail/31\" data-kind=\"lead\">Website redesign</a> · Lead"
+        );
+        // A contact with no active lead is the answer itself: the same order.
+        v.caller = CallerId::Known {
+            name: "Maria Gonzalez".into(),
+            entity: EntityRef::new(EntityKind::Contact, 7),
+            holder: None,
+            company: Some(studio),
+            deal: None,
+        };
+        assert_eq!(
+            ringing_popup(&v, &English, &Directory::default()).text.text,
+            "<a class=\"callcard-record\" href=\"/contacts/detail/7\" data-kind=\"contact\">Maria Gonzalez</a> · \
+             <a class=\"callcard-record\" href=\"/companies/detail/9\" data-kind=\"company\">Gonzalez &lt;Design&gt; Studio</a> · \
+             Contact · +18305703077"
         );
         v.caller = CallerId::Unknown;
         assert_eq!(

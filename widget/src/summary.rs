@@ -257,6 +257,7 @@ mod tests {
             name: "Website redesign".into(),
             entity: lead,
             holder: None,
+            company: None,
             deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 9 }),
         };
         let chosen = default_entity(&v).unwrap();

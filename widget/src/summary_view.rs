@@ -491,15 +491,20 @@ fn record_anchor(entity: EntityRef, name: String) -> impl IntoView {
 }
 
 /// The contact and the company behind the caller, from caller ID: the
-/// holder of the number, or the record itself when it is one.
+/// holder of the number (or the record itself when it is one), then the
+/// company a contact holder belongs to.
 fn caller_records(caller: &CallerId) -> Vec<(EntityRef, String)> {
-    let CallerId::Known { name, entity, holder, .. } = caller else { return Vec::new() };
+    let CallerId::Known { name, entity, holder, company, .. } = caller else { return Vec::new() };
     let mut records = Vec::new();
     if let Some(h) = holder {
         records.push((h.entity, h.name.clone()));
     }
     if matches!(entity.kind, EntityKind::Contact | EntityKind::Company) && !records.iter().any(|(e, _)| e == entity) {
         records.push((*entity, name.clone()));
+    }
+    let has_contact = records.iter().any(|(e, _)| e.kind == EntityKind::Contact);
+    if let Some(c) = company.as_ref().filter(|c| has_contact && !records.iter().any(|(e, _)| *e == c.entity)) {
+        records.push((c.entity, c.name.clone()));
     }
     records
 }

@@ -190,13 +190,18 @@ fn the_first_pop_up_names_the_person_and_the_lead_the_caller_index_found() {
     clear_ledger();
     let widget = KommoWidget::new(this);
     let mut v = call("named-first", "+1 830 570 3077", &[CallEventKind::Ringing]);
-    // The local caller index answered before the first push: the contact and her lead.
+    // The local caller index answered before the first push: the contact, her
+    // company and her lead.
     v.caller = CallerId::Known {
         name: "Website redesign".into(),
         entity: EntityRef::new(EntityKind::Lead, 41),
         holder: Some(callcard_calls::feed::CallerHolder {
             entity: EntityRef::new(EntityKind::Contact, 31),
             name: "Maria Gonzalez".into(),
+        }),
+        company: Some(callcard_calls::feed::CallerHolder {
+            entity: EntityRef::new(EntityKind::Company, 32),
+            name: "Gonzalez Design Studio".into(),
         }),
         deal: Some(callcard_calls::feed::CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 7 }),
     };
@@ -205,8 +210,8 @@ fn the_first_pop_up_names_the_person_and_the_lead_the_caller_index_found() {
     let card = rendered_text(0);
     assert_eq!(
         card.text_content().as_deref(),
-        Some("Maria Gonzalez · Contact · +1 830 570 3077 · Website redesign · Lead"),
-        "the person first, not the lead's name"
+        Some("Maria Gonzalez · Gonzalez Design Studio · Contact · +1 830 570 3077 · Website redesign · Lead"),
+        "the person and her company first, not the lead's name"
     );
     let links: Vec<(String, String)> = {
         let list = card.query_selector_all("a.callcard-record").unwrap();
@@ -221,6 +226,7 @@ fn the_first_pop_up_names_the_person_and_the_lead_the_caller_index_found() {
         links,
         [
             ("Maria Gonzalez".to_owned(), "/contacts/detail/31".to_owned()),
+            ("Gonzalez Design Studio".to_owned(), "/companies/detail/32".to_owned()),
             ("Website redesign".to_owned(), "/leads/detail/41".to_owned())
         ],
         "each opens its card"

@@ -426,7 +426,8 @@ async fn the_summary_shows_each_kind_of_caller_and_can_put_the_call_on_any_kind(
     callcard_widget::widget_init(this.clone());
     let queue = callcard_widget::session::summaries().unwrap();
 
-    // A lead Kommo's rule picked, held by a contact: the contact's line, the lead with its status.
+    // A lead Kommo's rule picked, held by a contact of a company: the contact's
+    // and the company's lines, the lead with its status.
     let contact = EntityRef::new(EntityKind::Contact, 7);
     let lead = EntityRef::new(EntityKind::Lead, 31);
     queue.open(&ended_call_from(
@@ -435,6 +436,10 @@ async fn the_summary_shows_each_kind_of_caller_and_can_put_the_call_on_any_kind(
             name: "Website redesign".into(),
             entity: lead,
             holder: Some(CallerHolder { entity: contact, name: "Maria Gonzalez".into() }),
+            company: Some(CallerHolder {
+                entity: EntityRef::new(EntityKind::Company, 12),
+                name: "Gonzalez <b>Design</b> Studio".into(),
+            }),
             deal: Some(CallerDeal { status_id: 20, pipeline_id: 3, responsible_user_id: 8375357 }),
         },
     ));
@@ -446,6 +451,9 @@ async fn the_summary_shows_each_kind_of_caller_and_can_put_the_call_on_any_kind(
     assert_eq!(fact("caller").as_deref(), Some("Maria Gonzalez"), "the person, not the lead");
     assert_eq!(fact("contact").as_deref(), Some("Maria Gonzalez"));
     assert_eq!(href("#callcard-summary-party dd[data-fact=contact] a").as_deref(), Some("/contacts/detail/7"));
+    assert_eq!(fact("company").as_deref(), Some("Gonzalez <b>Design</b> Studio"), "her company, as text");
+    assert_eq!(href("#callcard-summary-party dd[data-fact=company] a").as_deref(), Some("/companies/detail/12"));
+    assert!(el("#callcard-summary-party dd[data-fact=company] b").is_none(), "CRM text became markup");
     assert_eq!(text_of(".callcard-summary-entity .callcard-summary-kind"), "Lead");
     assert_eq!(text_of(".callcard-summary-entity a.callcard-record"), "Website redesign");
     assert_eq!(href(".callcard-summary-entity a.callcard-record").as_deref(), Some("/leads/detail/31"));

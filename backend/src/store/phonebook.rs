@@ -1,7 +1,8 @@
 //! The local caller index in the shared store: per account, the contacts and
 //! companies with their numbers' caller-ID keys, the leads and customers with
 //! their state, the links between them, and where the account's sync stands
-//! (tables in `migrations/0005_phonebook.sql`).
+//! (tables in `migrations/0005_phonebook.sql`), and the company each contact
+//! belongs to (`0012_holder_company.sql`).
 //!
 //! Every change goes through [`Store::apply_phonebook`], one transaction per
 //! batch (a listing page, a webhook delivery), and is order-free: a record is
@@ -11,8 +12,9 @@
 //! Kommo and are replaced as a whole per record.
 //!
 //! [`Store::phonebook_for`] reads what Kommo's rule needs for one number (the
-//! candidate holders of its key, and the deals of the oldest contact and the
-//! oldest company) into a small [`Phonebook`], which the caller applies
+//! candidate holders of its key with their companies, and the deals of the
+//! oldest contact and the oldest company) into a small [`Phonebook`], which
+//! the caller applies
 //! `identify` to: one rule, `callcard_calls::phonebook`.
 
 use super::{now_ms, rust_id, sql_id, Store};
@@ -59,6 +61,8 @@ pub struct HolderData {
     /// The `PHONE` values as written.
     pub phones: Option<Vec<String>>,
     pub responsible_user_id: Option<u64>,
+    /// A contact's company: `Some(None)` when Kommo says it has none.
+    pub company: Option<Option<u64>>,
 }
 
 /// What Kommo said about a lead or customer (`None`: not said).
@@ -306,8 +310,12 @@ impl Store {
         }
         let mut conn = self.pool().acquire().await?;
         let rows = sqlx::query(
-            "SELECT h.kind, h.id, h.name, h.created_at, h.responsible_user_id FROM phonebook_numbers n
+            "SELECT h.kind, h.id, h.name, h.created_at, h.responsible_user_id, c.id AS company_id,
+                    c.name AS company_name
+             FROM phonebook_numbers n
              JOIN phonebook_holders h ON h.account_id = n.account_id AND h.kind = n.holder_kind AND h.id = n.holder_id
+             LEFT JOIN phonebook_holders c ON c.account_id = h.account_id AND c.kind = 'companies'
+                                          AND c.id = h.company_id AND c.deleted_at IS NULL
              WHERE n.account_id = $1 AND n.number_key = $2 AND h.deleted_at IS NULL",
         )
         .bind(sql_id(account_id))
@@ -316,14 +324,30 @@ impl Store {
         .await?;
         // Only the oldest contact and the oldest company can be the answer.
         let mut oldest: HashMap<EntityKind, Holder> = HashMap::new();
+        // Each candidate's company (alive), by the candidate.
+        let mut companies: HashMap<EntityRef, Holder> = HashMap::new();
         for row in &rows {
+            let entity = EntityRef::new(kind_of(&row.try_get::<String, _>("kind")?)?, rust_id(row.try_get("id")?));
+            let company = row.try_get::<Option<i64>, _>("company_id")?.map(|id| Holder {
+                entity: EntityRef::new(EntityKind::Company, rust_id(id)),
+                name: row.try_get::<Option<String>, _>("company_name").ok().flatten().unwrap_or_default(),
+                created_at: 0,
+                // No numbers: in the small phonebook it only names the contact's company.
+                phones: Vec::new(),
+                responsible_user_id: 0,
+                company: None,
+            });
             let holder = Holder {
-                entity: EntityRef::new(kind_of(&row.try_get::<String, _>("kind")?)?, rust_id(row.try_get("id")?)),
+                entity,
                 name: row.try_get("name")?,
                 created_at: row.try_get("created_at")?,
                 phones: vec![key.clone()],
                 responsible_user_id: rust_id(row.try_get("responsible_user_id")?),
+                company: company.as_ref().map(|c| c.entity),
             };
+            if let Some(company) = company {
+                companies.insert(entity, company);
+            }
             let slot = oldest.entry(holder.entity.kind).or_insert_with(|| holder.clone());
             if (holder.created_at, holder.entity.id) < (slot.created_at, slot.entity.id) {
                 *slot = holder;
@@ -374,9 +398,15 @@ impl Store {
                 .holders
                 .push(holder);
         }
+        let contacts_company = oldest.get(&EntityKind::Contact).and_then(|c| companies.remove(&c.entity));
         for holder in oldest.into_values() {
             // Only contacts and companies come out of the holders' table.
             let _ = book.upsert_holder(holder);
+        }
+        // Unless it is the oldest company holding the number too (already in,
+        // with its number), the contact's company goes in to be named.
+        if let Some(company) = contacts_company.filter(|c| book.holder(c.entity).is_none()) {
+            let _ = book.upsert_holder(company);
         }
         for deal in deals.into_values() {
             let _ = book.upsert_deal(deal);
@@ -407,12 +437,13 @@ async fn apply_one(conn: &mut AnyConnection, account: i64, change: &IndexChange)
         IndexChange::Holder(h) => {
             let applied = sqlx::query(
                 "INSERT INTO phonebook_holders (account_id, kind, id, name, created_at, updated_at, deleted_at,
-                                                responsible_user_id)
-                 VALUES ($1, $2, $3, COALESCE($4, ''), COALESCE($5, $6), $6, NULL, COALESCE($7, 0))
+                                                responsible_user_id, company_id)
+                 VALUES ($1, $2, $3, COALESCE($4, ''), COALESCE($5, $6), $6, NULL, COALESCE($7, 0), $9)
                  ON CONFLICT (account_id, kind, id) DO UPDATE SET
                      name = COALESCE($4, phonebook_holders.name),
                      created_at = COALESCE($5, phonebook_holders.created_at),
                      responsible_user_id = COALESCE($7, phonebook_holders.responsible_user_id),
+                     company_id = CASE WHEN $8 = 1 THEN $9 ELSE phonebook_holders.company_id END,
                      updated_at = excluded.updated_at,
                      deleted_at = CASE WHEN phonebook_holders.deleted_at < excluded.updated_at THEN NULL
                                        ELSE phonebook_holders.deleted_at END
@@ -425,6 +456,9 @@ async fn apply_one(conn: &mut AnyConnection, account: i64, change: &IndexChange)
             .bind(h.created_at)
             .bind(h.updated_at)
             .bind(h.responsible_user_id.map(sql_id))
+            // Whether Kommo said the company (`$8`), and which (`$9`, NULL: none).
+            .bind(i64::from(h.company.is_some()))
+            .bind(h.company.flatten().map(sql_id))
             .execute(&mut *conn)
             .await?
             .rows_affected()

@@ -243,6 +243,10 @@ pub async fn identify(
             String::new()
         }
     };
+    // No holder and no company: Kommo's answer names one record, and the
+    // company behind a contact would cost another Kommo request per ring
+    // (the contact read with its `_embedded.companies`, then the company's
+    // name). The local caller index gives them at no request.
     Ok(CallerId::known(name, entity))
 }
 

@@ -5,7 +5,8 @@
 //!   subscribes the account's webhook destination
 //!   (`{public base}/kommo/{account_id}/hooks/{secret}`, [`HOOK_EVENTS`]),
 //!   then reads leads, customers, contacts and companies (the last two
-//!   `with=leads,customers`, which gives the links) page by page through the
+//!   `with=leads,customers`, which gives the links; a contact's company
+//!   comes embedded unasked) page by page through the
 //!   shared request budget. The cursor is stored after every page, so a
 //!   restart resumes at the page it stopped at. At the end the index is
 //!   ready: caller ID reads it from then on.
@@ -16,7 +17,11 @@
 //!   incoming leads callcard creates come with their contact). A change to an existing deal does not: every logged
 //!   call touches its lead (`update_lead`), and a GET per logged call would
 //!   spend the account's budget on links that rarely change. A link changed
-//!   on an existing deal heals at the next reconciliation.
+//!   on an existing deal heals at the next reconciliation. So does a
+//!   contact's company: the deliveries carry no links (which link fields
+//!   Kommo's own deliveries hold is unconfirmed), so a contact's company
+//!   stays as last listed, while a company renamed by webhook is named anew
+//!   at once (the index keeps only the company's id with the contact).
 //! - **Reconciliation** ([`Job::ReconcilePhonebook`], every
 //!   `caller_index_reconcile_interval_seconds` per ready account): lists what
 //!   changed since the last one by `updated_at`, so a missed webhook heals.
@@ -193,6 +198,9 @@ async fn read_page(ctx: &SyncContext, kind: EntityKind, listing: &Listing) -> Re
 
 fn holder_changes<R: Record + std::ops::Deref<Target = Party>>(party: &R) -> Vec<IndexChange> {
     let entity = EntityRef::new(R::KIND, party.id);
+    // Kommo embeds a contact's companies in every contact it answers, asked
+    // or not (a contact belongs to one company at most); companies have none.
+    let company = (R::KIND == EntityKind::Contact).then(|| party.embedded.companies.first().map(|c| c.id));
     let deals = party
         .embedded
         .leads
@@ -208,6 +216,7 @@ fn holder_changes<R: Record + std::ops::Deref<Target = Party>>(party: &R) -> Vec
             updated_at: party.updated_at.unwrap_or(0),
             phones: Some(party.phones().into_iter().map(str::to_string).collect()),
             responsible_user_id: party.responsible_user_id,
+            company,
         }),
         IndexChange::HolderLinks { holder: entity, deals },
     ]
@@ -278,6 +287,8 @@ pub fn delivery_changes(delivery: &Delivery, received_at: i64) -> (Vec<IndexChan
                 updated_at,
                 phones: c.phones.clone(),
                 responsible_user_id: c.responsible_user_id,
+                // Not in the delivery: the listed company stays (module docs).
+                company: None,
             })),
             EntityKind::Lead | EntityKind::Customer => {
                 changes.push(IndexChange::Deal(DealData {
