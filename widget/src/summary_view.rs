@@ -452,7 +452,7 @@ fn SummaryDialog(call_id: String) -> impl IntoView {
                 </header>
                 <Party view=initial.clone() />
                 <EntityPicker form=form dialog_ref=dialog_ref />
-                <Recording recording=recording seconds=initial.call.billable_seconds() />
+                {recording_panel(recording, initial.call.billable_seconds())}
                 <SubjectField form=form />
                 <NoteField form=form />
                 <TaskFields form=form />
@@ -776,6 +776,16 @@ fn Recording(recording: Memo<Option<String>>, seconds: u32) -> impl IntoView {
             </div>
             {player}
         </section>
+    }
+}
+
+/// The recording panel, for a call that was talked or has a recording: a
+/// call nobody talked on (missed, 0 s) will not be recorded, so it does not
+/// say "processing"; a voicemail the PBX sends for it still shows its player.
+fn recording_panel(recording: Memo<Option<String>>, seconds: u32) -> impl IntoView {
+    move || {
+        (seconds > 0 || recording.with(Option::is_some))
+            .then(|| view! { <Recording recording=recording seconds=seconds /> })
     }
 }
 

@@ -192,16 +192,10 @@ fn focused_id() -> String {
     doc().active_element().map(|e| e.id()).unwrap_or_default()
 }
 
-fn ended_call(id: &str, recording: bool) -> CallView {
+/// An inbound call from Maria's number to 101 folded from `events`, a
+/// second apart, a minute ago.
+fn inbound_call(id: &str, events: Vec<CallEventKind>) -> Call {
     let now = js_sys::Date::now() as i64;
-    let mut events = vec![
-        CallEventKind::Ringing,
-        CallEventKind::Answered,
-        CallEventKind::Ended { duration: 65, outcome: Outcome::Answered },
-    ];
-    if recording {
-        events.push(CallEventKind::RecordingReady { recording_url: "https://pbx.example/r.mp3".into() });
-    }
     let mut call: Option<Call> = None;
     for (i, kind) in events.into_iter().enumerate() {
         let e = CallEvent {
@@ -219,9 +213,31 @@ fn ended_call(id: &str, recording: bool) -> CallView {
             }
         }
     }
-    let mut v = CallView::new(call.unwrap(), Some(8320148));
+    call.unwrap()
+}
+
+fn ended_call(id: &str, recording: bool) -> CallView {
+    let mut events = vec![
+        CallEventKind::Ringing,
+        CallEventKind::Answered,
+        CallEventKind::Ended { duration: 65, outcome: Outcome::Answered },
+    ];
+    if recording {
+        events.push(CallEventKind::RecordingReady { recording_url: "https://pbx.example/r.mp3".into() });
+    }
+    let mut v = CallView::new(inbound_call(id, events), Some(8320148));
     v.caller = CallerId::known("Anna <b>Petrova</b>", EntityRef::new(EntityKind::Contact, 7));
     v
+}
+
+/// An inbound call that rang and was missed (0 s), with a voicemail when
+/// `voicemail`.
+fn missed_call(id: &str, voicemail: bool) -> CallView {
+    let mut events = vec![CallEventKind::Ringing, CallEventKind::Ended { duration: 0, outcome: Outcome::Missed }];
+    if voicemail {
+        events.push(CallEventKind::RecordingReady { recording_url: "https://pbx.example/vm.mp3".into() });
+    }
+    CallView::new(inbound_call(id, events), Some(8320148))
 }
 
 fn doc() -> web_sys::Document {
@@ -660,6 +676,25 @@ async fn escape_cancels() {
     assert!(el(".modal.callcard-summary-modal").is_none());
     assert!(result_posts().is_empty());
     assert_eq!(text_of(".callcard-no-result span"), "Calls without a result: 1", "cancelled, not lost");
+    callcard_widget::widget_destroy(this);
+}
+
+/// A missed call was never talked on: no recording will come, so its
+/// summary does not say "Processing the recording…"; a voicemail the PBX
+/// sends for it still shows, with its player.
+#[wasm_bindgen_test]
+async fn a_missed_call_shows_no_recording_panel_until_a_voicemail_arrives() {
+    let this = install_fakes("Promise.resolve(null)");
+    callcard_widget::widget_init(this.clone());
+    let queue = callcard_widget::session::summaries().unwrap();
+    queue.open(&missed_call("c-missed", false));
+    summary_shown().await;
+    assert_eq!(fact("talked").as_deref(), Some("0:00"));
+    assert!(el(".callcard-summary-recording").is_none(), "a missed call has no recording panel");
+    queue.refresh(&missed_call("c-missed", true));
+    settle(0).await;
+    let audio = doc().query_selector("#callcard-summary audio").unwrap().expect("the voicemail's player");
+    assert_eq!(audio.get_attribute("src").as_deref(), Some("https://pbx.example/vm.mp3"));
     callcard_widget::widget_destroy(this);
 }
 
