@@ -190,9 +190,7 @@ async fn jobs_done(product: &Product, call_id: &str) -> anyhow::Result<()> {
 async fn click_to_call_rings_the_extension_and_logs_an_outbound_call() -> anyhow::Result<()> {
     let product = Product::start().await?;
     let driver = Chromedriver::start().await?;
-    let anna = Browser::open(&driver).await?;
-    anna.client.goto(&product.page_for(users::ANNA)).await?;
-    anna.wait_for("#callcard-root[data-feed=live]", 30).await?;
+    let anna = product.live_page(&driver, users::ANNA).await?;
     let registered = anna.client.execute("return CallcardHost.widgetCalls.add_action;", vec![]).await?;
     assert_eq!(registered, serde_json::json!(["phone"]), "init registered the phone action");
 
@@ -230,12 +228,8 @@ async fn click_to_call_rings_the_extension_and_logs_an_outbound_call() -> anyhow
 async fn a_group_call_pops_for_every_agent_and_stays_with_whoever_answers() -> anyhow::Result<()> {
     let product = Product::start().await?;
     let driver = Chromedriver::start().await?;
-    let anna = Browser::open(&driver).await?;
-    let bruno = Browser::open(&driver).await?;
-    anna.client.goto(&product.page_for(users::ANNA)).await?;
-    bruno.client.goto(&product.page_for(users::BRUNO)).await?;
-    anna.wait_for("#callcard-root[data-feed=live]", 30).await?;
-    bruno.wait_for("#callcard-root[data-feed=live]", 30).await?;
+    let anna = product.live_page(&driver, users::ANNA).await?;
+    let bruno = product.live_page(&driver, users::BRUNO).await?;
 
     let id = play(&product, PanelRequest { extension: Some("101, 102".into()), ..panel("ringing", None) }).await?;
     until("Anna's pop-up", 10, async || shows_popup_of(&anna, &id).await).await?;
@@ -266,12 +260,8 @@ async fn a_group_call_pops_for_every_agent_and_stays_with_whoever_answers() -> a
 async fn a_transfer_moves_the_card_to_the_new_agent_and_credits_them() -> anyhow::Result<()> {
     let product = Product::start().await?;
     let driver = Chromedriver::start().await?;
-    let anna = Browser::open(&driver).await?;
-    let bruno = Browser::open(&driver).await?;
-    anna.client.goto(&product.page_for(users::ANNA)).await?;
-    bruno.client.goto(&product.page_for(users::BRUNO)).await?;
-    anna.wait_for("#callcard-root[data-feed=live]", 30).await?;
-    bruno.wait_for("#callcard-root[data-feed=live]", 30).await?;
+    let anna = product.live_page(&driver, users::ANNA).await?;
+    let bruno = product.live_page(&driver, users::BRUNO).await?;
 
     let id = play(&product, PanelRequest { extension: Some("101".into()), ..panel("ringing", None) }).await?;
     until("Anna's pop-up", 10, async || shows_popup_of(&anna, &id).await).await?;
@@ -301,12 +291,8 @@ async fn a_transfer_moves_the_card_to_the_new_agent_and_credits_them() -> anyhow
 async fn a_routed_call_rings_the_responsible_manager_and_an_unknown_number_the_default_group() -> anyhow::Result<()> {
     let product = Product::start().await?;
     let driver = Chromedriver::start().await?;
-    let anna = Browser::open(&driver).await?;
-    let bruno = Browser::open(&driver).await?;
-    anna.client.goto(&product.page_for(users::ANNA)).await?;
-    bruno.client.goto(&product.page_for(users::BRUNO)).await?;
-    anna.wait_for("#callcard-root[data-feed=live]", 30).await?;
-    bruno.wait_for("#callcard-root[data-feed=live]", 30).await?;
+    let anna = product.live_page(&driver, users::ANNA).await?;
+    let bruno = product.live_page(&driver, users::BRUNO).await?;
     // The route answers from the caller index, built after the install.
     until("the caller index", 30, async || {
         let route = product.demo.pbx.route(NORTHWIND).await.map_err(anyhow::Error::msg)?;
@@ -365,9 +351,7 @@ async fn a_routed_call_rings_the_responsible_manager_and_an_unknown_number_the_d
 async fn a_missed_call_gets_one_follow_up_task_even_when_its_end_is_delivered_twice() -> anyhow::Result<()> {
     let product = Product::start().await?;
     let driver = Chromedriver::start().await?;
-    let anna = Browser::open(&driver).await?;
-    anna.client.goto(&product.page_for(users::ANNA)).await?;
-    anna.wait_for("#callcard-root[data-feed=live]", 30).await?;
+    let anna = product.live_page(&driver, users::ANNA).await?;
 
     // Anna, an admin, turns the follow-up task on in the widget's settings.
     anna.wait_for("#nav-widget-settings", 5).await?.click().await?;
@@ -421,12 +405,8 @@ async fn a_missed_call_gets_one_follow_up_task_even_when_its_end_is_delivered_tw
 async fn a_group_call_nobody_answers_is_logged_once_as_missed_with_one_task() -> anyhow::Result<()> {
     let product = Product::start().await?;
     let driver = Chromedriver::start().await?;
-    let anna = Browser::open(&driver).await?;
-    let bruno = Browser::open(&driver).await?;
-    anna.client.goto(&product.page_for(users::ANNA)).await?;
-    bruno.client.goto(&product.page_for(users::BRUNO)).await?;
-    anna.wait_for("#callcard-root[data-feed=live]", 30).await?;
-    bruno.wait_for("#callcard-root[data-feed=live]", 30).await?;
+    let anna = product.live_page(&driver, users::ANNA).await?;
+    let bruno = product.live_page(&driver, users::BRUNO).await?;
     // Anna (an admin) asks for follow-up tasks and gives unanswered group
     // calls to Chen, who is not in the group.
     let settings = json!({"missed_call_task": true, "unanswered_group_user_id": CHEN});

@@ -11,13 +11,8 @@ const POPUP: &str = ".notification-popup[data-type=call]";
 async fn a_ringing_webhook_pops_the_call_for_its_user_only() -> anyhow::Result<()> {
     let product = Product::start().await?;
     let driver = Chromedriver::start().await?;
-    let anna = Browser::open(&driver).await?;
-    let bruno = Browser::open(&driver).await?;
-    anna.client.goto(&product.page_for(users::ANNA)).await?;
-    bruno.client.goto(&product.page_for(users::BRUNO)).await?;
-    // The widget marks its root once its feed is live.
-    anna.wait_for("#callcard-root[data-feed=live]", 30).await?;
-    bruno.wait_for("#callcard-root[data-feed=live]", 30).await?;
+    let anna = product.live_page(&driver, users::ANNA).await?;
+    let bruno = product.live_page(&driver, users::BRUNO).await?;
 
     // script.js added the package's stylesheet once, cache-busted, and it applies.
     let styles = anna

@@ -14,7 +14,7 @@ use callcard_calls::feed::{CallView, CallerId, FeedMessage};
 use callcard_calls::{EntityKind, EntityRef};
 use common::Db;
 use kommo_sandbox::seed::numbers;
-use sandboxed::{Env, ANNA};
+use sandboxed::{kommo_api, Env, ANNA};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -85,26 +85,6 @@ async fn ring(env: &Env, ws: &mut common::Ws, call_id: &str, number: &str) -> Ca
 async fn feed(env: &Env) -> common::Ws {
     let ticket = common::ticket(&env.backend.base, &env.account, ANNA).await;
     common::connect(&env.backend, &ticket, Some(0)).await
-}
-
-/// Sends an API request to the sandbox as the integration, in the
-/// account's shared request budget (as the backend's own requests are).
-async fn kommo_api(env: &Env, method: reqwest::Method, path: &str, body: Value) -> Value {
-    let kommo = env.backend.backend.kommo();
-    let token = kommo.tokens().access_token(env.account.id).await.unwrap();
-    let wait = kommo.budget().reserve(env.account.id).await.unwrap();
-    tokio::time::sleep(wait).await;
-    let r = common::client()
-        .request(method, format!("{}{path}", env.kommo_url))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 async fn sandbox_admin(env: &Env, method: reqwest::Method, path: &str) {

@@ -17,7 +17,7 @@ use callcard_calls::feed::CallerId;
 use callcard_calls::{EntityKind, EntityRef};
 use common::Db;
 use proptest::prelude::*;
-use sandboxed::{Env, ANNA};
+use sandboxed::{kommo_api, Env};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -73,20 +73,6 @@ fn written(line: usize, prefix: u8, formatted: bool) -> String {
     }
 }
 
-/// Writes through the sandbox's API as the integration (the backend's own
-/// token, inside the account's request budget).
-async fn post(env: &Env, path: &str, body: Value) -> Value {
-    let kommo = env.backend.backend.kommo();
-    let token = kommo.tokens().access_token(env.account.id).await.unwrap();
-    tokio::time::sleep(kommo.budget().reserve(env.account.id).await.unwrap()).await;
-    let r =
-        common::client().post(format!("{}{path}", env.kommo_url)).bearer_auth(token).json(&body).send().await.unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    serde_json::from_str(&text).unwrap()
-}
-
 fn created_ids(answer: &Value, kind: &str) -> Vec<u64> {
     answer["_embedded"][kind].as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect()
 }
@@ -113,7 +99,7 @@ async fn the_index_answers_as_kommo_does(db: Db, holders: Vec<Holder>, deals: Ve
                        "custom_fields_values": [{"field_code": "PHONE", "values": phones}]})
             })
             .collect();
-        let answer = post(&env, &format!("/api/v4/{}", kind.api_path()), json!(body)).await;
+        let answer = kommo_api(&env, reqwest::Method::POST, &format!("/api/v4/{}", kind.api_path()), json!(body)).await;
         for ((i, _), id) in of_kind.iter().zip(created_ids(&answer, kind.api_path())) {
             refs[*i] = EntityRef::new(kind, id);
         }
@@ -139,22 +125,13 @@ async fn the_index_answers_as_kommo_does(db: Db, holders: Vec<Holder>, deals: Ve
             })
             .collect();
         if !body.is_empty() {
-            post(&env, &format!("/api/v4/{}", kind.api_path()), json!(body)).await;
+            kommo_api(&env, reqwest::Method::POST, &format!("/api/v4/{}", kind.api_path()), json!(body)).await;
         }
     }
 
     // Now the index: the backend with it on, installed again (the first sync).
     env.restart(|c| c.caller_index = true).await;
-    let code: Value = common::client()
-        .post(format!("{}/sandbox/oauth/authorize", env.kommo_url))
-        .json(&json!({"user_id": ANNA}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    env.backend.backend.install_account(env.account.id, code["code"].as_str().unwrap(), &env.kommo_url).await.unwrap();
+    env.install().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !env.backend.backend.store().phonebook_sync(env.account.id).await.unwrap().is_some_and(|s| s.ready) {
         assert!(tokio::time::Instant::now() < deadline, "the caller index never got ready");

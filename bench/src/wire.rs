@@ -43,6 +43,22 @@ pub fn signed_body(secret: &str, body: &serde_json::Value) -> (String, String, S
     (body, ts.to_string(), sig)
 }
 
+/// `POST url` with `body` signed as the PBX signs it, ready to send.
+pub fn signed_request(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    body: &serde_json::Value,
+) -> reqwest::RequestBuilder {
+    let (body, ts, sig) = signed_body(secret, body);
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-callcard-timestamp", ts)
+        .header("x-callcard-signature", sig)
+        .body(body)
+}
+
 /// A call id carrying the moment its webhook was sent: `{prefix}-{seq}-{sent_us}`.
 pub fn timed_call_id(prefix: &str, seq: u64, sent_us: i64) -> String {
     format!("{prefix}-{seq}-{sent_us}")

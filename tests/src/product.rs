@@ -38,6 +38,14 @@ impl Product {
         format!("{}/?user={user_id}", self.demo.base_url)
     }
 
+    /// A browser on `user_id`'s page, once the widget marks its feed live.
+    pub async fn live_page(&self, driver: &crate::Chromedriver, user_id: u64) -> Result<crate::Browser> {
+        let browser = crate::Browser::open(driver).await?;
+        browser.client.goto(&self.page_for(user_id)).await?;
+        browser.wait_for("#callcard-root[data-feed=live]", 30).await?;
+        Ok(browser)
+    }
+
     /// Plays the PBX: signs `event` with the account's webhook secret and
     /// posts it to the backend, failing unless the backend accepts it.
     pub async fn pbx_sends(&self, event: &CallEvent) -> Result<()> {

@@ -10,7 +10,7 @@ use crate::common::{self, Account, Db, Instance};
 use callcard_backend::Config;
 use callcard_backend::StoredCall;
 use kommo_sandbox::{Sandbox, SandboxConfig};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,8 +109,17 @@ impl Env {
             secret: format!("whsec-{}", sandbox_config.account_id),
         };
         account.provision(&backend.backend, &[(ANNA, "101"), (BRUNO, "102")]).await;
+        let env = Env { db: Some(db), sandbox, kommo_url, requests, backend, account, config, server };
+        env.install().await;
+        env.requests.clear();
+        env
+    }
+
+    /// Installs the integration as Anna (an admin) would: the sandbox's
+    /// OAuth code, traded by the backend (again: a reinstallation).
+    pub async fn install(&self) {
         let code: serde_json::Value = common::client()
-            .post(format!("{kommo_url}/sandbox/oauth/authorize"))
+            .post(format!("{}/sandbox/oauth/authorize", self.kommo_url))
             .json(&json!({"user_id": ANNA}))
             .send()
             .await
@@ -118,13 +127,11 @@ impl Env {
             .json()
             .await
             .unwrap();
-        backend
+        self.backend
             .backend
-            .install_account(account.id, code["code"].as_str().unwrap(), &kommo_url)
+            .install_account(self.account.id, code["code"].as_str().unwrap(), &self.kommo_url)
             .await
             .expect("the account installs");
-        requests.clear();
-        Env { db: Some(db), sandbox, kommo_url, requests, backend, account, config, server }
     }
 
     /// Stops the backend and starts a new one on the same database (as a
@@ -172,4 +179,24 @@ impl Env {
         let r = common::client().post(format!("{}/sandbox/faults", self.kommo_url)).json(&faults).send().await.unwrap();
         assert!(r.status().is_success());
     }
+}
+
+/// Sends an API request to the sandbox as the integration, in the
+/// account's shared request budget (as the backend's own requests are).
+pub async fn kommo_api(env: &Env, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let kommo = env.backend.backend.kommo();
+    let token = kommo.tokens().access_token(env.account.id).await.unwrap();
+    let wait = kommo.budget().reserve(env.account.id).await.unwrap();
+    tokio::time::sleep(wait).await;
+    let r = common::client()
+        .request(method, format!("{}{path}", env.kommo_url))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
 }

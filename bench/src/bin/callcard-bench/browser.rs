@@ -187,18 +187,10 @@ async fn ring_calls(demo: &Demo, first: u64, count: usize, rate: u32, extension:
             &wire::caller_number(seq),
             extension,
         );
-        let (body, ts, sig) = wire::signed_body(&secret, &body);
-        let (client, url) = (client.clone(), url.clone());
+        let request = wire::signed_request(&client, &url, &secret, &body);
         let sent = wire::now_us() as f64 / 1000.0;
         tasks.push(tokio::spawn(async move {
-            let r = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("x-callcard-timestamp", ts)
-                .header("x-callcard-signature", sig)
-                .body(body)
-                .send()
-                .await;
+            let r = request.send().await;
             (sent, r.map(|r| r.status().is_success()).unwrap_or(false))
         }));
     }
@@ -494,16 +486,9 @@ pub async fn named_pops(stand: &Stand) -> Result<Outcome> {
         for (i, (number, _)) in callers.iter().enumerate() {
             let call_id = format!("named-{round}-{i}");
             let body = wire::event_json(serde_json::json!({"event": "ringing"}), &call_id, number, "101");
-            let (body, ts, sig) = wire::signed_body(&demo.webhook_secret, &body);
+            let request = wire::signed_request(&client, &url, &demo.webhook_secret, &body);
             let at = wire::now_us() as f64 / 1000.0;
-            let r = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("x-callcard-timestamp", ts)
-                .header("x-callcard-signature", sig)
-                .body(body)
-                .send()
-                .await?;
+            let r = request.send().await?;
             anyhow::ensure!(r.status().is_success(), "ringing webhook refused: {}", r.status());
             sent.push((call_id, at));
             // One ring every 200 ms: each pop-up is a first pop-up of its own.

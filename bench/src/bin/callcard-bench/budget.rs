@@ -31,19 +31,8 @@ async fn burst(demo: &Demo, prefix: &str, kind: serde_json::Value) -> Result<usi
             &wire::caller_number(900_000 + i % NUMBERS),
             EXTENSIONS[(i % 3) as usize],
         );
-        let (body, ts, sig) = wire::signed_body(&demo.webhook_secret, &body);
-        let (client, url) = (client.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("x-callcard-timestamp", ts)
-                .header("x-callcard-signature", sig)
-                .body(body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        }));
+        let request = wire::signed_request(&client, &url, &demo.webhook_secret, &body);
+        tasks.push(tokio::spawn(async move { request.send().await.is_ok_and(|r| r.status().is_success()) }));
     }
     let mut ok = 0;
     for t in tasks {

@@ -211,15 +211,7 @@ pub async fn run(p: &Params) -> Result<Outcome> {
                 &number,
                 "101",
             );
-            let (body, ts, sig) = wire::signed_body(WEBHOOK_SECRET, &body);
-            let r = client
-                .post(&pbx)
-                .header("content-type", "application/json")
-                .header("x-callcard-timestamp", ts)
-                .header("x-callcard-signature", sig)
-                .body(body)
-                .send()
-                .await?;
+            let r = wire::signed_request(&client, &pbx, WEBHOOK_SECRET, &body).send().await?;
             anyhow::ensure!(r.status().is_success(), "ringing webhook refused: {}", r.status());
         }
         // Caller ID answers before the first push: by now every ring's is done.

@@ -136,15 +136,7 @@ pub fn one_time_token(user_id: u64) -> Result<String> {
 
 /// Posts a signed event to a backend, failing unless it is acknowledged.
 pub async fn post_event(client: &reqwest::Client, url: &str, body: &serde_json::Value) -> Result<()> {
-    let (body, ts, sig) = callcard_bench::wire::signed_body(WEBHOOK_SECRET, body);
-    let r = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("x-callcard-timestamp", ts)
-        .header("x-callcard-signature", sig)
-        .body(body)
-        .send()
-        .await?;
+    let r = callcard_bench::wire::signed_request(client, url, WEBHOOK_SECRET, body).send().await?;
     if !r.status().is_success() {
         bail!("webhook refused: {} {}", r.status(), r.text().await.unwrap_or_default());
     }
