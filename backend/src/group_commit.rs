@@ -20,9 +20,10 @@
 //!   connection, statements prepared once) and commits without syncing the
 //!   log; the syncer syncs it once for every batch committed meanwhile, then
 //!   publishes and answers. One batch's sync overlaps the next batch's work.
-//! - **PostgreSQL**: four async writers, each on a pool connection it keeps
-//!   while batches keep coming, storing with [`Store::record_on`]; a commit
-//!   there is durable when it returns. Each user's webhooks go to one writer
+//! - **PostgreSQL**: four async writers, each on a connection of its own,
+//!   storing with [`crate::store::postgres_writer`] (four round trips per
+//!   batch, statements prepared once); a commit there is durable when it
+//!   returns. Each user's webhooks go to one writer
 //!   (by a hash of account and user): a user's feed offsets are one row
 //!   that every transaction appending to that user's feed locks until its
 //!   commit, so writers sharing users would queue behind each other's disk
@@ -31,6 +32,7 @@
 //!   order. Batches lock rows in one order, so writers cannot deadlock.
 
 use crate::metrics::Metrics;
+use crate::store::postgres_writer::PostgresIntake;
 use crate::store::sqlite_writer::database_file;
 use crate::store::{Delivery, Dialect, Recorded, Store};
 use sqlx::AnyConnection;
@@ -40,6 +42,10 @@ use tokio::sync::{mpsc, oneshot};
 /// The most deliveries stored in one transaction (the statements' bind
 /// parameters stay far below both databases' limits).
 pub const MAX_DELIVERIES: usize = 256;
+
+/// PostgreSQL writers per instance, each with a connection of its own
+/// (beside the pool's).
+pub const POSTGRES_WRITERS: usize = 4;
 
 /// How many submissions may wait for an async writer before submitters
 /// wait for room (a backpressure bound, not a batch size).
@@ -94,12 +100,16 @@ impl GroupCommit {
         }
         let writers = match store.dialect() {
             Dialect::Sqlite => 1,
-            Dialect::Postgres => 4,
+            Dialect::Postgres => POSTGRES_WRITERS,
         };
         let queues: Vec<_> = (0..writers)
             .map(|_| {
                 let (queue, receiver) = mpsc::channel(QUEUE_DEPTH / writers);
-                tokio::spawn(write(store.clone(), metrics.clone(), receiver));
+                let (store, metrics) = (store.clone(), metrics.clone());
+                match store.dialect() {
+                    Dialect::Sqlite => tokio::spawn(write_pooled(store, metrics, receiver)),
+                    Dialect::Postgres => tokio::spawn(write_postgres(store, metrics, receiver)),
+                };
                 queue
             })
             .collect();
@@ -158,9 +168,10 @@ fn answer(batch: Vec<Submission>, mut results: impl Iterator<Item = Result<Recor
     }
 }
 
-/// One async writer: takes what is queued, stores it in one transaction,
-/// answers; keeps its database connection while more keeps coming.
-async fn write(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<Submission>) {
+/// One async writer on the pool (SQLite in memory): takes what is queued,
+/// stores it in one transaction, answers; keeps its database connection
+/// while more keeps coming.
+async fn write_pooled(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<Submission>) {
     loop {
         let Some(first) = receiver.recv().await else { return };
         let batch = gather(first, || receiver.try_recv().ok());
@@ -174,7 +185,7 @@ async fn write(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver
         };
         let mut batch = Some(batch);
         while let Some(current) = batch.take() {
-            if !store_batch(&store, &mut conn, &metrics, current).await {
+            if !store_batch(&store, &metrics, current, Writer::Pool(&mut conn)).await {
                 // The connection may be broken: let the pool check it.
                 break;
             }
@@ -186,44 +197,86 @@ async fn write(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver
     }
 }
 
-/// Stores a batch and answers its submitters; false if the batch failed as
-/// a whole (its deliveries were then stored one by one).
-async fn store_batch(store: &Store, conn: &mut AnyConnection, metrics: &Metrics, batch: Vec<Submission>) -> bool {
-    let deliveries: Vec<Delivery> = batch.iter().flat_map(|s| s.deliveries.iter().cloned()).collect();
-    match store_in_chunks(store, conn, metrics, &deliveries).await {
-        Ok(recorded) => {
-            answer(batch, recorded.into_iter().map(Ok));
-            true
+/// One PostgreSQL writer on a connection of its own
+/// ([`PostgresIntake`]), opened at its first batch and again after a batch
+/// failed (the connection may be broken); without one, a batch is stored
+/// through the pool, one delivery at a time.
+async fn write_postgres(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<Submission>) {
+    let mut intake: Option<PostgresIntake> = None;
+    while let Some(first) = receiver.recv().await {
+        let batch = gather(first, || receiver.try_recv().ok());
+        if intake.is_none() {
+            intake = PostgresIntake::connect(&store)
+                .await
+                .inspect_err(|error| tracing::warn!(%error, "intake's PostgreSQL connection did not open"))
+                .ok();
         }
-        Err(error) => {
-            tracing::warn!(%error, deliveries = deliveries.len(), "a group commit failed; storing one by one");
-            let mut one_by_one = Vec::with_capacity(deliveries.len());
-            for delivery in deliveries {
-                let recorded = store.record_one(delivery).await;
-                if recorded.is_ok() {
-                    metrics.intake_committed(1);
-                }
-                one_by_one.push(recorded);
+        let stored = match &mut intake {
+            Some(conn) => store_batch(&store, &metrics, batch, Writer::Postgres(conn)).await,
+            None => {
+                store_one_by_one(&store, &metrics, batch).await;
+                false
             }
-            answer(batch, one_by_one.into_iter());
-            false
+        };
+        if !stored {
+            intake = None;
         }
     }
 }
 
-/// One transaction per [`MAX_DELIVERIES`] (a large PBX batch may exceed it).
-async fn store_in_chunks(
-    store: &Store,
-    conn: &mut AnyConnection,
-    metrics: &Metrics,
-    deliveries: &[Delivery],
-) -> Result<Vec<Recorded>, sqlx::Error> {
+/// The connection an async writer stores a batch on.
+enum Writer<'a> {
+    Pool(&'a mut AnyConnection),
+    Postgres(&'a mut PostgresIntake),
+}
+
+impl Writer<'_> {
+    /// Stores the deliveries in one transaction, durably, and publishes.
+    async fn record(&mut self, store: &Store, deliveries: &[Delivery]) -> Result<Vec<Recorded>, sqlx::Error> {
+        match self {
+            Self::Pool(conn) => store.record_on(conn, deliveries).await,
+            Self::Postgres(intake) => intake.record(deliveries).await,
+        }
+    }
+}
+
+/// Stores a batch (one transaction per [`MAX_DELIVERIES`]) and answers its
+/// submitters; false if the batch failed as a whole (its deliveries were
+/// then stored one by one).
+async fn store_batch(store: &Store, metrics: &Metrics, batch: Vec<Submission>, mut writer: Writer<'_>) -> bool {
+    let deliveries: Vec<Delivery> = batch.iter().flat_map(|s| s.deliveries.iter().cloned()).collect();
     let mut recorded = Vec::with_capacity(deliveries.len());
     for chunk in deliveries.chunks(MAX_DELIVERIES) {
-        recorded.extend(store.record_on(conn, chunk).await?);
-        metrics.intake_committed(chunk.len());
+        match writer.record(store, chunk).await {
+            Ok(stored) => {
+                metrics.intake_committed(chunk.len());
+                recorded.extend(stored);
+            }
+            Err(error) => {
+                tracing::warn!(%error, deliveries = deliveries.len(), "a group commit failed; storing one by one");
+                // Chunks committed before the failure merge again as no-ops.
+                store_one_by_one(store, metrics, batch).await;
+                return false;
+            }
+        }
     }
-    Ok(recorded)
+    answer(batch, recorded.into_iter().map(Ok));
+    true
+}
+
+/// Stores each delivery of the batch in its own transaction, through the
+/// pool, so one delivery's failure is only its own; answers.
+async fn store_one_by_one(store: &Store, metrics: &Metrics, batch: Vec<Submission>) {
+    let deliveries: Vec<Delivery> = batch.iter().flat_map(|s| s.deliveries.iter().cloned()).collect();
+    let mut one_by_one = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let recorded = store.record_one(delivery).await;
+        if recorded.is_ok() {
+            metrics.intake_committed(1);
+        }
+        one_by_one.push(recorded);
+    }
+    answer(batch, one_by_one.into_iter());
 }
 
 /// SQLite's writer: two threads. The writer stores each batch in one

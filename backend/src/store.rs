@@ -21,9 +21,10 @@
 //! - [`phonebook`]: the local caller index (holders, numbers, deals, links)
 //!   and each account's sync state.
 //! - `sealing`: proof of the key that seals the database, checked at start.
-//! - `sqlite_writer`: intake's SQLite fast path, the one exception to the
-//!   single code path (same rules, a plain SQLite connection on its own
-//!   thread; see the file).
+//! - `sqlite_writer` and `postgres_writer`: intake's fast paths, the two
+//!   exceptions to the single code path (same rules; a plain SQLite
+//!   connection on its own thread, and PostgreSQL connections of their own
+//!   with fixed statements over arrays; see the files).
 //!
 //! Credentials (webhook secrets, OAuth tokens) are sealed with
 //! [`crate::secrets::Secrets`] on the way in and opened on the way out; no
@@ -38,6 +39,7 @@ pub mod feed_log;
 pub mod jobs;
 pub mod log_settings;
 pub mod phonebook;
+pub(crate) mod postgres_writer;
 mod sealing;
 pub(crate) mod sqlite_writer;
 pub mod tokens;

@@ -23,7 +23,7 @@ use super::calls::{
     apply_deliveries, attach_feed, feed_items, legs_json, row_to_call, status_str, Columns, Locked, LockedCalls,
     COLUMNS, WRITE_PBX_SIDE,
 };
-use super::feed_log::{feed_counts, feed_payload, number_feed_events};
+use super::feed_log::{feed_counts, feed_payload, number_feed_events, trimmed_by_append};
 use super::jobs::{job_payload, new_job_id, unique_jobs};
 use super::{now_ms, sql_id, Delivery, Recorded, Store, StoredCall};
 use callcard_calls::feed::{CallView, CallerId, FeedEvent};
@@ -258,16 +258,19 @@ fn append_feed_events(
                 sql_id(*user_id),
                 sql_id(event.offset),
                 event.call.call.call_id,
-                feed_payload(event)?,
+                feed_payload(&event.call)?,
                 now
             ])
             .map_err(sqlite_error)?;
     }
     let mut trim = tx
-        .prepare_cached("DELETE FROM feed_events WHERE account_id = ?1 AND user_id = ?2 AND feed_offset <= ?3")
+        .prepare_cached(
+            "DELETE FROM feed_events WHERE account_id = ?1 AND user_id = ?2 AND feed_offset > ?3 AND feed_offset <= ?4",
+        )
         .map_err(sqlite_error)?;
-    for (&(account_id, user_id), &offset) in &last {
-        trim.execute(params![sql_id(account_id), sql_id(user_id), offset - history_per_user]).map_err(sqlite_error)?;
+    for (key, &offset) in &last {
+        let trimmed = trimmed_by_append(offset, counts[key], history_per_user);
+        trim.execute(params![sql_id(key.0), sql_id(key.1), trimmed.start, trimmed.end]).map_err(sqlite_error)?;
     }
     Ok(events)
 }
