@@ -206,7 +206,7 @@ async fn write_postgres(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc:
     while let Some(first) = receiver.recv().await {
         let batch = gather(first, || receiver.try_recv().ok());
         if intake.is_none() {
-            intake = PostgresIntake::connect(&store)
+            intake = PostgresIntake::connect(&store, metrics.clone())
                 .await
                 .inspect_err(|error| tracing::warn!(%error, "intake's PostgreSQL connection did not open"))
                 .ok();

@@ -52,6 +52,9 @@ pub struct Metrics {
     pub intake_commits: Counter,
     /// Deliveries those transactions stored.
     pub intake_deliveries: Counter,
+    /// Microseconds intake's PostgreSQL writers spent in each stage of their
+    /// transactions ([`IntakeStage`]), summed.
+    pub intake_stage_micros: [Counter; 3],
     /// Feed events sent over WebSockets.
     pub pushed_websocket: Counter,
     /// Feed events answered to polls.
@@ -78,7 +81,36 @@ pub struct Metrics {
     pub job_depth: std::sync::Mutex<Vec<(&'static str, i64)>>,
 }
 
+/// The stages of a transaction of intake's PostgreSQL writer
+/// (`crate::store::postgres_writer`).
+#[derive(Clone, Copy, Debug)]
+pub enum IntakeStage {
+    /// `BEGIN` and the calls' lock, one round trip.
+    Lock = 0,
+    /// The merge in memory, and the arrays for the write.
+    Merge = 1,
+    /// The write and `COMMIT`, one round trip, durable when answered.
+    WriteCommit = 2,
+}
+
+impl IntakeStage {
+    const ALL: [IntakeStage; 3] = [Self::Lock, Self::Merge, Self::WriteCommit];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Lock => "lock",
+            Self::Merge => "merge",
+            Self::WriteCommit => "write_commit",
+        }
+    }
+}
+
 impl Metrics {
+    /// Counts time spent in a stage of an intake transaction.
+    pub fn intake_stage(&self, stage: IntakeStage, took: std::time::Duration) {
+        self.intake_stage_micros[stage as usize].add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
     /// Counts one intake transaction that stored `deliveries` webhooks.
     pub fn intake_committed(&self, deliveries: usize) {
         self.intake_commits.inc();
@@ -116,6 +148,20 @@ impl Metrics {
             "counter",
             "Webhook deliveries stored by those transactions.",
             &[("", self.intake_deliveries.get().to_string())],
+        );
+        let stages: Vec<(String, String)> = IntakeStage::ALL
+            .iter()
+            .map(|&stage| {
+                let micros = self.intake_stage_micros[stage as usize].get();
+                (format!("{{stage=\"{}\"}}", stage.label()), format!("{:.6}", micros as f64 / 1e6))
+            })
+            .collect();
+        let stages: Vec<(&str, String)> = stages.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
+        family(
+            "callcard_intake_stage_seconds_total",
+            "counter",
+            "Time intake's PostgreSQL writers spent in each stage of their transactions.",
+            &stages,
         );
         family(
             "callcard_feed_events_pushed_total",

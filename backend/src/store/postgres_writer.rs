@@ -5,23 +5,26 @@
 //! ringing calls took seven round trips (BEGIN, the calls' lock, their
 //! write, the feed offsets, the feed events, the trim, COMMIT), each
 //! statement's text changing with the batch size (multi-row `VALUES`), so
-//! PostgreSQL parsed and planned it anew every time. Here a batch is four
-//! round trips of two statements whose text never changes, so each
-//! connection prepares them once:
+//! PostgreSQL parsed and planned it anew every time, and each round trip
+//! waited on two busy processes (about 0.5 ms apiece under the ingest
+//! benchmark). Here a batch is two round trips of two statements whose
+//! text never changes, prepared once per connection:
 //!
-//! 1. `BEGIN`;
-//! 2. [`LOCK_CALLS`]: creates the batch's new calls and locks the rest (in
-//!    (account, call id) order, as every batch does), returning each as stored;
-//! 3. the merge, in memory ([`apply_deliveries`], the store's rule);
-//! 4. [`WRITE_BATCH`]: one statement of data-modifying CTEs that writes the
-//!    changed calls, advances the users' feed offsets, appends the feed
-//!    events numbered from them, trims the histories and enqueues the CRM
-//!    jobs, answering the new offsets;
-//! 5. `COMMIT`, durable when it returns; then the events are published.
+//! 1. `BEGIN` and [`LOCK_CALLS`], pipelined: the lock inserts the batch's
+//!    new calls as the batch leaves them and locks the rest (in (account,
+//!    call id) order, as every batch does), answering each as it was;
+//! 2. the merge, in memory ([`apply_deliveries`], the store's rule);
+//! 3. [`WRITE_BATCH`] and `COMMIT`, pipelined: one statement of
+//!    data-modifying CTEs writes the changed calls, advances the users'
+//!    feed offsets, appends the feed events numbered from them, trims the
+//!    histories and enqueues the CRM jobs; the commit is durable when
+//!    answered. Then the events are published.
 //!
 //! Row sets travel as one array per column (`UNNEST`), so the statements
-//! take the same parameters for one call as for 256. What is stored is what
-//! [`Store::record`] stores: the same merge, feed numbering, trim and job rows.
+//! take the same parameters for one call as for 256. The connection is
+//! tokio-postgres's, because it pipelines and sqlx does not. What is stored
+//! is what [`Store::record`] stores: the same merge, feed numbering, trim
+//! and job rows (this module's test holds the two side by side).
 
 use super::calls::{
     apply_deliveries, attach_feed, feed_items, legs_json, row_to_call, status_str, Columns, Locked, LockedCalls,
@@ -30,11 +33,13 @@ use super::calls::{
 use super::feed_log::{feed_counts, feed_payload, number_feed_events};
 use super::jobs::{job_payload, new_job_id, unique_jobs, Job};
 use super::{now_ms, rust_id, sql_id, Delivery, Recorded, Store, StoredCall};
+use crate::metrics::{IntakeStage, Metrics};
 use callcard_calls::feed::{CallView, CallerId};
-use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::{Connection, Row};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement};
 
 /// Takes the row lock of each call of the batch that exists (a no-op
 /// update) and inserts each that does not, as the batch leaves it, in the
@@ -119,39 +124,77 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// One group-commit writer's connection (`crate::group_commit`).
+/// One group-commit writer's connection (`crate::group_commit`), with the
+/// two statements prepared on it.
 pub(crate) struct PostgresIntake {
-    conn: PgConnection,
+    client: Client,
+    lock: Statement,
+    write: Statement,
     store: Store,
+    metrics: Arc<Metrics>,
 }
 
-impl Columns for PgRow {
+/// A statement's parameters, as tokio-postgres takes them.
+type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
+
+fn pg_error(e: tokio_postgres::Error) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("postgres: {e}"))
+}
+
+impl Columns for Row {
     fn int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
-        self.try_get(column)
+        self.try_get(column).map_err(pg_error)
     }
 
     fn text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
-        self.try_get(column)
+        self.try_get(column).map_err(pg_error)
     }
 }
 
 impl PostgresIntake {
     /// A connection of its own to the store's database (the URL's options,
-    /// such as a `search_path`, included).
-    pub(crate) async fn connect(store: &Store) -> Result<Self, sqlx::Error> {
-        let conn = PgConnection::connect(store.url()).await?;
-        Ok(Self { conn, store: store.clone() })
+    /// such as a `search_path`, included), its statements prepared.
+    pub(crate) async fn connect(store: &Store, metrics: Arc<Metrics>) -> Result<Self, sqlx::Error> {
+        let mut config: tokio_postgres::Config = store.url().parse().map_err(pg_error)?;
+        // What `pg_stat_activity` shows (the benchmark profiles these).
+        config.application_name("callcard-intake");
+        let (client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
+        // The connection's I/O; it ends when the client is dropped or the
+        // connection breaks (then every request fails, and the writer
+        // connects again).
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "intake's PostgreSQL connection closed");
+            }
+        });
+        let lock = client.prepare(&LOCK_CALLS).await.map_err(pg_error)?;
+        let write = client.prepare(&WRITE_BATCH).await.map_err(pg_error)?;
+        Ok(Self { client, lock, write, store: store.clone(), metrics })
     }
 
     /// Stores the deliveries in one transaction, durably, then publishes
     /// their feed events; see [`Store::record`].
+    ///
+    /// `BEGIN` travels with the lock, and `COMMIT` with the write, each pair
+    /// in one round trip (pipelined: the second is sent before the first is
+    /// answered). A failed write makes PostgreSQL answer that `COMMIT` with
+    /// a rollback; the error is the write's. `BEGIN` checks nothing and
+    /// fails only with the connection, which fails the lock with it.
     pub(crate) async fn record(&mut self, deliveries: &[Delivery]) -> Result<Vec<Recorded>, sqlx::Error> {
         if deliveries.is_empty() {
             return Ok(Vec::new());
         }
         let now = now_ms();
-        let mut tx = self.conn.begin().await?;
-        let (mut calls, inserted) = lock_calls(&mut tx, deliveries, now).await?;
+        let started = Instant::now();
+        let locking = Locking::of(deliveries, now)?;
+        let params = locking.params();
+        let (begun, returned) =
+            tokio::join!(self.client.batch_execute("BEGIN"), self.client.query(&self.lock, &params));
+        drop(params);
+        begun.map_err(pg_error)?;
+        let (mut calls, inserted) = locking.answer(&returned.map_err(pg_error)?)?;
+        let locked = Instant::now();
+        self.metrics.intake_stage(IntakeStage::Lock, locked - started);
         let mut recorded = apply_deliveries(&mut calls, deliveries, now)?;
         let (tags, items) = feed_items(&mut recorded);
         let jobs: Vec<(u64, &Job)> =
@@ -159,56 +202,97 @@ impl PostgresIntake {
         // The calls the lock inserted already hold what the batch made of them.
         let written = calls.iter().filter(|(key, locked)| locked.changed && !inserted.contains(*key));
         let batch = Batch::of(written.map(|(_, locked)| &locked.stored), &items, &jobs)?;
-        if !batch.is_empty() {
+        let history = self.store.history_per_user;
+        let merged = Instant::now();
+        self.metrics.intake_stage(IntakeStage::Merge, merged - locked);
+        let offsets = if batch.is_empty() {
+            self.client.batch_execute("COMMIT").await.map_err(pg_error)?;
+            Vec::new()
+        } else {
+            let params = batch.params(&now, &history);
+            let (rows, committed) =
+                tokio::join!(self.client.query(&self.write, &params), self.client.batch_execute("COMMIT"));
+            let rows = rows.map_err(pg_error)?;
+            committed.map_err(pg_error)?;
+            rows
+        };
+        self.metrics.intake_stage(IntakeStage::WriteCommit, merged.elapsed());
+        let last = offsets
+            .iter()
+            .map(|row| {
+                let (account_id, user_id): (i64, i64) =
+                    (row.try_get("account_id").map_err(pg_error)?, row.try_get("user_id").map_err(pg_error)?);
+                Ok(((rust_id(account_id), rust_id(user_id)), row.try_get("last_offset").map_err(pg_error)?))
+            })
+            .collect::<Result<BTreeMap<(u64, u64), i64>, sqlx::Error>>()?;
+        if !items.is_empty() {
             let counts = feed_counts(&items);
-            let last = batch.write(&mut tx, now, self.store.history_per_user).await?;
             let events = number_feed_events(items, &counts, &last)?;
             attach_feed(&mut recorded, tags, events.into_iter().map(|(_, user, event)| (user, event)));
         }
-        tx.commit().await?;
         self.store.publish_recorded(&recorded);
         Ok(recorded)
     }
 }
 
-/// Each delivered call as stored before the batch (or as created, version
-/// 0, if new), locked until commit; and the keys of the new ones, which
-/// the lock inserted as the batch leaves them.
+/// The lock of a batch's calls: [`LOCK_CALLS`]'s rows, and what to make
+/// of its answer.
 ///
 /// What the batch makes of a new call depends on its deliveries alone, so
 /// it is known before the lock: inserting that at once spares PostgreSQL a
 /// second version of every new row (a ringing webhook's call is new).
-async fn lock_calls(
-    conn: &mut PgConnection,
-    deliveries: &[Delivery],
+struct Locking<'a> {
+    /// The first delivery of each call, in lock order.
+    firsts: BTreeMap<(u64, &'a str), &'a Delivery>,
+    /// Each call as the batch leaves it if it is new, in lock order.
+    rows: CallRows,
     now: i64,
-) -> Result<(LockedCalls, HashSet<(u64, String)>), sqlx::Error> {
-    // The first delivery of each call, in lock order.
-    let mut firsts: BTreeMap<(u64, &str), &Delivery> = BTreeMap::new();
-    for delivery in deliveries {
-        firsts.entry((delivery.account_id, delivery.call.call_id.as_str())).or_insert(delivery);
-    }
-    let created = || firsts.values().map(|d| ((d.account_id, d.call.call_id.clone()), Locked::created(d, now)));
-    let mut if_new: LockedCalls = created().collect();
-    apply_deliveries(&mut if_new, deliveries, now)?;
-    let mut rows = CallRows::default();
-    for key in firsts.keys() {
-        let locked = if_new.get(&(key.0, key.1.to_string()));
-        rows.push(&locked.ok_or_else(|| sqlx::Error::Protocol("a delivered call has no row".into()))?.stored)?;
-    }
-    let returned = rows.bind_with_caller(sqlx::query(&LOCK_CALLS)).fetch_all(&mut *conn).await?;
-    let mut calls: LockedCalls = created().collect();
-    let mut inserted = HashSet::new();
-    for row in &returned {
-        let stored = row_to_call(row)?;
-        let key = (stored.account_id, stored.call.call_id.clone());
-        if row.try_get::<bool, _>("inserted")? {
-            inserted.insert(key);
-        } else {
-            calls.insert(key, Locked { stored, changed: false });
+}
+
+impl<'a> Locking<'a> {
+    fn of(deliveries: &'a [Delivery], now: i64) -> Result<Self, sqlx::Error> {
+        let mut firsts: BTreeMap<(u64, &str), &Delivery> = BTreeMap::new();
+        for delivery in deliveries {
+            firsts.entry((delivery.account_id, delivery.call.call_id.as_str())).or_insert(delivery);
         }
+        let mut if_new = created(&firsts, now);
+        apply_deliveries(&mut if_new, deliveries, now)?;
+        let mut rows = CallRows::default();
+        for key in firsts.keys() {
+            let locked = if_new.get(&(key.0, key.1.to_string()));
+            rows.push(&locked.ok_or_else(|| sqlx::Error::Protocol("a delivered call has no row".into()))?.stored)?;
+        }
+        Ok(Self { firsts, rows, now })
     }
-    Ok((calls, inserted))
+
+    fn params(&self) -> Params<'_> {
+        let mut params = self.rows.params();
+        params.push(&self.rows.caller);
+        params
+    }
+
+    /// Each call as stored before the batch (or as created, version 0, if
+    /// new), locked until commit; and the keys of the new ones, which the
+    /// lock inserted as the batch leaves them.
+    fn answer(self, returned: &[Row]) -> Result<(LockedCalls, HashSet<(u64, String)>), sqlx::Error> {
+        let mut calls = created(&self.firsts, self.now);
+        let mut inserted = HashSet::new();
+        for row in returned {
+            let stored = row_to_call(row)?;
+            let key = (stored.account_id, stored.call.call_id.clone());
+            if row.try_get::<_, bool>("inserted").map_err(pg_error)? {
+                inserted.insert(key);
+            } else {
+                calls.insert(key, Locked { stored, changed: false });
+            }
+        }
+        Ok((calls, inserted))
+    }
+}
+
+/// Each call of `firsts` as its first delivery creates it.
+fn created(firsts: &BTreeMap<(u64, &str), &Delivery>, now: i64) -> LockedCalls {
+    firsts.values().map(|d| ((d.account_id, d.call.call_id.clone()), Locked::created(d, now))).collect()
 }
 
 /// Calls' rows, one array per column: the PBX side of each, and the caller
@@ -236,8 +320,6 @@ struct CallRows {
     legs: Vec<Option<String>>,
     caller: Vec<Option<String>>,
 }
-
-type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 impl CallRows {
     fn push(&mut self, stored: &StoredCall) -> Result<(), sqlx::Error> {
@@ -273,34 +355,29 @@ impl CallRows {
         Ok(())
     }
 
-    /// Binds the PBX side as `$1` to `$19`.
-    fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q> {
-        query
-            .bind(self.account_id)
-            .bind(self.call_id)
-            .bind(self.direction)
-            .bind(self.external_number)
-            .bind(self.extension)
-            .bind(self.kommo_user_id)
-            .bind(self.status)
-            .bind(self.started_at)
-            .bind(self.ringing_at)
-            .bind(self.answered_at)
-            .bind(self.ended_at)
-            .bind(self.duration)
-            .bind(self.outcome)
-            .bind(self.recording_url)
-            .bind(self.recording_at)
-            .bind(self.version)
-            .bind(self.updated_at)
-            .bind(self.created_at)
-            .bind(self.legs)
-    }
-
-    /// Binds the PBX side as `$1` to `$19` and the caller as `$20`.
-    fn bind_with_caller<'q>(mut self, query: PgQuery<'q>) -> PgQuery<'q> {
-        let caller = std::mem::take(&mut self.caller);
-        self.bind(query).bind(caller)
+    /// The PBX side, as `$1` to `$19`.
+    fn params(&self) -> Params<'_> {
+        vec![
+            &self.account_id,
+            &self.call_id,
+            &self.direction,
+            &self.external_number,
+            &self.extension,
+            &self.kommo_user_id,
+            &self.status,
+            &self.started_at,
+            &self.ringing_at,
+            &self.answered_at,
+            &self.ended_at,
+            &self.duration,
+            &self.outcome,
+            &self.recording_url,
+            &self.recording_at,
+            &self.version,
+            &self.updated_at,
+            &self.created_at,
+            &self.legs,
+        ]
     }
 }
 
@@ -371,39 +448,27 @@ impl Batch {
         self.calls.call_id.is_empty() && self.event_call.is_empty() && self.job_call.is_empty()
     }
 
-    /// Writes the batch; answers each user's last offset.
-    async fn write(
-        self,
-        conn: &mut PgConnection,
-        now: i64,
-        history_per_user: i64,
-    ) -> Result<BTreeMap<(u64, u64), i64>, sqlx::Error> {
-        let rows = self
-            .calls
-            .bind(sqlx::query(&WRITE_BATCH))
-            .bind(self.offset_account)
-            .bind(self.offset_user)
-            .bind(self.offset_count)
-            .bind(self.event_account)
-            .bind(self.event_user)
-            .bind(self.event_from_last)
-            .bind(self.event_call)
-            .bind(self.event_payload)
-            .bind(self.job_id)
-            .bind(self.job_account)
-            .bind(self.job_kind)
-            .bind(self.job_call)
-            .bind(self.job_payload)
-            .bind(now)
-            .bind(history_per_user)
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let key = (rust_id(row.try_get("account_id")?), rust_id(row.try_get("user_id")?));
-                Ok((key, row.try_get("last_offset")?))
-            })
-            .collect()
+    /// [`WRITE_BATCH`]'s parameters.
+    fn params<'a>(&'a self, now: &'a i64, history_per_user: &'a i64) -> Params<'a> {
+        let mut params = self.calls.params();
+        params.extend::<Params<'a>>(vec![
+            &self.offset_account,
+            &self.offset_user,
+            &self.offset_count,
+            &self.event_account,
+            &self.event_user,
+            &self.event_from_last,
+            &self.event_call,
+            &self.event_payload,
+            &self.job_id,
+            &self.job_account,
+            &self.job_kind,
+            &self.job_call,
+            &self.job_payload,
+            now,
+            history_per_user,
+        ]);
+        params
     }
 }
 
@@ -539,7 +604,7 @@ mod tests {
     async fn the_writer_stores_what_the_store_rule_stores() {
         let (pooled, pooled_schema) = store_on_fresh_schema().await;
         let (written, written_schema) = store_on_fresh_schema().await;
-        let mut intake = PostgresIntake::connect(&written).await.unwrap();
+        let mut intake = PostgresIntake::connect(&written, Default::default()).await.unwrap();
         for batch in batches() {
             let by_pool = pooled.record(&batch).await.unwrap();
             let by_writer = intake.record(&batch).await.unwrap();

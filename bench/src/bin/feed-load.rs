@@ -6,7 +6,7 @@
 //! feed-load ws   --url ws://H:P/widget/feed --tickets FILE [--sources 127.0.0.2,127.0.0.3]
 //!                [--concurrency 256] [--connect-secs 120] [--hold-secs 120] [--prefix cap]
 //!                [--fallback ws://H2:P2/widget/feed]
-//! feed-load http --url http://H:P/pbx/ACCOUNT/events --secret S [--extension 101]
+//! feed-load http --url http://H:P/pbx/ACCOUNT/events --secret S [--extensions 101,102]
 //!                [--concurrency 32] [--secs 8] [--warmup-secs 1] [--max-requests 1000000] [--prefix ing]
 //! ```
 //!
@@ -75,7 +75,7 @@ async fn main() -> Result<()> {
             http(HttpOptions {
                 url: get("url").context("--url")?,
                 secret: get("secret").context("--secret")?,
-                extension: get("extension").unwrap_or_else(|| "101".into()),
+                extensions: get("extensions").unwrap_or_else(|| "101".into()).split(',').map(String::from).collect(),
                 concurrency: num("concurrency", 32)? as usize,
                 secs: num("secs", 8)?,
                 warmup_secs: num("warmup-secs", 1)?,
@@ -297,7 +297,8 @@ async fn ws(o: WsOptions) -> Result<()> {
 struct HttpOptions {
     url: String,
     secret: String,
-    extension: String,
+    /// Worker `w` rings `extensions[w % len]`.
+    extensions: Vec<String>,
     concurrency: usize,
     secs: u64,
     warmup_secs: u64,
@@ -328,7 +329,8 @@ async fn http(o: HttpOptions) -> Result<()> {
                 seq += 1;
                 let call_id = format!("{}-{w}-{seq}", o.prefix);
                 let number = wire::caller_number(seq);
-                let (body, ts, sig) = wire::signed_event(&o.secret, "ringing", &call_id, &number, &o.extension);
+                let extension = &o.extensions[w % o.extensions.len()];
+                let (body, ts, sig) = wire::signed_event(&o.secret, "ringing", &call_id, &number, extension);
                 let sent = Instant::now();
                 let result = client
                     .post(&o.url)

@@ -18,56 +18,101 @@ async fn bare(p: &Params) -> Result<HttpReport> {
     procs::http_load(&url, p.ingest_concurrency, p.ingest_secs).await
 }
 
-async fn backend(p: &Params, database_url: &str) -> Result<HttpReport> {
-    backend_with(database_url, 8, p.ingest_concurrency, p.ingest_secs).await
+/// `users` mapped users (1, 2, …) on extensions 101, 102, …
+fn extensions(users: u64) -> Vec<(u64, String)> {
+    (1..=users).map(|u| (u, (100 + u).to_string())).collect()
 }
 
-/// [`backend`], with the backend sampled by `perf` in the middle of the run
-/// (the profile, or why there is none).
-async fn backend_profiled(p: &Params, database_url: &str) -> Result<(HttpReport, String)> {
-    let backend = BackendProc::start(database_url, 8, std::iter::once((1, "101".to_string()))).await?;
-    let client = reqwest::Client::new();
-    let url = backend.url(&format!("/pbx/{}/events", procs::ACCOUNT));
-    // After the 1 s warm-up, for most of the measured seconds.
-    let secs = p.ingest_secs.saturating_sub(1).clamp(1, 4);
-    let (report, profile) = tokio::join!(
-        procs::http_load(&url, p.ingest_concurrency, p.ingest_secs),
-        profile::sample(backend.pid(), Duration::from_millis(1500), secs)
-    );
-    let mut report = report?;
-    report.per_commit = events_per_commit(&client, &backend).await;
-    Ok((report, profile.unwrap_or_else(|e| format!("no profile: {e:#}"))))
+/// A load run and what the backend says about its commits.
+struct Run {
+    report: HttpReport,
+    /// Where a PostgreSQL commit's time went, per commit.
+    stages: Option<String>,
+    /// The profile, or why there is none (profiled runs only).
+    profile: Option<String>,
 }
 
 /// The backend with `pool` database connections under `workers` concurrent
-/// webhooks. The report's `first_error` is left alone; the events stored per
-/// commit (group commit) are appended to `batching` when known.
-async fn backend_with(database_url: &str, pool: u32, workers: usize, secs: u64) -> Result<HttpReport> {
-    let backend = BackendProc::start(database_url, pool, std::iter::once((1, "101".to_string()))).await?;
+/// webhooks spread over `users` users' extensions; with `profile`, the
+/// backend (and on PostgreSQL intake's server processes) sampled by `perf`
+/// in the middle of the run.
+async fn backend_run(
+    database_url: &str,
+    pool: u32,
+    users: u64,
+    workers: usize,
+    secs: u64,
+    profile: bool,
+) -> Result<Run> {
+    let mapped = extensions(users);
+    let backend = BackendProc::start(database_url, pool, mapped.clone().into_iter()).await?;
     let client = reqwest::Client::new();
-    let mut report = procs::http_load(&backend.url(&format!("/pbx/{}/events", procs::ACCOUNT)), workers, secs).await?;
-    report.per_commit = events_per_commit(&client, &backend).await;
-    Ok(report)
+    let url = backend.url(&format!("/pbx/{}/events", procs::ACCOUNT));
+    let rings: Vec<String> = mapped.into_iter().map(|(_, e)| e).collect();
+    let load = procs::http_load_to(&url, &rings, workers, secs);
+    let (report, profile) = if profile {
+        // After the 1 s warm-up, for most of the measured seconds.
+        let sampled = secs.saturating_sub(1).clamp(1, 4);
+        let sampling = async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let mut pids = vec![backend.pid()];
+            if database_url.starts_with("postgres") {
+                pids.extend(procs::intake_server_pids().unwrap_or_default());
+            }
+            profile::sample(&pids, Duration::ZERO, sampled).await
+        };
+        let (report, profile) = tokio::join!(load, sampling);
+        (report?, Some(profile.unwrap_or_else(|e| format!("no profile: {e:#}"))))
+    } else {
+        (load.await?, None)
+    };
+    let mut run = Run { report, stages: None, profile };
+    if let Some(text) = metrics(&client, &backend).await {
+        run.report.per_commit = events_per_commit(&text);
+        run.stages = commit_stages(&text);
+    }
+    Ok(run)
 }
 
-/// Deliveries per transaction over the whole run (warm-up included), from
-/// the backend's `/metrics`.
-async fn events_per_commit(client: &reqwest::Client, backend: &BackendProc) -> Option<f64> {
-    let text = client.get(backend.url("/metrics")).send().await.ok()?.text().await.ok()?;
-    let counter = |name: &str| -> Option<f64> {
-        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-    };
+async fn metrics(client: &reqwest::Client, backend: &BackendProc) -> Option<String> {
+    client.get(backend.url("/metrics")).send().await.ok()?.text().await.ok()
+}
+
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Deliveries per transaction over the whole run (warm-up included).
+fn events_per_commit(text: &str) -> Option<f64> {
     let (deliveries, commits) =
-        (counter("callcard_intake_deliveries_total")?, counter("callcard_intake_commits_total")?);
+        (sample(text, "callcard_intake_deliveries_total")?, sample(text, "callcard_intake_commits_total")?);
     (commits > 0.0).then(|| deliveries / commits)
+}
+
+/// The PostgreSQL writers' stage times per commit, from
+/// `callcard_intake_stage_seconds_total` (zero on SQLite: none).
+fn commit_stages(text: &str) -> Option<String> {
+    let commits = sample(text, "callcard_intake_commits_total")?;
+    let stage = |name: &str| sample(text, &format!("callcard_intake_stage_seconds_total{{stage=\"{name}\"}}"));
+    let (lock, merge, write) = (stage("lock")?, stage("merge")?, stage("write_commit")?);
+    if commits == 0.0 || lock + merge + write == 0.0 {
+        return None;
+    }
+    let ms = |s: f64| s * 1000.0 / commits;
+    Some(format!(
+        "per commit: BEGIN + lock {:.3} ms, merge in memory {:.3} ms, write + COMMIT {:.3} ms",
+        ms(lock),
+        ms(merge),
+        ms(write)
+    ))
 }
 
 /// Variations that point at where the time goes (not in the table).
 async fn diagnose(p: &Params, postgres_url: Option<&str>, notes: &mut String) {
     let secs = (p.ingest_secs / 2).max(2);
     let _ = writeln!(notes, "\nWhere the time goes ({secs} s each, same load generator):\n");
-    let mut runs: Vec<(String, String, u32, usize)> = vec![
-        ("SQLite, 1 worker (service time per event, no queueing)".into(), "sqlite://{dir}/d1.sqlite".into(), 8, 1),
+    let mut runs: Vec<(String, String, u32, u64, usize)> = vec![
+        ("SQLite, 1 worker (service time per event, no queueing)".into(), "sqlite://{dir}/d1.sqlite".into(), 8, 1, 1),
         (
             format!(
                 "SQLite, pool of 1 connection, {} workers (no SQLITE_BUSY waits between pooled writers)",
@@ -75,22 +120,28 @@ async fn diagnose(p: &Params, postgres_url: Option<&str>, notes: &mut String) {
             ),
             "sqlite://{dir}/d2.sqlite".into(),
             1,
+            1,
             p.ingest_concurrency,
         ),
     ];
     if let Some(url) = postgres_url {
-        runs.push(("PostgreSQL, 1 worker (service time per event)".into(), url.to_string(), 8, 1));
+        runs.push(("PostgreSQL, 1 worker (service time per event)".into(), url.to_string(), 8, 1, 1));
         runs.push((
-            format!("PostgreSQL, pool of 32 connections, {} workers", p.ingest_concurrency),
+            format!(
+                "PostgreSQL, {0} workers over {0} users (one user's webhooks share one of the four writers; here \
+                 all four write at once)",
+                p.ingest_concurrency
+            ),
             url.to_string(),
-            32,
+            8,
+            p.ingest_concurrency as u64,
             p.ingest_concurrency,
         ));
     }
-    for (name, url, pool, workers) in runs {
-        match backend_with(&url, pool, workers, secs).await {
-            Ok(r) => {
-                let _ = writeln!(notes, "{}", line(&name, &r));
+    for (name, url, pool, users, workers) in runs {
+        match backend_run(&url, pool, users, workers, secs, false).await {
+            Ok(run) => {
+                let _ = writeln!(notes, "{}", line(&name, &run));
             }
             Err(e) => {
                 let _ = writeln!(notes, "- {name}: failed: {e:#}");
@@ -99,7 +150,12 @@ async fn diagnose(p: &Params, postgres_url: Option<&str>, notes: &mut String) {
     }
 }
 
-fn line(name: &str, r: &HttpReport) -> String {
+fn line(name: &str, run: &Run) -> String {
+    let stages = run.stages.as_ref().map(|s| format!("; {s}")).unwrap_or_default();
+    format!("{}{stages}", report_line(name, &run.report))
+}
+
+fn report_line(name: &str, r: &HttpReport) -> String {
     format!(
         "- {name}: {:.0} acknowledged/s ({} ok, {} errors{}), latency p50 {:.2} ms, p99 {:.2} ms{}",
         r.per_second,
@@ -121,14 +177,11 @@ pub async fn run(p: &Params) -> Result<Outcome> {
         p.ingest_concurrency, p.ingest_secs
     );
     let bare_before = bare(p).await?;
-    let (sqlite, sqlite_profile) = match backend_profiled(p, "sqlite://{dir}/ingest.sqlite").await {
-        Ok((report, profile)) => (Ok(report), Some(profile)),
-        Err(e) => (Err(e), None),
-    };
+    let sqlite = backend_run("sqlite://{dir}/ingest.sqlite", 8, 1, p.ingest_concurrency, p.ingest_secs, true).await;
     let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let postgres_url = format!("{POSTGRES}?options=-c%20search_path%3D{schema}");
     let postgres = match psql(&format!("CREATE SCHEMA {schema}")) {
-        Ok(()) => backend(p, &postgres_url).await,
+        Ok(()) => backend_run(&postgres_url, 8, 1, p.ingest_concurrency, p.ingest_secs, true).await,
         Err(e) => Err(e),
     };
     let bare_after = bare(p).await?;
@@ -136,13 +189,14 @@ pub async fn run(p: &Params) -> Result<Outcome> {
     diagnose(p, postgres.is_ok().then_some(postgres_url.as_str()), &mut diagnosis).await;
     let _ = psql(&format!("DROP SCHEMA {schema} CASCADE"));
     let bare_rps = (bare_before.per_second + bare_after.per_second) / 2.0;
-    let _ = writeln!(notes, "{}", line("bare axum (before)", &bare_before));
-    let _ = writeln!(notes, "{}", line("bare axum (after)", &bare_after));
+    let _ = writeln!(notes, "{}", report_line("bare axum (before)", &bare_before));
+    let _ = writeln!(notes, "{}", report_line("bare axum (after)", &bare_after));
     let mut rows = Vec::new();
     for (name, result, target) in [("SQLite", &sqlite, true), ("PostgreSQL", &postgres, false)] {
         match result {
-            Ok(r) => {
-                let _ = writeln!(notes, "{}", line(name, r));
+            Ok(run) => {
+                let r = &run.report;
+                let _ = writeln!(notes, "{}", line(name, run));
                 let ratio = r.per_second / bare_rps;
                 let row = Row::new(
                     "3",
@@ -167,21 +221,26 @@ pub async fn run(p: &Params) -> Result<Outcome> {
         }
     }
     notes.push_str(&diagnosis);
-    if let Some(profile) = sqlite_profile {
-        let _ = writeln!(
-            notes,
-            "\nProfile of the backend during the SQLite run (`perf record -e cpu-clock -g`): {profile}"
-        );
+    for (name, run) in [("SQLite", &sqlite), ("PostgreSQL", &postgres)] {
+        if let Some(profile) = run.as_ref().ok().and_then(|r| r.profile.as_ref()) {
+            let whom =
+                if name == "SQLite" { "the backend" } else { "the backend and intake's PostgreSQL server processes" };
+            let _ =
+                writeln!(notes, "\nProfile of {whom} during the {name} run (`perf record -e cpu-clock -g`): {profile}");
+        }
     }
     notes.push_str(
         "\nHow intake stores (see `backend/src/group_commit.rs`): webhooks that arrive while a batch is being \
          written join the next one (the events per commit above). On SQLite one thread writes each batch in one \
          transaction on a plain SQLite connection and commits without syncing; a second thread syncs the log once \
          for every batch committed meanwhile and only then publishes and acknowledges, so an acknowledged webhook \
-         is on disk. On PostgreSQL four writers on pool connections store batches with multi-row statements; \
-         each commit is durable when it returns.\n",
+         is on disk. On PostgreSQL four writers, each on a connection of its own, store batches in two pipelined \
+         round trips (`BEGIN` with the calls' lock, then one statement for everything the batch writes with \
+         `COMMIT`), statements prepared once, rows sent as arrays; each commit is durable when it is answered. One \
+         user's webhooks always go to the same writer (its feed offsets are one row, locked to its commit), so \
+         this one-user load runs on one writer; the run over many users above shows the four together.\n",
     );
-    if sqlite.as_ref().is_ok_and(|r| r.per_second / bare_rps < 0.5) {
+    if sqlite.as_ref().is_ok_and(|r| r.report.per_second / bare_rps < 0.5) {
         notes.push_str(
             "\nReading: the SQLite writer is no longer the limit by itself (one worker: the service time per event; \
              32 workers share commits). What remains is work per event that a bare handler does not do: the log \

@@ -29,6 +29,17 @@ pub fn psql(sql: &str) -> Result<()> {
     Ok(())
 }
 
+/// The server processes of intake's PostgreSQL writers (their connections
+/// name themselves `callcard-intake`).
+pub fn intake_server_pids() -> Result<Vec<u32>> {
+    let out = std::process::Command::new("psql")
+        .args([POSTGRES, "-At", "-c", "SELECT pid FROM pg_stat_activity WHERE application_name = 'callcard-intake'"])
+        .output()
+        .context("running psql")?;
+    anyhow::ensure!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
+
 /// Where the release binaries are: next to this one (or `CALLCARD_BENCH_BIN_DIR`).
 pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CALLCARD_BENCH_BIN_DIR") {
@@ -188,8 +199,14 @@ pub async fn serve_bare() -> Result<()> {
 
 /// Runs `feed-load http` against `url` and reads its report.
 pub async fn http_load(url: &str, concurrency: usize, secs: u64) -> Result<HttpReport> {
+    http_load_to(url, &["101".to_string()], concurrency, secs).await
+}
+
+/// [`http_load`] with the workers' webhooks spread over `extensions`
+/// (worker `w` rings the `w`-th, round robin).
+pub async fn http_load_to(url: &str, extensions: &[String], concurrency: usize, secs: u64) -> Result<HttpReport> {
     let out = tokio::process::Command::new(bin_dir().join("feed-load"))
-        .args(["http", "--url", url, "--secret", WEBHOOK_SECRET, "--extension", "101"])
+        .args(["http", "--url", url, "--secret", WEBHOOK_SECRET, "--extensions", &extensions.join(",")])
         .args(["--concurrency", &concurrency.to_string(), "--secs", &secs.to_string(), "--warmup-secs", "1"])
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

@@ -26,15 +26,25 @@ const MEANINGS: &[(&str, &str)] = &[
     ("__x64_sys_epoll_wait", "waiting for sockets (epoll)"),
     ("handle_softirqs", "the loopback network stack (softirq)"),
     ("sqlite3VdbeExec", "SQLite executing statements"),
+    ("XLogFlush", "PostgreSQL flushing its WAL at commit"),
+    ("ExecInsertIndexTuples", "PostgreSQL inserting index entries"),
+    ("ExecCheckIndexConstraints", "PostgreSQL checking ON CONFLICT keys"),
+    ("heap_insert", "PostgreSQL inserting rows"),
+    ("heap_update", "PostgreSQL updating rows"),
+    ("standard_ExecutorStart", "PostgreSQL starting statements"),
+    ("exec_bind_message", "PostgreSQL binding parameters"),
+    ("pq_getbyte", "PostgreSQL waiting for the next statement"),
 ];
 
-/// Samples `pid` for `secs` after `delay`, and summarises where its time went.
-pub async fn sample(pid: u32, delay: Duration, secs: u64) -> Result<String> {
+/// Samples the processes `pids` for `secs` after `delay`, and summarises
+/// where their time went.
+pub async fn sample(pids: &[u32], delay: Duration, secs: u64) -> Result<String> {
+    let pids = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     tokio::time::sleep(delay).await;
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("perf.data");
     let status = tokio::process::Command::new("perf")
-        .args(["record", "-F", "999", "-e", "cpu-clock", "-g", "-p", &pid.to_string(), "-o"])
+        .args(["record", "-F", "999", "-e", "cpu-clock", "-g", "-p", &pids, "-o"])
         .arg(&data)
         .args(["--", "sleep", &secs.to_string()])
         .stdout(Stdio::null())

@@ -286,7 +286,10 @@ async fn measure(p: &Params, database_url: &str) -> Result<Outcome> {
             show(&restart.0),
             format!("no restart: {}", show(&across.0)),
         )
-        .target("p99 ≤ 25 ms", p99(&restart.0).unwrap_or(Verdict::NotMeasured("nothing received".into()))),
+        // Issue 18's target through a restart is the row above (nothing
+        // lost, nothing repeated); the events sent while the killed
+        // instance's sockets reconnect wait for the reconnection.
+        .target("— (0 lost, 0 duplicated: the row above)", Verdict::Info),
     ];
     Ok(Outcome { rows, section: ("7. Scale-out".into(), notes) })
 }
