@@ -21,6 +21,32 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     parse_rss_kib(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
 }
 
+/// The whole machine's CPU time from the `cpu` line of a `/proc/stat`
+/// text, in clock ticks: (busy, all). Busy is everything but idle and
+/// I/O wait.
+pub fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line.split_whitespace().skip(1).map(|t| t.parse().ok()).collect::<Option<_>>()?;
+    let all: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((all - idle, all))
+}
+
+/// The machine's CPU time so far (see [`parse_cpu_ticks`]).
+pub fn cpu_ticks() -> Option<(u64, u64)> {
+    parse_cpu_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// Cores busy on average between two [`cpu_ticks`] readings, on a machine
+/// of `cores` cores.
+pub fn busy_cores(before: (u64, u64), after: (u64, u64), cores: usize) -> f64 {
+    let (busy, all) = (after.0.saturating_sub(before.0), after.1.saturating_sub(before.1));
+    if all == 0 {
+        return 0.0;
+    }
+    busy as f64 / all as f64 * cores as f64
+}
+
 /// The first `model name` of a `/proc/cpuinfo` text.
 pub fn parse_cpu_model(cpuinfo: &str) -> Option<String> {
     cpuinfo.lines().find_map(|l| {
@@ -78,6 +104,14 @@ mod tests {
         assert_eq!(parse_rss_kib(status), Some(123_456));
         assert_eq!(parse_rss_kib("Name: x\n"), None);
         assert_eq!(parse_rss_kib("VmRSS: lots kB\n"), None);
+    }
+
+    #[test]
+    fn reads_cpu_time() {
+        let stat = "cpu  100 5 50 800 40 3 2 0 0 0\ncpu0 50 2 25 400 20 1 1 0 0 0\n";
+        assert_eq!(parse_cpu_ticks(stat), Some((160, 1000)));
+        assert_eq!(parse_cpu_ticks("intr 1 2\n"), None);
+        assert!((busy_cores((160, 1000), (260, 1200), 2) - 1.0).abs() < 1e-9);
     }
 
     #[test]

@@ -7,15 +7,31 @@ use crate::procs::{self, psql, BackendProc, BareProc, POSTGRES};
 use crate::profile;
 use crate::{Outcome, Params};
 use anyhow::Result;
+use callcard_bench::machine;
 use callcard_bench::report::{Row, Verdict};
 use callcard_bench::wire::HttpReport;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-async fn bare(p: &Params) -> Result<HttpReport> {
+async fn bare(p: &Params) -> Result<Run> {
     let bare = BareProc::start().await?;
     let url = format!("http://{}/pbx/{}/events", bare.addr, procs::ACCOUNT);
-    procs::http_load(&url, p.ingest_concurrency, p.ingest_secs).await
+    let (report, cpu) = with_cpu(procs::http_load(&url, p.ingest_concurrency, p.ingest_secs), p.ingest_secs).await;
+    Ok(Run { report: report?, stages: None, profile: None, cpu })
+}
+
+/// Runs a load of `secs` measured seconds (after feed-load's 1 s warm-up),
+/// reading the machine's busy cores over those seconds.
+async fn with_cpu<T>(load: impl std::future::Future<Output = T>, secs: u64) -> (T, Option<f64>) {
+    let sampling = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = machine::cpu_ticks()?;
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let after = machine::cpu_ticks()?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Some(machine::busy_cores(before, after, cores))
+    };
+    tokio::join!(load, sampling)
 }
 
 /// `users` mapped users (1, 2, …) on extensions 101, 102, …
@@ -30,6 +46,18 @@ struct Run {
     stages: Option<String>,
     /// The profile, or why there is none (profiled runs only).
     profile: Option<String>,
+    /// The whole machine's busy cores over the measured seconds (load
+    /// generator, backend, database: everything the run needs, and
+    /// whatever else runs here).
+    cpu: Option<f64>,
+}
+
+impl Run {
+    /// Machine CPU time per acknowledged webhook, in µs.
+    fn cpu_per_webhook_us(&self) -> Option<f64> {
+        let cores = self.cpu?;
+        (self.report.per_second > 0.0).then(|| cores / self.report.per_second * 1e6)
+    }
 }
 
 /// The backend with `pool` database connections under `workers` concurrent
@@ -49,8 +77,8 @@ async fn backend_run(
     let client = reqwest::Client::new();
     let url = backend.url(&format!("/pbx/{}/events", procs::ACCOUNT));
     let rings: Vec<String> = mapped.into_iter().map(|(_, e)| e).collect();
-    let load = procs::http_load_to(&url, &rings, workers, secs);
-    let (report, profile) = if profile {
+    let load = with_cpu(procs::http_load_to(&url, &rings, workers, secs), secs);
+    let ((report, cpu), profile) = if profile {
         // After the 1 s warm-up, for most of the measured seconds.
         let sampled = secs.saturating_sub(1).clamp(1, 4);
         let sampling = async {
@@ -61,12 +89,13 @@ async fn backend_run(
             }
             profile::sample(&pids, Duration::ZERO, sampled).await
         };
-        let (report, profile) = tokio::join!(load, sampling);
-        (report?, Some(profile.unwrap_or_else(|e| format!("no profile: {e:#}"))))
+        let (measured, profile) = tokio::join!(load, sampling);
+        (measured, Some(profile.unwrap_or_else(|e| format!("no profile: {e:#}"))))
     } else {
-        (load.await?, None)
+        (load.await, None)
     };
-    let mut run = Run { report, stages: None, profile };
+    let report = report?;
+    let mut run = Run { report, stages: None, profile, cpu };
     if let Some(text) = metrics(&client, &backend).await {
         run.report.per_commit = events_per_commit(&text);
         run.stages = commit_stages(&text);
@@ -128,8 +157,8 @@ async fn diagnose(p: &Params, postgres_url: Option<&str>, notes: &mut String) {
         runs.push(("PostgreSQL, 1 worker (service time per event)".into(), url.to_string(), 8, 1, 1));
         runs.push((
             format!(
-                "PostgreSQL, {0} workers over {0} users (one user's webhooks share one of the four writers; here \
-                 all four write at once)",
+                "PostgreSQL, {0} workers over {0} users (one user's webhooks always share a writer; here every \
+                 writer has work)",
                 p.ingest_concurrency
             ),
             url.to_string(),
@@ -152,7 +181,11 @@ async fn diagnose(p: &Params, postgres_url: Option<&str>, notes: &mut String) {
 
 fn line(name: &str, run: &Run) -> String {
     let stages = run.stages.as_ref().map(|s| format!("; {s}")).unwrap_or_default();
-    format!("{}{stages}", report_line(name, &run.report))
+    let cpu = match (run.cpu, run.cpu_per_webhook_us()) {
+        (Some(cores), Some(us)) => format!("; machine CPU {cores:.2} cores busy, {us:.0} µs per webhook"),
+        _ => String::new(),
+    };
+    format!("{}{stages}{cpu}", report_line(name, &run.report))
 }
 
 fn report_line(name: &str, r: &HttpReport) -> String {
@@ -188,9 +221,9 @@ pub async fn run(p: &Params) -> Result<Outcome> {
     let mut diagnosis = String::new();
     diagnose(p, postgres.is_ok().then_some(postgres_url.as_str()), &mut diagnosis).await;
     let _ = psql(&format!("DROP SCHEMA {schema} CASCADE"));
-    let bare_rps = (bare_before.per_second + bare_after.per_second) / 2.0;
-    let _ = writeln!(notes, "{}", report_line("bare axum (before)", &bare_before));
-    let _ = writeln!(notes, "{}", report_line("bare axum (after)", &bare_after));
+    let bare_rps = (bare_before.report.per_second + bare_after.report.per_second) / 2.0;
+    let _ = writeln!(notes, "{}", line("bare axum (before)", &bare_before));
+    let _ = writeln!(notes, "{}", line("bare axum (after)", &bare_after));
     let mut rows = Vec::new();
     for (name, result, target) in [("SQLite", &sqlite, true), ("PostgreSQL", &postgres, false)] {
         match result {
@@ -234,12 +267,29 @@ pub async fn run(p: &Params) -> Result<Outcome> {
          written join the next one (the events per commit above). On SQLite one thread writes each batch in one \
          transaction on a plain SQLite connection and commits without syncing; a second thread syncs the log once \
          for every batch committed meanwhile and only then publishes and acknowledges, so an acknowledged webhook \
-         is on disk. On PostgreSQL four writers, each on a connection of its own, store batches in two pipelined \
+         is on disk. On PostgreSQL the writers (one per two cores, at most four), each on a connection of \
+         its own and all on a thread of their own, store batches in two pipelined \
          round trips (`BEGIN` with the calls' lock, then one statement for everything the batch writes with \
          `COMMIT`), statements prepared once, rows sent as arrays; each commit is durable when it is answered. One \
          user's webhooks always go to the same writer (its feed offsets are one row, locked to its commit), so \
-         this one-user load runs on one writer; the run over many users above shows the four together.\n",
+         this one-user load runs on one writer however many there are.\n",
     );
+    let bare_us = [&bare_before, &bare_after].iter().filter_map(|r| r.cpu_per_webhook_us()).fold(f64::NAN, f64::min);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    for (name, result, floor) in [("SQLite", &sqlite, 0.5), ("PostgreSQL", &postgres, 0.3)] {
+        let Some(us) = result.as_ref().ok().and_then(Run::cpu_per_webhook_us) else { continue };
+        if bare_us.is_nan() {
+            continue;
+        }
+        let wanted = floor * bare_rps;
+        let _ = writeln!(
+            notes,
+            "\nCPU budget, {name}: the machine spent {us:.0} µs of CPU per acknowledged webhook (load generator \
+             included), the bare handler {bare_us:.0} µs; {floor} × bare = {wanted:.0} webhooks/s would take \
+             {:.2} cores at that cost, of the {cores} here.",
+            wanted * us / 1e6
+        );
+    }
     if sqlite.as_ref().is_ok_and(|r| r.report.per_second / bare_rps < 0.5) {
         notes.push_str(
             "\nReading: the SQLite writer is no longer the limit by itself (one worker: the service time per event; \
