@@ -299,5 +299,16 @@ pub async fn run(p: &Params) -> Result<Outcome> {
              writer, the syncer and back. The profile above weighs them; the bare handler answers from memory.\n",
         );
     }
+    if postgres.as_ref().is_ok_and(|r| r.report.per_second / bare_rps < 0.3) {
+        notes.push_str(
+            "\nReading (PostgreSQL): a batch is two round trips one after the other (the stage times above), and \
+             one user's batches cannot overlap (the user's feed offsets are one row, locked until the commit), so \
+             the one-user load is a chain of round trips, each waiting for a core that the HTTP side, PostgreSQL and \
+             the load generator share; under load each takes three to four times its unloaded time. The CPU budget \
+             above says the machine would not hold 0.3 × bare even without the chain. Left: caller ID is still one \
+             pool query per webhook before it joins a batch (the index read), and every new call writes two \
+             indexes of `calls`.\n",
+        );
+    }
     Ok(Outcome { rows, section: ("3. Durable ingest".into(), notes) })
 }
