@@ -305,9 +305,9 @@ pub async fn run(p: &Params) -> Result<Outcome> {
              one user's batches cannot overlap (the user's feed offsets are one row, locked until the commit), so \
              the one-user load is a chain of round trips, each waiting for a core that the HTTP side, PostgreSQL and \
              the load generator share; under load each takes three to four times its unloaded time. The CPU budget \
-             above says the machine would not hold 0.3 × bare even without the chain. Left: caller ID is still one \
-             pool query per webhook before it joins a batch (the index read), and every new call writes two \
-             indexes of `calls`.\n",
+             above says the machine would not hold 0.3 × bare even without the chain. Left: every new call writes \
+             two indexes of `calls`, and where an account's caller index is ready (not in this load) caller ID \
+             adds one pool query per ringing webhook before it joins a batch.\n",
         );
     }
     Ok(Outcome { rows, section: ("3. Durable ingest".into(), notes) })
