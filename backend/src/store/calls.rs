@@ -633,6 +633,17 @@ impl Store {
     }
 }
 
+/// The caller column of a call being created: only a final answer (known
+/// or unknown) is worth storing (`Delivery::with_caller`); `NULL` else.
+pub(crate) fn caller_json(caller: &CallerId) -> Result<Option<String>, sqlx::Error> {
+    match caller {
+        c @ (CallerId::Known { .. } | CallerId::Unknown) => {
+            serde_json::to_string(c).map(Some).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// The legs column: `NULL` for none.
 pub(crate) fn legs_json(legs: &[callcard_calls::call::Leg]) -> Result<Option<String>, sqlx::Error> {
     if legs.is_empty() {

@@ -94,7 +94,8 @@ impl Store {
         let sql = format!("DELETE FROM feed_events WHERE {trims}");
         let mut query = sqlx::query(&sql);
         for (key, &offset) in &last {
-            let trimmed = trimmed_by_append(offset, counts[key], self.history_per_user);
+            let count = counts.get(key).copied().unwrap_or(0);
+            let trimmed = trimmed_by_append(offset, count, self.history_per_user);
             query = query.bind(sql_id(key.0)).bind(sql_id(key.1)).bind(trimmed.start).bind(trimmed.end);
         }
         query.execute(&mut *conn).await?;

@@ -27,14 +27,14 @@
 //! and job rows (this module's test holds the two side by side).
 
 use super::calls::{
-    apply_deliveries, attach_feed, feed_items, legs_json, row_to_call, status_str, Columns, Locked, LockedCalls,
-    COLUMNS, WRITE_PBX_SIDE,
+    apply_deliveries, attach_feed, caller_json, feed_items, legs_json, row_to_call, status_str, Columns, Locked,
+    LockedCalls, COLUMNS, WRITE_PBX_SIDE,
 };
 use super::feed_log::{feed_counts, feed_payload, number_feed_events};
 use super::jobs::{job_payload, new_job_id, unique_jobs, Job};
 use super::{now_ms, rust_id, sql_id, Delivery, Recorded, Store, StoredCall};
 use crate::metrics::{IntakeStage, Metrics};
-use callcard_calls::feed::{CallView, CallerId};
+use callcard_calls::feed::CallView;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
@@ -345,13 +345,7 @@ impl CallRows {
         self.updated_at.push(stored.updated_at);
         self.created_at.push(stored.created_at);
         self.legs.push(legs_json(&call.legs)?);
-        // Only a final answer is worth storing (`Delivery::with_caller`).
-        self.caller.push(match &stored.caller {
-            c @ (CallerId::Known { .. } | CallerId::Unknown) => {
-                Some(serde_json::to_string(c).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
-            }
-            _ => None,
-        });
+        self.caller.push(caller_json(&stored.caller)?);
         Ok(())
     }
 

@@ -20,13 +20,13 @@
 //! wait for each other through `busy_timeout`.
 
 use super::calls::{
-    apply_deliveries, attach_feed, feed_items, legs_json, row_to_call, status_str, Columns, Locked, LockedCalls,
-    COLUMNS, WRITE_PBX_SIDE,
+    apply_deliveries, attach_feed, caller_json, feed_items, legs_json, row_to_call, status_str, Columns, Locked,
+    LockedCalls, COLUMNS, WRITE_PBX_SIDE,
 };
 use super::feed_log::{feed_counts, feed_payload, number_feed_events, trimmed_by_append};
 use super::jobs::{job_payload, new_job_id, unique_jobs};
 use super::{now_ms, sql_id, Delivery, Recorded, Store, StoredCall};
-use callcard_calls::feed::{CallView, CallerId, FeedEvent};
+use callcard_calls::feed::{CallView, FeedEvent};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -173,12 +173,7 @@ fn write_call(tx: &rusqlite::Transaction<'_>, stored: &StoredCall) -> Result<(),
     let call = &stored.call;
     let ending = call.ending.as_ref();
     let recording = call.recording.as_ref();
-    let caller = match &stored.caller {
-        c @ (CallerId::Known { .. } | CallerId::Unknown) => {
-            Some(serde_json::to_string(c).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
-        }
-        _ => None,
-    };
+    let caller = caller_json(&stored.caller)?;
     static UPSERT: LazyLock<String> = LazyLock::new(|| {
         format!(
             "INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
@@ -269,7 +264,8 @@ fn append_feed_events(
         )
         .map_err(sqlite_error)?;
     for (key, &offset) in &last {
-        let trimmed = trimmed_by_append(offset, counts[key], history_per_user);
+        let count = counts.get(key).copied().unwrap_or(0);
+        let trimmed = trimmed_by_append(offset, count, history_per_user);
         trim.execute(params![sql_id(key.0), sql_id(key.1), trimmed.start, trimmed.end]).map_err(sqlite_error)?;
     }
     Ok(events)
