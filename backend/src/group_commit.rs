@@ -20,11 +20,11 @@
 //!   connection, statements prepared once) and commits without syncing the
 //!   log; the syncer syncs it once for every batch committed meanwhile, then
 //!   publishes and answers. One batch's sync overlaps the next batch's work.
-//! - **PostgreSQL**: up to four async writers (one per two cores), each on a
-//!   connection of its own,
-//!   storing with [`crate::store::postgres_writer`] (four round trips per
-//!   batch, statements prepared once); a commit there is durable when it
-//!   returns. Each user's webhooks go to one writer
+//! - **PostgreSQL**: up to four async writers (one per two cores), on a
+//!   thread and runtime of their own (`postgres` below), each on a
+//!   connection of its own, storing with [`crate::store::postgres_writer`]
+//!   (two pipelined round trips per batch, statements prepared once); a
+//!   commit there is durable when it is answered. Each user's webhooks go to one writer
 //!   (by a hash of account and user): a user's feed offsets are one row
 //!   that every transaction appending to that user's feed locks until its
 //!   commit, so writers sharing users would queue behind each other's disk
