@@ -12,6 +12,12 @@ use callcard_backend::{Backend, Config, LimitedListener, Timeouts};
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc, not glibc's malloc: a webhook allocates and frees many small
+/// buffers across threads, and glibc's allocator took about a fifth of the
+/// backend's CPU under the ingest benchmark (bench/RESULTS.md, section 3).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
