@@ -23,14 +23,20 @@
 //! - **PostgreSQL**: up to four async writers (one per two cores), on a
 //!   thread and runtime of their own (`postgres` below), each on a
 //!   connection of its own, storing with [`crate::store::postgres_writer`]
-//!   (two pipelined round trips per batch, statements prepared once); a
-//!   commit there is durable when it is answered. Each user's webhooks go to one writer
+//!   (one round trip per batch where the writer can predict its calls, two
+//!   with their lock otherwise; statements prepared once); a commit there
+//!   is durable when it is answered. Each user's webhooks go to one writer
 //!   (by a hash of account and user): a user's feed offsets are one row
 //!   that every transaction appending to that user's feed locks until its
 //!   commit, so writers sharing users would queue behind each other's disk
 //!   syncs with small batches, where one writer gathers a big batch and
 //!   commits it once. It also keeps a user's events published in offset
-//!   order. Batches lock rows in one order, so writers cannot deadlock.
+//!   order. Batches lock calls in one order, so writers do not deadlock,
+//!   except where a predicted batch updates calls it knows (in the
+//!   planner's order): two writers would then need two such calls in
+//!   common at once (calls stay with their user), and PostgreSQL breaks
+//!   that deadlock by failing one batch, which is then stored one delivery
+//!   at a time.
 
 use crate::metrics::Metrics;
 use crate::store::postgres_writer::PostgresIntake;
@@ -287,8 +293,8 @@ async fn store_one_by_one(store: &Store, metrics: &Metrics, batch: Vec<Submissio
 /// PostgreSQL's writers: on a thread of their own, with a runtime of its
 /// own, so that a writer whose round trip was answered runs at once instead
 /// of queueing behind the HTTP tasks on the server's runtime (a batch is
-/// two round trips, one after the other, and nothing else of its user's
-/// can commit meanwhile).
+/// one or two round trips, and nothing else of its user's can commit
+/// meanwhile).
 mod postgres {
     use super::{write_postgres, Submission};
     use crate::metrics::Metrics;

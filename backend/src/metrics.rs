@@ -55,6 +55,12 @@ pub struct Metrics {
     /// Microseconds intake's PostgreSQL writers spent in each stage of their
     /// transactions ([`IntakeStage`]), summed.
     pub intake_stage_micros: [Counter; 3],
+    /// Batches intake's PostgreSQL writers stored in one round trip, their
+    /// calls predicted (`crate::store::postgres_writer`).
+    pub intake_predicted: Counter,
+    /// Batches whose prediction PostgreSQL refused (then stored with the
+    /// calls' lock).
+    pub intake_mispredicted: Counter,
     /// Feed events sent over WebSockets.
     pub pushed_websocket: Counter,
     /// Feed events answered to polls.
@@ -162,6 +168,16 @@ impl Metrics {
             "counter",
             "Time intake's PostgreSQL writers spent in each stage of their transactions.",
             &stages,
+        );
+        family(
+            "callcard_intake_predictions_total",
+            "counter",
+            "Batches intake's PostgreSQL writers stored in one round trip from predicted calls, and those whose \
+             prediction was wrong (then stored with the calls' lock).",
+            &[
+                ("{outcome=\"stored\"}", self.intake_predicted.get().to_string()),
+                ("{outcome=\"wrong\"}", self.intake_mispredicted.get().to_string()),
+            ],
         );
         family(
             "callcard_feed_events_pushed_total",

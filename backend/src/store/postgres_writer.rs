@@ -7,8 +7,8 @@
 //! statement's text changing with the batch size (multi-row `VALUES`), so
 //! PostgreSQL parsed and planned it anew every time, and each round trip
 //! waited on two busy processes (about 0.5 ms apiece under the ingest
-//! benchmark). Here a batch is two round trips of two statements whose
-//! text never changes, prepared once per connection:
+//! benchmark). Here a batch is at most two round trips of statements whose
+//! text never changes, prepared once per connection. With the lock:
 //!
 //! 1. `BEGIN` and [`LOCK_CALLS`], pipelined: the lock inserts the batch's
 //!    new calls as the batch leaves them and locks the rest (in (account,
@@ -20,6 +20,18 @@
 //!    histories and enqueues the CRM jobs; the commit is durable when
 //!    answered. Then the events are published.
 //!
+//! Most batches skip the lock: the writer predicts what each call holds
+//! ([`Known`]): a call rung in this batch is new, and a live call
+//! whose caller is known is as this writer last stored it (calls stay with
+//! their user's writer). When it can predict every call of a batch and
+//! every call changes, it merges from the prediction and stores the batch
+//! in **one** round trip (`BEGIN`, [`STORE_PREDICTED`], `COMMIT`,
+//! pipelined). That statement checks the prediction as it writes: a new
+//! call must not exist yet, a known one must still be the row version
+//! (`xmin`) the writer left. If any is not, the statement fails, the
+//! transaction rolls back and the batch is stored the locked way above, so
+//! a wrong guess costs a round trip, never a wrong row.
+//!
 //! Row sets travel as one array per column (`UNNEST`), so the statements
 //! take the same parameters for one call as for 256. The connection is
 //! tokio-postgres's, because it pipelines and sqlx does not. What is stored
@@ -27,15 +39,15 @@
 //! and job rows (this module's test holds the two side by side).
 
 use super::calls::{
-    apply_deliveries, attach_feed, caller_json, feed_items, legs_json, row_to_call, status_str, Columns, Locked,
-    LockedCalls, COLUMNS, WRITE_PBX_SIDE,
+    apply_deliveries, attach_feed, caller_json, feed_items, legs_json, row_to_call, status_str, Columns, FeedTag,
+    Locked, LockedCalls, COLUMNS, WRITE_PBX_SIDE,
 };
 use super::feed_log::{feed_counts, feed_payload, number_feed_events};
 use super::jobs::{job_payload, new_job_id, unique_jobs, Job};
 use super::{now_ms, rust_id, sql_id, Delivery, Recorded, Store, StoredCall};
 use crate::metrics::{IntakeStage, Metrics};
-use callcard_calls::feed::CallView;
-use std::collections::{BTreeMap, HashSet};
+use callcard_calls::feed::{CallView, CallerId};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 use tokio_postgres::types::ToSql;
@@ -64,19 +76,12 @@ static LOCK_CALLS: LazyLock<String> = LazyLock::new(|| {
                                    recording_url, recording_at, version, updated_at, created_at, legs, caller, i)
          ORDER BY i
          ON CONFLICT (account_id, call_id) DO UPDATE SET version = calls.version
-         RETURNING {COLUMNS}, (xmax = 0) AS inserted"
+         RETURNING {COLUMNS}, (xmax = 0) AS inserted, xmin::text AS row_version"
     )
 });
 
-/// Everything a batch writes once its calls are merged, in one statement.
-/// All CTEs see the snapshot from before the statement, so the trim cannot
-/// see the events appended beside it: events that it would delete at once
-/// (more than the history keeps for one user in one batch) are not
-/// inserted at all. `from_last` is an event's distance from its user's last
-/// offset in this batch (0 for the newest). The trim deletes the window the
-/// batch's offsets pushed out of the history ([`super::feed_log`] says why
-/// it is bounded below); its bounds are materialised first, or the planner
-/// keeps only the upper one as the index condition and filters the rest.
+/// Everything a batch writes once its calls are merged, in one statement:
+/// the changed calls' PBX side, then [`feed_and_jobs`].
 static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH written AS (
@@ -89,23 +94,111 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
                                   $17::bigint[], $18::bigint[], $19::text[])
              {WRITE_PBX_SIDE}
          ),
-         offsets AS (
+         {}
+         SELECT account_id, user_id, last_offset FROM offsets",
+        feed_and_jobs(20)
+    )
+});
+
+/// A batch whose calls were predicted ([`Known`]), in one statement:
+/// inserts the new calls as the batch leaves them (`$1`–`$20`, as
+/// [`LOCK_CALLS`]), writes the PBX side of the known ones where their row
+/// is still the version the writer left (`$21`–`$39`, the versions in
+/// `$40`), then what [`WRITE_BATCH`] writes after the calls (`$41`–`$55`).
+/// `checked` fails the statement unless all `$56` calls were written, which
+/// rolls the transaction back: a new call that exists (another writer, a
+/// retry) is not inserted, a known call changed since is not updated. The
+/// failure is a cast of a sentence, so that PostgreSQL's log says what
+/// happened. The answer is one row per user whose feed grew (a row of
+/// nulls if none) with the transaction's row version.
+static STORE_PREDICTED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH inserted AS (
+             INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
+                                started_at, ringing_at, answered_at, ended_at, duration, outcome, recording_url,
+                                recording_at, version, updated_at, created_at, legs, caller, sync_state)
+             SELECT account_id, call_id, direction, external_number, extension, kommo_user_id, status, started_at,
+                    ringing_at, answered_at, ended_at, duration, outcome, recording_url, recording_at, version,
+                    updated_at, created_at, legs, caller, 'pending'
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+                         $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[],
+                         $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::text[],
+                         $20::text[])
+                  WITH ORDINALITY AS d(account_id, call_id, direction, external_number, extension, kommo_user_id,
+                                       status, started_at, ringing_at, answered_at, ended_at, duration, outcome,
+                                       recording_url, recording_at, version, updated_at, created_at, legs, caller, i)
+             ORDER BY i
+             ON CONFLICT (account_id, call_id) DO NOTHING
+             RETURNING xmin
+         ),
+         updated AS (
+             UPDATE calls c SET kommo_user_id = u.kommo_user_id, status = u.status, started_at = u.started_at,
+                 ringing_at = u.ringing_at, answered_at = u.answered_at, ended_at = u.ended_at,
+                 duration = u.duration, outcome = u.outcome, recording_url = u.recording_url,
+                 recording_at = u.recording_at, extension = u.extension, legs = u.legs, version = u.version,
+                 updated_at = u.updated_at
+             FROM UNNEST($21::bigint[], $22::text[], $23::text[], $24::text[], $25::text[], $26::bigint[],
+                         $27::text[], $28::bigint[], $29::bigint[], $30::bigint[], $31::bigint[], $32::bigint[],
+                         $33::text[], $34::text[], $35::bigint[], $36::bigint[], $37::bigint[], $38::bigint[],
+                         $39::text[], $40::text[])
+                  AS u(account_id, call_id, direction, external_number, extension, kommo_user_id, status, started_at,
+                       ringing_at, answered_at, ended_at, duration, outcome, recording_url, recording_at, version,
+                       updated_at, created_at, legs, row_version)
+             WHERE c.account_id = u.account_id AND c.call_id = u.call_id AND c.xmin = u.row_version::xid
+             RETURNING c.xmin
+         ),
+         checked AS MATERIALIZED (
+             SELECT (CASE WHEN (SELECT count(*) FROM inserted) + (SELECT count(*) FROM updated) = $56 THEN '0'
+                          ELSE 'callcard intake: a call of the batch is not as predicted; storing it with its lock'
+                     END)::int AS failed,
+                    (SELECT v::text FROM (SELECT xmin AS v FROM inserted UNION ALL SELECT xmin FROM updated) w
+                     LIMIT 1) AS row_version
+         ),
+         {}
+         SELECT o.account_id, o.user_id, o.last_offset, k.row_version, k.failed
+         FROM checked k LEFT JOIN offsets o ON true",
+        feed_and_jobs(41)
+    )
+});
+
+/// The CTEs that follow the calls in [`WRITE_BATCH`] and
+/// [`STORE_PREDICTED`], their parameters numbered from `first`: advance the
+/// users' feed offsets, append the numbered events, trim the histories,
+/// enqueue the jobs.
+///
+/// All CTEs see the snapshot from before the statement, so the trim cannot
+/// see the events appended beside it: events that it would delete at once
+/// (more than the history keeps for one user in one batch) are not
+/// inserted at all. `from_last` is an event's distance from its user's last
+/// offset in this batch (0 for the newest). The trim deletes the window the
+/// batch's offsets pushed out of the history ([`super::feed_log`] says why
+/// it is bounded below); its bounds are materialised first, or the planner
+/// keeps only the upper one as the index condition and filters the rest.
+fn feed_and_jobs(first: usize) -> String {
+    let p = |n: usize| format!("${}", first + n);
+    let (offsets, events, jobs, now, history) =
+        ([p(0), p(1), p(2)], [p(3), p(4), p(5), p(6), p(7)], [p(8), p(9), p(10), p(11), p(12)], p(13), p(14));
+    let [oa, ou, on] = &offsets;
+    let [ea, eu, ef, ec, ep] = &events;
+    let [ji, ja, jk, jc, jp] = &jobs;
+    format!(
+        "offsets AS (
              INSERT INTO feed_offsets (account_id, user_id, last_offset)
-             SELECT * FROM UNNEST($20::bigint[], $21::bigint[], $22::bigint[])
+             SELECT * FROM UNNEST({oa}::bigint[], {ou}::bigint[], {on}::bigint[])
              ON CONFLICT (account_id, user_id) DO UPDATE SET last_offset = feed_offsets.last_offset + excluded.last_offset
              RETURNING account_id, user_id, last_offset
          ),
          appended AS (
              INSERT INTO feed_events (account_id, user_id, feed_offset, call_id, payload, created_at)
-             SELECT e.account_id, e.user_id, o.last_offset - e.from_last, e.call_id, e.payload, $33
-             FROM UNNEST($23::bigint[], $24::bigint[], $25::bigint[], $26::text[], $27::text[])
+             SELECT e.account_id, e.user_id, o.last_offset - e.from_last, e.call_id, e.payload, {now}
+             FROM UNNEST({ea}::bigint[], {eu}::bigint[], {ef}::bigint[], {ec}::text[], {ep}::text[])
                   AS e(account_id, user_id, from_last, call_id, payload)
              JOIN offsets o ON o.account_id = e.account_id AND o.user_id = e.user_id
-             WHERE e.from_last < $34
+             WHERE e.from_last < {history}
          ),
          trimmed_windows AS MATERIALIZED (
-             SELECT o.account_id, o.user_id, o.last_offset - c.n - $34 AS after, o.last_offset - $34 AS upto
-             FROM offsets o JOIN UNNEST($20::bigint[], $21::bigint[], $22::bigint[]) AS c(account_id, user_id, n)
+             SELECT o.account_id, o.user_id, o.last_offset - c.n - {history} AS after, o.last_offset - {history} AS upto
+             FROM offsets o JOIN UNNEST({oa}::bigint[], {ou}::bigint[], {on}::bigint[]) AS c(account_id, user_id, n)
                   ON c.account_id = o.account_id AND c.user_id = o.user_id
          ),
          trimmed AS (
@@ -115,23 +208,58 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
          ),
          enqueued AS (
              INSERT INTO jobs (id, account_id, kind, call_id, payload, run_at, created_at, updated_at, state, attempts)
-             SELECT id, account_id, kind, call_id, payload, $33, $33, $33, 'pending', 0
-             FROM UNNEST($28::bigint[], $29::bigint[], $30::text[], $31::text[], $32::text[])
+             SELECT id, account_id, kind, call_id, payload, {now}, {now}, {now}, 'pending', 0
+             FROM UNNEST({ji}::bigint[], {ja}::bigint[], {jk}::text[], {jc}::text[], {jp}::text[])
                   AS j(id, account_id, kind, call_id, payload)
              ON CONFLICT (account_id, kind, call_id) WHERE state = 'pending' DO NOTHING
-         )
-         SELECT account_id, user_id, last_offset FROM offsets"
+         )"
     )
-});
+}
 
-/// One group-commit writer's connection (`crate::group_commit`), with the
-/// two statements prepared on it.
+/// One group-commit writer's connection (`crate::group_commit`), with its
+/// statements prepared on it, and what it last stored of the calls it can
+/// predict.
 pub(crate) struct PostgresIntake {
     client: Client,
     lock: Statement,
     write: Statement,
+    predicted: Statement,
+    /// What this writer knows of the calls it stored lately; at most
+    /// [`REMEMBERED_CALLS`], forgotten with the connection.
+    remembered: HashMap<(u64, String), Known>,
     store: Store,
     metrics: Arc<Metrics>,
+}
+
+/// How many calls a writer remembers; past that it forgets them all (the
+/// next batch of each is then stored with its lock, which remembers it
+/// again). A few hours of one busy user's calls are far fewer.
+const REMEMBERED_CALLS: usize = 4096;
+
+/// A call as a writer stored it: the row, and its version (`xmin`, the
+/// transaction that wrote it; any later write of the row changes it).
+#[derive(Clone)]
+struct Remembered {
+    stored: StoredCall,
+    row_version: String,
+}
+
+/// What a writer knows of a call it stored.
+enum Known {
+    /// Live, its caller known: its next batch finds it as stored here.
+    Stored(Box<Remembered>),
+    /// It exists, and something else writes it next (caller ID looks up a
+    /// pending caller, an ended call is logged in Kommo, or a prediction
+    /// of it was wrong): its next batch takes the lock.
+    Locked,
+}
+
+/// A batch merged from what its writer predicted of its calls.
+struct Predicted {
+    calls: LockedCalls,
+    /// The calls predicted new (the others are [`Known::Stored`]).
+    new: HashSet<(u64, String)>,
+    recorded: Vec<Recorded>,
 }
 
 /// A statement's parameters, as tokio-postgres takes them.
@@ -139,6 +267,11 @@ type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
 
 fn pg_error(e: tokio_postgres::Error) -> sqlx::Error {
     sqlx::Error::Protocol(format!("postgres: {e}"))
+}
+
+/// Whether `error` is [`STORE_PREDICTED`] refusing a wrong prediction.
+fn is_wrong_prediction(error: &tokio_postgres::Error) -> bool {
+    error.as_db_error().is_some_and(|db| db.message().contains("is not as predicted"))
 }
 
 impl Columns for Row {
@@ -169,22 +302,132 @@ impl PostgresIntake {
         });
         let lock = client.prepare(&LOCK_CALLS).await.map_err(pg_error)?;
         let write = client.prepare(&WRITE_BATCH).await.map_err(pg_error)?;
-        Ok(Self { client, lock, write, store: store.clone(), metrics })
+        let predicted = client.prepare(&STORE_PREDICTED).await.map_err(pg_error)?;
+        Ok(Self { client, lock, write, predicted, remembered: HashMap::new(), store: store.clone(), metrics })
     }
 
     /// Stores the deliveries in one transaction, durably, then publishes
-    /// their feed events; see [`Store::record`].
+    /// their feed events; see [`Store::record`]. In one round trip if every
+    /// call of the batch can be predicted, else (or if a prediction was
+    /// wrong) in two, with the calls' lock.
+    pub(crate) async fn record(&mut self, deliveries: &[Delivery]) -> Result<Vec<Recorded>, sqlx::Error> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let started = Instant::now();
+        if let Some(predicted) = self.predict(deliveries, now)? {
+            self.metrics.intake_stage(IntakeStage::Merge, started.elapsed());
+            if let Some(recorded) = self.store_predicted(predicted, now).await? {
+                self.metrics.intake_predicted.inc();
+                return Ok(recorded);
+            }
+            self.metrics.intake_mispredicted.inc();
+            for delivery in deliveries {
+                self.remembered.insert((delivery.account_id, delivery.call.call_id.clone()), Known::Locked);
+            }
+        }
+        self.record_locked(deliveries, now).await
+    }
+
+    /// Each call of the batch as this writer expects it, merged with the
+    /// deliveries; `None` if some call cannot be predicted, or some delivery
+    /// changes nothing (a retry: answered from the locked row instead).
+    fn predict(&self, deliveries: &[Delivery], now: i64) -> Result<Option<Predicted>, sqlx::Error> {
+        let mut calls = LockedCalls::new();
+        let mut new = HashSet::new();
+        for delivery in deliveries {
+            let key = (delivery.account_id, delivery.call.call_id.clone());
+            if calls.contains_key(&key) {
+                continue;
+            }
+            let locked = match self.remembered.get(&key) {
+                Some(Known::Stored(remembered)) => Locked { stored: remembered.stored.clone(), changed: false },
+                Some(Known::Locked) => return Ok(None),
+                // Not stored lately and rung now: new.
+                None if delivery.call.ringing_at.is_some() => {
+                    new.insert(key.clone());
+                    Locked::created(delivery, now)
+                }
+                None => return Ok(None),
+            };
+            calls.insert(key, locked);
+        }
+        let recorded = apply_deliveries(&mut calls, deliveries, now)?;
+        if recorded.iter().any(|r| !r.changed) {
+            return Ok(None);
+        }
+        Ok(Some(Predicted { calls, new, recorded }))
+    }
+
+    /// Stores a predicted batch in one round trip; `None` (nothing stored)
+    /// if PostgreSQL refused a prediction.
+    async fn store_predicted(
+        &mut self,
+        Predicted { calls, new, mut recorded }: Predicted,
+        now: i64,
+    ) -> Result<Option<Vec<Recorded>>, sqlx::Error> {
+        let started = Instant::now();
+        let (tags, items) = feed_items(&mut recorded);
+        let jobs: Vec<(u64, &Job)> =
+            recorded.iter().filter_map(|r| r.job.as_ref().map(|j| (r.call.account_id, j))).collect();
+        let mut inserted = CallRows::default();
+        let mut versions: Vec<String> = Vec::new();
+        let mut known = Vec::new();
+        let mut keys: Vec<&(u64, String)> = calls.keys().collect();
+        // New calls are inserted in (account, call id) order, as every batch locks.
+        keys.sort();
+        for key in keys {
+            let stored = &calls[key].stored;
+            if new.contains(key) {
+                inserted.push(stored)?;
+            } else if let Some(Known::Stored(remembered)) = self.remembered.get(key) {
+                known.push(stored);
+                versions.push(remembered.row_version.clone());
+            }
+        }
+        let batch = Batch::of(known.into_iter(), &items, &jobs)?;
+        let expected = i64::try_from(calls.len()).unwrap_or(i64::MAX);
+        let history = self.store.history_per_user;
+        let merged = Instant::now();
+        self.metrics.intake_stage(IntakeStage::Merge, merged - started);
+        let mut params = inserted.params();
+        params.push(&inserted.caller);
+        params.extend(batch.calls.params());
+        params.push(&versions);
+        params.extend(batch.feed_and_jobs_params(&now, &history));
+        params.push(&expected);
+        let (begun, rows, committed) = tokio::join!(
+            self.client.batch_execute("BEGIN"),
+            self.client.query(&self.predicted, &params),
+            self.client.batch_execute("COMMIT")
+        );
+        drop(params);
+        self.metrics.intake_stage(IntakeStage::WriteCommit, merged.elapsed());
+        begun.map_err(pg_error)?;
+        let rows = match rows {
+            Ok(rows) => rows,
+            // The transaction rolled back (COMMIT answered ROLLBACK).
+            Err(e) if is_wrong_prediction(&e) => return Ok(None),
+            Err(e) => return Err(pg_error(e)),
+        };
+        committed.map_err(pg_error)?;
+        let row_version = rows
+            .first()
+            .and_then(|row| row.try_get::<_, Option<String>>("row_version").ok().flatten())
+            .ok_or_else(|| sqlx::Error::Protocol("the predicted write answered no row version".into()))?;
+        let offsets = rows.iter().filter(|row| row.try_get::<_, Option<i64>>("user_id").ok().flatten().is_some());
+        self.finish(recorded, tags, items, offsets, &calls, &row_version).map(Some)
+    }
+
+    /// Stores the batch with its calls' lock: two round trips.
     ///
     /// `BEGIN` travels with the lock, and `COMMIT` with the write, each pair
     /// in one round trip (pipelined: the second is sent before the first is
     /// answered). A failed write makes PostgreSQL answer that `COMMIT` with
     /// a rollback; the error is the write's. `BEGIN` checks nothing and
     /// fails only with the connection, which fails the lock with it.
-    pub(crate) async fn record(&mut self, deliveries: &[Delivery]) -> Result<Vec<Recorded>, sqlx::Error> {
-        if deliveries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let now = now_ms();
+    async fn record_locked(&mut self, deliveries: &[Delivery], now: i64) -> Result<Vec<Recorded>, sqlx::Error> {
         let started = Instant::now();
         let locking = Locking::of(deliveries, now)?;
         let params = locking.params();
@@ -192,7 +435,12 @@ impl PostgresIntake {
             tokio::join!(self.client.batch_execute("BEGIN"), self.client.query(&self.lock, &params));
         drop(params);
         begun.map_err(pg_error)?;
-        let (mut calls, inserted) = locking.answer(&returned.map_err(pg_error)?)?;
+        let returned = returned.map_err(pg_error)?;
+        let row_version = match returned.first() {
+            Some(row) => row.try_get::<_, String>("row_version").map_err(pg_error)?,
+            None => return Err(sqlx::Error::Protocol("the lock answered no call".into())),
+        };
+        let (mut calls, inserted) = locking.answer(&returned)?;
         let locked = Instant::now();
         self.metrics.intake_stage(IntakeStage::Lock, locked - started);
         let mut recorded = apply_deliveries(&mut calls, deliveries, now)?;
@@ -209,7 +457,8 @@ impl PostgresIntake {
             self.client.batch_execute("COMMIT").await.map_err(pg_error)?;
             Vec::new()
         } else {
-            let params = batch.params(&now, &history);
+            let mut params = batch.calls.params();
+            params.extend(batch.feed_and_jobs_params(&now, &history));
             let (rows, committed) =
                 tokio::join!(self.client.query(&self.write, &params), self.client.batch_execute("COMMIT"));
             let rows = rows.map_err(pg_error)?;
@@ -217,8 +466,22 @@ impl PostgresIntake {
             rows
         };
         self.metrics.intake_stage(IntakeStage::WriteCommit, merged.elapsed());
+        self.finish(recorded, tags, items, offsets.iter(), &calls, &row_version)
+    }
+
+    /// After the commit: numbers the feed events from the users' last
+    /// offsets (`offsets`), publishes them, and remembers the calls as
+    /// stored at `row_version`.
+    fn finish<'r>(
+        &mut self,
+        mut recorded: Vec<Recorded>,
+        tags: Vec<FeedTag>,
+        items: Vec<(u64, u64, CallView)>,
+        offsets: impl Iterator<Item = &'r Row>,
+        calls: &LockedCalls,
+        row_version: &str,
+    ) -> Result<Vec<Recorded>, sqlx::Error> {
         let last = offsets
-            .iter()
             .map(|row| {
                 let (account_id, user_id): (i64, i64) =
                     (row.try_get("account_id").map_err(pg_error)?, row.try_get("user_id").map_err(pg_error)?);
@@ -231,7 +494,26 @@ impl PostgresIntake {
             attach_feed(&mut recorded, tags, events.into_iter().map(|(_, user, event)| (user, event)));
         }
         self.store.publish_recorded(&recorded);
+        self.remember(calls, row_version);
         Ok(recorded)
+    }
+
+    /// Remembers the calls this writer just stored: as stored, where its
+    /// next batch can predict them (live, the caller known); else that they
+    /// exist ([`Known::Locked`]).
+    fn remember(&mut self, calls: &LockedCalls, row_version: &str) {
+        if self.remembered.len() + calls.len() > REMEMBERED_CALLS {
+            self.remembered.clear();
+        }
+        for (key, locked) in calls {
+            let stored = &locked.stored;
+            if stored.call.ending.is_none() && stored.caller != CallerId::Pending {
+                let remembered = Remembered { stored: stored.clone(), row_version: row_version.to_string() };
+                self.remembered.insert(key.clone(), Known::Stored(Box::new(remembered)));
+            } else {
+                self.remembered.insert(key.clone(), Known::Locked);
+            }
+        }
     }
 }
 
@@ -442,9 +724,9 @@ impl Batch {
         self.calls.call_id.is_empty() && self.event_call.is_empty() && self.job_call.is_empty()
     }
 
-    /// [`WRITE_BATCH`]'s parameters.
-    fn params<'a>(&'a self, now: &'a i64, history_per_user: &'a i64) -> Params<'a> {
-        let mut params = self.calls.params();
+    /// The parameters of [`feed_and_jobs`], in order.
+    fn feed_and_jobs_params<'a>(&'a self, now: &'a i64, history_per_user: &'a i64) -> Params<'a> {
+        let mut params: Params<'a> = Vec::new();
         params.extend::<Params<'a>>(vec![
             &self.offset_account,
             &self.offset_user,
@@ -472,11 +754,14 @@ mod tests {
     //! through it and through [`Store::record`] (the pool) leave the same
     //! calls, feed and jobs behind, and answer the same.
     use super::PostgresIntake;
+    use crate::metrics::Metrics;
     use crate::secrets::Secrets;
-    use crate::store::{Delivery, Recorded, Store};
+    use crate::store::{CrmChange, Delivery, Recorded, Store};
     use callcard_calls::extensions::ExtensionMap;
-    use callcard_calls::{Call, CallEvent};
+    use callcard_calls::feed::CallerId;
+    use callcard_calls::{Call, CallEvent, EntityKind, EntityRef};
     use sqlx::{Connection, Row};
+    use std::sync::Arc;
 
     const PG: &str = "postgres://postgres@127.0.0.1:5432/test";
     const ACCOUNT: u64 = 4242;
@@ -526,9 +811,9 @@ mod tests {
     /// Two batches: new calls, one call's whole life in one batch (more
     /// events for the user than the history keeps), an unmapped call; then
     /// a retried delivery, a recording for an ended call, a new call.
-    fn batches() -> Vec<Vec<Delivery>> {
+    fn batches() -> [Vec<Delivery>; 2] {
         let t = 1_760_000_000_000;
-        vec![
+        [
             vec![
                 delivery(&[event("ringing", "a", "101", t)]),
                 delivery(&[event("ringing", "b", "101", t + 1)]),
@@ -567,7 +852,7 @@ mod tests {
     /// kept feed events, the jobs.
     async fn holdings(store: &Store) -> Vec<String> {
         let mut held = Vec::new();
-        for id in ["a", "b", "c", "d"] {
+        for id in ["a", "b", "c", "d", "e", "f"] {
             if let Some(mut call) = store.call(ACCOUNT, id).await.unwrap() {
                 (call.created_at, call.updated_at) = (0, 0);
                 held.push(format!("{call:?}"));
@@ -594,21 +879,82 @@ mod tests {
         held
     }
 
+    /// Stores `batch` through the pool and through the writer, and checks
+    /// that both answered and now hold the same.
+    async fn record_both(pooled: &Store, written: &Store, intake: &mut PostgresIntake, batch: &[Delivery]) {
+        let by_pool = pooled.record(batch).await.unwrap();
+        let by_writer = intake.record(batch).await.unwrap();
+        assert_eq!(answered(&by_writer), answered(&by_pool));
+        assert_eq!(holdings(written).await, holdings(pooled).await);
+    }
+
+    /// Which way the writer stored its batches so far: (in one round trip
+    /// from predicted calls, predictions refused).
+    fn paths(metrics: &Metrics) -> (u64, u64) {
+        (metrics.intake_predicted.get(), metrics.intake_mispredicted.get())
+    }
+
     #[tokio::test]
     async fn the_writer_stores_what_the_store_rule_stores() {
         let (pooled, pooled_schema) = store_on_fresh_schema().await;
         let (written, written_schema) = store_on_fresh_schema().await;
-        let mut intake = PostgresIntake::connect(&written, Default::default()).await.unwrap();
-        for batch in batches() {
-            let by_pool = pooled.record(&batch).await.unwrap();
-            let by_writer = intake.record(&batch).await.unwrap();
-            assert_eq!(answered(&by_writer), answered(&by_pool));
-            assert_eq!(holdings(&written).await, holdings(&pooled).await);
-        }
+        let metrics = Arc::new(Metrics::default());
+        let mut intake = PostgresIntake::connect(&written, metrics.clone()).await.unwrap();
+        let [first, second] = batches();
+        // Calls rung in the batch: predicted new, one round trip.
+        record_both(&pooled, &written, &mut intake, &first).await;
+        assert_eq!(paths(&metrics), (1, 0));
+        // An ended call (not predicted) and a retry: with the lock.
+        record_both(&pooled, &written, &mut intake, &second).await;
+        assert_eq!(paths(&metrics), (1, 0));
         let held = holdings(&written).await;
         // The history holds the user's newest 3 of 7 events.
         assert!(held.contains(&"latest offset 7".to_string()), "{held:#?}");
         assert_eq!(held.iter().filter(|h| h.starts_with("event ")).count(), 3, "{held:#?}");
+        drop_schema(&pooled_schema).await;
+        drop_schema(&written_schema).await;
+    }
+
+    #[tokio::test]
+    async fn a_wrong_prediction_is_refused_and_the_batch_stored_with_the_lock() {
+        let (pooled, pooled_schema) = store_on_fresh_schema().await;
+        let (written, written_schema) = store_on_fresh_schema().await;
+        let metrics = Arc::new(Metrics::default());
+        let mut intake = PostgresIntake::connect(&written, metrics.clone()).await.unwrap();
+        let t = 1_760_000_000_000;
+        let named = |name: &str| Some(CallerId::known(name, EntityRef::new(EntityKind::Contact, 5)));
+        // A call whose caller is known: remembered by the writer.
+        let ring = delivery(&[event("ringing", "e", "101", t)]).with_caller(named("Ann Lee"));
+        record_both(&pooled, &written, &mut intake, std::slice::from_ref(&ring)).await;
+        assert_eq!(paths(&metrics), (1, 0));
+        // The same ringing again (a PBX retry) changes nothing: answered
+        // from the locked row.
+        record_both(&pooled, &written, &mut intake, &[ring]).await;
+        assert_eq!(paths(&metrics), (1, 0));
+        // Answered: the remembered call, predicted and updated in one trip.
+        record_both(&pooled, &written, &mut intake, &[delivery(&[event("answered", "e", "101", t + 5)])]).await;
+        assert_eq!(paths(&metrics), (2, 0));
+        // A call another instance stored: its retried ringing is predicted
+        // new, PostgreSQL refuses to insert it, the lock answers.
+        let other = delivery(&[event("ringing", "f", "101", t + 6)]);
+        for store in [&pooled, &written] {
+            store.record(std::slice::from_ref(&other)).await.unwrap();
+        }
+        record_both(&pooled, &written, &mut intake, &[other]).await;
+        assert_eq!(paths(&metrics), (2, 1));
+        // Caller ID names the caller anew, through the pool: the row the
+        // writer remembers is stale, and its feed event would show the old
+        // name. PostgreSQL refuses it; the lock reads the new name.
+        for store in [&pooled, &written] {
+            let change = CrmChange { caller: named("Ann Lee-Smith"), ..CrmChange::default() };
+            store.update_call_crm(ACCOUNT, "e", change).await.unwrap();
+        }
+        let ended = delivery(&[event("ended", "e", "101", t + 60)]);
+        record_both(&pooled, &written, &mut intake, &[ended]).await;
+        assert_eq!(paths(&metrics), (2, 2));
+        let held = holdings(&written).await;
+        let last_event = held.iter().rfind(|h| h.starts_with("event "));
+        assert!(last_event.is_some_and(|e| e.contains("Ann Lee-Smith")), "{held:#?}");
         drop_schema(&pooled_schema).await;
         drop_schema(&written_schema).await;
     }

@@ -119,7 +119,8 @@ fn events_per_commit(text: &str) -> Option<f64> {
 }
 
 /// The PostgreSQL writers' stage times per commit, from
-/// `callcard_intake_stage_seconds_total` (zero on SQLite: none).
+/// `callcard_intake_stage_seconds_total` (zero on SQLite: none), and how
+/// many commits took one round trip (`callcard_intake_predictions_total`).
 fn commit_stages(text: &str) -> Option<String> {
     let commits = sample(text, "callcard_intake_commits_total")?;
     let stage = |name: &str| sample(text, &format!("callcard_intake_stage_seconds_total{{stage=\"{name}\"}}"));
@@ -127,12 +128,19 @@ fn commit_stages(text: &str) -> Option<String> {
     if commits == 0.0 || lock + merge + write == 0.0 {
         return None;
     }
-    let ms = |s: f64| s * 1000.0 / commits;
+    let predictions = |outcome: &str| {
+        sample(text, &format!("callcard_intake_predictions_total{{outcome=\"{outcome}\"}}")).unwrap_or(0.0)
+    };
+    let (predicted, refused) = (predictions("stored"), predictions("wrong"));
+    let locked = commits - predicted;
+    let ms = |s: f64, n: f64| if n > 0.0 { s * 1000.0 / n } else { 0.0 };
     Some(format!(
-        "per commit: BEGIN + lock {:.3} ms, merge in memory {:.3} ms, write + COMMIT {:.3} ms",
-        ms(lock),
-        ms(merge),
-        ms(write)
+        "per commit: merge in memory {:.3} ms, write + COMMIT {:.3} ms; {predicted:.0} of {commits:.0} commits in one \
+         round trip (calls predicted), {refused:.0} predictions refused; the other {locked:.0} took BEGIN + lock \
+         first, {:.3} ms each",
+        ms(merge, commits),
+        ms(write, commits),
+        ms(lock, locked)
     ))
 }
 
@@ -210,16 +218,26 @@ pub async fn run(p: &Params) -> Result<Outcome> {
         p.ingest_concurrency, p.ingest_secs
     );
     let bare_before = bare(p).await?;
-    let sqlite = backend_run("sqlite://{dir}/ingest.sqlite", 8, 1, p.ingest_concurrency, p.ingest_secs, true).await;
+    // The measured runs are not sampled: `perf` takes CPU from what it
+    // samples (about 8 % of PostgreSQL's rate here). The profiles below come
+    // from runs of their own.
+    let sqlite = backend_run("sqlite://{dir}/ingest.sqlite", 8, 1, p.ingest_concurrency, p.ingest_secs, false).await;
     let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let postgres_url = format!("{POSTGRES}?options=-c%20search_path%3D{schema}");
     let postgres = match psql(&format!("CREATE SCHEMA {schema}")) {
-        Ok(()) => backend_run(&postgres_url, 8, 1, p.ingest_concurrency, p.ingest_secs, true).await,
+        Ok(()) => backend_run(&postgres_url, 8, 1, p.ingest_concurrency, p.ingest_secs, false).await,
         Err(e) => Err(e),
     };
     let bare_after = bare(p).await?;
     let mut diagnosis = String::new();
     diagnose(p, postgres.is_ok().then_some(postgres_url.as_str()), &mut diagnosis).await;
+    let profile_secs = (p.ingest_secs / 2).max(2);
+    let profiled_sqlite =
+        backend_run("sqlite://{dir}/profiled.sqlite", 8, 1, p.ingest_concurrency, profile_secs, true).await;
+    let profiled_postgres = match &postgres {
+        Ok(_) => backend_run(&postgres_url, 8, 1, p.ingest_concurrency, profile_secs, true).await,
+        Err(_) => Err(anyhow::anyhow!("not profiled: the measured run failed")),
+    };
     let _ = psql(&format!("DROP SCHEMA {schema} CASCADE"));
     let bare_rps = (bare_before.report.per_second + bare_after.report.per_second) / 2.0;
     let _ = writeln!(notes, "{}", line("bare axum (before)", &bare_before));
@@ -254,12 +272,18 @@ pub async fn run(p: &Params) -> Result<Outcome> {
         }
     }
     notes.push_str(&diagnosis);
-    for (name, run) in [("SQLite", &sqlite), ("PostgreSQL", &postgres)] {
+    for (name, run) in [("SQLite", &profiled_sqlite), ("PostgreSQL", &profiled_postgres)] {
         if let Some(profile) = run.as_ref().ok().and_then(|r| r.profile.as_ref()) {
             let whom =
                 if name == "SQLite" { "the backend" } else { "the backend and intake's PostgreSQL server processes" };
-            let _ =
-                writeln!(notes, "\nProfile of {whom} during the {name} run (`perf record -e cpu-clock -g`): {profile}");
+            let _ = writeln!(
+                notes,
+                "\nProfile of {whom} under the {name} load, in a run of its own ({profile_secs} s, `perf record -e \
+                 cpu-clock -g`; {}): {profile}",
+                run.as_ref()
+                    .map(|r| format!("{:.0} acknowledged/s while sampled", r.report.per_second))
+                    .unwrap_or_default()
+            );
         }
     }
     notes.push_str(
@@ -268,9 +292,12 @@ pub async fn run(p: &Params) -> Result<Outcome> {
          transaction on a plain SQLite connection and commits without syncing; a second thread syncs the log once \
          for every batch committed meanwhile and only then publishes and acknowledges, so an acknowledged webhook \
          is on disk. On PostgreSQL the writers (one per two cores, at most four), each on a connection of \
-         its own and all on a thread of their own, store batches in two pipelined \
-         round trips (`BEGIN` with the calls' lock, then one statement for everything the batch writes with \
-         `COMMIT`), statements prepared once, rows sent as arrays; each commit is durable when it is answered. One \
+         its own and all on a thread of their own, store a batch in one round trip (`BEGIN`, one statement for \
+         everything the batch writes, `COMMIT`, pipelined) where the writer can predict its calls (a call rung in \
+         the batch is new; a live call with a known caller is as this writer last stored it; the statement checks \
+         both as it writes and fails, rolling back, if one is wrong), else in two (`BEGIN` with the calls' lock, \
+         then the write with `COMMIT`); statements prepared once, rows sent as arrays; each commit is durable \
+         when it is answered. One \
          user's webhooks always go to the same writer (its feed offsets are one row, locked to its commit), so \
          this one-user load runs on one writer however many there are.\n",
     );
@@ -301,13 +328,12 @@ pub async fn run(p: &Params) -> Result<Outcome> {
     }
     if postgres.as_ref().is_ok_and(|r| r.report.per_second / bare_rps < 0.3) {
         notes.push_str(
-            "\nReading (PostgreSQL): a batch is two round trips one after the other (the stage times above), and \
-             one user's batches cannot overlap (the user's feed offsets are one row, locked until the commit), so \
-             the one-user load is a chain of round trips, each waiting for a core that the HTTP side, PostgreSQL and \
-             the load generator share; under load each takes three to four times its unloaded time. The CPU budget \
-             above says the machine would not hold 0.3 × bare even without the chain. Left: every new call writes \
-             two indexes of `calls`, and where an account's caller index is ready (not in this load) caller ID \
-             adds one pool query per ringing webhook before it joins a batch.\n",
+            "\nReading (PostgreSQL): one user's batches cannot overlap (the user's feed offsets are one row, locked \
+             until the commit), so the one-user load is a chain of round trips (one per predicted batch, two \
+             otherwise: the counts above), each waiting for a core that the HTTP side, PostgreSQL and the load \
+             generator share. The CPU budget above says whether the machine could hold 0.3 × bare without the \
+             chain. Left: every new call writes two indexes of `calls`, and where an account's caller index is \
+             ready (not in this load) caller ID adds one pool query per ringing webhook before it joins a batch.\n",
         );
     }
     Ok(Outcome { rows, section: ("3. Durable ingest".into(), notes) })

@@ -5,7 +5,7 @@
 //! cpu-clock` (a software timer) is, with kernel stacks; the report is read
 //! with `--children`, so each line says how much of the time was spent in
 //! that function and everything it called. Only the functions that name a
-//! cost in words are kept (writing and syncing the SQLite log, answering
+//! cost in words are kept (writing and syncing a log, answering
 //! over TCP, switching threads, ...). Without `perf` (or the permission to
 //! attach), the section says so instead.
 
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 /// The kernel and library functions worth naming, and what they mean here.
 const MEANINGS: &[(&str, &str)] = &[
-    ("__x64_sys_pwrite64", "writing the SQLite log (pwrite)"),
-    ("__x64_sys_fdatasync", "syncing the SQLite log (fdatasync)"),
+    ("__x64_sys_pwrite64", "writing a log (pwrite: SQLite's log, PostgreSQL's WAL)"),
+    ("__x64_sys_fdatasync", "syncing a log (fdatasync: SQLite's log, PostgreSQL's WAL)"),
     ("__x64_sys_fsync", "syncing files (fsync)"),
     ("sock_write_iter", "sending HTTP answers (TCP writes)"),
     ("sock_read_iter", "reading HTTP requests (TCP reads)"),
