@@ -53,15 +53,11 @@ use std::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
-/// Takes the row lock of each call of the batch that exists (a no-op
-/// update) and inserts each that does not, as the batch leaves it, in the
-/// order of the arrays; answers every call as stored before the batch, or
-/// as inserted, and which it was. (`xmax = 0` tells an inserted row from a
-/// locked one: the lock sets it. Long-standing PostgreSQL behaviour, not a
-/// documented promise; this module's test fails if it ever changes.)
-static LOCK_CALLS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
+/// Inserts the calls of `$1` to `$20` (one array per column, the caller
+/// last) in the order of the arrays, as new: the start of [`LOCK_CALLS`]
+/// and of [`STORE_PREDICTED`].
+const INSERT_CALLS: &str =
+    "INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
                             started_at, ringing_at, answered_at, ended_at, duration, outcome, recording_url,
                             recording_at, version, updated_at, created_at, legs, caller, sync_state)
          SELECT account_id, call_id, direction, external_number, extension, kommo_user_id, status, started_at,
@@ -74,7 +70,17 @@ static LOCK_CALLS: LazyLock<String> = LazyLock::new(|| {
               WITH ORDINALITY AS d(account_id, call_id, direction, external_number, extension, kommo_user_id,
                                    status, started_at, ringing_at, answered_at, ended_at, duration, outcome,
                                    recording_url, recording_at, version, updated_at, created_at, legs, caller, i)
-         ORDER BY i
+         ORDER BY i";
+
+/// Takes the row lock of each call of the batch that exists (a no-op
+/// update) and inserts each that does not, as the batch leaves it, in the
+/// order of the arrays; answers every call as stored before the batch, or
+/// as inserted, and which it was. (`xmax = 0` tells an inserted row from a
+/// locked one: the lock sets it. Long-standing PostgreSQL behaviour, not a
+/// documented promise; this module's test fails if it ever changes.)
+static LOCK_CALLS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{INSERT_CALLS}
          ON CONFLICT (account_id, call_id) DO UPDATE SET version = calls.version
          RETURNING {COLUMNS}, (xmax = 0) AS inserted, xmin::text AS row_version"
     )
@@ -109,25 +115,13 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
 /// rolls the transaction back: a new call that exists (another writer, a
 /// retry) is not inserted, a known call changed since is not updated. The
 /// failure is a cast of a sentence, so that PostgreSQL's log says what
-/// happened. The answer is one row per user whose feed grew (a row of
+/// happened; `checked` is materialised and its column answered, or the
+/// planner would inline it and never evaluate the cast. The answer is one row per user whose feed grew (a row of
 /// nulls if none) with the transaction's row version.
 static STORE_PREDICTED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH inserted AS (
-             INSERT INTO calls (account_id, call_id, direction, external_number, extension, kommo_user_id, status,
-                                started_at, ringing_at, answered_at, ended_at, duration, outcome, recording_url,
-                                recording_at, version, updated_at, created_at, legs, caller, sync_state)
-             SELECT account_id, call_id, direction, external_number, extension, kommo_user_id, status, started_at,
-                    ringing_at, answered_at, ended_at, duration, outcome, recording_url, recording_at, version,
-                    updated_at, created_at, legs, caller, 'pending'
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
-                         $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[],
-                         $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::text[],
-                         $20::text[])
-                  WITH ORDINALITY AS d(account_id, call_id, direction, external_number, extension, kommo_user_id,
-                                       status, started_at, ringing_at, answered_at, ended_at, duration, outcome,
-                                       recording_url, recording_at, version, updated_at, created_at, legs, caller, i)
-             ORDER BY i
+             {INSERT_CALLS}
              ON CONFLICT (account_id, call_id) DO NOTHING
              RETURNING xmin
          ),
