@@ -133,14 +133,17 @@ fn commit_stages(text: &str) -> Option<String> {
     };
     let (predicted, refused) = (predictions("stored"), predictions("wrong"));
     let locked = commits - predicted;
-    let ms = |s: f64, n: f64| if n > 0.0 { s * 1000.0 / n } else { 0.0 };
+    let ms = |s: f64, n: f64| s * 1000.0 / n;
+    let locks = if locked > 0.0 {
+        format!("; the other {locked:.0} took BEGIN + lock first, {:.3} ms each", ms(lock, locked))
+    } else {
+        String::new()
+    };
     Some(format!(
         "per commit: merge in memory {:.3} ms, write + COMMIT {:.3} ms; {predicted:.0} of {commits:.0} commits in one \
-         round trip (calls predicted), {refused:.0} predictions refused; the other {locked:.0} took BEGIN + lock \
-         first, {:.3} ms each",
+         round trip (calls predicted), {refused:.0} predictions refused{locks}",
         ms(merge, commits),
         ms(write, commits),
-        ms(lock, locked)
     ))
 }
 
