@@ -232,7 +232,6 @@ const REMEMBERED_CALLS: usize = 4096;
 
 /// A call as a writer stored it: the row, and its version (`xmin`, the
 /// transaction that wrote it; any later write of the row changes it).
-#[derive(Clone)]
 struct Remembered {
     stored: StoredCall,
     row_version: String,
@@ -251,9 +250,15 @@ enum Known {
 /// A batch merged from what its writer predicted of its calls.
 struct Predicted {
     calls: LockedCalls,
-    /// The calls predicted new (the others are [`Known::Stored`]).
-    new: HashSet<(u64, String)>,
+    /// The row version of each call predicted as stored ([`Known::Stored`]);
+    /// the others are predicted new.
+    row_versions: HashMap<(u64, String), String>,
     recorded: Vec<Recorded>,
+}
+
+/// The CRM jobs the recorded deliveries enqueue, with their accounts.
+fn jobs_of(recorded: &[Recorded]) -> Vec<(u64, &Job)> {
+    recorded.iter().filter_map(|r| r.job.as_ref().map(|j| (r.call.account_id, j))).collect()
 }
 
 /// A statement's parameters, as tokio-postgres takes them.
@@ -329,20 +334,20 @@ impl PostgresIntake {
     /// changes nothing (a retry: answered from the locked row instead).
     fn predict(&self, deliveries: &[Delivery], now: i64) -> Result<Option<Predicted>, sqlx::Error> {
         let mut calls = LockedCalls::new();
-        let mut new = HashSet::new();
+        let mut row_versions = HashMap::new();
         for delivery in deliveries {
             let key = (delivery.account_id, delivery.call.call_id.clone());
             if calls.contains_key(&key) {
                 continue;
             }
             let locked = match self.remembered.get(&key) {
-                Some(Known::Stored(remembered)) => Locked { stored: remembered.stored.clone(), changed: false },
+                Some(Known::Stored(remembered)) => {
+                    row_versions.insert(key.clone(), remembered.row_version.clone());
+                    Locked { stored: remembered.stored.clone(), changed: false }
+                }
                 Some(Known::Locked) => return Ok(None),
                 // Not stored lately and rung now: new.
-                None if delivery.call.ringing_at.is_some() => {
-                    new.insert(key.clone());
-                    Locked::created(delivery, now)
-                }
+                None if delivery.call.ringing_at.is_some() => Locked::created(delivery, now),
                 None => return Ok(None),
             };
             calls.insert(key, locked);
@@ -351,20 +356,19 @@ impl PostgresIntake {
         if recorded.iter().any(|r| !r.changed) {
             return Ok(None);
         }
-        Ok(Some(Predicted { calls, new, recorded }))
+        Ok(Some(Predicted { calls, row_versions, recorded }))
     }
 
     /// Stores a predicted batch in one round trip; `None` (nothing stored)
     /// if PostgreSQL refused a prediction.
     async fn store_predicted(
         &mut self,
-        Predicted { calls, new, mut recorded }: Predicted,
+        Predicted { calls, row_versions, mut recorded }: Predicted,
         now: i64,
     ) -> Result<Option<Vec<Recorded>>, sqlx::Error> {
         let started = Instant::now();
         let (tags, items) = feed_items(&mut recorded);
-        let jobs: Vec<(u64, &Job)> =
-            recorded.iter().filter_map(|r| r.job.as_ref().map(|j| (r.call.account_id, j))).collect();
+        let jobs = jobs_of(&recorded);
         let mut inserted = CallRows::default();
         let mut versions: Vec<String> = Vec::new();
         let mut known = Vec::new();
@@ -373,11 +377,12 @@ impl PostgresIntake {
         keys.sort();
         for key in keys {
             let stored = &calls[key].stored;
-            if new.contains(key) {
-                inserted.push(stored)?;
-            } else if let Some(Known::Stored(remembered)) = self.remembered.get(key) {
-                known.push(stored);
-                versions.push(remembered.row_version.clone());
+            match row_versions.get(key) {
+                Some(row_version) => {
+                    known.push(stored);
+                    versions.push(row_version.clone());
+                }
+                None => inserted.push(stored)?,
             }
         }
         let batch = Batch::of(known.into_iter(), &items, &jobs)?;
@@ -385,8 +390,7 @@ impl PostgresIntake {
         let history = self.store.history_per_user;
         let merged = Instant::now();
         self.metrics.intake_stage(IntakeStage::Merge, merged - started);
-        let mut params = inserted.params();
-        params.push(&inserted.caller);
+        let mut params = inserted.params_with_caller();
         params.extend(batch.calls.params());
         params.push(&versions);
         params.extend(batch.feed_and_jobs_params(&now, &history));
@@ -439,8 +443,7 @@ impl PostgresIntake {
         self.metrics.intake_stage(IntakeStage::Lock, locked - started);
         let mut recorded = apply_deliveries(&mut calls, deliveries, now)?;
         let (tags, items) = feed_items(&mut recorded);
-        let jobs: Vec<(u64, &Job)> =
-            recorded.iter().filter_map(|r| r.job.as_ref().map(|j| (r.call.account_id, j))).collect();
+        let jobs = jobs_of(&recorded);
         // The calls the lock inserted already hold what the batch made of them.
         let written = calls.iter().filter(|(key, locked)| locked.changed && !inserted.contains(*key));
         let batch = Batch::of(written.map(|(_, locked)| &locked.stored), &items, &jobs)?;
@@ -542,9 +545,7 @@ impl<'a> Locking<'a> {
     }
 
     fn params(&self) -> Params<'_> {
-        let mut params = self.rows.params();
-        params.push(&self.rows.caller);
-        params
+        self.rows.params_with_caller()
     }
 
     /// Each call as stored before the batch (or as created, version 0, if
@@ -623,6 +624,13 @@ impl CallRows {
         self.legs.push(legs_json(&call.legs)?);
         self.caller.push(caller_json(&stored.caller)?);
         Ok(())
+    }
+
+    /// The PBX side and the caller, as `$1` to `$20` ([`INSERT_CALLS`]).
+    fn params_with_caller(&self) -> Params<'_> {
+        let mut params = self.params();
+        params.push(&self.caller);
+        params
     }
 
     /// The PBX side, as `$1` to `$19`.
@@ -888,12 +896,19 @@ mod tests {
         (metrics.intake_predicted.get(), metrics.intake_mispredicted.get())
     }
 
-    #[tokio::test]
-    async fn the_writer_stores_what_the_store_rule_stores() {
+    /// A store written through the pool, one written through a writer (with
+    /// its metrics), and their schemas.
+    async fn pooled_and_written() -> (Store, Store, PostgresIntake, Arc<Metrics>, [String; 2]) {
         let (pooled, pooled_schema) = store_on_fresh_schema().await;
         let (written, written_schema) = store_on_fresh_schema().await;
         let metrics = Arc::new(Metrics::default());
-        let mut intake = PostgresIntake::connect(&written, metrics.clone()).await.unwrap();
+        let intake = PostgresIntake::connect(&written, metrics.clone()).await.unwrap();
+        (pooled, written, intake, metrics, [pooled_schema, written_schema])
+    }
+
+    #[tokio::test]
+    async fn the_writer_stores_what_the_store_rule_stores() {
+        let (pooled, written, mut intake, metrics, schemas) = pooled_and_written().await;
         let [first, second] = batches();
         // Calls rung in the batch: predicted new, one round trip.
         record_both(&pooled, &written, &mut intake, &first).await;
@@ -905,16 +920,14 @@ mod tests {
         // The history holds the user's newest 3 of 7 events.
         assert!(held.contains(&"latest offset 7".to_string()), "{held:#?}");
         assert_eq!(held.iter().filter(|h| h.starts_with("event ")).count(), 3, "{held:#?}");
-        drop_schema(&pooled_schema).await;
-        drop_schema(&written_schema).await;
+        for schema in &schemas {
+            drop_schema(schema).await;
+        }
     }
 
     #[tokio::test]
     async fn a_wrong_prediction_is_refused_and_the_batch_stored_with_the_lock() {
-        let (pooled, pooled_schema) = store_on_fresh_schema().await;
-        let (written, written_schema) = store_on_fresh_schema().await;
-        let metrics = Arc::new(Metrics::default());
-        let mut intake = PostgresIntake::connect(&written, metrics.clone()).await.unwrap();
+        let (pooled, written, mut intake, metrics, schemas) = pooled_and_written().await;
         let t = 1_760_000_000_000;
         let named = |name: &str| Some(CallerId::known(name, EntityRef::new(EntityKind::Contact, 5)));
         // A call whose caller is known: remembered by the writer.
@@ -949,7 +962,8 @@ mod tests {
         let held = holdings(&written).await;
         let last_event = held.iter().rfind(|h| h.starts_with("event "));
         assert!(last_event.is_some_and(|e| e.contains("Ann Lee-Smith")), "{held:#?}");
-        drop_schema(&pooled_schema).await;
-        drop_schema(&written_schema).await;
+        for schema in &schemas {
+            drop_schema(schema).await;
+        }
     }
 }
