@@ -6,13 +6,15 @@ use crate::feed_slots::FeedSlots;
 use crate::group_commit::GroupCommit;
 use crate::hub::{Hub, Publisher};
 use crate::kommo_access::{InstallError, KommoAccess};
+use crate::listener::Listening;
 use crate::metrics::Metrics;
-use crate::notifier::Notifier;
+use crate::notifier::{Channels, Notifier};
 use crate::one_time_token::Verifier;
+use crate::presence::Presence;
 use crate::queue::Queue;
 use crate::state::{App, Lifecycle};
 use crate::store::jobs::Job;
-use crate::store::{now_ms, Dialect, Store, StoredCall};
+use crate::store::{now_ms, Store, StoredCall};
 use crate::sync::caller_id::CallerIdService;
 use crate::sync::SyncContext;
 use crate::transcript_links::TranscriptLinks;
@@ -80,8 +82,16 @@ impl Backend {
         let hub = Arc::new(Hub::default());
         let metrics = Arc::new(Metrics::default());
         let mut tasks = Vec::new();
-        let notifier = (store.dialect() == Dialect::Postgres).then(|| {
-            let (notifier, task) = Notifier::start(store.url(), lifecycle.shutdown_signal());
+        let presence = Arc::new(Presence::new(&instance));
+        let channels = store.schema().map(Channels::of_schema);
+        let notifier = channels.as_ref().map(|channels| {
+            let (notifier, task) = Notifier::start(
+                store.url(),
+                channels.feed.clone(),
+                presence.clone(),
+                metrics.clone(),
+                lifecycle.shutdown_signal(),
+            );
             tasks.push(task);
             notifier
         });
@@ -127,20 +137,21 @@ impl Backend {
             &instance,
             app.lifecycle.shutdown_signal(),
         ));
-        if store.dialect() == Dialect::Postgres {
-            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-            tasks.push(tokio::spawn(listener::listen(
-                store.clone(),
-                app.hub.clone(),
-                app.metrics.clone(),
-                instance.clone(),
-                app.lifecycle.shutdown_signal(),
-                ready_tx,
-            )));
-            tokio::time::timeout(Duration::from_secs(10), ready_rx)
+        if let Some(channels) = channels {
+            let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
+            let listening = Listening {
+                store: store.clone(),
+                hub: app.hub.clone(),
+                metrics: app.metrics.clone(),
+                presence,
+                channels,
+            };
+            tasks.push(tokio::spawn(listener::listen(listening, app.lifecycle.shutdown_signal(), joined_tx)));
+            let joined = tokio::time::timeout(Duration::from_secs(10), joined_rx)
                 .await
                 .context("the PostgreSQL feed listener did not connect within 10 s")?
                 .context("the PostgreSQL feed listener stopped")?;
+            tracing::info!(?joined, "feed listener ready");
         }
         tracing::info!(%instance, dialect = ?store.dialect(), "backend started");
         Ok(Backend { app, instance, tasks: Arc::new(Mutex::new(tasks)) })

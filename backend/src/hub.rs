@@ -12,7 +12,7 @@
 //! offset jump, lags behind its channel, or sees a newer offset in the
 //! database at a heartbeat, reads what it missed from the history.
 
-use crate::notifier::{FeedNotice, Notifier};
+use crate::notifier::Notifier;
 use callcard_calls::feed::FeedEvent;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -89,8 +89,9 @@ impl Hub {
 }
 
 /// What a committed call change is handed to on this instance: the hub,
-/// and with PostgreSQL the notifier with the instance tag its notices carry
-/// (so this instance's listener skips them). Changes
+/// and with PostgreSQL the notifier, which tells the other instances
+/// present (its notices carry this instance's tag, so this instance's
+/// listener skips them). Changes
 /// made outside intake (the CRM sync, the call results) go through
 /// [`crate::store::Store::update_call_crm`], which uses the store's
 /// publisher, so every path reaches the widget the same way.
@@ -115,10 +116,11 @@ impl Publisher {
     }
 
     /// Hands a committed feed event to the user's connections here, and
-    /// with PostgreSQL to the other instances. Call only after the commit.
+    /// with PostgreSQL to the other instances present. Call only after the
+    /// commit.
     pub fn publish(&self, account_id: u64, user_id: u64, event: FeedEvent) {
         if let Some(notifier) = &self.notifier {
-            notifier.notify(FeedNotice::payload(&self.instance, account_id, user_id, &event));
+            notifier.announce(account_id, user_id, &event);
         }
         self.hub.publish(account_id, user_id, event);
     }

@@ -45,7 +45,9 @@
 //!   the job table, the caller index, used token ids and tickets.
 //! - [`hub`]: in-process per-user fan-out; [`notifier`]: with PostgreSQL,
 //!   tells the other instances of committed events (after the commit,
-//!   batched, the event in the notice); [`listener`]: brings theirs in.
+//!   batched, the event in the notice); [`listener`]: brings theirs in;
+//!   [`presence`]: the hellos by which instances know of each other, so
+//!   an instance alone announces nothing.
 //! - [`one_time_token`]: Kommo's `X-Auth-Token` JWT, verified completely,
 //!   and the widget-caller extractor.
 //! - [`ticket`]: short-lived feed tickets traded for a one-time token, and
@@ -133,6 +135,7 @@ mod openapi;
 mod ops;
 mod originate_api;
 mod pbx_client;
+mod presence;
 mod problem;
 mod queue;
 mod request_log;

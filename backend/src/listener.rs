@@ -1,23 +1,29 @@
 //! The PostgreSQL listener: other instances' feed events, brought into this
-//! instance's [`Hub`].
+//! instance's [`Hub`], and the hellos that tell instances of each other.
 //!
 //! With PostgreSQL, several instances share one database. After an
 //! instance commits a feed event, its notifier (`crate::notifier`) sends
-//! `pg_notify('callcard_feed', notice)` with a [`FeedNotice`]: the keys, and
-//! the event itself when it fits NOTIFY's 8,000 bytes. Every instance runs
-//! [`listen`], and on a notice from another instance for a user connected
-//! here publishes the event locally (read back from the feed history when
-//! the notice came without it). A lost notice is repaired by the
-//! connections' heartbeat catch-up (`crate::feed`).
+//! a [`FeedNotice`] on the schema's feed channel while another instance is
+//! present: the keys, and the event itself when it fits NOTIFY's 8,000
+//! bytes. Every instance runs [`listen`], and on a notice from another
+//! instance for a user connected here publishes the event locally (read back
+//! from the feed history when the notice came without it). A lost notice is
+//! repaired by the connections' heartbeat catch-up (`crate::feed`).
+//!
+//! The listener also keeps [`Presence`]: it says hello on the presence
+//! channel when it connects and every [`HELLO_INTERVAL`], and answers a
+//! newcomer's hello at once (the protocol is in `crate::presence`).
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::notifier::{FeedNotice, FEED_CHANNEL};
+use crate::notifier::{Channels, FeedNotice};
+use crate::presence::{Greeting, Presence, ANSWER_WAIT, HELLO_INTERVAL};
 use crate::store::Store;
 use callcard_calls::backoff::{Backoff, Jitter};
+use sqlx::postgres::{PgListener, PgNotification};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::watch;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
 
 /// How the listener waits between failed connects: doubling from 200 ms up
 /// to 10 s, with equal jitter so instances that lost the database together
@@ -25,22 +31,37 @@ use tokio::sync::watch;
 const RECONNECT: Backoff =
     Backoff { base: Duration::from_millis(200), cap: Duration::from_secs(10), jitter: Jitter::Equal };
 
+/// What the listener works with.
+pub struct Listening {
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub presence: Arc<Presence>,
+    pub channels: Channels,
+}
+
+/// Whether a starting instance heard another one before it began serving.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// Another instance answered this one's first hello.
+    Answered,
+    /// Nobody answered within [`ANSWER_WAIT`].
+    Alone,
+}
+
 /// The PostgreSQL listener: runs until `shutdown` turns true, reconnecting
-/// with backoff when the connection drops.
-pub async fn listen(
-    store: Store,
-    hub: Arc<Hub>,
-    metrics: Arc<Metrics>,
-    instance: String,
-    mut shutdown: watch::Receiver<bool>,
-    ready: tokio::sync::oneshot::Sender<()>,
-) {
-    let mut ready = Some(ready);
+/// with backoff when the connection drops. `joined` is answered once the
+/// first connection listens and another instance answered its hello, or
+/// [`ANSWER_WAIT`] passed without an answer.
+pub async fn listen(listening: Listening, mut shutdown: watch::Receiver<bool>, joined: oneshot::Sender<Joined>) {
+    let Listening { store, hub, metrics, presence, channels } = &listening;
+    let mut joined = Some(joined);
     let mut failed_connects = 0;
     loop {
         let connected = async {
-            let mut listener = sqlx::postgres::PgListener::connect(store.url()).await?;
-            listener.listen(FEED_CHANNEL).await?;
+            let mut listener = PgListener::connect(store.url()).await?;
+            listener.listen_all([channels.feed.as_str(), channels.presence.as_str()]).await?;
+            greet(&mut listener, channels, presence).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {
@@ -59,48 +80,97 @@ pub async fn listen(
             }
         };
         failed_connects = 0;
-        if let Some(ready) = ready.take() {
-            let _ = ready.send(());
-        }
         tracing::debug!("feed listener connected");
+        let answer_deadline = tokio::time::Instant::now() + ANSWER_WAIT;
+        let mut hello = tokio::time::interval_at(tokio::time::Instant::now() + HELLO_INTERVAL, HELLO_INTERVAL);
         loop {
             let notification = tokio::select! {
                 _ = shutdown.changed() => return,
+                _ = tokio::time::sleep_until(answer_deadline), if joined.is_some() => {
+                    if let Some(joined) = joined.take() {
+                        let _ = joined.send(Joined::Alone);
+                    }
+                    continue;
+                }
+                _ = hello.tick() => {
+                    metrics.feed_peers.set(i64::try_from(presence.peers(Instant::now())).unwrap_or(i64::MAX));
+                    match greet(&mut listener, channels, presence).await {
+                        Ok(()) => continue,
+                        Err(e) => Err(e),
+                    }
+                }
                 n = listener.try_recv() => n,
             };
             match notification {
-                Ok(Some(n)) => {
-                    let Ok(notice) = serde_json::from_str::<FeedNotice>(n.payload()) else {
-                        tracing::warn!(payload = n.payload(), "unreadable feed notification");
-                        continue;
-                    };
-                    if notice.instance == instance || !hub.has_subscribers(notice.account_id, notice.user_id) {
+                Ok(Some(n)) if n.channel() == channels.presence => {
+                    let greeting = presence.heard(n.payload(), Instant::now());
+                    if greeting == Greeting::Own {
                         continue;
                     }
-                    metrics.notifications_received.inc();
-                    if let Some(event) = notice.event {
-                        hub.publish(notice.account_id, notice.user_id, event);
-                        continue;
+                    metrics.feed_peers.set(i64::try_from(presence.peers(Instant::now())).unwrap_or(i64::MAX));
+                    if let Some(joined) = joined.take() {
+                        let _ = joined.send(Joined::Answered);
                     }
-                    match store.feed_event(notice.account_id, notice.user_id, notice.offset).await {
-                        Ok(Some(event)) => {
-                            hub.publish(notice.account_id, notice.user_id, event);
+                    if greeting == Greeting::Newcomer {
+                        tracing::info!(peer = n.payload(), "another instance joined the feed");
+                        if let Err(e) = greet(&mut listener, channels, presence).await {
+                            tracing::warn!(error = %e, "feed listener failed; reconnecting");
+                            break;
                         }
-                        // Already trimmed: the connection's catch-up will
-                        // report the gap.
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "cannot read a notified feed event"),
                     }
                 }
+                Ok(Some(n)) => bring_in(store, hub, metrics, presence, &n).await,
                 // The connection dropped; notifications in between are lost,
-                // which the connections' heartbeat catch-up repairs.
-                Ok(None) => tracing::warn!("feed listener lost its connection; reconnecting"),
+                // which the connections' heartbeat catch-up repairs. It is
+                // back (the listener reconnects eagerly): say hello again.
+                Ok(None) => {
+                    tracing::warn!("feed listener lost its connection; reconnected");
+                    if let Err(e) = greet(&mut listener, channels, presence).await {
+                        tracing::warn!(error = %e, "feed listener failed; reconnecting");
+                        break;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "feed listener failed; reconnecting");
                     break;
                 }
             }
         }
+    }
+}
+
+/// Says hello on the presence channel, from the connection that listens
+/// (so an answer comes back to it).
+async fn greet(listener: &mut PgListener, channels: &Channels, presence: &Presence) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(&channels.presence)
+        .bind(presence.instance())
+        .execute(listener)
+        .await
+        .map(|_| ())
+}
+
+/// Publishes another instance's feed event here, if its user is connected here.
+async fn bring_in(store: &Store, hub: &Hub, metrics: &Metrics, presence: &Presence, n: &PgNotification) {
+    let Ok(notice) = serde_json::from_str::<FeedNotice>(n.payload()) else {
+        tracing::warn!(payload = n.payload(), "unreadable feed notification");
+        return;
+    };
+    if notice.instance == presence.instance() || !hub.has_subscribers(notice.account_id, notice.user_id) {
+        return;
+    }
+    metrics.notifications_received.inc();
+    if let Some(event) = notice.event {
+        hub.publish(notice.account_id, notice.user_id, event);
+        return;
+    }
+    match store.feed_event(notice.account_id, notice.user_id, notice.offset).await {
+        Ok(Some(event)) => {
+            hub.publish(notice.account_id, notice.user_id, event);
+        }
+        // Already trimmed: the connection's catch-up will report the gap.
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read a notified feed event"),
     }
 }
 

@@ -33,6 +33,9 @@ impl Gauge {
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+    pub fn set(&self, value: i64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -67,6 +70,12 @@ pub struct Metrics {
     pub pushed_poll: Counter,
     /// Feed events announced by other instances.
     pub notifications_received: Counter,
+    /// Feed events this instance announced to the other instances.
+    pub notices_announced: Counter,
+    /// Feed events not announced: no other instance was present.
+    pub notices_alone: Counter,
+    /// Other instances heard lately (`crate::presence`).
+    pub feed_peers: Gauge,
     /// Open feed WebSockets.
     pub connected_clients: Gauge,
     /// Answers with a 4xx status.
@@ -193,6 +202,21 @@ impl Metrics {
             "counter",
             "Feed events announced by other instances (PostgreSQL NOTIFY).",
             &[("", self.notifications_received.get().to_string())],
+        );
+        family(
+            "callcard_feed_notices_total",
+            "counter",
+            "This instance's feed events, by whether they were announced to other instances (PostgreSQL NOTIFY) or no other instance was present.",
+            &[
+                ("{outcome=\"announced\"}", self.notices_announced.get().to_string()),
+                ("{outcome=\"alone\"}", self.notices_alone.get().to_string()),
+            ],
+        );
+        family(
+            "callcard_feed_peers",
+            "gauge",
+            "Other instances on this PostgreSQL schema that greeted this one lately (within three hello intervals).",
+            &[("", self.feed_peers.get().to_string())],
         );
         family(
             "callcard_connected_clients",

@@ -11,25 +11,59 @@
 //! `synchronous_commit = off` (a notice is not durable data: it only saves the
 //! listener a read).
 //!
+//! Only while another instance is present (`crate::presence`): alone, an
+//! instance announces nothing.
+//!
 //! Nothing is lost if a notice is: the event is committed, and a listener
 //! that missed it (this instance died between commit and notice, the queue
 //! was full, the connection dropped) is repaired by the connections'
 //! heartbeat catch-up, as for notices lost in the listener (`crate::listener`).
 
+use crate::metrics::Metrics;
+use crate::presence::Presence;
 use callcard_calls::backoff::{Backoff, Jitter};
 use callcard_calls::feed::FeedEvent;
 use sqlx::Connection;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// The PostgreSQL channel every instance listens on for new feed events.
-pub const FEED_CHANNEL: &str = "callcard_feed";
+/// The PostgreSQL channels the instances sharing a schema talk on. A
+/// channel is per database, so the schema is in its name: instances on
+/// other schemas of the same database (tests, a second deployment) are not
+/// peers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Channels {
+    /// Feed notices ([`FeedNotice`]).
+    pub feed: String,
+    /// Hellos (`crate::presence`): each an instance tag.
+    pub presence: String,
+}
+
+impl Channels {
+    /// The channels of `schema`. PostgreSQL cuts channel names at 63
+    /// bytes; a longer name is cut here (two long schemas sharing a
+    /// prefix would then hear each other, which costs only notices that
+    /// their listeners skip).
+    pub fn of_schema(schema: &str) -> Self {
+        let name = |kind: &str| {
+            let mut name = format!("callcard_{kind}_{schema}");
+            let mut end = name.len().min(63);
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            name.truncate(end);
+            name
+        };
+        Channels { feed: name("feed"), presence: name("presence") }
+    }
+}
 
 /// NOTIFY refuses payloads of 8,000 bytes or more; an event whose notice
 /// would be longer travels by its keys only.
 const MAX_NOTICE_BYTES: usize = 7_900;
 
-/// What one `pg_notify` on [`FEED_CHANNEL`] says: a feed event committed by
+/// What one `pg_notify` on the feed channel ([`Channels::feed`]) says: a feed event committed by
 /// `instance`, with the event itself when it fits, so the instances holding
 /// the user's sockets push it without reading it back (a round trip per
 /// event, one after another, on the listener's connection).
@@ -73,29 +107,44 @@ const BATCH: usize = 512;
 const RECONNECT: Backoff =
     Backoff { base: Duration::from_millis(200), cap: Duration::from_secs(10), jitter: Jitter::Equal };
 
-/// The handle publishers hand notices to; cheap to clone.
+/// The handle publishers hand events to; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Notifier {
     queue: mpsc::Sender<String>,
+    presence: Arc<Presence>,
+    metrics: Arc<Metrics>,
 }
 
 impl Notifier {
-    /// Starts the notifier on its own connection to `url`; it runs until
-    /// `shutdown` turns true.
-    pub fn start(url: &str, shutdown: watch::Receiver<bool>) -> (Notifier, tokio::task::JoinHandle<()>) {
+    /// Starts the notifier on its own connection to `url`, sending on
+    /// `channel`; it runs until `shutdown` turns true.
+    pub fn start(
+        url: &str,
+        channel: String,
+        presence: Arc<Presence>,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> (Notifier, tokio::task::JoinHandle<()>) {
         let (queue, notices) = mpsc::channel(QUEUE);
-        (Notifier { queue }, tokio::spawn(run(url.to_string(), notices, shutdown)))
+        (Notifier { queue, presence, metrics }, tokio::spawn(run(url.to_string(), channel, notices, shutdown)))
     }
 
-    /// Queues one notice payload ([`FeedNotice::payload`]).
-    pub fn notify(&self, payload: String) {
+    /// Announces a committed event of (`account_id`, `user_id`) to the other
+    /// instances, if any is present.
+    pub fn announce(&self, account_id: u64, user_id: u64, event: &FeedEvent) {
+        if !self.presence.has_peers() {
+            self.metrics.notices_alone.inc();
+            return;
+        }
+        self.metrics.notices_announced.inc();
+        let payload = FeedNotice::payload(self.presence.instance(), account_id, user_id, event);
         if self.queue.try_send(payload).is_err() {
             tracing::warn!("feed notices are backing up; this one is dropped (the heartbeat catch-up repairs it)");
         }
     }
 }
 
-async fn run(url: String, mut notices: mpsc::Receiver<String>, mut shutdown: watch::Receiver<bool>) {
+async fn run(url: String, channel: String, mut notices: mpsc::Receiver<String>, mut shutdown: watch::Receiver<bool>) {
     let mut failed_connects = 0;
     loop {
         let connected = async {
@@ -137,7 +186,7 @@ async fn run(url: String, mut notices: mpsc::Receiver<String>, mut shutdown: wat
             let sent = sqlx::query(
                 "SELECT pg_notify($1, notice) FROM unnest($2::text[]) WITH ORDINALITY AS n(notice, i) ORDER BY i",
             )
-            .bind(FEED_CHANNEL)
+            .bind(&channel)
             .bind(&batch)
             .execute(&mut conn)
             .await;

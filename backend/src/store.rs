@@ -92,8 +92,11 @@ pub struct Store {
     history_per_user: i64,
     /// Seals and opens credentials.
     secrets: Secrets,
+    /// With PostgreSQL: the schema the store's tables are in (its instances
+    /// talk on channels named after it, `crate::notifier::Channels`).
+    schema: Option<String>,
     /// Where committed feed events go on this instance (set once by the
-    /// backend; a bare store only NOTIFYs).
+    /// backend; a bare store publishes nowhere).
     publisher: Arc<OnceLock<Publisher>>,
     /// Accounts read in the last moment ([`accounts::ACCOUNT_CACHE_TTL`]).
     accounts: Arc<accounts::AccountCache>,
@@ -144,10 +147,20 @@ impl Store {
             .await
             .context("connecting to the database")?;
         MIGRATOR.run(&pool).await.context("applying database migrations")?;
+        let schema = match dialect {
+            Dialect::Postgres => Some(
+                sqlx::query_scalar::<_, String>("SELECT current_schema()::text")
+                    .fetch_one(&pool)
+                    .await
+                    .context("reading the database schema")?,
+            ),
+            Dialect::Sqlite => None,
+        };
         let store = Self {
             pool,
             dialect,
             url,
+            schema,
             history_per_user: i64::from(history_per_user),
             secrets,
             publisher: Arc::new(OnceLock::new()),
@@ -184,6 +197,11 @@ impl Store {
     /// The URL the store was opened with (for the PostgreSQL listener).
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+
+    /// With PostgreSQL, the schema the tables are in.
+    pub(crate) fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -2,7 +2,8 @@
 //! balancer: an event posted to one reaches a widget connected to the other
 //! (through LISTEN/NOTIFY), in order and only for its user; tickets, one-time
 //! token replays and feed offsets hold across instances; shutdown closes
-//! feeds with "going away".
+//! feeds with "going away"; an instance alone announces nothing, and one
+//! that joins is known to the others before it serves.
 
 mod common;
 
@@ -58,6 +59,42 @@ async fn an_event_received_by_one_instance_reaches_a_widget_on_another() {
     deliver(&a.base, &acme, &event("recording_ready", "c-1", "101", t0 + 5)).await;
     assert_eq!(event_of(next(&mut anna_on_a, SOON).await), (4, "c-1".into()));
     assert!(matches!(next(&mut anna_on_a, QUIET).await, None | Some(FeedMessage::Heartbeat { .. })));
+
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_alone_announces_nothing_and_a_newcomer_is_known_before_it_serves() {
+    let db = Db::postgres().await;
+    let a = Instance::start(config(&db)).await;
+    let acme = Account::random();
+    acme.provision(&a.backend, &[(11, "101")]).await;
+    let t0 = now_ms();
+    deliver(&a.base, &acme, &event("ringing", "c-1", "101", t0)).await;
+    let alone = a.backend.metrics_text();
+    for line in [
+        "callcard_feed_peers 0",
+        "callcard_feed_notices_total{outcome=\"alone\"} 1",
+        "callcard_feed_notices_total{outcome=\"announced\"} 0",
+    ] {
+        assert!(alone.contains(line), "{line} missing in\n{alone}");
+    }
+
+    // B's start returns once A answered its hello, and A noted B before
+    // answering: A already announces to B when B serves its first feed.
+    let b = Instance::start(config(&db)).await;
+    assert!(a.backend.metrics_text().contains("callcard_feed_peers 1"), "{}", a.backend.metrics_text());
+    assert!(b.backend.metrics_text().contains("callcard_feed_peers 1"), "{}", b.backend.metrics_text());
+    let mut anna_on_b = connect(&b, &ticket(&b.base, &acme, 11).await, Some(1)).await;
+    deliver(&a.base, &acme, &event("answered", "c-1", "101", t0 + 1)).await;
+    assert_eq!(event_of(next(&mut anna_on_b, SOON).await), (2, "c-1".into()));
+    assert!(a.backend.metrics_text().contains("callcard_feed_notices_total{outcome=\"announced\"} 1"));
+    assert!(
+        b.backend.metrics_text().contains("callcard_feed_notifications_total 1"),
+        "the event must come by A's notice, not a catch-up:\n{}",
+        b.backend.metrics_text()
+    );
 
     b.stop().await;
     a.stop().await;
