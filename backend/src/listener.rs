@@ -20,6 +20,7 @@ use crate::notifier::{Channels, FeedNotice};
 use crate::presence::{Greeting, Presence, ANSWER_WAIT, HELLO_INTERVAL};
 use crate::store::Store;
 use callcard_calls::backoff::{Backoff, Jitter};
+use serde::de::IgnoredAny;
 use sqlx::postgres::{PgListener, PgNotification};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -152,13 +153,17 @@ async fn greet(listener: &mut PgListener, channels: &Channels, presence: &Presen
 
 /// Publishes another instance's feed event here, if its user is connected here.
 async fn bring_in(store: &Store, hub: &Hub, metrics: &Metrics, presence: &Presence, n: &PgNotification) {
-    let Ok(notice) = serde_json::from_str::<FeedNotice>(n.payload()) else {
+    let Ok(addressed) = serde_json::from_str::<FeedNotice<IgnoredAny>>(n.payload()) else {
         tracing::warn!(payload = n.payload(), "unreadable feed notification");
         return;
     };
-    if notice.instance == presence.instance() || !hub.has_subscribers(notice.account_id, notice.user_id) {
+    if addressed.instance == presence.instance() || !hub.has_subscribers(addressed.account_id, addressed.user_id) {
         return;
     }
+    let Ok(notice) = serde_json::from_str::<FeedNotice>(n.payload()) else {
+        tracing::warn!(payload = n.payload(), "unreadable feed event in a notification");
+        return;
+    };
     metrics.notifications_received.inc();
     if let Some(event) = notice.event {
         hub.publish(notice.account_id, notice.user_id, event);
@@ -208,6 +213,17 @@ mod tests {
                 event: Some(e)
             }
         );
+    }
+
+    #[test]
+    fn whom_a_notice_is_for_is_read_without_its_event() {
+        let payload = FeedNotice::payload("host:1", 5, 6, &event(7, 10));
+        let addressed: FeedNotice<IgnoredAny> = serde_json::from_str(&payload).unwrap();
+        assert_eq!(
+            (addressed.instance.as_str(), addressed.account_id, addressed.user_id, addressed.offset),
+            ("host:1", 5, 6, 7)
+        );
+        assert!(addressed.event.is_some());
     }
 
     #[test]

@@ -67,15 +67,20 @@ const MAX_NOTICE_BYTES: usize = 7_900;
 /// `instance`, with the event itself when it fits, so the instances holding
 /// the user's sockets push it without reading it back (a round trip per
 /// event, one after another, on the listener's connection).
+///
+/// `FeedNotice<serde::de::IgnoredAny>` reads only whom a notice is for,
+/// skipping over the event: most notices an instance hears are for users
+/// connected elsewhere.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FeedNotice {
+#[serde(bound(deserialize = "E: serde::Deserialize<'de>"))]
+pub struct FeedNotice<E = FeedEvent> {
     pub instance: String,
     pub account_id: u64,
     pub user_id: u64,
     pub offset: u64,
     /// Absent when the notice would not fit: read it from the history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event: Option<FeedEvent>,
+    pub event: Option<E>,
 }
 
 impl FeedNotice {

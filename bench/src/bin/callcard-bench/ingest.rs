@@ -17,7 +17,7 @@ async fn bare(p: &Params) -> Result<Run> {
     let bare = BareProc::start().await?;
     let url = format!("http://{}/pbx/{}/events", bare.addr, procs::ACCOUNT);
     let (report, cpu) = with_cpu(procs::http_load(&url, p.ingest_concurrency, p.ingest_secs), p.ingest_secs).await;
-    Ok(Run { report: report?, stages: None, profile: None, cpu })
+    Ok(Run { report: report?, stages: None, profile: None, cpu, announced: None })
 }
 
 /// Runs a load of `secs` measured seconds (after feed-load's 1 s warm-up),
@@ -50,6 +50,9 @@ struct Run {
     /// generator, backend, database: everything the run needs, and
     /// whatever else runs here).
     cpu: Option<f64>,
+    /// Feed events the backend announced to other instances (PostgreSQL
+    /// NOTIFY; none while it is alone).
+    announced: Option<f64>,
 }
 
 impl Run {
@@ -95,10 +98,11 @@ async fn backend_run(
         (load.await, None)
     };
     let report = report?;
-    let mut run = Run { report, stages: None, profile, cpu };
+    let mut run = Run { report, stages: None, profile, cpu, announced: None };
     if let Some(text) = metrics(&client, &backend).await {
         run.report.per_commit = events_per_commit(&text);
         run.stages = commit_stages(&text);
+        run.announced = sample(&text, "callcard_feed_notices_total{outcome=\"announced\"}");
     }
     Ok(run)
 }
@@ -188,6 +192,31 @@ async fn diagnose(p: &Params, postgres_url: Option<&str>, notes: &mut String) {
             }
         }
     }
+    if let Some(url) = postgres_url {
+        // Alone, an instance announces nothing (`backend/src/presence.rs`);
+        // scaled out, every event is announced. The peer serves nobody,
+        // but its listener reads every notice, on this machine's cores too.
+        let name = format!(
+            "PostgreSQL, {} workers, a second instance running (so every event is announced by NOTIFY, and read              by that instance's listener on the same two cores)",
+            p.ingest_concurrency
+        );
+        let run = match BackendProc::start(url, 2, extensions(1).into_iter()).await {
+            Ok(peer) => {
+                let run = backend_run(url, 8, 1, p.ingest_concurrency, secs, false).await;
+                drop(peer);
+                run
+            }
+            Err(e) => Err(e.context("the second instance did not start")),
+        };
+        match run {
+            Ok(run) => {
+                let _ = writeln!(notes, "{}", line(&name, &run));
+            }
+            Err(e) => {
+                let _ = writeln!(notes, "- {name}: failed: {e:#}");
+            }
+        }
+    }
 }
 
 fn line(name: &str, run: &Run) -> String {
@@ -196,7 +225,11 @@ fn line(name: &str, run: &Run) -> String {
         (Some(cores), Some(us)) => format!("; machine CPU {cores:.2} cores busy, {us:.0} µs per webhook"),
         _ => String::new(),
     };
-    format!("{}{stages}{cpu}", report_line(name, &run.report))
+    let announced = match run.announced {
+        Some(n) if n > 0.0 => format!("; {n:.0} events announced to the other instance"),
+        _ => String::new(),
+    };
+    format!("{}{stages}{announced}{cpu}", report_line(name, &run.report))
 }
 
 fn report_line(name: &str, r: &HttpReport) -> String {
@@ -302,7 +335,9 @@ pub async fn run(p: &Params) -> Result<Outcome> {
          then the write with `COMMIT`); statements prepared once, rows sent as arrays; each commit is durable \
          when it is answered. One \
          user's webhooks always go to the same writer (its feed offsets are one row, locked to its commit), so \
-         this one-user load runs on one writer however many there are.\n",
+         this one-user load runs on one writer however many there are. The measured PostgreSQL instance runs \
+         alone, so it announces no events to other instances (`backend/src/presence.rs`); the diagnostic run \
+         with a second instance above shows what announcing every event costs.\n",
     );
     let bare_us = [&bare_before, &bare_after].iter().filter_map(|r| r.cpu_per_webhook_us()).fold(f64::NAN, f64::min);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
