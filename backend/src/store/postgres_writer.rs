@@ -50,6 +50,7 @@ use callcard_calls::feed::{CallView, CallerId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
@@ -111,18 +112,19 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
 /// [`LOCK_CALLS`]), writes the PBX side of the known ones where their row
 /// is still the version the writer left (`$21`–`$39`, the versions in
 /// `$40`), then what [`WRITE_BATCH`] writes after the calls (`$41`–`$55`).
-/// `checked` fails the statement unless all `$56` calls were written, which
-/// rolls the transaction back: a new call that exists (another writer, a
-/// retry) is not inserted, a known call changed since is not updated. The
-/// failure is a cast of a sentence, so that PostgreSQL's log says what
-/// happened; `checked` is materialised and its column answered, or the
+/// A new call that exists (another writer stored it, a retry) fails the
+/// insert with a unique violation; a plain insert, because `ON CONFLICT`
+/// would look each key up once more before inserting it. `checked` fails
+/// the statement unless all `$56` calls were written, which catches a
+/// known call changed since (not updated). Either failure rolls the
+/// transaction back. `checked`'s is a cast of a sentence, so that
+/// PostgreSQL's log says what happened; `checked` is materialised and its column answered, or the
 /// planner would inline it and never evaluate the cast. The answer is one row per user whose feed grew (a row of
 /// nulls if none) with the transaction's row version.
 static STORE_PREDICTED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH inserted AS (
              {INSERT_CALLS}
-             ON CONFLICT (account_id, call_id) DO NOTHING
              RETURNING xmin
          ),
          updated AS (
@@ -268,9 +270,13 @@ fn pg_error(e: tokio_postgres::Error) -> sqlx::Error {
     sqlx::Error::Protocol(format!("postgres: {e}"))
 }
 
-/// Whether `error` is [`STORE_PREDICTED`] refusing a wrong prediction.
+/// Whether `error` is [`STORE_PREDICTED`] refusing a wrong prediction: a
+/// call predicted new that exists, or `checked`'s refusal.
 fn is_wrong_prediction(error: &tokio_postgres::Error) -> bool {
-    error.as_db_error().is_some_and(|db| db.message().contains("is not as predicted"))
+    error.as_db_error().is_some_and(|db| {
+        (*db.code() == SqlState::UNIQUE_VIOLATION && db.table() == Some("calls"))
+            || db.message().contains("is not as predicted")
+    })
 }
 
 impl Columns for Row {
