@@ -21,6 +21,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Deserializer};
+use std::sync::Arc;
 
 /// The header carrying the token.
 pub const HEADER: &str = "x-auth-token";
@@ -58,15 +59,16 @@ fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 /// A verified caller: the account (as stored) and the Kommo user.
 #[derive(Clone, Debug)]
 pub struct WidgetCaller {
-    pub account: std::sync::Arc<Account>,
+    pub account: Arc<Account>,
     pub user_id: u64,
 }
 
-/// Verifies one-time tokens for one audience with one key.
+/// Verifies one-time tokens for one audience with one key. Cheap to clone
+/// (the routes' state is cloned for every request).
 #[derive(Clone)]
 pub struct Verifier {
-    key: DecodingKey,
-    validation: Validation,
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
 }
 
 impl Verifier {
@@ -79,7 +81,10 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "aud", "iss"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
-        Self { key: DecodingKey::from_secret(integration_secret.as_bytes()), validation }
+        Self {
+            key: Arc::new(DecodingKey::from_secret(integration_secret.as_bytes())),
+            validation: Arc::new(validation),
+        }
     }
 
     /// Verifies the request's `X-Auth-Token` completely, consuming its `jti`.

@@ -87,14 +87,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
-    url: String,
+    url: Arc<str>,
     /// How many feed events to keep per user.
     history_per_user: i64,
     /// Seals and opens credentials.
     secrets: Secrets,
     /// With PostgreSQL: the schema the store's tables are in (its instances
     /// talk on channels named after it, `crate::notifier::Channels`).
-    schema: Option<String>,
+    schema: Option<Arc<str>>,
     /// Where committed feed events go on this instance (set once by the
     /// backend; a bare store publishes nowhere).
     publisher: Arc<OnceLock<Publisher>>,
@@ -152,14 +152,15 @@ impl Store {
                 sqlx::query_scalar::<_, String>("SELECT current_schema()::text")
                     .fetch_one(&pool)
                     .await
-                    .context("reading the database schema")?,
+                    .context("reading the database schema")?
+                    .into(),
             ),
             Dialect::Sqlite => None,
         };
         let store = Self {
             pool,
             dialect,
-            url,
+            url: url.into(),
             schema,
             history_per_user: i64::from(history_per_user),
             secrets,

@@ -13,20 +13,21 @@
 
 use crate::secrets::Secrets;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Makes and checks transcript links. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct TranscriptLinks {
     /// The backend's public base URL (`public_base_url`).
-    base_url: String,
+    base_url: Arc<str>,
     secrets: Secrets,
     ttl: Duration,
 }
 
 impl TranscriptLinks {
     pub fn new(base_url: &str, secrets: Secrets, ttl: Duration) -> Self {
-        Self { base_url: base_url.trim_end_matches('/').to_string(), secrets, ttl }
+        Self { base_url: base_url.trim_end_matches('/').into(), secrets, ttl }
     }
 
     /// The link to the transcript of `call_id`, which arrived at

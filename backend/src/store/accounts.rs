@@ -63,7 +63,8 @@ pub struct Account {
     pub origin: String,
     /// In plaintext here; sealed in the database (`crate::secrets`).
     pub webhook_secret: String,
-    pub extensions: ExtensionMap,
+    /// Shared with every delivery made from this account read.
+    pub extensions: Arc<ExtensionMap>,
     /// Which call-note sections the CRM sync writes.
     pub log_settings: LogSettings,
     /// Where the account's Kommo API is, learned at installation
@@ -161,7 +162,7 @@ impl Store {
             // Only validated maps are ever written, so a parse failure means
             // someone edited the row by hand: treat it as "nobody mapped"
             // rather than mis-routing calls.
-            extensions: serde_json::from_str(&extensions).unwrap_or_default(),
+            extensions: Arc::new(serde_json::from_str(&extensions).unwrap_or_default()),
         }))
     }
 

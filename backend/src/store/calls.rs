@@ -20,6 +20,7 @@ use callcard_calls::{Call, CallEvent, CallStatus, Direction, EntityKind, EntityR
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Where the call stands with the CRM (owned by the CRM-sync side).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +159,7 @@ pub struct Delivery {
     /// The account's extension map as the delivery found it: the merged
     /// call's holder (a group's answering agent, a transfer's target) and
     /// audience are mapped with it.
-    pub extensions: ExtensionMap,
+    pub extensions: Arc<ExtensionMap>,
     /// A caller-ID answer intake already had (from its cache): a call
     /// created by this delivery starts with it, so its very first feed event
     /// names the caller.

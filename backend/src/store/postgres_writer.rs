@@ -797,7 +797,7 @@ mod tests {
             call.apply(e);
         }
         let mapped_user = call.holder().and_then(|e| extensions.user_for(e));
-        Delivery { account_id: ACCOUNT, call, mapped_user, extensions, caller: None }
+        Delivery { account_id: ACCOUNT, call, mapped_user, extensions: extensions.into(), caller: None }
     }
 
     fn event(kind: &str, call_id: &str, extension: &str, at: i64) -> serde_json::Value {
