@@ -44,7 +44,8 @@ pub struct Listening {
 /// Whether a starting instance heard another one before it began serving.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Joined {
-    /// Another instance answered this one's first hello.
+    /// Another instance was heard: it answered this one's first hello (or
+    /// greeted of itself).
     Answered,
     /// Nobody answered within [`ANSWER_WAIT`].
     Alone,
@@ -52,8 +53,8 @@ pub enum Joined {
 
 /// The PostgreSQL listener: runs until `shutdown` turns true, reconnecting
 /// with backoff when the connection drops. `joined` is answered once the
-/// first connection listens and another instance answered its hello, or
-/// [`ANSWER_WAIT`] passed without an answer.
+/// first connection listens and has heard another instance (its answer to
+/// this one's hello, or its own hello), or [`ANSWER_WAIT`] passed without.
 pub async fn listen(listening: Listening, mut shutdown: watch::Receiver<bool>, joined: oneshot::Sender<Joined>) {
     let Listening { store, hub, metrics, presence, channels } = &listening;
     let mut joined = Some(joined);
@@ -94,7 +95,7 @@ pub async fn listen(listening: Listening, mut shutdown: watch::Receiver<bool>, j
                     continue;
                 }
                 _ = hello.tick() => {
-                    metrics.feed_peers.set(i64::try_from(presence.peers(Instant::now())).unwrap_or(i64::MAX));
+                    count_peers(metrics, presence);
                     match greet(&mut listener, channels, presence).await {
                         Ok(()) => continue,
                         Err(e) => Err(e),
@@ -108,7 +109,7 @@ pub async fn listen(listening: Listening, mut shutdown: watch::Receiver<bool>, j
                     if greeting == Greeting::Own {
                         continue;
                     }
-                    metrics.feed_peers.set(i64::try_from(presence.peers(Instant::now())).unwrap_or(i64::MAX));
+                    count_peers(metrics, presence);
                     if let Some(joined) = joined.take() {
                         let _ = joined.send(Joined::Answered);
                     }
@@ -138,6 +139,11 @@ pub async fn listen(listening: Listening, mut shutdown: watch::Receiver<bool>, j
             }
         }
     }
+}
+
+/// Sets the peers metric to the instances heard lately.
+fn count_peers(metrics: &Metrics, presence: &Presence) {
+    metrics.feed_peers.set(i64::try_from(presence.peers(Instant::now())).unwrap_or(i64::MAX));
 }
 
 /// Says hello on the presence channel, from the connection that listens

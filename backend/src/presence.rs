@@ -15,9 +15,11 @@
 //!   [`PEER_TIMEOUT`] notes it *before* answering with a hello of its own,
 //!   so once the newcomer hears that answer, the answering instance already
 //!   announces its events;
-//! - a starting instance waits for the first answer (at most
-//!   [`ANSWER_WAIT`]) before it serves feeds, so a widget connecting to it
-//!   does not miss another instance's events in the moment after;
+//! - a starting instance waits until it hears another instance (an
+//!   answer, at most [`ANSWER_WAIT`]) before it serves feeds, so a widget
+//!   connecting to it does not miss another instance's events in the
+//!   moment after (with several instances, the others' answers follow
+//!   within milliseconds; a notice missed meanwhile is repaired as below);
 //! - an instance that stops greeting is forgotten after [`PEER_TIMEOUT`].
 //!
 //! Nothing depends on presence being exact: an event not announced is a

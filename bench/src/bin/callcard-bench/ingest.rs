@@ -197,7 +197,8 @@ async fn diagnose(p: &Params, postgres_url: Option<&str>, notes: &mut String) {
         // scaled out, every event is announced. The peer serves nobody,
         // but its listener reads every notice, on this machine's cores too.
         let name = format!(
-            "PostgreSQL, {} workers, a second instance running (so every event is announced by NOTIFY, and read              by that instance's listener on the same two cores)",
+            "PostgreSQL, {} workers, a second instance running (so every event is announced by NOTIFY, and read \
+             by that instance's listener on the same two cores)",
             p.ingest_concurrency
         );
         let run = match BackendProc::start(url, 2, extensions(1).into_iter()).await {
