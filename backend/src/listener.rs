@@ -17,7 +17,7 @@
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::notifier::{Channels, FeedNotice};
-use crate::presence::{Greeting, Presence, ANSWER_WAIT, HELLO_INTERVAL};
+use crate::presence::{Greeting, Hello, Presence, ANSWER_WAIT, HELLO_INTERVAL};
 use crate::store::Store;
 use callcard_calls::backoff::{Backoff, Jitter};
 use serde::de::IgnoredAny;
@@ -44,8 +44,7 @@ pub struct Listening {
 /// Whether a starting instance heard another one before it began serving.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Joined {
-    /// Another instance was heard: it answered this one's first hello (or
-    /// greeted of itself).
+    /// Another instance answered this one's first hello.
     Answered,
     /// Nobody answered within [`ANSWER_WAIT`].
     Alone,
@@ -53,8 +52,8 @@ pub enum Joined {
 
 /// The PostgreSQL listener: runs until `shutdown` turns true, reconnecting
 /// with backoff when the connection drops. `joined` is answered once the
-/// first connection listens and has heard another instance (its answer to
-/// this one's hello, or its own hello), or [`ANSWER_WAIT`] passed without.
+/// first connection listens and another instance answered its hello, or
+/// [`ANSWER_WAIT`] passed without an answer.
 pub async fn listen(listening: Listening, mut shutdown: watch::Receiver<bool>, joined: oneshot::Sender<Joined>) {
     let Listening { store, hub, metrics, presence, channels } = &listening;
     let mut joined = Some(joined);
@@ -63,7 +62,7 @@ pub async fn listen(listening: Listening, mut shutdown: watch::Receiver<bool>, j
         let connected = async {
             let mut listener = PgListener::connect(store.url()).await?;
             listener.listen_all([channels.feed.as_str(), channels.presence.as_str()]).await?;
-            greet(&mut listener, channels, presence).await?;
+            greet(&mut listener, channels, presence, None).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {
@@ -96,7 +95,7 @@ pub async fn listen(listening: Listening, mut shutdown: watch::Receiver<bool>, j
                 }
                 _ = hello.tick() => {
                     count_peers(metrics, presence);
-                    match greet(&mut listener, channels, presence).await {
+                    match greet(&mut listener, channels, presence, None).await {
                         Ok(()) => continue,
                         Err(e) => Err(e),
                     }
@@ -105,17 +104,23 @@ pub async fn listen(listening: Listening, mut shutdown: watch::Receiver<bool>, j
             };
             match notification {
                 Ok(Some(n)) if n.channel() == channels.presence => {
-                    let greeting = presence.heard(n.payload(), Instant::now());
+                    let Ok(hello) = serde_json::from_str::<Hello>(n.payload()) else {
+                        tracing::warn!(payload = n.payload(), "unreadable hello on the presence channel");
+                        continue;
+                    };
+                    let greeting = presence.heard(&hello.from, Instant::now());
                     if greeting == Greeting::Own {
                         continue;
                     }
                     count_peers(metrics, presence);
-                    if let Some(joined) = joined.take() {
-                        let _ = joined.send(Joined::Answered);
+                    if hello.answering.as_deref() == Some(presence.instance()) {
+                        if let Some(joined) = joined.take() {
+                            let _ = joined.send(Joined::Answered);
+                        }
                     }
                     if greeting == Greeting::Newcomer {
-                        tracing::info!(peer = n.payload(), "another instance joined the feed");
-                        if let Err(e) = greet(&mut listener, channels, presence).await {
+                        tracing::info!(peer = %hello.from, "another instance joined the feed");
+                        if let Err(e) = greet(&mut listener, channels, presence, Some(&hello.from)).await {
                             tracing::warn!(error = %e, "feed listener failed; reconnecting");
                             break;
                         }
@@ -127,7 +132,7 @@ pub async fn listen(listening: Listening, mut shutdown: watch::Receiver<bool>, j
                 // back (the listener reconnects eagerly): say hello again.
                 Ok(None) => {
                     tracing::warn!("feed listener lost its connection; reconnected");
-                    if let Err(e) = greet(&mut listener, channels, presence).await {
+                    if let Err(e) = greet(&mut listener, channels, presence, None).await {
                         tracing::warn!(error = %e, "feed listener failed; reconnecting");
                         break;
                     }
@@ -147,11 +152,18 @@ fn count_peers(metrics: &Metrics, presence: &Presence) {
 }
 
 /// Says hello on the presence channel, from the connection that listens
-/// (so an answer comes back to it).
-async fn greet(listener: &mut PgListener, channels: &Channels, presence: &Presence) -> Result<(), sqlx::Error> {
+/// (so an answer comes back to it); `answering` names the newcomer this
+/// hello answers.
+async fn greet(
+    listener: &mut PgListener,
+    channels: &Channels,
+    presence: &Presence,
+    answering: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let hello = Hello { from: presence.instance().to_string(), answering: answering.map(str::to_string) };
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(&channels.presence)
-        .bind(presence.instance())
+        .bind(serde_json::to_string(&hello).unwrap_or_default())
         .execute(listener)
         .await
         .map(|_| ())

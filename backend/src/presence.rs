@@ -15,11 +15,12 @@
 //!   [`PEER_TIMEOUT`] notes it *before* answering with a hello of its own,
 //!   so once the newcomer hears that answer, the answering instance already
 //!   announces its events;
-//! - a starting instance waits until it hears another instance (an
-//!   answer, at most [`ANSWER_WAIT`]) before it serves feeds, so a widget
-//!   connecting to it does not miss another instance's events in the
-//!   moment after (with several instances, the others' answers follow
-//!   within milliseconds; a notice missed meanwhile is repaired as below);
+//! - a starting instance waits for the first answer addressed to it
+//!   ([`Hello::answering`]; at most [`ANSWER_WAIT`]) before it serves
+//!   feeds, so a widget connecting to it does not miss another instance's
+//!   events in the moment after (with several instances, the others'
+//!   answers follow within milliseconds; a notice missed meanwhile is
+//!   repaired as below);
 //! - an instance that stops greeting is forgotten after [`PEER_TIMEOUT`].
 //!
 //! Nothing depends on presence being exact: an event not announced is a
@@ -41,6 +42,18 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(6);
 /// How long a starting instance waits for another one's answer before it
 /// takes itself to be alone.
 pub const ANSWER_WAIT: Duration = Duration::from_millis(500);
+
+/// One message on the presence channel (JSON): a hello, or an answer to a
+/// newcomer's hello.
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Hello {
+    /// The greeting instance's tag.
+    pub from: String,
+    /// The newcomer this hello answers: once it hears this, it knows that
+    /// `from` announces events to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answering: Option<String>,
+}
 
 /// What hearing a hello means for the listener that heard it.
 #[derive(Debug, PartialEq, Eq)]
