@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 pub struct Channels {
     /// Feed notices ([`FeedNotice`]).
     pub feed: String,
-    /// Hellos (`crate::presence`): each an instance tag.
+    /// Hellos and answers (`crate::presence::Hello`).
     pub presence: String,
 }
 
