@@ -202,3 +202,25 @@ async fn run(url: String, channel: String, mut notices: mpsc::Receiver<String>, 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Channels;
+
+    #[test]
+    fn each_schema_talks_on_channels_of_its_own_within_postgres_limit() {
+        let public = Channels::of_schema("public");
+        assert_eq!(
+            public,
+            Channels { feed: "callcard_feed_public".into(), presence: "callcard_presence_public".into() }
+        );
+        assert_ne!(Channels::of_schema("tenant_a").feed, Channels::of_schema("tenant_b").feed);
+        // PostgreSQL truncates longer names to 63 bytes: cut them here, on
+        // a character boundary.
+        let long = Channels::of_schema(&"ж".repeat(40));
+        for name in [&long.feed, &long.presence] {
+            assert!(name.len() <= 63 && name.len() >= 62, "{name}: {} bytes", name.len());
+            assert!(name.starts_with("callcard_"));
+        }
+    }
+}
