@@ -95,7 +95,7 @@ impl Backend {
             tasks.push(task);
             notifier
         });
-        let publisher = Publisher { hub: hub.clone(), instance: instance.clone(), notifier };
+        let publisher = Publisher { hub: hub.clone(), notifier };
         store.set_publisher(publisher.clone());
         let access = KommoAccess::new(&config, store.clone(), publisher, metrics.clone(), &instance)?;
         let group_commit = GroupCommit::start(store.clone(), metrics.clone());

@@ -98,23 +98,17 @@ impl Hub {
 #[derive(Clone)]
 pub struct Publisher {
     pub(crate) hub: Arc<Hub>,
-    pub(crate) instance: String,
     /// With PostgreSQL: tells the other instances.
     pub(crate) notifier: Option<Notifier>,
 }
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("instance", &self.instance).finish_non_exhaustive()
+        f.debug_struct("Publisher").field("announces", &self.notifier.is_some()).finish_non_exhaustive()
     }
 }
 
 impl Publisher {
-    /// The tag this instance's NOTIFYs carry.
-    pub fn instance(&self) -> &str {
-        &self.instance
-    }
-
     /// Hands a committed feed event to the user's connections here, and
     /// with PostgreSQL to the other instances present. Call only after the
     /// commit.

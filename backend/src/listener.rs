@@ -102,48 +102,60 @@ pub async fn listen(listening: Listening, mut shutdown: watch::Receiver<bool>, j
                 }
                 n = listener.try_recv() => n,
             };
-            match notification {
+            let handled = match notification {
                 Ok(Some(n)) if n.channel() == channels.presence => {
-                    let Ok(hello) = serde_json::from_str::<Hello>(n.payload()) else {
-                        tracing::warn!(payload = n.payload(), "unreadable hello on the presence channel");
-                        continue;
-                    };
-                    let greeting = presence.heard(&hello.from, Instant::now());
-                    if greeting == Greeting::Own {
-                        continue;
-                    }
-                    count_peers(metrics, presence);
-                    if hello.answering.as_deref() == Some(presence.instance()) {
-                        if let Some(joined) = joined.take() {
-                            let _ = joined.send(Joined::Answered);
-                        }
-                    }
-                    if greeting == Greeting::Newcomer {
-                        tracing::info!(peer = %hello.from, "another instance joined the feed");
-                        if let Err(e) = greet(&mut listener, channels, presence, Some(&hello.from)).await {
-                            tracing::warn!(error = %e, "feed listener failed; reconnecting");
-                            break;
-                        }
-                    }
+                    hear(&mut listener, channels, presence, metrics, &mut joined, n.payload()).await
                 }
-                Ok(Some(n)) => bring_in(store, hub, metrics, presence, &n).await,
+                Ok(Some(n)) => {
+                    bring_in(store, hub, metrics, presence, &n).await;
+                    Ok(())
+                }
                 // The connection dropped; notifications in between are lost,
                 // which the connections' heartbeat catch-up repairs. It is
                 // back (the listener reconnects eagerly): say hello again.
                 Ok(None) => {
                     tracing::warn!("feed listener lost its connection; reconnected");
-                    if let Err(e) = greet(&mut listener, channels, presence, None).await {
-                        tracing::warn!(error = %e, "feed listener failed; reconnecting");
-                        break;
-                    }
+                    greet(&mut listener, channels, presence, None).await
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "feed listener failed; reconnecting");
-                    break;
-                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = handled {
+                tracing::warn!(error = %e, "feed listener failed; reconnecting");
+                break;
             }
         }
     }
+}
+
+/// Takes in a message of the presence channel: notes its sender, tells a
+/// starting instance that it was answered, and answers a newcomer.
+async fn hear(
+    listener: &mut PgListener,
+    channels: &Channels,
+    presence: &Presence,
+    metrics: &Metrics,
+    joined: &mut Option<oneshot::Sender<Joined>>,
+    payload: &str,
+) -> Result<(), sqlx::Error> {
+    let Ok(hello) = serde_json::from_str::<Hello>(payload) else {
+        tracing::warn!(payload, "unreadable hello on the presence channel");
+        return Ok(());
+    };
+    let greeting = presence.heard(&hello.from, Instant::now());
+    if greeting == Greeting::Own {
+        return Ok(());
+    }
+    count_peers(metrics, presence);
+    if hello.answering.as_deref() == Some(presence.instance()) {
+        if let Some(joined) = joined.take() {
+            let _ = joined.send(Joined::Answered);
+        }
+    }
+    if greeting == Greeting::Newcomer {
+        tracing::info!(peer = %hello.from, "another instance joined the feed");
+        greet(listener, channels, presence, Some(&hello.from)).await?;
+    }
+    Ok(())
 }
 
 /// Sets the peers metric to the instances heard lately.

@@ -183,14 +183,7 @@ async fn diagnose(p: &Params, postgres_url: Option<&str>, notes: &mut String) {
         ));
     }
     for (name, url, pool, users, workers) in runs {
-        match backend_run(&url, pool, users, workers, secs, false).await {
-            Ok(run) => {
-                let _ = writeln!(notes, "{}", line(&name, &run));
-            }
-            Err(e) => {
-                let _ = writeln!(notes, "- {name}: failed: {e:#}");
-            }
-        }
+        note_run(notes, &name, backend_run(&url, pool, users, workers, secs, false).await);
     }
     if let Some(url) = postgres_url {
         // Alone, an instance announces nothing (`backend/src/presence.rs`);
@@ -209,15 +202,16 @@ async fn diagnose(p: &Params, postgres_url: Option<&str>, notes: &mut String) {
             }
             Err(e) => Err(e.context("the second instance did not start")),
         };
-        match run {
-            Ok(run) => {
-                let _ = writeln!(notes, "{}", line(&name, &run));
-            }
-            Err(e) => {
-                let _ = writeln!(notes, "- {name}: failed: {e:#}");
-            }
-        }
+        note_run(notes, &name, run);
     }
+}
+
+/// A diagnostic run's line, or why it failed.
+fn note_run(notes: &mut String, name: &str, run: Result<Run>) {
+    let _ = match run {
+        Ok(run) => writeln!(notes, "{}", line(name, &run)),
+        Err(e) => writeln!(notes, "- {name}: failed: {e:#}"),
+    };
 }
 
 fn line(name: &str, run: &Run) -> String {
